@@ -69,8 +69,16 @@ class SphereScoutAccessor:
     def with_primary_phone(self) -> pd.DataFrame:
         """Return a copy with a ``primary_phone`` column: the first phone, or null."""
         phones = self._df["phone"]
+        first: pd.Series
         if isinstance(phones.dtype, pd.ArrowDtype):
-            first = phones.list[0] if len(phones) else phones.astype("string[pyarrow]")
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            lists = pa.chunked_array(pa.array(phones.array))
+            # list_element fails on empty lists, so they become nulls first
+            lists = pc.if_else(pc.equal(pc.list_value_length(lists), 0), None, lists)
+            values = pc.list_element(lists, 0)
+            first = pd.Series(values, index=phones.index, dtype=pd.ArrowDtype(values.type))
         else:
             first = phones.map(lambda values: values[0] if len(values) else None).astype("string")
         return self._df.assign(primary_phone=first)

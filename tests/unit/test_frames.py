@@ -226,3 +226,61 @@ def test_to_polars_keeps_lists_and_strings():
 def test_empty_table_has_the_schema():
     assert frames.empty_table().schema.equals(CONTACT_SCHEMA)
     assert frames.empty_table(["email"]).column_names == ["email"]
+
+
+# -- the df.spherescout accessor ------------------------------------------------------------
+
+
+@pytest.fixture
+def contacts_frame():
+    from scoutframe.read import register_pandas
+
+    register_pandas()
+    prov = Provenance(search_id="s", method="pages", emails_masked=True)
+    return to_pandas(records_to_table([AWKWARD, PLAIN]), provenance=prov)
+
+
+def test_accessor_rejects_frames_without_place_id(contacts_frame):
+    with pytest.raises(AttributeError, match="place_id"):
+        _ = pd.DataFrame({"a": [1]}).spherescout
+    assert not hasattr(pd.DataFrame({"a": [1]}), "spherescout")
+
+
+def test_accessor_provenance_and_conversions(contacts_frame):
+    acc = contacts_frame.spherescout
+    assert acc.provenance.search_id == "s"
+    assert acc.emails_masked is True
+    assert acc.to_arrow().schema.equals(CONTACT_SCHEMA)
+    assert acc.to_polars()["zipcode"].to_list() == ["01000", None]
+    assert contacts_frame.drop(columns=["email"]).assign(place_id="x").spherescout.provenance
+
+
+def test_accessor_without_provenance_is_none():
+    from scoutframe.read import register_pandas
+
+    register_pandas()
+    df = to_pandas(records_to_table([PLAIN]))
+    assert df.spherescout.provenance is None
+    assert df.spherescout.emails_masked is False
+
+
+@pytest.mark.parametrize("backend", ["pyarrow", "numpy_nullable"])
+def test_accessor_helpers(backend):
+    from scoutframe.read import register_pandas
+
+    register_pandas()
+    df = to_pandas(records_to_table([AWKWARD, PLAIN]), dtype_backend=backend)
+    emails = df.spherescout.explode_emails()
+    assert emails["email"].tolist() == ["a@b.fr", "c,d@e.fr"]
+    assert emails["place_id"].tolist() == ["0001", "0001"]
+    phones = df.spherescout.with_primary_phone()
+    assert phones["primary_phone"].iloc[0] == "+33 1 23"
+    assert pd.isna(phones["primary_phone"].iloc[1])
+    assert "primary_phone" not in df.columns
+
+
+def test_register_pandas_exposes_the_same_function():
+    from scoutframe.read import read_spherescout, register_pandas
+
+    register_pandas()
+    assert pd.read_spherescout is read_spherescout
