@@ -12,7 +12,7 @@ import functools
 import os
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +27,12 @@ from scoutframe.sandbox.catalog import COVERAGE_FIELDS, Catalog, load_catalog
 from scoutframe.sandbox.geo import COUNTRIES, Geography, build_geography
 
 __all__ = [
+    "CATEGORY_SCHEMA",
     "CONTACT_COLUMNS",
     "CONTACT_SCHEMA",
+    "COUNTRY_SCHEMA",
     "GENERATOR_VERSION",
+    "LOCATION_SCHEMA",
     "REFERENCE_TIME",
     "Dataset",
     "generate_new_contacts",
@@ -62,6 +65,15 @@ CONTACT_SCHEMA = pa.schema([
     ("longitude", pa.float64()), ("collected_at", _TS),
     ("level1_id", pa.int32()), ("level2_id", pa.int32()), ("level3_id", pa.int32()),
     ("category_ids", pa.list_(pa.int32())), ("main_category_id", pa.int32()),
+])  # fmt: skip
+
+COUNTRY_SCHEMA = pa.schema([("code", pa.string()), ("name", pa.string())])
+LOCATION_SCHEMA = pa.schema([
+    ("id", pa.int32()), ("name", pa.string()), ("type", pa.string()), ("country", pa.string()),
+    ("parent_id", pa.int32()), ("latitude", pa.float64()), ("longitude", pa.float64()),
+])  # fmt: skip
+CATEGORY_SCHEMA = pa.schema([
+    ("id", pa.int32()), ("name", pa.string()), ("gcid", pa.string()), ("profession", pa.string()),
 ])  # fmt: skip
 
 # URL-safe base64 alphabet in ASCII order, so numeric order of the digits is string order.
@@ -256,13 +268,21 @@ def _place_ids(keys: npt.NDArray[np.uint64], rng: np.random.Generator) -> pa.Arr
 
 
 @functools.cache
-def _city_zip_bases(code: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """City positions of a country and each city's base zipcode as a byte matrix."""
+def _city_zip_bases(code: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], str]:
+    """City positions of a country, each city's base zipcode as bytes, and its pattern."""
     geo = build_geography()
     where = np.flatnonzero(geo.city_country == code)
-    pattern = COUNTRIES[code].zip_pattern.replace("{z}", "##")
+    prefixes = geo.city_zip_prefix[where]
+    template = COUNTRIES[code].zip_pattern
+    width = len(prefixes[0]) if len(prefixes) else 0
+    pattern = template.replace("{z}", "z" * width)
     rng = np.random.default_rng([sum(map(ord, code)), 7])
-    return where, _fill_pattern(pattern, len(where), rng)
+    bases = _fill_pattern(pattern.replace("z", "#"), len(where), rng)
+    if "z" in pattern:
+        start = pattern.index("z")
+        raw = np.frombuffer("".join(prefixes).encode("ascii"), dtype=np.uint8)
+        bases[:, start:start + width] = raw.reshape(len(where), width)
+    return where, bases, pattern
 
 
 def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
@@ -270,7 +290,7 @@ def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
     """All columns (but place_id and collected_at) for ``n`` contacts of one country."""
     profile = COUNTRIES[code]
     pool = _pool(code)
-    cities, zip_bases = _city_zip_bases(code)
+    cities, zip_bases, zip_pattern = _city_zip_bases(code)
     pop = geo.city_population[cities]
     local = rng.choice(len(cities), n, p=pop**0.85 / (pop**0.85).sum())
     city = cities[local]
@@ -367,10 +387,12 @@ def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
         address = _join(street, " ", number)
     zips = zip_bases[local].copy()
     if zips.shape[1]:
-        digit_cols = [j for j, ch in enumerate(profile.zip_pattern.replace("{z}", "##"))
-                      if ch == "#"]
-        big = pop[local] > 100_000
-        zips[big, digit_cols[-1]] = rng.integers(48, 58, int(big.sum()), dtype=np.uint8)
+        digit_cols = [j for j, ch in enumerate(zip_pattern) if ch == "#"]
+        # Big cities span several postcodes: vary the last digit, or the last two.
+        for threshold, col in ((100_000, -1), (500_000, -2)):
+            big = pop[local] > threshold
+            if len(digit_cols) >= 3:
+                zips[big, digit_cols[col]] = rng.integers(48, 58, int(big.sum()), np.uint8)
     zipcode = _strings_from_matrix(zips)
 
     spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop[local] / 1e6), 1.0, 12.0)
@@ -597,13 +619,15 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def _read_or_build(path: Path, build: functools.partial[pa.Table] | None,
-                   schema: pa.Schema | None = None) -> pa.Table:
+def _read_or_build(path: Path, build: Callable[[], pa.Table], schema: pa.Schema) -> pa.Table:
+    """Read ``path`` if it holds a table of ``schema``; otherwise build and write it."""
     if path.exists():
-        table = pq.read_table(path, memory_map=True)
-        if schema is None or table.schema.equals(schema):
+        try:
+            table = pq.read_table(path, memory_map=True)
+        except (pa.ArrowInvalid, OSError):
+            table = None  # unreadable (a foreign or damaged file): build it again
+        if table is not None and table.schema.equals(schema):
             return table
-    assert build is not None
     table = build()
     _write_atomic(table, path)
     return table
@@ -629,12 +653,13 @@ def load_or_generate(data_dir: Path, *, contacts: int = 200_000, seed: int = 0) 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     v = GENERATOR_VERSION
+    # Reference tables are built only when missing: a restart reads files and nothing else.
     countries = _read_or_build(data_dir / f"countries-v{v}.parquet",
-                               functools.partial(lambda: build_geography().countries))
+                               lambda: build_geography().countries, COUNTRY_SCHEMA)
     locations = _read_or_build(data_dir / f"locations-v{v}.parquet",
-                               functools.partial(lambda: build_geography().locations))
+                               lambda: build_geography().locations, LOCATION_SCHEMA)
     categories = _read_or_build(data_dir / f"categories-v{v}.parquet",
-                                functools.partial(lambda: load_catalog().categories))
+                                lambda: load_catalog().categories, CATEGORY_SCHEMA)
     table = _read_or_build(data_dir / f"contacts-{contacts}-s{seed}-v{v}.parquet",
                            functools.partial(make_contacts, contacts, seed=seed),
                            CONTACT_SCHEMA)

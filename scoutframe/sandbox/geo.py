@@ -76,9 +76,9 @@ def _p(code: str, locale: str, tld: str, weight: float, cc: str, nat: str, intl:
 # Zip patterns: "{z}" is a prefix chosen per level-1 area or city (keeps the real leading
 # zeros, e.g. FR "01", US "021"), "#" a digit, "A" a letter.
 COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
-    _p("US", "en_US", "com", 30, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}###",
+    _p("US", "en_US", "com", 30, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}##",
        "number_street", level2_format="{county}"),
-    _p("CA", "en_CA", "ca", 4, "1", "(N##) N##-####", "+1 N##-N##-####", "A#A #A#",
+    _p("CA", "en_CA", "ca", 4, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}#A #A#",
        "number_street", level2_format="{city} Division"),
     _p("MX", "es_MX", "com.mx", 4, "52", "## #### ####", "+52 ## #### ####", "{z}###",
        email_rate=0.6, social_rate=1.4, level2_format="Municipio de {city}"),
@@ -90,7 +90,7 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        email_rate=0.8, social_rate=1.3, level2_format="Provincia de {city}"),
     _p("CO", "es_CO", "com.co", 1.5, "57", "3## #######", "+57 3## #######", "{z}####",
        email_rate=0.6, social_rate=1.4, level2_format="Provincia de {city}"),
-    _p("GB", "en_GB", "co.uk", 8, "44", "0#### ######", "+44 #### ######", "AA# #AA",
+    _p("GB", "en_GB", "co.uk", 8, "44", "0#### ######", "+44 #### ######", "{z}# #AA",
        "number_street", level2_format="{city}shire"),
     _p("IE", "en_IE", "ie", 0.8, "353", "0## ### ####", "+353 ## ### ####", "A## A#A#",
        "number_street", level2_format="County {city}"),
@@ -110,7 +110,7 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        level2_format="Gemeente {city}"),
     _p("CH", "de_CH", "ch", 1.5, "41", "0## ### ## ##", "+41 ## ### ## ##", "{z}##",
        level2_format="Bezirk {city}"),
-    _p("AT", "de_AT", "at", 1.2, "43", "0### ######", "+43 ### ######", "{z}##",
+    _p("AT", "de_AT", "at", 1.2, "43", "0### ######", "+43 ### ######", "{z}###",
        level2_format="Bezirk {city}"),
     _p("DK", "da_DK", "dk", 0.8, "45", "## ## ## ##", "+45 ## ## ## ##", "{z}##",
        level2_format="{city} Kommune"),
@@ -126,7 +126,7 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        email_rate=0.5, social_rate=0.8, level2_format="{city}郡"),
     _p("IN", "en_IN", "in", 5, "91", "0## #### ####", "+91 9#### #####", "{z}####",
        email_rate=0.6, website_rate=0.7, level2_format="{city} District"),
-    _p("AU", "en_AU", "com.au", 3, "61", "(0#) #### ####", "+61 # #### ####", "{z}##",
+    _p("AU", "en_AU", "com.au", 3, "61", "(0#) #### ####", "+61 # #### ####", "{z}###",
        "number_street", level2_format="City of {city}"),
     _p("NZ", "en_NZ", "co.nz", 0.8, "64", "0# ### ####", "+64 # ### ####", "{z}##",
        "number_street", level2_format="{city} District"),
@@ -166,6 +166,9 @@ class Geography:
         Country code of each city (object array of str).
     city_name, city_lat, city_lon, city_population : numpy.ndarray
         Name and real coordinates and population of each city.
+    city_zip_prefix : numpy.ndarray
+        Leading characters of the city's postcodes (shared by its level-2 area, so a
+        level-2 area behaves like a French département or a US 3-digit zip area).
     """
 
     countries: pa.Table
@@ -178,6 +181,7 @@ class Geography:
     city_lat: npt.NDArray[np.float64]
     city_lon: npt.NDArray[np.float64]
     city_population: npt.NDArray[np.float64]
+    city_zip_prefix: npt.NDArray[np.object_]
 
 
 def _load_json(name: str) -> Any:
@@ -232,6 +236,39 @@ def _us_county_codes() -> dict[str, list[str]]:
     return {state: sorted(c) for state, c in codes.items()}
 
 
+def _expand(ranges: list[str]) -> list[str]:
+    """``["010-012", "2A"]`` → ``["010", "011", "012", "2A"]`` (widths kept)."""
+    out: list[str] = []
+    for item in ranges:
+        low, _, high = item.partition("-")
+        if high:
+            out.extend(f"{v:0{len(low)}d}" for v in range(int(low), int(high) + 1))
+        else:
+            out.append(low)
+    return out
+
+
+def _zip_prefix(cc: str, a1: str, seat: str, seat_id: int, tables: dict[str, Any]) -> str:
+    """Postcode prefix of a level-2 area, from its seat city or its level-1 area."""
+    known = tables["_cities"].get(cc, {}).get(seat)
+    if known:
+        return str(known)
+    rng = np.random.default_rng(seat_id)
+    choices = _expand(tables.get(cc, {}).get(a1, []))
+    if choices:
+        return str(choices[int(rng.integers(len(choices)))])
+    if cc == "GB":  # outward code letters; Northern Ireland is all BT
+        letters = "".join(ch for ch in _ascii_upper(seat) if ch.isalpha())
+        return "BT" if a1 == "NIR" else (letters[:2] if len(letters) >= 2 else "LN")
+    return f"{int(rng.integers(0, 100)):02d}"
+
+
+def _ascii_upper(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().upper()
+
+
 def _country_names() -> dict[str, str]:
     import pycountry
 
@@ -260,9 +297,11 @@ def build_geography() -> Geography:
             by_area.setdefault((cc, a1), []).append(city)
 
     county_codes = _us_county_codes()
+    zip_tables: dict[str, Any] = _load_json("postcodes.json")
     loc_rows: list[tuple[int, str, str, str, int | None, float | None, float | None]] = []
-    city_cols: dict[str, list[Any]] = {k: [] for k in
-                                       ("id", "l2", "l1", "cc", "name", "lat", "lon", "pop")}
+    city_cols: dict[str, list[Any]] = {
+        k: [] for k in ("id", "l2", "l1", "cc", "name", "lat", "lon", "pop", "zip")
+    }
     next_l1, next_l2, next_l3 = LEVEL1_FIRST_ID, LEVEL2_FIRST_ID, LEVEL3_FIRST_ID
     for cc in sorted(COUNTRIES):
         cap = _CITY_CAPS.get(cc, _DEFAULT_CAP)
@@ -286,8 +325,9 @@ def build_geography() -> Geography:
             lon = np.array([c["longitude"] for c in cs])
             dist = _km(lat[:, None], lon[:, None], lat[None, :k], lon[None, :k])
             seat = np.argmin(dist, axis=1)
-            l2_ids = []
+            l2_ids, prefixes = [], []
             for j in range(k):
+                prefixes.append(_zip_prefix(cc, a1, cs[j]["name"], next_l2, zip_tables))
                 fmt = COUNTRIES[cc].level2_format
                 codes = county_codes.get(a1, [])
                 county = f"{a1}{codes[j * 7 % len(codes)]}" if codes else f"{a1}{j + 1:03d}"
@@ -300,7 +340,8 @@ def build_geography() -> Geography:
                                  float(c["latitude"]), float(c["longitude"])))
                 for key, val in (("id", next_l3), ("l2", l2_ids[s]), ("l1", l1), ("cc", cc),
                                  ("name", c["name"]), ("lat", c["latitude"]),
-                                 ("lon", c["longitude"]), ("pop", c["population"])):
+                                 ("lon", c["longitude"]), ("pop", c["population"]),
+                                 ("zip", prefixes[s])):
                     city_cols[key].append(val)
                 next_l3 += 1
 
@@ -331,4 +372,5 @@ def build_geography() -> Geography:
         city_lat=np.array(city_cols["lat"], dtype=np.float64),
         city_lon=np.array(city_cols["lon"], dtype=np.float64),
         city_population=np.array(city_cols["pop"], dtype=np.float64),
+        city_zip_prefix=np.array(city_cols["zip"], dtype=object),
     )
