@@ -1,0 +1,215 @@
+"""The ``/_sandbox/`` control plane: server routes and `AdminControl`, its HTTP client.
+
+Every control route needs the header ``X-Sandbox-Admin-Token``. It adds and re-collects
+contacts, moves the sandbox clock, changes faults and export pacing, creates extra accounts
+and shows credit ledgers. None of it exists in the real API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from scoutframe.sandbox.app import Runtime
+
+__all__ = ["ADMIN_HEADER", "AdminControl", "add_control_routes"]
+
+ADMIN_HEADER = "X-Sandbox-Admin-Token"
+
+
+class AdminControl:
+    """Drive a running sandbox's control plane over HTTP.
+
+    Parameters
+    ----------
+    url
+        The sandbox's API origin.
+    token
+        The admin token printed at start (``SCOUTFRAME_SANDBOX_ADMIN_TOKEN``).
+    timeout
+        Seconds per request.
+
+    Examples
+    --------
+    >>> from scoutframe.sandbox import Sandbox
+    >>> with Sandbox(contacts=2_000) as sb:  # doctest: +SKIP
+    ...     sb.admin.add_contacts(10)["added"]
+    10
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def __repr__(self) -> str:
+        return f"AdminControl(url={self.url!r})"
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(
+            method, f"{self.url}/_sandbox/{path}", json=body, timeout=self._timeout,
+            headers={ADMIN_HEADER: self._token},
+        )  # fmt: skip
+        response.raise_for_status()
+        return response.json()
+
+    def add_contacts(self, n: int) -> dict[str, int]:
+        """Add ``n`` new businesses collected now; returns ``{"added", "recollected", "total"}``."""
+        result: dict[str, int] = self._call("POST", "contacts", {"add": n})
+        return result
+
+    def recollect(self, n: int) -> dict[str, int]:
+        """Re-collect ``n`` random existing businesses (newer ``collected_at``)."""
+        result: dict[str, int] = self._call("POST", "contacts", {"recollect": n})
+        return result
+
+    def advance_clock(self, seconds: float) -> str:
+        """Move the sandbox clock forward; returns the new time (ISO-8601)."""
+        return str(self._call("POST", "clock", {"advance": seconds})["now"])
+
+    def faults(self) -> dict[str, Any]:
+        """The current fault configuration."""
+        result: dict[str, Any] = self._call("GET", "faults")
+        return result
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """Change fault settings (names of `FaultConfig`); returns the new configuration."""
+        result: dict[str, Any] = self._call("PATCH", "faults", changes)
+        return result
+
+    def create_account(self, credits: int = 1_000) -> dict[str, Any]:
+        """A new account: ``{"id", "email", "password", "api_key"}`` (shown only here)."""
+        result: dict[str, Any] = self._call("POST", "accounts", {"credits": credits})
+        return result
+
+    def ledger(self, account_id: int) -> list[dict[str, Any]]:
+        """The account's credit ledger, oldest first."""
+        result: list[dict[str, Any]] = self._call("GET", f"accounts/{account_id}/ledger")
+        return result
+
+    def set_export_pacing(
+        self, *, min_polls: int | None = None, delay_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Hold finished exports back until ``min_polls`` polls / ``delay_seconds`` seconds."""
+        body = {k: v for k, v in (("min_polls", min_polls), ("delay_seconds", delay_seconds))
+                if v is not None}  # fmt: skip
+        result: dict[str, Any] = self._call("PATCH", "exports", body)
+        return result
+
+
+def add_control_routes(app: FastAPI, rt: Runtime) -> None:
+    """Register the ``/_sandbox/`` routes on the API app."""
+    import numpy as np
+
+    from scoutframe.sandbox.app import ApiError, _json_body, json_response
+    from scoutframe.sandbox.state import iso
+
+    def check(request: Request) -> None:
+        given = request.headers.get(ADMIN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), rt.admin_token.encode()):
+            raise ApiError(401, {"detail": f"Missing or wrong {ADMIN_HEADER} header."})
+
+    def number(body: dict[str, Any], key: str, default: float = 0) -> float:
+        value = body.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ApiError(400, {key: ["A non-negative number is required."]})
+        return float(value)
+
+    async def info(request: Request) -> Response:
+        check(request)
+        return json_response({"flavor": rt.flavor, "contacts": rt.store.total,
+                              "now": iso(rt.clock())})  # fmt: skip
+
+    async def contacts(request: Request) -> Response:
+        check(request)
+        body = await _json_body(request)
+        add = int(number(body, "add"))
+        recollect = int(number(body, "recollect"))
+        now = rt.clock()
+        added = 0
+        if add:
+            counter = int(rt.state.get_meta("changes") or "0") + 1
+            rt.state.set_meta("changes", str(counter))
+            rt.store.add_contacts(rt.new_contacts(add, now))
+            added = add
+        recollected = 0
+        if recollect:
+            counter = int(rt.state.get_meta("changes") or "0") + 1
+            rt.state.set_meta("changes", str(counter))
+            rng = np.random.default_rng([rt.seed, counter])
+            recollected = rt.store.recollect(recollect, int(now * 1e6), rng)
+        return json_response({"added": added, "recollected": recollected,
+                              "total": rt.store.total})  # fmt: skip
+
+    async def clock(request: Request) -> Response:
+        check(request)
+        body = await _json_body(request)
+        now = rt.clock.advance(number(body, "advance"))
+        rt.state.set_meta("clock_offset", repr(rt.clock.offset))
+        return json_response({"now": iso(now)})
+
+    async def faults(request: Request) -> Response:
+        check(request)
+        if request.method == "PATCH":
+            body = await _json_body(request)
+            try:
+                rt.faults.update(**body)
+            except (TypeError, ValueError) as exc:
+                raise ApiError(400, {"detail": str(exc)}) from None
+        return json_response(rt.faults.config.to_dict())
+
+    async def accounts(request: Request) -> Response:
+        check(request)
+        body = await _json_body(request)
+        credits = int(number(body, "credits", 1_000))
+        suffix = secrets.token_hex(4)
+        password = secrets.token_urlsafe(12)
+        account = rt.state.create_account(f"user-{suffix}@sandbox.spherescout.test", password,
+                                          credits)  # fmt: skip
+        key = secrets.token_hex(32)
+        rt.state.add_api_key(account.id, key, "sandbox", None)
+        return json_response({"id": account.id, "email": account.email, "password": password,
+                              "api_key": key}, status=201)  # fmt: skip
+
+    async def ledger(request: Request) -> Response:
+        check(request)
+        try:
+            account_id = int(request.path_params["account_id"])
+        except ValueError:
+            raise ApiError(404, {"detail": "Not found."}) from None
+        if rt.state.account(account_id) is None:
+            raise ApiError(404, {"detail": "Not found."})
+        return json_response(rt.state.ledger(account_id))
+
+    async def exports(request: Request) -> Response:
+        check(request)
+        body = await _json_body(request)
+        pacing = rt.exports.pacing
+        if "min_polls" in body:
+            pacing.min_polls = int(number(body, "min_polls"))
+        if "delay_seconds" in body:
+            pacing.delay_seconds = number(body, "delay_seconds")
+        return json_response({"min_polls": pacing.min_polls,
+                              "delay_seconds": pacing.delay_seconds})  # fmt: skip
+
+    def route(path: str, endpoint: Any, methods: list[str]) -> None:
+        for p in (path, path + "/"):
+            app.router.add_route(p, endpoint, methods=methods, include_in_schema=False)
+
+    route("/_sandbox", info, ["GET"])
+    route("/_sandbox/contacts", contacts, ["POST"])
+    route("/_sandbox/clock", clock, ["POST"])
+    route("/_sandbox/faults", faults, ["GET", "PATCH"])
+    route("/_sandbox/accounts", accounts, ["POST"])
+    route("/_sandbox/accounts/{account_id}/ledger", ledger, ["GET"])
+    route("/_sandbox/exports", exports, ["PATCH"])
