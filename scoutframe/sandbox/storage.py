@@ -158,12 +158,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
             return False
         return max(0, size - suffix), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None  # invalid spec: ignore the header
     if first >= size:
         return False
-    return first, min(last, size - 1)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return first, last
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -132,5 +132,5 @@ def test_active_buckets_survive_a_sweep() -> None:
     ("rate", "burst"), [(0, 1), (-1, 5), (float("nan"), 5), (1, 0), (1, 2.5), (1, True)]
 )
 def test_invalid_parameters(rate: float, burst: int) -> None:
-    with pytest.raises(ValueError, match="rate|burst"):
+    with pytest.raises(ValueError, match=r"rate|burst"):
         RateLimiter(rate=rate, burst=burst)
