@@ -1,0 +1,350 @@
+"""Starting CSV exports (``/api/download-csv``) without ever paying twice: ``client.exports``.
+
+An export start spends credits, so it goes through the transport's *charging* policy (retried
+only when the request surely never reached the server). After an ambiguous failure (read
+timeout, connection dropped after sending, 5xx) the job is looked up before anything is
+started again: the account's balance and the export history (documented flavour) or the
+status by search id (live flavour) tell whether the first attempt took effect; if it did, the
+job is adopted; only when it surely did not is the start sent once more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import requests
+
+from ..errors import (
+    APIError,
+    BadRequestError,
+    BudgetError,
+    ExportError,
+    InsufficientCreditsError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+)
+from ..filters import Filters
+from ..jobs import ExportJob, Flavor, JobStore
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+__all__ = ["Exports"]
+
+
+class Exports:
+    """Start CSV exports and find the ones started earlier: ``client.exports``.
+
+    Parameters
+    ----------
+    client
+        The client whose transport, credentials and ``state_dir`` are used.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return "Exports()"
+
+    @property
+    def store(self) -> JobStore:
+        """The directory of persisted job handles (``client.state_dir / "jobs"``)."""
+        return JobStore(self._client.state_dir / "jobs")
+
+    # -- public --------------------------------------------------------------------------
+
+    def start(
+        self,
+        filters_or_search_id: Filters | str | Mapping[str, Any],
+        *,
+        max_credits: int | None = None,
+    ) -> ExportJob:
+        """Start a CSV export of every contact matching the filters (1 credit a contact).
+
+        The contact count is looked up first (a free search), then checked against
+        ``max_credits`` and the account's balance, so a refusal spends nothing. The job's
+        handle is saved under ``client.state_dir`` as soon as the server answers, so it can be
+        resumed with ``client.export_job(job.job_id)`` after an interruption.
+
+        Parameters
+        ----------
+        filters_or_search_id
+            :class:`~scoutframe.filters.Filters`, a mapping of filter keywords, or the
+            ``search_id`` of an earlier search.
+        max_credits
+            Refuse (``BudgetError``) if the export would cost more.
+
+        Returns
+        -------
+        ExportJob
+            The started job; call ``wait()`` then ``download(path)``.
+
+        Raises
+        ------
+        BudgetError
+            The count is above ``max_credits``, or it cannot be known beforehand (a bare
+            search id of a search this client has no record of).
+        InsufficientCreditsError
+            The balance does not cover the export; nothing is spent.
+
+        Examples
+        --------
+        >>> job = client.exports.start({"countries": "FR", "category": "Plumber"})  # doctest: +SKIP
+        >>> job.wait(); job.download("plumbers.csv")  # doctest: +SKIP
+        """
+        client = self._client
+        filters: Filters | None
+        count: int | None
+        if isinstance(filters_or_search_id, str):
+            search_id: str | None = filters_or_search_id
+            filters, count = self._known_search(filters_or_search_id)
+        else:
+            filters = Filters.from_any(filters_or_search_id).resolve(client)
+            page = client.search(filters)
+            search_id, count = page.search_id, page.total_count
+        if max_credits is not None:
+            if count is None:
+                raise BudgetError(
+                    f"the cost of exporting search {search_id!r} cannot be checked against "
+                    "max_credits beforehand; pass the filters instead of the search id"
+                )
+            if count > max_credits:
+                raise BudgetError(
+                    f"this export has {count} contacts (credits), above max_credits="
+                    f"{max_credits}; nothing was spent. Narrow the filters or raise the budget"
+                )
+        balance = client.profile().credits
+        if count is not None and count > balance:
+            raise _insufficient(count, balance)
+        job = self._start(search_id, filters, count, balance)
+        job.save()
+        return job
+
+    def resume(self, job_id: str) -> ExportJob:
+        """Return the job ``job_id`` (task id or search id), started earlier, to wait on.
+
+        Uses the handle saved under ``client.state_dir`` when there is one (filters, lead
+        count, flavour); otherwise builds one from the id alone. Nothing is charged.
+        """
+        client = self._client
+        handle = self.store.find(job_id, origin=client.base_url)
+        if handle is not None:
+            job = ExportJob.from_dict(client, handle)
+            _remember_flavor(client, job.flavor)
+            return job
+        # No record here: a task id is the documented flavour's, anything else a search id.
+        is_task = job_id.startswith("task_") and _client_flavor(client) != "live"
+        return ExportJob(
+            client,
+            search_id="" if is_task else job_id,
+            task_id=job_id if is_task else None,
+            flavor="docs" if is_task else "live",
+            created_at=datetime(1970, 1, 1, tzinfo=UTC),  # unknown: no 404 grace
+        )
+
+    def list_saved(self, *, include_done: bool = False) -> list[ExportJob]:
+        """Return the jobs whose handles are saved under ``client.state_dir``, newest first.
+
+        Parameters
+        ----------
+        include_done
+            Also list jobs already downloaded (or failed).
+        """
+        jobs = [ExportJob.from_dict(self._client, h) for h in self.store.handles()]
+        return jobs if include_done else [j for j in jobs if j.state == "active"]
+
+    # -- start, both flavours ------------------------------------------------------------
+
+    def _known_search(self, search_id: str) -> tuple[Filters | None, int | None]:
+        handle = self.store.find(search_id, origin=self._client.base_url)
+        if handle is None:
+            return None, None
+        job = ExportJob.from_dict(self._client, handle)
+        return job.filters, None  # an old count may be stale: treat the cost as unknown
+
+    def _start(
+        self, search_id: str | None, filters: Filters | None, count: int | None, balance: int
+    ) -> ExportJob:
+        live_form = None if filters is None else ("/api/download-csv/", filters.to_params())
+        if filters is None:
+            if _client_flavor(self._client) == "live":
+                raise ExportError(
+                    "this server starts exports from filters (live flavour) and the filters "
+                    f"of search {search_id!r} are unknown here; pass the filters instead",
+                    job=None,
+                )
+            # A live server would ignore search_id and export everything; only the
+            # documented flavour is safe without filters.
+            first = ("/api/download-csv", [("search_id", str(search_id))])
+        elif search_id is None or _client_flavor(self._client) == "live":
+            first = cast(tuple[str, list[tuple[str, str]]], live_form)
+        else:
+            # The documented form plus the filters: a documented server reads search_id, a
+            # live one re-reads the filters (ignoring search_id), so one request is right for
+            # both and its answer (task_id or not) tells which one answered.
+            first = ("/api/download-csv", [("search_id", search_id), *filters.to_params()])
+        try:
+            return self._attempt(first, search_id, filters, count, balance)
+        except (NotFoundError, BadRequestError):
+            if live_form is None or first == live_form:
+                raise
+        # The documented form was refused (404/400): try the live one.
+        return self._attempt(live_form, search_id, filters, count, balance)
+
+    def _attempt(
+        self,
+        request: tuple[str, list[tuple[str, str]]],
+        search_id: str | None,
+        filters: Filters | None,
+        count: int | None,
+        balance: int,
+    ) -> ExportJob:
+        started = datetime.now(UTC)
+        path, params = request
+        for attempt in range(2):
+            try:
+                response = self._client.transport.request(
+                    "GET", path, params=params, charging=True
+                )
+                data = response.json()
+            except APIError as exc:
+                if not isinstance(exc, ServerError):
+                    if exc.status == 403 and _is_insufficient(exc):
+                        raise _insufficient_from(exc) from exc
+                    raise
+                error: Exception = exc
+            except _AMBIGUOUS_LOCAL as exc:
+                error = exc
+            else:
+                if not isinstance(data, Mapping):
+                    raise ExportError("the export start answered something other than an "
+                                      "object", job=None)  # fmt: skip
+                return self._job_from_answer(data, search_id, filters, count, started)
+            # Ambiguous: the start may or may not have happened. Look before starting again.
+            charged = self._charged_since(balance)
+            if charged is None or charged:
+                job = None if search_id is None else self._adopt(search_id, filters, count,
+                                                                  started)  # fmt: skip
+                if job is not None:
+                    return job
+                raise ExportError(
+                    "the export start broke off after the server charged it, and the job "
+                    "could not be found; check client.history.list() before starting again",
+                    job=None,
+                ) from error
+            if attempt:
+                raise ExportError(
+                    "the export start failed twice without taking effect; nothing was charged",
+                    job=None,
+                ) from error
+            # Same balance: nothing happened (a zero-contact export is free anyway). Once more.
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _job_from_answer(
+        self,
+        data: Mapping[str, Any],
+        search_id: str | None,
+        filters: Filters | None,
+        count: int | None,
+        started: datetime,
+    ) -> ExportJob:
+        task_id = data.get("task_id") or None
+        flavor: Flavor = "docs" if task_id else "live"
+        _remember_flavor(self._client, flavor)
+        lead_count = data.get("lead_count")
+        sid = str(data.get("search_id") or search_id or "")
+        if not sid and task_id is None:
+            raise ExportError("the export start answered neither a task id nor a search id",
+                              job=None)  # fmt: skip
+        job = ExportJob(
+            self._client,
+            search_id=sid,
+            task_id=None if task_id is None else str(task_id),
+            lead_count=count if lead_count is None else int(lead_count),
+            filters=filters,
+            flavor=flavor,
+            created_at=started,
+        )
+        history_id = data.get("history_id")
+        if history_id is not None:
+            job.history_id = int(history_id)
+        return job
+
+    # -- after an ambiguous failure ------------------------------------------------------
+
+    def _charged_since(self, balance: int) -> bool | None:
+        """Whether the balance dropped since ``balance`` was read; ``None`` if unknowable."""
+        try:
+            return self._client.profile().credits < balance
+        except (APIError, TransportError):
+            return None
+
+    def _adopt(
+        self, search_id: str, filters: Filters | None, count: int | None, started: datetime
+    ) -> ExportJob | None:
+        """Find the job a start that lost its answer created (the balance shows the charge)."""
+        client = self._client
+        try:
+            if _client_flavor(client) != "docs":
+                live = ExportJob(client, search_id=search_id, lead_count=count,
+                                 filters=filters, flavor="live", created_at=started)  # fmt: skip
+                try:
+                    live.refresh()
+                except NotFoundError:
+                    pass  # not a live server (or no such export): look in the history
+                else:
+                    _remember_flavor(client, "live")
+                    return live
+            for entry in client.history.entries():  # newest first
+                if entry.search_id == search_id and entry.kind == "full":
+                    if entry.status == "failed":
+                        return None
+                    return ExportJob(
+                        client, search_id=search_id, task_id=None,
+                        lead_count=entry.row_count if entry.row_count is not None else count,
+                        filters=filters, flavor="docs", created_at=started,
+                        history_id=entry.id,
+                    )  # fmt: skip
+        except (APIError, TransportError):
+            return None
+        return None
+
+
+# Local failures of a charging request that leave its effect unknown (5xx is an APIError).
+_AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
+
+
+def _client_flavor(client: Client) -> str:
+    return str(getattr(client, "flavor", "unknown"))
+
+
+def _remember_flavor(client: Client, flavor: str) -> None:
+    """Tell the client which API flavour the server has shown."""
+    setter = getattr(client, "_set_flavor", None)
+    if callable(setter):
+        setter(flavor)
+    else:
+        client._flavor = flavor  # type: ignore[attr-defined]
+
+
+def _is_insufficient(exc: APIError) -> bool:
+    if isinstance(exc, InsufficientCreditsError):
+        return True
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    return body.get("validation_code") == "insufficient_credits"
+
+
+def _insufficient(required: int, available: int) -> InsufficientCreditsError:
+    return InsufficientCreditsError.from_counts(required, available)
+
+
+def _insufficient_from(exc: APIError) -> InsufficientCreditsError:
+    if isinstance(exc, InsufficientCreditsError):
+        return exc
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    return _insufficient(int(body.get("required_credits") or 0),
+                         int(body.get("available_credits") or 0))
