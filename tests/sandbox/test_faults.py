@@ -352,3 +352,128 @@ def test_empty_response_cannot_be_cut(mini: tuple[MiniApi, str]) -> None:
     api.injector.update(reset=1.0)
     response = requests.delete(f"{origin}/api/empty", timeout=10)
     assert response.status_code == 204
+
+
+# -- every fault through the full Sandbox, driven by its /_sandbox/faults control ----------
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from scoutframe.sandbox import Sandbox
+
+    data_dir = tmp_path_factory.mktemp("sandbox-faults")
+    with Sandbox(contacts=2_000, data_dir=data_dir, rate_limit=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox: Any) -> Iterator[Any]:
+    sandbox.admin.set_faults(**FaultConfig().to_dict())
+    yield sandbox
+    sandbox.admin.set_faults(**FaultConfig().to_dict())
+
+
+def api(sb: Any) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {sb.api_key}"
+    return session
+
+
+def search_id(sb: Any, session: requests.Session) -> str:
+    response = session.get(f"{sb.url}/api/companies", params={"countries": "FR"}, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["search_id"])
+
+
+def wait_export(sb: Any, session: requests.Session, task_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = session.get(
+            f"{sb.url}/api/download-status/{task_id}", timeout=10
+        ).json()
+        if status["status"] in ("ready", "failed"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"export {task_id} did not finish")
+
+
+def credits(sb: Any, session: requests.Session) -> int:
+    return int(session.get(f"{sb.url}/api/user/profile", timeout=10).json()["credits"])
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_sandbox_injected_status(sb: Any, status: int) -> None:
+    session = api(sb)
+    assert sb.admin.set_faults(**{f"p{status}": 1.0})[f"p{status}"] == 1.0
+    response = session.get(f"{sb.url}/api/companies", params={"countries": "FR"}, timeout=10)
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(f"Injected fault: {status} ")
+    assert (response.headers.get("retry-after") == "1") is (status == 429)
+    # The control plane is never faulted, so faults can always be switched off again.
+    assert sb.admin.faults()[f"p{status}"] == 1.0
+    sb.admin.set_faults(**{f"p{status}": 0.0})
+    assert session.get(f"{sb.url}/api/companies", timeout=10).status_code == 200
+
+
+def test_sandbox_same_seed_same_statuses(sb: Any) -> None:
+    session = api(sb)
+
+    def run() -> list[int]:
+        sb.admin.set_faults(p500=0.2, p503=0.1, p429=0.1, seed=21)
+        return [session.get(f"{sb.url}/api/categories", timeout=10).status_code for _ in range(60)]
+
+    first = run()
+    assert run() == first
+    assert 6 <= sum(s != 200 for s in first) <= 42
+
+
+def test_sandbox_latency(sb: Any) -> None:
+    session = api(sb)
+    session.get(f"{sb.url}/api/user/profile", timeout=10)
+    sb.admin.set_faults(latency_ms=300)
+    started = time.perf_counter()
+    assert session.get(f"{sb.url}/api/user/profile", timeout=10).status_code == 200
+    assert time.perf_counter() - started >= 0.3
+
+
+def test_sandbox_reset_mid_body(sb: Any) -> None:
+    session = api(sb)
+    sb.admin.set_faults(reset=1.0)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        session.get(f"{sb.url}/api/companies", params={"countries": "FR"}, timeout=10)
+
+
+def test_sandbox_export_fails_and_refunds(sb: Any) -> None:
+    session = api(sb)
+    sid = search_id(sb, session)
+    before = credits(sb, session)
+    sb.admin.set_faults(export_fail=1.0)
+    started = session.get(f"{sb.url}/api/download-csv", params={"search_id": sid}, timeout=10)
+    assert started.status_code == 202
+    status = wait_export(sb, session, started.json()["task_id"])
+    assert status["status"] == "failed"
+    assert status["error"]
+    assert "download_url" not in status
+    assert credits(sb, session) == before
+
+
+def test_sandbox_truncated_download_then_resume(sb: Any) -> None:
+    session = api(sb)
+    sid = search_id(sb, session)
+    started = session.get(f"{sb.url}/api/download-csv", params={"search_id": sid}, timeout=10)
+    status = wait_export(sb, session, started.json()["task_id"])
+    assert status["status"] == "ready"
+    url = status["download_url"]
+    whole = requests.get(url, timeout=10).content
+    assert whole.startswith(b"place_id,name,")
+    sb.admin.set_faults(truncate=1.0)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(url, timeout=10)
+    sb.admin.set_faults(truncate=0.0, reset=1.0)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(url, headers={"Range": "bytes=10-"}, timeout=10)
+    sb.admin.set_faults(reset=0.0)
+    rest = requests.get(url, headers={"Range": "bytes=10-"}, timeout=10)
+    assert rest.status_code == 206
+    assert whole[:10] + rest.content == whole
