@@ -78,7 +78,7 @@ class AdminControl:
         return str(self._call("POST", "clock", {"advance": seconds})["now"])
 
     def faults(self) -> dict[str, Any]:
-        """The current fault configuration."""
+        """Return the current fault configuration."""
         result: dict[str, Any] = self._call("GET", "faults")
         return result
 
@@ -88,12 +88,12 @@ class AdminControl:
         return result
 
     def create_account(self, credits: int = 1_000) -> dict[str, Any]:
-        """A new account: ``{"id", "email", "password", "api_key"}`` (shown only here)."""
+        """Return a new account: ``{"id", "email", "password", "api_key"}`` (shown only here)."""
         result: dict[str, Any] = self._call("POST", "accounts", {"credits": credits})
         return result
 
     def ledger(self, account_id: int) -> list[dict[str, Any]]:
-        """The account's credit ledger, oldest first."""
+        """Return the account's credit ledger, oldest first."""
         result: list[dict[str, Any]] = self._call("GET", f"accounts/{account_id}/ledger")
         return result
 
@@ -110,6 +110,7 @@ class AdminControl:
 def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     """Register the ``/_sandbox/`` routes on the API app."""
     import numpy as np
+    from starlette.concurrency import run_in_threadpool
 
     from scoutframe.sandbox.app import ApiError, _json_body, json_response
     from scoutframe.sandbox.state import iso
@@ -135,6 +136,10 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
         body = await _json_body(request)
         add = int(number(body, "add"))
         recollect = int(number(body, "recollect"))
+        result = await run_in_threadpool(apply_changes, add, recollect)
+        return json_response(result)
+
+    def apply_changes(add: int, recollect: int) -> dict[str, int]:
         now = rt.clock()
         added = 0
         if add:
@@ -148,8 +153,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
             rt.state.set_meta("changes", str(counter))
             rng = np.random.default_rng([rt.seed, counter])
             recollected = rt.store.recollect(recollect, int(now * 1e6), rng)
-        return json_response({"added": added, "recollected": recollected,
-                              "total": rt.store.total})  # fmt: skip
+        return {"added": added, "recollected": recollected, "total": rt.store.total}
 
     async def clock(request: Request) -> Response:
         check(request)

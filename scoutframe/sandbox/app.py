@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -184,7 +185,8 @@ class Api:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self.rt.secret, algorithms=["HS256"],
-                options={"verify_exp": False, "require": ["exp", "sub", "type", "jti"]},
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                         "require": ["exp", "sub", "type", "jti"]},
             )  # fmt: skip
         except jwt.PyJWTError:
             raise _unauthorized("Token is invalid or expired", "token_not_valid") from None
@@ -225,7 +227,9 @@ class Api:
                   if not isinstance(body.get(k), str) or not body.get(k)}  # fmt: skip
         if errors:
             raise ApiError(400, errors)
-        account = self.rt.state.check_login(body["username"], body["password"])
+        account = await run_in_threadpool(
+            self.rt.state.check_login, body["username"], body["password"]
+        )
         if account is None:
             raise _unauthorized("No active account found with the given credentials")
         access, _, _ = self._issue(account.id, "access", self.rt.access_lifetime)
@@ -272,7 +276,8 @@ class Api:
             try:
                 expiry = parse_iso(str(expiry_raw))
             except ValueError:
-                raise ApiError(400, {"expiry": ["Datetime has wrong format. Use ISO 8601."]}) from None
+                errors = {"expiry": ["Datetime has wrong format. Use ISO 8601."]}
+                raise ApiError(400, errors) from None
         key = secrets.token_hex(32)
         item = self.rt.state.add_api_key(account_id, key, name, expiry)
         return json_response({**item, "key": key}, status=201)
@@ -477,9 +482,10 @@ class Api:
             return json_response(
                 {"status": "pending", "search_id": search_id, "lead_count": task["lead_count"]}
             )
-        search_id = params.get("search_id")
-        if not search_id:
+        given = params.get("search_id")
+        if not given:
             raise ApiError(400, {"search_id": ["This field is required."]})
+        search_id = given
         stored = self.rt.state.search_filters(account_id, search_id)
         if stored is None:
             raise ApiError(404, {"detail": "Unknown search_id."})
@@ -623,7 +629,7 @@ class _RateHeaders:
 
 
 def create_app(rt: Runtime) -> Any:
-    """The API origin as an ASGI app (faults and rate-limit headers included)."""
+    """Return the API origin as an ASGI app (faults and rate-limit headers included)."""
     from scoutframe.sandbox.admin import add_control_routes
 
     app = FastAPI(

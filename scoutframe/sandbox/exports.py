@@ -31,7 +31,7 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class Pacing:
-    """When a finished job may be reported ready: after ``min_polls`` polls and ``delay_seconds``."""
+    """When a finished job may be reported ready: after ``min_polls`` polls, ``delay_seconds``."""
 
     min_polls: int = 0
     delay_seconds: float = 0.0
@@ -103,7 +103,7 @@ class ExportManager:
             self.state.fail_task(task_id, "Export failed; credits refunded.")
 
     def visible_status(self, task: dict[str, Any], *, count_poll: bool) -> str:
-        """The status a client sees, holding ``ready`` back until pacing allows it."""
+        """Return the status a client sees, holding ``ready`` back until pacing allows it."""
         polls = self.state.count_poll(task["task_id"]) if count_poll else int(task["polls"])
         status = str(task["status"])
         if status != "ready":

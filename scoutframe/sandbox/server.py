@@ -78,7 +78,7 @@ def default_data_dir() -> Path:
 
 
 def _load_secret(data_dir: Path) -> bytes:
-    """The per-data-dir secret (created 0600): keys, passwords, tokens derive from it."""
+    """Return the per-data-dir secret (created 0600): keys, passwords, tokens derive from it."""
     path = data_dir / "secret.key"
     try:
         return path.read_bytes()
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(_signum: int, _frame: Any) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)

@@ -82,7 +82,7 @@ def parse_iso(text: str) -> float:
 
 
 def hash_api_key(key: str) -> str:
-    """Stored form of an API key."""
+    """Return the stored form of an API key."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -112,6 +112,7 @@ class SandboxClock:
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
+        """Return the sandbox time (epoch seconds)."""
         with self._lock:
             now = max(time.time() + self.offset, self._last + 1e-6)
             self._last = now
@@ -197,7 +198,7 @@ class State:
 
     # -- meta
     def get_meta(self, key: str) -> str | None:
-        """A stored setting."""
+        """Return a stored setting."""
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
 
@@ -245,7 +246,7 @@ class State:
         return None if row is None else _account(row)
 
     def check_login(self, email: str, password: str) -> Account | None:
-        """The account if the password matches."""
+        """Return the account if the password matches."""
         row = self._one("SELECT * FROM accounts WHERE lower(email) = lower(?)", (email,))
         if row is None or not check_password(password, row["password_hash"]):
             return None
@@ -282,7 +283,8 @@ class State:
 
     def has_api_key(self, key: str) -> bool:
         """Whether this key (revoked or not) is stored."""
-        return self._one("SELECT 1 FROM api_keys WHERE key_hash = ?", (hash_api_key(key),)) is not None
+        row = self._one("SELECT 1 FROM api_keys WHERE key_hash = ?", (hash_api_key(key),))
+        return row is not None
 
     def api_key_lookup(self, key_hash: str) -> tuple[int, int, float | None] | None:
         """``(key_id, account_id, expiry)`` of a live (not revoked) key."""
@@ -293,14 +295,15 @@ class State:
         return None if row is None else (row["id"], row["account_id"], row["expiry"])
 
     def list_api_keys(self, account_id: int) -> list[dict[str, Any]]:
-        """An account's live keys, oldest first, never the key itself."""
+        """Return an account's live keys, oldest first, never the key itself."""
         rows = self._all(
             "SELECT id, name, token_key, created, expiry FROM api_keys "
             "WHERE account_id = ? AND revoked IS NULL ORDER BY id",
             (account_id,),
         )
         return [{"id": r["id"], "name": r["name"], "token_key": r["token_key"],
-                 "created": iso(r["created"]), "expiry": iso(r["expiry"])} for r in rows]  # fmt: skip
+                 "created": iso(r["created"]), "expiry": iso(r["expiry"])}
+                for r in rows]  # fmt: skip
 
     def revoke_api_key(self, account_id: int, key_id: int) -> str | None:
         """Revoke one of the account's keys; returns its hash, None if not found."""
@@ -346,7 +349,7 @@ class State:
             )
 
     def search_filters(self, account_id: int, search_id: str) -> str | None:
-        """Filters JSON of one of the account's searches."""
+        """Return the filters JSON of one of the account's searches."""
         row = self._one(
             "SELECT filters FROM searches WHERE account_id = ? AND search_id = ?",
             (account_id, search_id),
@@ -405,12 +408,12 @@ class State:
         return task, history_id
 
     def task(self, task_id: str) -> dict[str, Any] | None:
-        """A task row."""
+        """Return a task row."""
         row = self._one("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
         return None if row is None else dict(row)
 
     def latest_task(self, account_id: int, search_id: str) -> dict[str, Any] | None:
-        """The account's most recent task for a search (live flavour keys tasks by search)."""
+        """Return the account's latest task for a search (live tasks are keyed by search)."""
         row = self._one(
             "SELECT * FROM tasks WHERE account_id = ? AND search_id = ? "
             "ORDER BY created_at DESC LIMIT 1",
@@ -504,7 +507,7 @@ class State:
         return None if row is None else dict(row)
 
     def history(self, account_id: int) -> list[dict[str, Any]]:
-        """The account's history, newest first."""
+        """Return the account's history, newest first."""
         rows = self._all(
             "SELECT h.*, t.object_name, t.expires_at FROM history h "
             "LEFT JOIN tasks t ON t.task_id = h.task_id WHERE h.account_id = ? "

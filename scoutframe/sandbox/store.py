@@ -85,7 +85,7 @@ class SearchFilters:
         return out
 
     def canonical(self) -> str:
-        """A stable string for hashing (search ids, cache keys)."""
+        """Return a stable string for hashing (search ids, cache keys)."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -147,7 +147,7 @@ class Catalog:
 
 
 def location_item(loc: dict[str, Any]) -> dict[str, Any]:
-    """The contract's location item."""
+    """Return the contract's location item."""
     parent = loc.get("parent_id")
     return {
         "id": int(loc["id"]),
@@ -377,7 +377,7 @@ class ContactStore:
         return idx
 
     def count(self, f: SearchFilters) -> int:
-        """Number of contacts matching ``f``."""
+        """Return the number of contacts matching ``f``."""
         return int(self.indices(f).size)
 
     def collected_after(self, f: SearchFilters, after_us: int) -> Index:
@@ -388,7 +388,11 @@ class ContactStore:
     def records(self, idx: Sequence[int] | Index) -> list[dict[str, Any]]:
         """Contract contacts (unmasked) for the given rows, ``collected_at`` as ISO strings."""
         rows = self._public.take(pa.array(np.asarray(idx, dtype=np.int64)))
-        stamp = pc.strftime(rows["collected_at"], format="%Y-%m-%dT%H:%M:%SZ")
+        # Arrow's %S carries the fraction: keep whole seconds, as the CSV does.
+        stamp = pc.utf8_slice_codeunits(
+            pc.strftime(rows["collected_at"], format="%Y-%m-%dT%H:%M:%S"), 0, 19
+        )
+        stamp = pc.binary_join_element_wise(stamp, "Z", "")
         rows = rows.set_column(rows.schema.get_field_index("collected_at"), "collected_at", stamp)
         records: list[dict[str, Any]] = rows.to_pylist()
         return records
