@@ -147,6 +147,7 @@ class _Core:
 def _open(opts: _Options, host: str, port: int) -> _Core:
     """Load data and state, bind sockets, start both servers; returns once they serve."""
     import numpy as np
+    import pyarrow as pa
     import uvicorn
 
     from scoutframe.sandbox.app import Runtime, create_app
@@ -191,11 +192,16 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     def new_contacts(n: int, collected_at: float) -> Any:
         counter[0] += 1
         current = dataclasses.replace(dataset, contacts=store.table)
-        return generate_new_contacts(
+        table = generate_new_contacts(
             current, n, seed=int(np.random.SeedSequence([opts.seed, n, int(collected_at * 1e6)])
                                  .generate_state(1)[0]),
             collected_at=datetime.fromtimestamp(collected_at, UTC),
         )  # fmt: skip
+        # The generator keeps whole seconds; freshness compares to the microsecond.
+        column = table.schema.get_field_index("collected_at")
+        stamps = pa.array(np.full(n, int(collected_at * 1e6), dtype=np.int64))
+        return table.set_column(column, "collected_at",
+                                stamps.cast(table.schema.field(column).type))  # fmt: skip
 
     runtime = Runtime(
         flavor=opts.flavor, state=state, store=store, exports=exports, clock=clock,
