@@ -1,23 +1,50 @@
-"""Business categories of the sandbox: stable ids, gcids, professions and contact habits.
+"""Business categories and the word pools businesses are named from.
 
-The list lives in ``data/categories.csv`` (authored for the sandbox; ids are fixed there and
-8059 is Plumber as in production). Each category also carries how its businesses are
-usually reached (restaurants show an Instagram, plumbers a phone, lawyers a website and an
-email), which the generator uses to vary contact-method coverage.
+The category list lives in ``data/categories.csv`` (authored for the sandbox; ids are fixed
+there and 8059 is Plumber as in production). Each category also carries how its businesses
+are usually reached (restaurants show an Instagram, plumbers a phone, lawyers a website and
+an email), which the generator uses to vary contact-method coverage.
+
+Names come from small per-locale pools (faker surnames, first names and streets) and
+per-language templates and category words (``data/name_patterns.json``,
+``data/business_words.json``): "Plomberie Dupont", "Bäckerei Müller", "田中歯科".
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import json
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-__all__ = ["COVERAGE_FIELDS", "Catalog", "load_catalog"]
+__all__ = [
+    "COVERAGE_FIELDS",
+    "FIRM_PROFESSIONS",
+    "PLACE_NAMED_PROFESSIONS",
+    "Catalog",
+    "LanguageWords",
+    "NamePool",
+    "language_of",
+    "language_words",
+    "load_catalog",
+    "name_pool",
+    "slug",
+]
+
+_DATA = resources.files("scoutframe.sandbox") / "data"
+
+#: Professions whose businesses are named like firms ("Dupont, Martin et Associés").
+FIRM_PROFESSIONS = frozenset({"Legal & Finance", "Professional Services", "Real Estate",
+                              "Health"})
+#: Professions whose businesses are named after their town ("Evanston Post Office").
+PLACE_NAMED_PROFESSIONS = frozenset({"Public & Community", "Education"})
 
 #: Contact methods whose coverage varies, in the order of ``Catalog.coverage`` columns.
 COVERAGE_FIELDS = ("email", "phone", "website", "instagram", "facebook", "rating")
@@ -112,9 +139,7 @@ def load_catalog() -> Catalog:
     Catalog
         Categories sorted by id with their weights, professions and coverage.
     """
-    text = (resources.files("scoutframe.sandbox") / "data" / "categories.csv").read_text(
-        encoding="utf-8"
-    )
+    text = (_DATA / "categories.csv").read_text(encoding="utf-8")
     rows = sorted(csv.DictReader(text.splitlines()), key=lambda r: int(r["id"]))
     professions = tuple(dict.fromkeys(r["profession"] for r in rows))
     categories = pa.table({
@@ -135,4 +160,195 @@ def load_catalog() -> Catalog:
                                   dtype=np.int32),
         professions=professions,
         coverage=coverage,
+    )
+
+
+# --------------------------------------------------------------------------- name pools
+
+
+def slug(text: str) -> str:
+    """Keep the ASCII letters and digits of ``text``, lowercased: usable in a domain."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in ascii_text.lower() if ch.isalnum())
+
+
+def language_of(locale: str) -> str:
+    """Name-template language of a faker locale (``"fr_BE"`` → ``"fr"``; default ``"en"``)."""
+    lang = locale.split("_")[0]
+    return lang if lang in _patterns() else "en"
+
+
+@dataclass(frozen=True)
+class NamePool:
+    """Words of one locale, each with an ASCII slug for domains and handles."""
+
+    surnames: pa.Array
+    surname_slugs: pa.Array
+    first_names: pa.Array
+    first_name_slugs: pa.Array
+    streets: pa.Array
+
+
+_POOL_SIZE = 400
+# Faker locales whose own surnames or streets are English placeholders: borrow a neighbour's.
+_SURNAME_LOCALE = {"it_CH": "it_IT", "ar_AE": "en_GB"}
+_STREET_LOCALE = {"fr_BE": "fr_FR", "it_CH": "it_IT", "en_CA": "en_GB"}
+_BAD_STREET_WORDS = ("Favela",)
+# English faker streets end in oddities ("Stravenue", "Trafficway"): keep common endings.
+_ENGLISH_STREET_TYPES = ("Street", "Avenue", "Road", "Drive", "Lane", "Boulevard", "Court",
+                         "Way", "Place", "Terrace", "Crescent", "Close", "Parade", "Highway")
+
+
+@functools.cache
+def name_pool(locale: str) -> NamePool:
+    """Surnames, first names and street names of ``locale`` (cached, fixed faker seed).
+
+    Parameters
+    ----------
+    locale
+        A faker locale such as ``"fr_FR"``.
+
+    Returns
+    -------
+    NamePool
+        A few hundred of each, independent of any dataset seed.
+    """
+    from faker import Faker
+
+    def faker(loc: str) -> Faker:
+        fake = Faker(loc)
+        fake.seed_instance(sum(map(ord, locale)))
+        return fake
+
+    people, places = faker(_SURNAME_LOCALE.get(locale, locale)), faker(
+        _STREET_LOCALE.get(locale, locale))
+    if locale == "ja_JP":
+        from faker.providers.person.ja_JP import Provider as JaPerson
+
+        # (kanji, katakana, romaji) triples: kanji for names, romaji for domains.
+        last = [(str(p[0]), slug(str(p[2]))) for p in list(JaPerson.last_name_pairs)]
+        first = [(str(p[2]), slug(str(p[2]))) for p in list(JaPerson.first_name_pairs)]
+        streets = sorted({f"{places.town()}{i % 9 + 1}丁目" for i in range(_POOL_SIZE)})
+    else:
+        last_set = sorted({people.last_name() for _ in range(_POOL_SIZE * 2)})
+        first_set = sorted({people.first_name() for _ in range(_POOL_SIZE)})
+        last = [(s, slug(s)) for s in last_set if slug(s)]
+        first = [(s, slug(s)) for s in first_set if slug(s)]
+        streets = sorted({places.street_name() for _ in range(_POOL_SIZE * 2)})
+        streets = [s for s in streets if not s.startswith(_BAD_STREET_WORDS)]
+        if locale == "zu_ZA":  # bare names ("Somerset"): add the street type
+            streets = [s if " " in s else f"{s} Street" for s in streets]
+        if locale.startswith("en_") and locale != "en_IN":
+            streets = sorted({_english_street(s, i) for i, s in enumerate(streets)})
+    last, first = last[: _POOL_SIZE * 2], first[:_POOL_SIZE]
+    return NamePool(
+        surnames=pa.array([s for s, _ in last], pa.string()),
+        surname_slugs=pa.array([s for _, s in last], pa.string()),
+        first_names=pa.array([s for s, _ in first], pa.string()),
+        first_name_slugs=pa.array([s for _, s in first], pa.string()),
+        streets=pa.array(streets, pa.string()),
+    )
+
+
+def _english_street(street: str, i: int) -> str:
+    head, _, kind = street.rpartition(" ")
+    if kind in _ENGLISH_STREET_TYPES or not head:
+        return street
+    return f"{head} {_ENGLISH_STREET_TYPES[i % len(_ENGLISH_STREET_TYPES)]}"
+
+
+@dataclass(frozen=True)
+class LanguageWords:
+    """How businesses are named in one language.
+
+    Attributes
+    ----------
+    words, word_slugs : pyarrow.Array
+        The business word of each category (aligned with ``Catalog.categories``) and an
+        ASCII slug of it.
+    templates : tuple of str
+        Name templates (``"{W} {S}"``...).
+    weights, firm_weights, place_weights : numpy.ndarray
+        Template probabilities for most businesses, for firms and for public places.
+    adjectives : pyarrow.Array
+        Words for ``{A}``.
+    is_local : numpy.ndarray
+        Whether the category has a word of its own in this language (else English).
+    """
+
+    words: pa.Array
+    word_slugs: pa.Array
+    templates: tuple[str, ...]
+    weights: npt.NDArray[np.float64]
+    firm_weights: npt.NDArray[np.float64]
+    place_weights: npt.NDArray[np.float64]
+    adjectives: pa.Array
+    is_local: npt.NDArray[np.bool_]
+
+
+@functools.cache
+def _patterns() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((_DATA / "name_patterns.json").read_text("utf-8"))
+    return data
+
+
+@functools.cache
+def _local_words() -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = json.loads(
+        (_DATA / "business_words.json").read_text("utf-8"))
+    return data
+
+
+_ENGLISH_WORDS = {
+    "Plumber": "Plumbing", "Electrician": "Electric", "General contractor": "Construction",
+    "Roofing contractor": "Roofing", "Painter": "Painting", "Carpenter": "Carpentry",
+    "Landscaper": "Landscaping", "HVAC contractor": "Heating & Air", "Dentist": "Dental",
+    "Lawyer": "Law", "Law firm": "Law Group", "Accountant": "Accounting", "Hair salon": "Hair",
+    "Restaurant": "Kitchen", "Pizza restaurant": "Pizza", "Auto repair shop": "Auto Repair",
+    "Mason": "Masonry", "Locksmith": "Lock & Key", "Cafe": "Cafe", "Gym": "Fitness",
+    "General practitioner": "Family Medicine", "Veterinarian": "Veterinary Clinic",
+    "Pharmacy": "Pharmacy", "Tiler": "Tile", "Welder": "Welding", "Caterer": "Catering",
+    "Photographer": "Photography", "Architect": "Architects", "Moving company": "Moving",
+    "Cleaning service": "Cleaning", "Taxi service": "Taxi", "Florist": "Flowers",
+}  # fmt: skip
+
+
+def _english_word(category: str) -> str:
+    if category in _ENGLISH_WORDS:
+        return _ENGLISH_WORDS[category]
+    title = " ".join(w if w.isupper() else w.capitalize() for w in category.split())
+    return title.removesuffix(" Restaurant") if category.endswith(" restaurant") else title
+
+
+@functools.cache
+def language_words(lang: str) -> LanguageWords:
+    """Return the business words and name templates of ``lang`` (cached).
+
+    Parameters
+    ----------
+    lang
+        A language of ``language_of``.
+
+    Returns
+    -------
+    LanguageWords
+        Words aligned with the categories, templates and their weights.
+    """
+    names = load_catalog().names
+    local = _local_words().get(lang, {})
+    words = [local.get(n) or _english_word(n) for n in names]
+    spec = _patterns()[lang]
+    weights = np.array([float(t[1]) for t in spec])
+    place = np.where(["{C}" in str(t[0]) for t in spec], weights, 0.0)
+    place = place if place.sum() else weights
+    return LanguageWords(
+        words=pa.array(words, pa.string()),
+        word_slugs=pa.array([slug(w) or slug(_english_word(n)) or "shop"
+                             for w, n in zip(words, names, strict=True)], pa.string()),
+        templates=tuple(str(t[0]) for t in spec),
+        weights=weights / weights.sum(),
+        firm_weights=np.array([float(t[2]) for t in spec]) / sum(float(t[2]) for t in spec),
+        place_weights=place / place.sum(),
+        adjectives=pa.array(_patterns()["_adjectives"][lang], pa.string()),
+        is_local=np.array([n in local or lang == "en" for n in names]),
     )

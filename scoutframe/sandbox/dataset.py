@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tempfile
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +23,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scoutframe.sandbox.catalog import COVERAGE_FIELDS, Catalog, load_catalog
-from scoutframe.sandbox.geo import COUNTRIES, Geography, build_geography
+from scoutframe.sandbox.catalog import (
+    COVERAGE_FIELDS,
+    FIRM_PROFESSIONS,
+    PLACE_NAMED_PROFESSIONS,
+    LanguageWords,
+    language_of,
+    language_words,
+    load_catalog,
+    name_pool,
+    slug,
+)
+from scoutframe.sandbox.geo import COUNTRIES, build_geography
 
 __all__ = [
     "CATEGORY_SCHEMA",
@@ -132,59 +142,6 @@ class Dataset:
         return value if value is not None else REFERENCE_TIME
 
 
-# --------------------------------------------------------------------------- pools
-
-
-def _slug(text: str) -> str:
-    """ASCII lowercase letters and digits only: the part of a name usable in a domain."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in ascii_text.lower() if ch.isalnum())
-
-
-@dataclass(frozen=True)
-class _Pool:
-    """Words of one country, each with an ASCII slug for domains and handles."""
-
-    surnames: pa.Array
-    surname_slugs: pa.Array
-    first_names: pa.Array
-    first_name_slugs: pa.Array
-    streets: pa.Array
-
-
-_POOL_SIZE = 400
-
-
-@functools.cache
-def _pool(code: str) -> _Pool:
-    from faker import Faker
-
-    profile = COUNTRIES[code]
-    fake = Faker(profile.locale)
-    fake.seed_instance(sum(map(ord, code)))
-    if profile.locale == "ja_JP":
-        from faker.providers.person.ja_JP import Provider as JaPerson
-
-        pairs = list(JaPerson.last_name_pairs)
-        last = [(str(p[0]), _slug(str(p[2]))) for p in pairs[:_POOL_SIZE]]
-        firsts = [str(p[2]) for p in list(JaPerson.first_name_pairs)[:_POOL_SIZE]]
-        first = [(f, _slug(f)) for f in firsts]
-        streets = sorted({f"{fake.town()}{i % 9 + 1}丁目" for i in range(_POOL_SIZE)})
-    else:
-        last_set = sorted({fake.last_name() for _ in range(_POOL_SIZE * 2)})
-        first_set = sorted({fake.first_name() for _ in range(_POOL_SIZE)})
-        last = [(s, _slug(s)) for s in last_set if _slug(s)]
-        first = [(s, _slug(s)) for s in first_set if _slug(s)]
-        streets = sorted({fake.street_name() for _ in range(_POOL_SIZE * 2)})
-    return _Pool(
-        surnames=pa.array([s for s, _ in last], pa.string()),
-        surname_slugs=pa.array([s for _, s in last], pa.string()),
-        first_names=pa.array([s for s, _ in first], pa.string()),
-        first_name_slugs=pa.array([s for _, s in first], pa.string()),
-        streets=pa.array(streets, pa.string()),
-    )
-
-
 # --------------------------------------------------------------------------- vector helpers
 
 
@@ -267,37 +224,86 @@ def _place_ids(keys: npt.NDArray[np.uint64], rng: np.random.Generator) -> pa.Arr
 # --------------------------------------------------------------------------- one country
 
 
+# --------------------------------------------------------------------------- rows
+
+
 @functools.cache
-def _city_zip_bases(code: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], str]:
-    """City positions of a country, each city's base zipcode as bytes, and its pattern."""
+def _country_cities(code: str) -> _CountryCities:
+    """Cities of a country with their sampling weight, locale and base zipcode."""
     geo = build_geography()
+    profile = COUNTRIES[code]
     where = np.flatnonzero(geo.city_country == code)
     prefixes = geo.city_zip_prefix[where]
-    template = COUNTRIES[code].zip_pattern
     width = len(prefixes[0]) if len(prefixes) else 0
-    pattern = template.replace("{z}", "z" * width)
+    pattern = profile.zip_pattern.replace("{z}", "z" * width)
     rng = np.random.default_rng([sum(map(ord, code)), 7])
     bases = _fill_pattern(pattern.replace("z", "#"), len(where), rng)
     if "z" in pattern:
         start = pattern.index("z")
         raw = np.frombuffer("".join(prefixes).encode("ascii"), dtype=np.uint8)
         bases[:, start:start + width] = raw.reshape(len(where), width)
-    return where, bases, pattern
+    regions = dict(profile.regional_locales)
+    level1_names = _names().location_name(geo.city_level1[where]).to_pylist()
+    locales = np.array([regions.get(str(name), profile.locale) for name in level1_names],
+                       dtype=object)
+    weight = geo.city_population[where] ** 0.85
+    return _CountryCities(where, weight / weight.sum(), locales, bases,
+                          [j for j, ch in enumerate(pattern) if ch == "#"])
 
 
-def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
-                   catalog: Catalog, names: _Names) -> dict[str, pa.Array]:
-    """All columns (but place_id and collected_at) for ``n`` contacts of one country."""
+@dataclass(frozen=True)
+class _CountryCities:
+    index: npt.NDArray[np.int64]  # positions in the Geography city arrays
+    p: npt.NDArray[np.float64]
+    locale: npt.NDArray[np.object_]
+    zip_bases: npt.NDArray[np.uint8]
+    zip_digit_cols: list[int]
+
+
+_TOKEN = re.compile(r"\{(S2|S|F|W|C|A)\}")
+
+
+def _render(template: str, tokens: dict[str, pa.Array]) -> pa.Array:
+    """Fill a name template such as ``"{W} de {C}"`` from per-row arrays."""
+    parts: list[pa.Array | str] = []
+    for k, piece in enumerate(_TOKEN.split(template)):
+        if k % 2:
+            parts.append(tokens[piece])
+        elif piece:
+            parts.append(piece)
+    return _join(*parts) if len(parts) > 1 else pc.cast(parts[0], pa.string())
+
+
+def _pick_template(rng: np.random.Generator, lang: LanguageWords,
+                   kind: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
+    """Draw a name template per row; ``kind`` 0 plain business, 1 firm, 2 public place."""
+    u = rng.random(len(kind))
+    last = len(lang.templates) - 1
+    out = np.zeros(len(kind), dtype=np.int64)
+    for k, p in enumerate((lang.weights, lang.firm_weights, lang.place_weights)):
+        rows = kind == k
+        out[rows] = np.minimum(np.searchsorted(np.cumsum(p), u[rows], side="right"), last)
+    return out
+
+
+def _block(code: str, locale: str, city: npt.NDArray[np.int64], rng: np.random.Generator,
+           zips: npt.NDArray[np.uint8], zip_digit_cols: list[int]) -> dict[str, pa.Array]:
+    """All columns (but place_id and collected_at) for contacts of one country and locale.
+
+    ``city`` holds positions in the Geography city arrays, ``zips`` the rows' base zipcodes.
+    """
+    geo, catalog, names = build_geography(), load_catalog(), _names()
     profile = COUNTRIES[code]
-    pool = _pool(code)
-    cities, zip_bases, zip_pattern = _city_zip_bases(code)
-    pop = geo.city_population[cities]
-    local = rng.choice(len(cities), n, p=pop**0.85 / (pop**0.85).sum())
-    city = cities[local]
+    pool = name_pool(locale)
+    lang = language_words(language_of(locale))
+    n = len(city)
+    pop = geo.city_population[city]
 
     # Categories: a main one, then up to two from the same profession.
-    n_cat = len(catalog.weight)
-    main = rng.choice(n_cat, n, p=catalog.weight / catalog.weight.sum())
+    weight = catalog.weight
+    if profile.local_categories_only:  # no English category words inside Japanese names
+        weight = np.where(lang.is_local, weight, 0.0)
+    main = rng.choice(len(weight), n, p=weight / weight.sum())
     extra_count = rng.choice(3, n, p=[0.5, 0.33, 0.17])
     members, sizes = names.profession_members, names.profession_sizes
     prof = catalog.profession_index[main]
@@ -320,53 +326,56 @@ def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
     cov[:, fields["facebook"]] *= profile.social_rate
     has = rng.random((n, len(COVERAGE_FIELDS))) < np.clip(cov, 0.0, 0.99)
 
-    # Names.
+    # Names from the language's templates ("{W} {S}" → "Plomberie Dupont").
     surname_i = rng.integers(0, len(pool.surnames), n)
-    surname2_i = rng.integers(0, len(pool.surnames), n)
     first_i = rng.integers(0, len(pool.first_names), n)
-    surname = pool.surnames.take(pa.array(surname_i))
-    surname2 = pool.surnames.take(pa.array(surname2_i))
-    first = pool.first_names.take(pa.array(first_i))
-    word = names.category_words.take(pa.array(main))
     city_name = names.city_names.take(pa.array(city))
-    options = [
-        _join(surname, " ", word),
-        _join(city_name, " ", word),
-        _join(word, " ", surname),
-        _join(first, "'s ", word),
-        _join(surname, " & ", surname2),
-        _join(surname, ", ", surname2, " & Associates"),
-        _join("The \"", surname, "\" ", word),
-    ]
-    pattern = rng.choice(len(options), n, p=[0.34, 0.18, 0.2, 0.12, 0.12, 0.03, 0.01])
-    name = _choose(options, pattern)
+    tokens = {
+        "S": pool.surnames.take(pa.array(surname_i)),
+        "S2": _take(pool.surnames, rng, n),
+        "F": pool.first_names.take(pa.array(first_i)),
+        "W": lang.words.take(pa.array(main)),
+        "C": city_name,
+        "A": _take(lang.adjectives, rng, n),
+    }
+    template = _pick_template(rng, lang, names.name_kind[main])
+    name = _choose([_render(t, tokens) for t in lang.templates], template)
 
     # Web identity: one domain per business, reused by website, email and handles.
     s_slug = pool.surname_slugs.take(pa.array(surname_i))
-    w_slug = names.category_slugs.take(pa.array(main))
+    w_slug = lang.word_slugs.take(pa.array(main))
     c_slug = names.city_slugs.take(pa.array(city))
-    domain_base = _choose([_join(s_slug, w_slug), _join(s_slug, "-", w_slug),
-                           _join(w_slug, c_slug)], rng.choice(3, n, p=[0.5, 0.3, 0.2]))
+    # Domains follow the name ("Plomberie Dupont" → plomberiedupont.fr) when it has enough
+    # Latin letters; otherwise (Japanese names) surname + romanised business word.
+    ascii_name = pc.utf8_lower(pc.utf8_normalize(name, form="NFKD"))
+    joined = pc.replace_substring_regex(ascii_name, r"[^a-z0-9]+", "")
+    dashed = pc.utf8_trim(pc.replace_substring_regex(ascii_name, r"[^a-z0-9]+", "-"), "-")
+    fallback = _join(s_slug, w_slug)
+    length = pc.utf8_length(joined)
+    usable = pc.and_(pc.greater_equal(length, 4), pc.less_equal(length, 26))
+    style = rng.choice(3, n, p=[0.55, 0.3, 0.15])
+    domain_base = pc.if_else(
+        usable, _choose([joined, dashed, _join(s_slug, "-", w_slug)], style), fallback)
     domain = _join(domain_base, "." + profile.tld)
     website = _choose([_join("https://www.", domain, "/"), _join("https://", domain),
                        _join("http://www.", domain, "/")], rng.choice(3, n, p=[0.6, 0.3, 0.1]))
-    handle = _choose([_join(s_slug, "_", w_slug), _join(domain_base), _join(w_slug, c_slug)],
-                     rng.choice(3, n, p=[0.4, 0.4, 0.2]))
+    handle = _choose([_join(s_slug, "_", w_slug), pc.replace_substring(domain_base, "-", "_"),
+                      _join(w_slug, c_slug)], rng.choice(3, n, p=[0.4, 0.4, 0.2]))
     instagram = _join("https://www.instagram.com/", handle, "/")
     facebook = _join("https://www.facebook.com/", handle)
 
     f_slug = pool.first_name_slugs.take(pa.array(first_i))
     user = _choose([pa.array(["info"] * n), pa.array(["contact"] * n),
-                     _join(f_slug), _join(f_slug, ".", s_slug)],
-                    rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]))
+                    _join(f_slug), _join(f_slug, ".", s_slug)],
+                   rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]))
     email1 = _join(user, "@", domain)
     free = names.free_mail.take(pa.array(rng.integers(0, len(names.free_mail), n)))
     email2 = _join(s_slug, _strings_from_matrix(_fill_pattern("##", n, rng)), "@", free)
     email_count = np.where(has[:, fields["email"]], 1 + (rng.random(n) < 0.12), 0)
     # Without a website the address is usually a free mailbox.
     mailbox = np.where(has[:, fields["website"]], 0, 1)
-    first_email = _choose([email1, email2], mailbox)
-    emails = _interleave(first_email, _choose([email2, email1], mailbox), email_count)
+    emails = _interleave(_choose([email1, email2], mailbox),
+                         _choose([email2, email1], mailbox), email_count)
 
     phone_national = _strings_from_matrix(_fill_pattern(profile.phone_national, 2 * n, rng))
     phone_intl = _strings_from_matrix(_fill_pattern(profile.phone_international, 2 * n, rng))
@@ -379,23 +388,21 @@ def _country_block(code: str, n: int, rng: np.random.Generator, geo: Geography,
     # Address, zipcode, coordinates.
     street = _take(pool.streets, rng, n)
     number = pa.array(rng.integers(1, 250, n).astype(str))
-    if profile.locale == "ja_JP":
+    if locale == "ja_JP":
         address = _join(street, number, "-", pa.array(rng.integers(1, 30, n).astype(str)))
     elif profile.address_order == "number_street":
         address = _join(number, " ", street)
     else:
         address = _join(street, " ", number)
-    zips = zip_bases[local].copy()
-    if zips.shape[1]:
-        digit_cols = [j for j, ch in enumerate(zip_pattern) if ch == "#"]
-        # Big cities span several postcodes: vary the last digit, or the last two.
-        for threshold, col in ((100_000, -1), (500_000, -2)):
-            big = pop[local] > threshold
-            if len(digit_cols) >= 3:
-                zips[big, digit_cols[col]] = rng.integers(48, 58, int(big.sum()), np.uint8)
+    zips = zips.copy()
+    # Big cities span several postcodes: vary the last digit, or the last two.
+    for threshold, col in ((100_000, -1), (500_000, -2)):
+        big = pop > threshold
+        if len(zip_digit_cols) >= 3:
+            zips[big, zip_digit_cols[col]] = rng.integers(48, 58, int(big.sum()), np.uint8)
     zipcode = _strings_from_matrix(zips)
 
-    spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop[local] / 1e6), 1.0, 12.0)
+    spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop / 1e6), 1.0, 12.0)
     lat0 = geo.city_lat[city]
     lat = lat0 + rng.normal(0.0, 1.0, n) * spread_km / 111.0
     lon = geo.city_lon[city] + rng.normal(0.0, 1.0, n) * spread_km / (
@@ -449,61 +456,43 @@ class _Names:
     """Name arrays shared by all countries, indexed by category or city position."""
 
     category_names: pa.Array
-    category_words: pa.Array
-    category_slugs: pa.Array
+    name_kind: npt.NDArray[np.int8]  # per category: 0 business, 1 firm, 2 public place
     profession_members: npt.NDArray[np.int64]
     profession_sizes: npt.NDArray[np.int64]
     city_names: pa.Array
     city_slugs: pa.Array
     free_mail: pa.Array
-    location_lookup: dict[int, int]
-    location_names: pa.Array
+    location_ids: npt.NDArray[np.int32]  # sorted
+    location_names: pa.Array  # aligned with location_ids
 
     def location_name(self, ids: npt.NDArray[np.int32]) -> pa.Array:
-        lookup = np.vectorize(self.location_lookup.__getitem__, otypes=[np.int64])
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        return self.location_names.take(pa.array(lookup(uniq)[inverse]))
+        return self.location_names.take(pa.array(np.searchsorted(self.location_ids, ids)))
 
 
 @functools.cache
 def _names() -> _Names:
     geo, catalog = build_geography(), load_catalog()
-    cat_names = catalog.names
     members = [np.flatnonzero(catalog.profession_index == p)
                for p in range(len(catalog.professions))]
     width = max(len(m) for m in members)
     matrix = np.zeros((len(members), width), dtype=np.int64)
     for i, m in enumerate(members):
         matrix[i, : len(m)] = m
-    loc_ids = geo.locations.column("id").to_numpy()
+    kind = np.array([1 if p in FIRM_PROFESSIONS else 2 if p in PLACE_NAMED_PROFESSIONS else 0
+                     for p in catalog.professions], dtype=np.int8)
+    order = np.argsort(geo.locations.column("id").to_numpy())
     return _Names(
-        category_names=pa.array(cat_names, pa.string()),
-        category_words=pa.array([_business_word(c) for c in cat_names], pa.string()),
-        category_slugs=pa.array([_slug(_business_word(c)) for c in cat_names], pa.string()),
+        category_names=pa.array(catalog.names, pa.string()),
+        name_kind=kind[catalog.profession_index],
         profession_members=matrix,
         profession_sizes=np.array([len(m) for m in members], dtype=np.int64),
         city_names=pa.array(list(geo.city_name), pa.string()),
-        city_slugs=pa.array([_slug(c) or "city" for c in geo.city_name], pa.string()),
+        city_slugs=pa.array([slug(c) or "city" for c in geo.city_name], pa.string()),
         free_mail=pa.array(["gmail.com", "outlook.com", "yahoo.com", "hotmail.com",
                             "icloud.com"], pa.string()),
-        location_lookup={int(i): k for k, i in enumerate(loc_ids)},
-        location_names=geo.locations.column("name").combine_chunks(),
+        location_ids=geo.locations.column("id").to_numpy()[order],
+        location_names=geo.locations.column("name").combine_chunks().take(pa.array(order)),
     )
-
-
-def _business_word(category: str) -> str:
-    """Return the word a business puts in its name ("Plumber" gives "Plumbing")."""
-    return _BUSINESS_WORDS.get(category, category.replace(" restaurant", "").title()
-                               if category.endswith(" restaurant") else category)
-
-
-_BUSINESS_WORDS = {
-    "Plumber": "Plumbing", "Electrician": "Electric", "General contractor": "Construction",
-    "Roofing contractor": "Roofing", "Painter": "Painting", "Carpenter": "Carpentry",
-    "Landscaper": "Landscaping", "HVAC contractor": "Heating & Air", "Dentist": "Dental",
-    "Lawyer": "Law", "Accountant": "Accounting", "Hair salon": "Hair", "Restaurant": "Kitchen",
-    "Pizza restaurant": "Pizza", "Auto repair shop": "Auto Repair", "Bakery": "Bakery",
-}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- whole tables
@@ -534,7 +523,6 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
     pyarrow.Table
         Contacts with ``CONTACT_SCHEMA``.
     """
-    geo, catalog, names = build_geography(), load_catalog(), _names()
     rng = np.random.default_rng([seed, stream, n])
     keys = _place_id_keys(n, rng)
     place_id = _place_ids(keys, rng)
@@ -554,11 +542,18 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
     rows: list[npt.NDArray[np.int64]] = []
     for k, code in enumerate(codes):
         idx = np.flatnonzero(country_of_row == k)
-        if len(idx):
-            block_rng = np.random.default_rng([seed, stream, n, k])
-            blocks.append(pa.table(_country_block(code, len(idx), block_rng, geo, catalog,
-                                                  names)))
-            rows.append(idx)
+        if not len(idx):
+            continue
+        block_rng = np.random.default_rng([seed, stream, n, k])
+        cities = _country_cities(code)
+        local = block_rng.choice(len(cities.index), len(idx), p=cities.p)
+        # Regions speaking another language (Quebec, Wallonia...) get their own names.
+        for locale in sorted(set(cities.locale[local])):
+            part = cities.locale[local] == locale
+            blocks.append(pa.table(_block(code, str(locale), cities.index[local[part]],
+                                          block_rng, cities.zip_bases[local[part]],
+                                          cities.zip_digit_cols)))
+            rows.append(idx[part])
     if blocks:
         body = pa.concat_tables(blocks)
         order = np.empty(n, dtype=np.int64)

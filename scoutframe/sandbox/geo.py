@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,6 +67,8 @@ class CountryProfile:
     social_rate: float = 1.0  # multiplier on instagram/facebook coverage
     website_rate: float = 1.0
     level2_format: str = "{city} District"
+    local_categories_only: bool = False  # only categories with a word in the language
+    regional_locales: tuple[tuple[str, str], ...] = ()  # (level-1 name, faker locale)
 
 
 def _p(code: str, locale: str, tld: str, weight: float, cc: str, nat: str, intl: str,
@@ -79,10 +82,11 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
     _p("US", "en_US", "com", 30, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}##",
        "number_street", level2_format="{county}"),
     _p("CA", "en_CA", "ca", 4, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}#A #A#",
-       "number_street", level2_format="{city} Division"),
-    _p("MX", "es_MX", "com.mx", 4, "52", "## #### ####", "+52 ## #### ####", "{z}###",
+       "number_street", level2_format="{city} Division",
+       regional_locales=(("Quebec", "fr_CA"),)),
+    _p("MX", "es_MX", "com.mx", 4, "52", "N# #### ####", "+52 N# #### ####", "{z}###",
        email_rate=0.6, social_rate=1.4, level2_format="Municipio de {city}"),
-    _p("BR", "pt_BR", "com.br", 6, "55", "(##) 9####-####", "+55 ## 9####-####",
+    _p("BR", "pt_BR", "com.br", 6, "55", "(N#) 9####-####", "+55 N# 9####-####",
        "{z}###-###", email_rate=0.7, social_rate=1.5, level2_format="Microrregião de {city}"),
     _p("AR", "es_AR", "com.ar", 2, "54", "011 ####-####", "+54 9 11 ####-####", "{z}##",
        email_rate=0.7, social_rate=1.4, level2_format="Partido de {city}"),
@@ -90,48 +94,53 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        email_rate=0.8, social_rate=1.3, level2_format="Provincia de {city}"),
     _p("CO", "es_CO", "com.co", 1.5, "57", "3## #######", "+57 3## #######", "{z}####",
        email_rate=0.6, social_rate=1.4, level2_format="Provincia de {city}"),
-    _p("GB", "en_GB", "co.uk", 8, "44", "0#### ######", "+44 #### ######", "{z}# #AA",
-       "number_street", level2_format="{city}shire"),
-    _p("IE", "en_IE", "ie", 0.8, "353", "0## ### ####", "+353 ## ### ####", "A## A#A#",
+    _p("GB", "en_GB", "co.uk", 8, "44", "0N### ######", "+44 N### ######", "{z}# #AA",
+       "number_street", level2_format="{city} Borough"),
+    _p("IE", "en_IE", "ie", 0.8, "353", "0N# ### ####", "+353 N# ### ####", "A## A#A#",
        "number_street", level2_format="County {city}"),
-    _p("FR", "fr_FR", "fr", 10, "33", "0# ## ## ## ##", "+33 # ## ## ## ##", "{z}###",
+    _p("FR", "fr_FR", "fr", 10, "33", "0N ## ## ## ##", "+33 N ## ## ## ##", "{z}###",
        "number_street", level2_format="Arrondissement de {city}"),
-    _p("DE", "de_DE", "de", 9, "49", "0### #######", "+49 ### #######", "{z}###",
+    _p("DE", "de_DE", "de", 9, "49", "0N## #######", "+49 N## #######", "{z}###",
        level2_format="Landkreis {city}"),
     _p("ES", "es_ES", "es", 6, "34", "9## ## ## ##", "+34 9## ## ## ##", "{z}###",
        level2_format="Comarca de {city}"),
-    _p("IT", "it_IT", "it", 6, "39", "0## #######", "+39 0## #######", "{z}###",
+    _p("IT", "it_IT", "it", 6, "39", "0N# #######", "+39 0N# #######", "{z}###",
        level2_format="Provincia di {city}"),
     _p("PT", "pt_PT", "pt", 1.5, "351", "2## ### ###", "+351 2## ### ###", "{z}##-###",
        level2_format="Concelho de {city}"),
-    _p("BE", "nl_BE", "be", 2, "32", "0# ### ## ##", "+32 # ### ## ##", "{z}##",
-       level2_format="Arrondissement {city}"),
-    _p("NL", "nl_NL", "nl", 3, "31", "0## ### ####", "+31 ## ### ####", "{z}## AA",
+    _p("BE", "nl_BE", "be", 2, "32", "0N ### ## ##", "+32 N ### ## ##", "{z}##",
+       level2_format="Arrondissement {city}",
+       regional_locales=(("Wallonia", "fr_BE"), ("Brussels-Capital Region", "fr_BE"))),
+    _p("NL", "nl_NL", "nl", 3, "31", "0N# ### ####", "+31 N# ### ####", "{z}## AA",
        level2_format="Gemeente {city}"),
-    _p("CH", "de_CH", "ch", 1.5, "41", "0## ### ## ##", "+41 ## ### ## ##", "{z}##",
+    _p("CH", "de_CH", "ch", 1.5, "41", "0N# ### ## ##", "+41 N# ### ## ##", "{z}##",
+       level2_format="Bezirk {city}",
+       regional_locales=(("Genève", "fr_CH"), ("Vaud", "fr_CH"), ("Neuchâtel", "fr_CH"),
+                         ("Jura", "fr_CH"), ("Fribourg", "fr_CH"), ("Valais", "fr_CH"),
+                         ("Ticino", "it_CH"))),
+    _p("AT", "de_AT", "at", 1.2, "43", "0N## ######", "+43 N## ######", "{z}###",
        level2_format="Bezirk {city}"),
-    _p("AT", "de_AT", "at", 1.2, "43", "0### ######", "+43 ### ######", "{z}###",
-       level2_format="Bezirk {city}"),
-    _p("DK", "da_DK", "dk", 0.8, "45", "## ## ## ##", "+45 ## ## ## ##", "{z}##",
+    _p("DK", "da_DK", "dk", 0.8, "45", "N# ## ## ##", "+45 N# ## ## ##", "{z}##",
        level2_format="{city} Kommune"),
-    _p("SE", "sv_SE", "se", 1.2, "46", "0##-### ## ##", "+46 ## ### ## ##", "{z}# ##",
+    _p("SE", "sv_SE", "se", 1.2, "46", "0N#-### ## ##", "+46 N# ### ## ##", "{z}# ##",
        level2_format="{city} kommun"),
-    _p("FI", "fi_FI", "fi", 0.7, "358", "0## ### ####", "+358 ## ### ####", "{z}###",
+    _p("FI", "fi_FI", "fi", 0.7, "358", "0N# ### ####", "+358 N# ### ####", "{z}###",
        level2_format="{city} seutukunta"),
-    _p("PL", "pl_PL", "pl", 2.5, "48", "## ### ## ##", "+48 ## ### ## ##", "{z}-###",
+    _p("PL", "pl_PL", "pl", 2.5, "48", "N# ### ## ##", "+48 N# ### ## ##", "{z}-###",
        level2_format="Powiat {city}"),
-    _p("CZ", "cs_CZ", "cz", 1.2, "420", "### ### ###", "+420 ### ### ###", "{z}# ##",
+    _p("CZ", "cs_CZ", "cz", 1.2, "420", "N## ### ###", "+420 N## ### ###", "{z}# ##",
        level2_format="Okres {city}"),
-    _p("JP", "ja_JP", "jp", 5, "81", "0#-####-####", "+81 #-####-####", "{z}#-####",
-       email_rate=0.5, social_rate=0.8, level2_format="{city}郡"),
-    _p("IN", "en_IN", "in", 5, "91", "0## #### ####", "+91 9#### #####", "{z}####",
+    _p("JP", "ja_JP", "jp", 5, "81", "0N-####-####", "+81 N-####-####", "{z}#-####",
+       email_rate=0.5, social_rate=0.8, level2_format="{city} District",
+       local_categories_only=True),
+    _p("IN", "en_IN", "in", 5, "91", "0N# #### ####", "+91 9#### #####", "{z}####",
        email_rate=0.6, website_rate=0.7, level2_format="{city} District"),
-    _p("AU", "en_AU", "com.au", 3, "61", "(0#) #### ####", "+61 # #### ####", "{z}###",
+    _p("AU", "en_AU", "com.au", 3, "61", "(0N) #### ####", "+61 N #### ####", "{z}###",
        "number_street", level2_format="City of {city}"),
-    _p("NZ", "en_NZ", "co.nz", 0.8, "64", "0# ### ####", "+64 # ### ####", "{z}##",
+    _p("NZ", "en_NZ", "co.nz", 0.8, "64", "0N ### ####", "+64 N ### ####", "{z}##",
        "number_street", level2_format="{city} District"),
-    _p("ZA", "zu_ZA", "co.za", 1.5, "27", "0## ### ####",
-       "+27 ## ### ####", "{z}##", "number_street", email_rate=0.8,
+    _p("ZA", "zu_ZA", "co.za", 1.5, "27", "0N# ### ####",
+       "+27 N# ### ####", "{z}##", "number_street", email_rate=0.8,
        level2_format="{city} Local Municipality"),
     _p("NA", "en_US", "com.na", 0.3, "264", "061 ### ###", "+264 61 ### ###", "",
        "number_street", email_rate=0.5, website_rate=0.5, level2_format="{city} Constituency"),
@@ -148,6 +157,9 @@ _DEFAULT_CAP = 300
 _DISTRICT_KM = 4.0
 # Cities per level-2 group, on average.
 _CITIES_PER_LEVEL2 = 7
+
+# City districts that geonames lists as towns: "Paris 15 Vaugirard", "Zürich (Kreis 11)".
+_DISTRICT_NAME = re.compile(r"\d|\(|^Circo|^Quartiere|^Arrondissement")
 
 _DATA = resources.files("scoutframe.sandbox") / "data"
 
@@ -293,7 +305,8 @@ def build_geography() -> Geography:
     by_area: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for city in _raw_cities():
         cc, a1 = city["countrycode"], city["admin1code"]
-        if cc in COUNTRIES and a1 in level1_names.get(cc, {}):
+        if (cc in COUNTRIES and a1 in level1_names.get(cc, {})
+                and not _DISTRICT_NAME.search(city["name"])):
             by_area.setdefault((cc, a1), []).append(city)
 
     county_codes = _us_county_codes()
