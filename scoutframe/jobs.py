@@ -650,10 +650,8 @@ class ExportJob:
                 offset, mode = 0, "wb"  # the server ignored Range: whole body
                 total = _optional_int(response.headers.get("Content-Length"))
             done = offset
-            with open(part, mode) as sink:
-                for chunk in response.iter_content(chunk_size=chunk_size):
-                    if not chunk:
-                        continue
+            with open(part, mode, buffering=chunk_size) as sink:
+                for chunk in _body_pieces(response, chunk_size):
                     sink.write(chunk)
                     done += len(chunk)
                     if on_bytes is not None:
@@ -661,6 +659,24 @@ class ExportJob:
                 sink.flush()
                 os.fsync(sink.fileno())
         return done, total
+
+
+def _body_pieces(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
+    """Yield the body as it arrives, at most ``chunk_size`` bytes at a time.
+
+    ``read1`` hands over whatever has arrived, so the bytes received before a connection
+    drops reach the part file (``iter_content`` would lose a partly filled chunk).
+    """
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # not urllib3 underneath: fall back to requests' iterator
+        yield from (c for c in response.iter_content(chunk_size=chunk_size) if c)
+        return
+    while True:
+        piece = read1(chunk_size, decode_content=True)
+        if not piece:
+            return
+        yield piece
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:

@@ -220,20 +220,19 @@ class History:
         >>> client.history.list()[["id", "kind", "row_count"]]  # doctest: +SKIP
         """
         entries = self.entries()
-        frame = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "id": pd.array([e.id for e in entries], dtype="int64"),
                 "search_id": pd.array([e.search_id for e in entries], dtype="string"),
                 "kind": pd.array([e.kind for e in entries], dtype="string"),
                 "status": pd.array([e.status for e in entries], dtype="string"),
                 "row_count": pd.array([e.row_count for e in entries], dtype="Int64"),
-                "created_at": pd.to_datetime([e.created_at for e in entries], utc=True),
-                "expires_at": pd.to_datetime([e.expires_at for e in entries], utc=True),
+                "created_at": _utc_column([e.created_at for e in entries]),
+                "expires_at": _utc_column([e.expires_at for e in entries]),
                 "parent_id": pd.array([e.parent_id for e in entries], dtype="Int64"),
                 "filters": pd.Series([dict(e.filters) for e in entries], dtype=object),
             }
         )
-        return frame
 
     def freshness(self, entry_id: int) -> Freshness:
         """Count the contacts collected since entry ``entry_id`` was exported (free).
@@ -338,8 +337,12 @@ class History:
         return _int_or_none(header)
 
 
+def _utc_column(values: list[datetime | None]) -> pd.Series:
+    return pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+
+
 def _count_csv_rows(path: Path) -> int:
-    """Data rows of a CSV file (quoted fields may span lines, so parse it)."""
+    """Count the data rows of a CSV file (quoted fields may span lines, so parse it)."""
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
