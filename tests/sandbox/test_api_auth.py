@@ -83,9 +83,12 @@ def test_key_shown_once_listed_without_it_and_revoked(sandbox, account, api_for)
     assert created.status_code == 201
     item = created.json()
     key = item["key"]
-    assert len(key) == 64 and key == key.lower() and int(key, 16) >= 0
+    assert len(key) == 64
+    assert key == key.lower()
+    assert int(key, 16) >= 0
     assert item["token_key"] == key[:8]
-    assert item["expiry"] is None and item["name"] == "laptop"
+    assert item["expiry"] is None
+    assert item["name"] == "laptop"
     listing = api.get("/api/user/api-keys").json()
     mine = [k for k in listing if k["id"] == item["id"]]
     assert mine == [{k: v for k, v in item.items() if k != "key"}]

@@ -25,8 +25,10 @@ def test_export_life_cycle_charges_once_and_serves_full_csv(sandbox, account, wa
     r = api.get("/api/download-csv", params={"search_id": sid})
     assert r.status_code == 202
     start = r.json()
-    assert start["status"] == "pending" and start["search_id"] == sid
-    assert start["lead_count"] == total and start["task_id"].startswith("task_")
+    assert start["status"] == "pending"
+    assert start["search_id"] == sid
+    assert start["lead_count"] == total
+    assert start["task_id"].startswith("task_")
     status = wait_export(api, start["task_id"])
     assert status["status"] == "ready", status
     assert status["progress"] == 1.0
@@ -43,14 +45,16 @@ def test_export_life_cycle_charges_once_and_serves_full_csv(sandbox, account, wa
     assert len(rows) == total
     assert [r["place_id"] for r in rows] == sorted(r["place_id"] for r in rows)
     emails = [e for r in rows for e in r["email"].split("; ") if e]
-    assert emails and not any("*" in e for e in emails)  # full addresses only in exports
+    assert emails
+    assert not any("*" in e for e in emails)
     assert all(r["country"] == "BE" for r in rows)
     profile = api.get("/api/user/profile").json()
     assert profile["credits"] == 10_000 - total
     assert profile["credits_used"] == total
     ledger = sandbox.admin.ledger(info["id"])
     assert [e["delta"] for e in ledger] == [10_000, -total]
-    assert ledger[-1]["balance"] == 10_000 - total and ledger[-1]["ref"] == start["task_id"]
+    assert ledger[-1]["balance"] == 10_000 - total
+    assert ledger[-1]["ref"] == start["task_id"]
 
 
 def test_insufficient_credits_charges_nothing(sandbox, api_for):
@@ -61,7 +65,8 @@ def test_insufficient_credits_charges_nothing(sandbox, api_for):
     assert r.status_code == 403
     body = r.json()
     assert body["validation_code"] == "insufficient_credits"
-    assert body["required_credits"] == total and body["available_credits"] == 5
+    assert body["required_credits"] == total
+    assert body["available_credits"] == 5
     assert isinstance(body["detail"], str)
     assert api.get("/api/user/profile").json()["credits"] == 5
     assert len(sandbox.admin.ledger(info["id"])) == 1
@@ -71,9 +76,11 @@ def test_insufficient_credits_charges_nothing(sandbox, api_for):
 def test_unknown_or_missing_search_id(api):
     assert api.get("/api/download-csv", params={"search_id": "srch_00000000"}).status_code == 404
     r = api.get("/api/download-csv")
-    assert r.status_code == 400 and list(r.json()) == ["search_id"]
+    assert r.status_code == 400
+    assert list(r.json()) == ["search_id"]
     r = api.get("/api/download-csv", params={"search_id": "x", "export_format": "xlsx"})
-    assert r.status_code == 400 and list(r.json()) == ["export_format"]
+    assert r.status_code == 400
+    assert list(r.json()) == ["export_format"]
 
 
 def test_other_accounts_task_and_search_are_404(api, account, wait_export):
@@ -93,7 +100,8 @@ def test_export_failure_refunds(make_sandbox, api_for, wait_export):
     task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
     status = wait_export(api, task)
     assert status["status"] == "failed"
-    assert isinstance(status["error"], str) and status["error"]
+    assert isinstance(status["error"], str)
+    assert status["error"]
     assert "download_url" not in status
     assert api.get("/api/user/profile").json()["credits"] == before
     account_id = api.get("/api/user/profile").json()["id"]

@@ -20,20 +20,26 @@ def test_history_freshness_and_deltas(make_sandbox, api_for, wait_export):
     history = api.get("/api/user/search-history").json()
     assert history["count"] == 1
     entry = history["results"][0]
-    assert entry["kind"] == "full" and entry["parent_id"] is None
-    assert entry["search_id"] == sid and entry["row_count"] == task["lead_count"]
-    assert entry["status"] == "ready" and entry["download_url"]
+    assert entry["kind"] == "full"
+    assert entry["parent_id"] is None
+    assert entry["search_id"] == sid
+    assert entry["row_count"] == task["lead_count"]
+    assert entry["status"] == "ready"
+    assert entry["download_url"]
     assert entry["filters"] == {}
     fresh = api.get(f"/api/user/search-history/{entry['id']}/freshness").json()
-    assert fresh["new_count"] == 0 and fresh["is_fresh"] is True
+    assert fresh["new_count"] == 0
+    assert fresh["is_fresh"] is True
     assert set(fresh) == {"id", "exported_at", "new_count", "is_fresh", "checked_at"}
 
     added = sb.admin.add_contacts(7)
-    assert added["added"] == 7 and added["total"] == task["lead_count"] + 7
+    assert added["added"] == 7
+    assert added["total"] == task["lead_count"] + 7
     recollected = sb.admin.recollect(5)
     assert recollected["recollected"] == 5
     fresh = api.get(f"/api/user/search-history/{entry['id']}/freshness/").json()
-    assert fresh["new_count"] == 12 and fresh["is_fresh"] is False
+    assert fresh["new_count"] == 12
+    assert fresh["is_fresh"] is False
 
     credits_before = api.get("/api/user/profile").json()["credits"]
     r = api.get(f"/api/user/search-history/{entry['id']}/download-delta")
@@ -45,7 +51,8 @@ def test_history_freshness_and_deltas(make_sandbox, api_for, wait_export):
     delta_id = int(r.headers["X-Search-History-Id"])
     results = api.get("/api/user/search-history").json()["results"]
     assert results[0]["id"] == delta_id  # newest first
-    assert results[0]["kind"] == "delta" and results[0]["parent_id"] == entry["id"]
+    assert results[0]["kind"] == "delta"
+    assert results[0]["parent_id"] == entry["id"]
     assert results[0]["row_count"] == 12
     # the updated businesses are in the delta with their newer collected_at
     original = {row["place_id"]: row for row in csv.DictReader(io.StringIO(

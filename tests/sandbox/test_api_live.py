@@ -66,7 +66,8 @@ def test_export_by_filters_and_search_id(live_sandbox, method, api_for):
     assert r.status_code == 200
     start = r.json()
     assert "task_id" not in start
-    assert start["status"] == "pending" and start["search_id"] == search["search_id"]
+    assert start["status"] == "pending"
+    assert start["search_id"] == search["search_id"]
     assert start["lead_count"] == search["totalCount"]
     status = _wait(api, start["search_id"])
     assert status["status"] == "completed"

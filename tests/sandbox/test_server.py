@@ -1,0 +1,106 @@
+"""Starting, stopping and restarting the sandbox; the command line."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import requests
+
+from scoutframe.sandbox import Sandbox
+from scoutframe.sandbox.server import main
+
+
+def test_restart_keeps_state(make_sandbox, api_for, wait_export):
+    sb = make_sandbox()
+    data_dir = sb._opts.data_dir
+    key, password = sb.api_key, sb.password
+    api = api_for(sb.url, f"Bearer {key}")
+    sid = api.get("/api/companies", params={"countries": "NZ"}).json()["search_id"]
+    task = api.get("/api/download-csv", params={"search_id": sid}).json()
+    assert wait_export(api, task["task_id"])["status"] == "ready"
+    sb.admin.add_contacts(5)
+    sb.admin.advance_clock(3600)
+    # a second export, left "processing" as if the server died while building it
+    second_start = api.get("/api/download-csv", params={"search_id": sid}).json()
+    second = second_start["task_id"]
+    assert wait_export(api, second)["status"] == "ready"
+    sb.runtime.state.set_task_status(second, "processing")
+    profile = api.get("/api/user/profile").json()
+    sb.stop()
+
+    again = make_sandbox(data_dir=data_dir)
+    assert (again.api_key, again.password) == (key, password)
+    api2 = api_for(again.url, f"Token {key}")
+    after = api2.get("/api/user/profile").json()
+    assert after["credits"] == profile["credits"] + second_start["lead_count"]  # refund
+    history = api2.get("/api/user/search-history").json()
+    assert history["count"] == 2
+    assert [e["status"] for e in history["results"]] == ["failed", "ready"]
+    failed = api2.get(f"/api/download-status/{second}").json()
+    assert failed["status"] == "failed"
+    assert "restarted" in failed["error"]
+    assert api2.get("/api/companies").json()["totalCount"] == 20_005
+    # the same search id for the same filters, and the stored search still exports
+    assert api2.get("/api/companies", params={"countries": "NZ"}).json()["search_id"] == sid
+    login = requests.post(f"{again.url}/api/auth/login", timeout=10,
+                          json={"username": again.username, "password": password})
+    assert login.status_code == 200
+    assert again.admin.advance_clock(0) >= "2026"  # the moved clock came back
+
+
+def test_secret_file_is_private(sandbox):
+    mode = stat.S_IMODE(os.stat(sandbox._opts.data_dir / "secret.key").st_mode)
+    assert mode == 0o600
+
+
+def test_repr_and_env_hide_nothing_they_should_not(sandbox):
+    text = repr(sandbox)
+    assert sandbox.api_key not in text
+    assert sandbox.password not in text
+    assert sandbox.url in text
+    assert sorted(sandbox.env) == ["SPHERESCOUT_API_KEY", "SPHERESCOUT_BASE_URL",
+                                   "SPHERESCOUT_PASSWORD", "SPHERESCOUT_USERNAME"]
+    assert sandbox.env["SPHERESCOUT_BASE_URL"] == sandbox.url
+    assert sandbox.admin_token not in repr(sandbox.admin)
+
+
+def test_storage_is_another_origin(sandbox):
+    assert sandbox.storage_url != sandbox.url
+    assert sandbox.storage_url.startswith("http://127.0.0.")
+
+
+def test_control_plane_needs_the_token(sandbox):
+    r = requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 1}, timeout=10)
+    assert r.status_code == 401
+    r = requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 1}, timeout=10,
+                      headers={"X-Sandbox-Admin-Token": "wrong"})
+    assert r.status_code == 401
+
+
+def test_process_mode_and_cli(dataset_dir, tmp_path):
+    for src in dataset_dir.glob("*.parquet"):
+        os.link(src, tmp_path / src.name)
+    with Sandbox(20_000, data_dir=tmp_path, mode="process", rate_limit=0) as sb:
+        r = requests.get(f"{sb.url}/api/user/profile", timeout=10,
+                         headers={"Authorization": f"Token {sb.api_key}"})
+        assert r.status_code == 200
+        assert sb.admin.set_faults(p500=0.0)["p500"] == 0.0
+        proc = sb._proc
+    assert proc is not None
+    assert proc.returncode == 0
+
+
+def test_help_says_what_is_emulated(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("--flavor", "--faults", "--rate-limit", "does not emulate", "[DESIGN]"):
+        assert word in out
+
+
+def test_bad_faults_spec_is_a_clear_error(capsys):
+    assert main(["--faults", "nonsense=1", "--port", "0"]) == 2
+    assert "nonsense" in capsys.readouterr().err
