@@ -76,7 +76,6 @@ _DOWNLOAD_ERRORS = (
     requests.RequestException,
     urllib3.exceptions.HTTPError,
     TransportError,
-    OSError,
 )
 
 
@@ -600,9 +599,12 @@ class ExportJob:
                 url = self._fresh_url(url)
                 refreshed = True
                 continue
-            except _DOWNLOAD_ERRORS as exc:
-                if isinstance(exc, APIError) and exc.status == 416:
-                    part.unlink(missing_ok=True)  # our part file does not fit: start over
+            except (*_DOWNLOAD_ERRORS, APIError) as exc:
+                if isinstance(exc, APIError):
+                    if exc.status == 416:
+                        part.unlink(missing_ok=True)  # our part file does not fit: start over
+                    elif exc.status < 500:
+                        raise
                 done_now = part.stat().st_size if part.exists() else 0
                 failures = 0 if done_now > offset else failures + 1
                 if failures >= self.max_download_attempts:
