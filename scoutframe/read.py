@@ -382,7 +382,10 @@ def read_spherescout(
             if return_type == "arrow":
                 return _closing(reader.arrow_chunks(tables), client if own_client else None)
             return _closing(reader.frame_chunks(tables), client if own_client else None)
+        reader.defer_warnings = True
         table = reader.table()
+        for message, category in reader.deferred:  # warned here to point at the caller's line
+            warnings.warn(message, category, stacklevel=2)
         if return_type == "arrow":
             return reader.with_metadata(table)
         if return_type == "polars":
@@ -458,6 +461,8 @@ class _Reader:
         self.task_id: str | None = None
         self.history_id: int | None = None
         self._drift_seen: set[str] = set()
+        self.defer_warnings = False
+        self.deferred: list[tuple[str, type[Warning]]] = []
         self._provenance: Provenance | None = None
 
     # -- planning -------------------------------------------------------------------------
@@ -627,12 +632,17 @@ class _Reader:
         new = [c for c in frames.drift_columns(table) if c not in self._drift_seen]
         if new:
             self._drift_seen.update(new)
-            warnings.warn(
+            message = (
                 f"Unknown column(s) {new} kept as strings; the API sent fields this version "
-                "of scoutframe does not know.",
-                SchemaDriftWarning,
-                stacklevel=4,
+                "of scoutframe does not know."
             )
+            self._warn(message, SchemaDriftWarning)
+
+    def _warn(self, message: str, category: type[Warning]) -> None:
+        if self.defer_warnings:
+            self.deferred.append((message, category))
+        else:
+            warnings.warn(message, category, stacklevel=6)
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -712,13 +722,12 @@ class _Reader:
                 if first is not None:
                     self.total_count = first.total_count
                     bar.set_total(self._expected(first))
-        warnings.warn(
+        self._warn(
             f"The result kept changing while it was paged ({'; '.join(history)}). "
             f"Returning the {len(seen):,} distinct rows seen; the latest totalCount is "
             f"{self.total_count:,}. Read again, or use method='export' for a consistent "
             "snapshot.",
             PageDriftWarning,
-            stacklevel=5,
         )
 
     def _expected(self, page: SearchPage | None) -> int:
