@@ -13,10 +13,13 @@ import io
 import os
 import tempfile
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeAlias
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -94,9 +97,7 @@ def to_export_table(contacts: pa.Table) -> pa.Table:
         joined with ``"; "``, ``collected_at`` as ``2025-03-04T12:34:56Z`` and empty strings
         as nulls; numbers keep their numeric types.
     """
-    missing = [name for name in CSV_COLUMNS if name not in contacts.column_names]
-    if missing:
-        raise ValueError(f"contacts table lacks export columns: {', '.join(missing)}")
+    _check_columns(contacts)
     columns = []
     for name in CSV_COLUMNS:
         column = contacts.column(name)
@@ -121,16 +122,81 @@ def _encode(table: pa.Table, *, header: bool) -> pa.Buffer:
     return sink.getvalue()
 
 
-def _write(table: pa.Table, out: BinaryIO) -> int:
-    """Encode ``table`` slice by slice on several threads and write the slices in order."""
-    offsets = range(0, max(table.num_rows, 1), _SLICE_ROWS)
+Indices: TypeAlias = npt.NDArray[np.integer[Any]] | pa.Array | pa.ChunkedArray | Sequence[int]
+
+
+def _check_columns(contacts: pa.Table) -> None:
+    missing = [name for name in CSV_COLUMNS if name not in contacts.column_names]
+    if missing:
+        raise ValueError(f"contacts table lacks export columns: {', '.join(missing)}")
+
+
+def _as_index_array(indices: Indices) -> npt.NDArray[np.int64]:
+    if isinstance(indices, pa.ChunkedArray):
+        indices = indices.combine_chunks()
+    if isinstance(indices, pa.Array):
+        return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(indices, dtype=np.int64)
+
+
+class _Source:
+    """The CSV columns of the contacts, with row selection that avoids chunked ``take``.
+
+    ``Table.take`` on a many-chunk table (as Parquet loads it) costs about three times a take
+    from one contiguous batch; ascending indices (the export order) are therefore mapped to
+    the record batches that hold them and taken batch by batch, without copying the table.
+    """
+
+    def __init__(self, contacts: pa.Table, indices: npt.NDArray[np.int64] | None) -> None:
+        self.base = contacts.select(list(CSV_COLUMNS))
+        self.indices = indices
+        self.batches = self.base.to_batches()
+        self.starts = np.cumsum([0, *(batch.num_rows for batch in self.batches)])
+        self.num_rows = self.base.num_rows if indices is None else int(indices.size)
+
+    def rows(self, offset: int) -> pa.Table:
+        """Rows ``offset : offset + _SLICE_ROWS`` of the export."""
+        if self.indices is None:
+            return self.base.slice(offset, _SLICE_ROWS)
+        part = self.indices[offset : offset + _SLICE_ROWS]
+        if not part.size:
+            return self.base.slice(0, 0)
+        steps = np.diff(part)
+        if part[-1] - part[0] == part.size - 1 and bool(np.all(steps == 1)):
+            return self.base.slice(int(part[0]), part.size)  # contiguous: zero-copy
+        if not bool(np.all(steps >= 0)):
+            return self.base.take(pa.array(part))
+        first = int(np.searchsorted(self.starts, part[0], side="right")) - 1
+        last = int(np.searchsorted(self.starts, part[-1], side="right")) - 1
+        pieces = []
+        for b in range(first, last + 1):
+            lo, hi = np.searchsorted(part, self.starts[b : b + 2])
+            if hi > lo:
+                local = pa.array(part[lo:hi] - self.starts[b])
+                pieces.append(self.batches[b].take(local))
+        return pa.Table.from_batches(pieces, schema=self.base.schema)
+
+
+def _encode_part(source: _Source, offset: int, *, header: bool) -> pa.Buffer:
+    """Select, convert and encode one slice (Arrow kernels release the GIL: slices overlap)."""
+    return _encode(to_export_table(source.rows(offset)), header=header)
+
+
+def _write(contacts: pa.Table, indices: Indices | None, out: BinaryIO) -> int:
+    """Encode the export slice by slice on several threads and write the slices in order.
+
+    Each slice is taken, converted and encoded by one worker, so the whole pipeline runs in
+    parallel and no full-size intermediate table is ever built.
+    """
+    _check_columns(contacts)
+    source = _Source(contacts, None if indices is None else _as_index_array(indices))
+    offsets = range(0, max(source.num_rows, 1), _SLICE_ROWS)
     workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1, len(offsets)))
     written = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csvexport") as pool:
         pending: deque[Future[pa.Buffer]] = deque()
         for offset in offsets:
-            piece = table.slice(offset, _SLICE_ROWS)
-            pending.append(pool.submit(_encode, piece, header=offset == 0))
+            pending.append(pool.submit(_encode_part, source, offset, header=offset == 0))
             # A bounded window keeps at most a few encoded slices in memory.
             if len(pending) > 2 * workers:
                 written += out.write(pending.popleft().result())
@@ -139,8 +205,8 @@ def _write(table: pa.Table, out: BinaryIO) -> int:
     return written
 
 
-def write_export_csv(contacts: pa.Table, path: Path) -> int:
-    """Write ``contacts`` to ``path`` in the export CSV format, atomically.
+def write_export_csv(contacts: pa.Table, path: Path, *, indices: Indices | None = None) -> int:
+    """Write contacts to ``path`` in the export CSV format, atomically.
 
     The file is written to a temporary name in the same directory and moved into place with
     :func:`os.replace`, so a reader never sees a partial export.
@@ -148,9 +214,13 @@ def write_export_csv(contacts: pa.Table, path: Path) -> int:
     Parameters
     ----------
     contacts
-        Contacts table (see :func:`to_export_table`), already in the export's row order.
+        Contacts table with the contract columns (see :func:`to_export_table`).
     path
         Destination file.
+    indices
+        Row positions to export, in export order. Passing the whole table with ``indices``
+        is faster than taking the rows first: only the CSV columns are taken, slice by slice,
+        on the writer threads (and contiguous runs are sliced, not copied).
 
     Returns
     -------
@@ -158,12 +228,12 @@ def write_export_csv(contacts: pa.Table, path: Path) -> int:
         Number of bytes written.
     """
     path = Path(path)
-    table = to_export_table(contacts)
+    _check_columns(contacts)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         with open(temp_name, "wb") as out:
-            size = _write(table, out)
+            size = _write(contacts, indices, out)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -171,13 +241,15 @@ def write_export_csv(contacts: pa.Table, path: Path) -> int:
     return size
 
 
-def export_csv_bytes(contacts: pa.Table) -> bytes:
-    """Return ``contacts`` in the export CSV format, in memory (used for delta downloads).
+def export_csv_bytes(contacts: pa.Table, *, indices: Indices | None = None) -> bytes:
+    """Return contacts in the export CSV format, in memory (used for delta downloads).
 
     Parameters
     ----------
     contacts
-        Contacts table (see :func:`to_export_table`).
+        Contacts table with the contract columns (see :func:`to_export_table`).
+    indices
+        Row positions to export, in export order (default: every row).
 
     Returns
     -------
@@ -185,5 +257,5 @@ def export_csv_bytes(contacts: pa.Table) -> bytes:
         The UTF-8 CSV document, header included.
     """
     out = io.BytesIO()
-    _write(to_export_table(contacts), out)
+    _write(contacts, indices, out)
     return out.getvalue()

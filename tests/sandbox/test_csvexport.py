@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
@@ -263,3 +264,39 @@ def test_many_slices_keep_row_order_and_one_header(monkeypatch: pytest.MonkeyPat
     assert export_csv_bytes(table) == b"".join(
         [export_csv_bytes(table.slice(0, 1)), export_csv_bytes(table.slice(1)).split(b"\n", 1)[1]]
     )
+
+
+def chunked_table(n: int, chunk: int) -> pa.Table:
+    base = awkward_table()
+    table = base.take(pa.array([i % base.num_rows for i in range(n)]))
+    table = table.set_column(0, "place_id", pa.array([f"ChIJ-{i:05d}" for i in range(n)]))
+    return pa.Table.from_batches(table.to_batches(max_chunksize=chunk))
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [
+        [5, 6, 7, 8, 9, 10],  # contiguous, inside one chunk
+        [30, 31, 32, 33, 34, 35, 36, 37],  # contiguous across a chunk boundary
+        [0, 3, 17, 33, 34, 61, 62, 99, 250, 499],  # ascending, scattered over many chunks
+        [499, 3, 250, 0, 3],  # unsorted, with a repeat
+        [],
+    ],
+)
+def test_indices_select_rows_in_order(monkeypatch: pytest.MonkeyPatch, indices: list[int]) -> None:
+    monkeypatch.setattr(csvexport, "_SLICE_ROWS", 4)
+    table = chunked_table(500, chunk=32)
+    assert table.column(0).num_chunks > 10
+    expected = export_csv_bytes(table.take(pa.array(indices, pa.int64())))
+    assert export_csv_bytes(table, indices=indices) == expected
+    assert export_csv_bytes(table, indices=pa.array(indices, pa.int64())) == expected
+    assert export_csv_bytes(table, indices=np.asarray(indices, dtype=np.int32)) == expected
+
+
+def test_write_with_indices(tmp_path: Path) -> None:
+    table = chunked_table(300, chunk=50)
+    target = tmp_path / "sel.csv"
+    size = write_export_csv(table, target, indices=range(1, 300, 3))
+    rows = list(csv.reader(io.StringIO(target.read_text("utf-8"), newline="")))
+    assert size == target.stat().st_size
+    assert [r[0] for r in rows[1:]] == [f"ChIJ-{i:05d}" for i in range(1, 300, 3)]
