@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the generated data changes for a given seed; part of file names.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Contacts are collected during the two years before this instant.
 REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 _HISTORY = timedelta(days=730)
@@ -392,6 +392,10 @@ def _block(code: str, locale: str, city: npt.NDArray[np.int64], rng: np.random.G
         address = _join(street, number, "-", pa.array(rng.integers(1, 30, n).astype(str)))
     elif profile.address_order == "number_street":
         address = _join(number, " ", street)
+        if code == "US":  # some offices sit in a suite: "12 Main Street, Suite 210"
+            suite = _join(", Suite ", pa.array(rng.integers(100, 999, n).astype(str)))
+            address = pc.if_else(pa.array(rng.random(n) < 0.08), _join(address, suite),
+                                 address)
     else:
         address = _join(street, " ", number)
     zips = zips.copy()

@@ -250,6 +250,7 @@ def test_awkward_names_are_present(frame) -> None:  # type: ignore[no-untyped-de
     assert names.str.contains(r"[éèüößñ]").any()
     assert names.str.contains(r"[\u3040-\u30ff\u4e00-\u9fff]").any()  # Japanese
     assert not names.str.contains("\n").any()
+    assert frame.address.str.contains(",").any()  # "12 Main Street, Suite 210"
 
 
 def test_coverage_varies_by_category_and_country() -> None:
@@ -311,3 +312,31 @@ def test_dataset_helpers(dataset: ds.Dataset) -> None:
     assert 8059 in dataset.category_ids
     assert 40 in dataset.location_ids
     assert dataset.latest_collected_at <= ds.REFERENCE_TIME
+
+
+_DIGEST = """
+import hashlib
+import pyarrow as pa
+from scoutframe.sandbox.dataset import make_contacts
+
+def digest(table):
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+"""
+
+
+def test_generation_is_identical_in_another_process() -> None:
+    import subprocess
+    import sys
+
+    scope: dict[str, object] = {}
+    exec(_DIGEST, scope)  # the same digest code in both processes
+    here = scope["digest"](ds.make_contacts(2000, seed=8))  # type: ignore[operator]
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}  # set-order bugs would show here
+    out = subprocess.run(
+        [sys.executable, "-c", _DIGEST + "print(digest(make_contacts(2000, seed=8)))"],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )
+    assert out.stdout.strip() == here
