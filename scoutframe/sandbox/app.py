@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-import numpy as np
 import orjson
 import pyarrow as pa
 from fastapi import FastAPI
@@ -567,14 +566,14 @@ class Api:
             })  # fmt: skip
         return json_response({"count": len(results), "results": results})
 
-    def _new_since(self, entry: dict[str, Any]) -> Any:
+    def _new_since(self, entry: dict[str, Any]) -> tuple[pa.Table, Any]:
         filters = SearchFilters.from_json(orjson.loads(entry["filters"]))
-        return self.rt.store.collected_after(filters, int(float(entry["created_at"]) * 1e6))
+        return self.rt.store.snapshot(filters, int(float(entry["created_at"]) * 1e6))
 
     def freshness(self, request: Request) -> Response:
         account_id = self.authenticate(request)
         entry = self._entry(account_id, request)
-        new_count = int(self._new_since(entry).size)
+        new_count = int(self._new_since(entry)[1].size)
         return json_response({
             "id": entry["id"], "exported_at": iso(entry["created_at"]), "new_count": new_count,
             "is_fresh": new_count == 0, "checked_at": iso(self.rt.clock()),
@@ -584,7 +583,7 @@ class Api:
         account_id = self.authenticate(request)
         entry = self._entry(account_id, request)
         exported_at = self.rt.clock()
-        idx = self._new_since(entry)
+        table, idx = self._new_since(entry)
         try:
             new_id = self.rt.state.record_delta(account_id, entry, int(idx.size), exported_at)
         except InsufficientCredits as exc:
@@ -594,7 +593,7 @@ class Api:
                 "validation_code": "insufficient_credits",
                 "required_credits": exc.required, "available_credits": exc.available,
             }) from None  # fmt: skip
-        data = export_csv_bytes(self.rt.store.take(np.asarray(idx)))
+        data = export_csv_bytes(table, indices=idx)
         return Response(data, media_type="text/csv; charset=utf-8", headers={
             "X-Search-History-Id": str(new_id), "X-Row-Count": str(int(idx.size)),
             "Content-Disposition": f'attachment; filename="delta-{new_id}.csv"',

@@ -94,9 +94,9 @@ class ExportManager:
             if self._should_fail():
                 self.state.fail_task(task_id, "Export failed (injected fault); credits refunded.")
                 return
-            idx = self.store.indices(filters)
+            table, idx = self.store.snapshot(filters)
             object_name = f"{task_id}-{secrets.token_hex(8)}.csv"
-            write_export_csv(self.store.take(idx), self.export_dir / object_name)
+            write_export_csv(table, self.export_dir / object_name, indices=idx)
             self.state.finish_task(task_id, object_name, self.state.clock() + DOWNLOAD_LIFETIME)
         except Exception:
             _log.exception("export %s failed", task_id)

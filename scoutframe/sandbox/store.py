@@ -374,6 +374,17 @@ class ContactStore:
                     self._cache.popitem(last=False)
         return idx
 
+    def snapshot(self, f: SearchFilters, after_us: int | None = None) -> tuple[pa.Table, Index]:
+        """Return the table and the rows matching ``f`` in it, consistent with each other.
+
+        ``after_us`` keeps only rows collected strictly after it (delta downloads).
+        """
+        while True:
+            version, table = self.version, self.table
+            idx = self.indices(f) if after_us is None else self.collected_after(f, after_us)
+            if version == self.version:
+                return table, idx
+
     def count(self, f: SearchFilters) -> int:
         """Return the number of contacts matching ``f``."""
         return int(self.indices(f).size)
