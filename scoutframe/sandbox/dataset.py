@@ -229,7 +229,7 @@ def _place_ids(keys: npt.NDArray[np.uint64], rng: np.random.Generator) -> pa.Arr
 
 @functools.cache
 def _country_cities(code: str) -> _CountryCities:
-    """Cities of a country with their sampling weight, locale and base zipcode."""
+    """Cities of a country with their sampling weight, locale, zipcode and area codes."""
     geo = build_geography()
     profile = COUNTRIES[code]
     where = np.flatnonzero(geo.city_country == code)
@@ -247,8 +247,31 @@ def _country_cities(code: str) -> _CountryCities:
     locales = np.array([regions.get(str(name), profile.locale) for name in level1_names],
                        dtype=object)
     weight = geo.city_population[where] ** 0.85
-    return _CountryCities(where, weight / weight.sum(), locales, bases,
-                          [j for j, ch in enumerate(pattern) if ch == "#"])
+    # Area codes: a flat list with each city's slice of it.
+    table = _phone_prefixes().get(code, {})
+    choices = [table.get(str(a1), table.get("*", [""])) for a1 in geo.city_admin1[where]]
+    counts = np.array([len(c) for c in choices], dtype=np.int64)
+    flat = [p for c in choices for p in c]
+    area_width = len(flat[0]) if flat else 0
+    area = (np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8)
+            .reshape(len(flat), area_width) if area_width
+            else np.zeros((len(flat), 0), dtype=np.uint8))
+    return _CountryCities(
+        index=where, p=weight / weight.sum(), locale=locales, zip_bases=bases,
+        zip_digit_cols=[j for j, ch in enumerate(pattern) if ch == "#"],
+        area_codes=area, area_start=np.concatenate([[0], np.cumsum(counts)[:-1]]),
+        area_count=counts,
+    )
+
+
+@functools.cache
+def _phone_prefixes() -> dict[str, dict[str, list[str]]]:
+    import json
+    from importlib import resources
+
+    path = resources.files("scoutframe.sandbox") / "data" / "phone_prefixes.json"
+    data: dict[str, dict[str, list[str]]] = json.loads(path.read_text("utf-8"))
+    return data
 
 
 @dataclass(frozen=True)
@@ -258,6 +281,22 @@ class _CountryCities:
     locale: npt.NDArray[np.object_]
     zip_bases: npt.NDArray[np.uint8]
     zip_digit_cols: list[int]
+    area_codes: npt.NDArray[np.uint8]  # (k, width) byte matrix
+    area_start: npt.NDArray[np.int64]  # per city: its first row in area_codes
+    area_count: npt.NDArray[np.int64]
+
+    def phones(self, pattern: str, local: npt.NDArray[np.int64],
+               rng: np.random.Generator) -> pa.Array:
+        """Phone numbers for rows in cities ``local``, ``{a}`` being the area's codes."""
+        width = self.area_codes.shape[1]
+        filled = pattern.replace("{a}", "a" * width)
+        out = _fill_pattern(filled.replace("a", "#"), len(local), rng)
+        if "a" in filled and width:
+            pick = self.area_start[local] + rng.integers(0, 1 << 30, len(local)) % (
+                self.area_count[local])
+            start = filled.index("a")
+            out[:, start:start + width] = self.area_codes[pick]
+        return _strings_from_matrix(out)
 
 
 _TOKEN = re.compile(r"\{(S2|S|F|W|C|A)\}")
@@ -286,12 +325,13 @@ def _pick_template(rng: np.random.Generator, lang: LanguageWords,
     return out
 
 
-def _block(code: str, locale: str, city: npt.NDArray[np.int64], rng: np.random.Generator,
-           zips: npt.NDArray[np.uint8], zip_digit_cols: list[int]) -> dict[str, pa.Array]:
+def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np.int64],
+           rng: np.random.Generator) -> dict[str, pa.Array]:
     """All columns (but place_id and collected_at) for contacts of one country and locale.
 
-    ``city`` holds positions in the Geography city arrays, ``zips`` the rows' base zipcodes.
+    ``local`` holds each row's city as a position in ``cities``.
     """
+    city = cities.index[local]
     geo, catalog, names = build_geography(), load_catalog(), _names()
     profile = COUNTRIES[code]
     pool = name_pool(locale)
@@ -377,8 +417,9 @@ def _block(code: str, locale: str, city: npt.NDArray[np.int64], rng: np.random.G
     emails = _interleave(_choose([email1, email2], mailbox),
                          _choose([email2, email1], mailbox), email_count)
 
-    phone_national = _strings_from_matrix(_fill_pattern(profile.phone_national, 2 * n, rng))
-    phone_intl = _strings_from_matrix(_fill_pattern(profile.phone_international, 2 * n, rng))
+    two = np.repeat(local, 2)  # up to two numbers per business
+    phone_national = cities.phones(profile.phone_national, two, rng)
+    phone_intl = cities.phones(profile.phone_international, two, rng)
     style = np.repeat(rng.random(n) < 0.5, 2).astype(np.int64)
     phone_all = _choose([phone_national, phone_intl], style)
     phone_count = np.where(has[:, fields["phone"]], 1 + (rng.random(n) < 0.15), 0)
@@ -398,7 +439,8 @@ def _block(code: str, locale: str, city: npt.NDArray[np.int64], rng: np.random.G
                                  address)
     else:
         address = _join(street, " ", number)
-    zips = zips.copy()
+    zips = cities.zip_bases[local]
+    zip_digit_cols = cities.zip_digit_cols
     # Big cities span several postcodes: vary the last digit, or the last two.
     for threshold, col in ((100_000, -1), (500_000, -2)):
         big = pop > threshold
@@ -554,9 +596,7 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
         # Regions speaking another language (Quebec, Wallonia...) get their own names.
         for locale in sorted(set(cities.locale[local])):
             part = cities.locale[local] == locale
-            blocks.append(pa.table(_block(code, str(locale), cities.index[local[part]],
-                                          block_rng, cities.zip_bases[local[part]],
-                                          cities.zip_digit_cols)))
+            blocks.append(pa.table(_block(code, str(locale), cities, local[part], block_rng)))
             rows.append(idx[part])
     if blocks:
         body = pa.concat_tables(blocks)

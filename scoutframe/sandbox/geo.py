@@ -50,8 +50,10 @@ LEVEL3_FIRST_ID = 1_000_000
 class CountryProfile:
     """How businesses of one country look: language, formats and share of the data.
 
-    Patterns use ``#`` for a random digit, ``A`` for a random capital letter and ``{x}``
-    for a value chosen per city (zip prefix, phone area code); see ``dataset.py``.
+    Patterns use ``#`` for a random digit, ``N`` for a digit 2-9, ``A`` for a random capital
+    letter, ``{z}`` for the postcode prefix of the city's level-2 area
+    (``data/postcodes.json``) and ``{a}`` for an area code of its level-1 area
+    (``data/phone_prefixes.json``); see ``dataset.py``.
     """
 
     code: str
@@ -79,9 +81,9 @@ def _p(code: str, locale: str, tld: str, weight: float, cc: str, nat: str, intl:
 # Zip patterns: "{z}" is a prefix chosen per level-1 area or city (keeps the real leading
 # zeros, e.g. FR "01", US "021"), "#" a digit, "A" a letter.
 COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
-    _p("US", "en_US", "com", 30, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}##",
+    _p("US", "en_US", "com", 30, "1", "({a}) N##-####", "+1 {a}-N##-####", "{z}##",
        "number_street", level2_format="{county}"),
-    _p("CA", "en_CA", "ca", 4, "1", "(N##) N##-####", "+1 N##-N##-####", "{z}#A #A#",
+    _p("CA", "en_CA", "ca", 4, "1", "({a}) N##-####", "+1 {a}-N##-####", "{z}#A #A#",
        "number_street", level2_format="{city} Division",
        regional_locales=(("Quebec", "fr_CA"),)),
     _p("MX", "es_MX", "com.mx", 4, "52", "N# #### ####", "+52 N# #### ####", "{z}###",
@@ -98,7 +100,7 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        "number_street", level2_format="{city} Borough"),
     _p("IE", "en_IE", "ie", 0.8, "353", "0N# ### ####", "+353 N# ### ####", "A## A#A#",
        "number_street", level2_format="County {city}"),
-    _p("FR", "fr_FR", "fr", 10, "33", "0N ## ## ## ##", "+33 N ## ## ## ##", "{z}###",
+    _p("FR", "fr_FR", "fr", 10, "33", "0{a} ## ## ## ##", "+33 {a} ## ## ## ##", "{z}###",
        "number_street", level2_format="Arrondissement de {city}"),
     _p("DE", "de_DE", "de", 9, "49", "0N## #######", "+49 N## #######", "{z}###",
        level2_format="Landkreis {city}"),
@@ -135,7 +137,7 @@ COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
        local_categories_only=True),
     _p("IN", "en_IN", "in", 5, "91", "0N# #### ####", "+91 9#### #####", "{z}####",
        email_rate=0.6, website_rate=0.7, level2_format="{city} District"),
-    _p("AU", "en_AU", "com.au", 3, "61", "(0N) #### ####", "+61 N #### ####", "{z}###",
+    _p("AU", "en_AU", "com.au", 3, "61", "(0{a}) #### ####", "+61 {a} #### ####", "{z}###",
        "number_street", level2_format="City of {city}"),
     _p("NZ", "en_NZ", "co.nz", 0.8, "64", "0N ### ####", "+64 N ### ####", "{z}##",
        "number_street", level2_format="{city} District"),
@@ -181,6 +183,8 @@ class Geography:
     city_zip_prefix : numpy.ndarray
         Leading characters of the city's postcodes (shared by its level-2 area, so a
         level-2 area behaves like a French département or a US 3-digit zip area).
+    city_admin1 : numpy.ndarray
+        Geonames admin-1 code of the city's level-1 area (keys of the ``data/*.json`` tables).
     """
 
     countries: pa.Table
@@ -194,6 +198,7 @@ class Geography:
     city_lon: npt.NDArray[np.float64]
     city_population: npt.NDArray[np.float64]
     city_zip_prefix: npt.NDArray[np.object_]
+    city_admin1: npt.NDArray[np.object_]
 
 
 def _load_json(name: str) -> Any:
@@ -313,7 +318,7 @@ def build_geography() -> Geography:
     zip_tables: dict[str, Any] = _load_json("postcodes.json")
     loc_rows: list[tuple[int, str, str, str, int | None, float | None, float | None]] = []
     city_cols: dict[str, list[Any]] = {
-        k: [] for k in ("id", "l2", "l1", "cc", "name", "lat", "lon", "pop", "zip")
+        k: [] for k in ("id", "l2", "l1", "cc", "name", "lat", "lon", "pop", "zip", "a1")
     }
     next_l1, next_l2, next_l3 = LEVEL1_FIRST_ID, LEVEL2_FIRST_ID, LEVEL3_FIRST_ID
     for cc in sorted(COUNTRIES):
@@ -354,7 +359,7 @@ def build_geography() -> Geography:
                 for key, val in (("id", next_l3), ("l2", l2_ids[s]), ("l1", l1), ("cc", cc),
                                  ("name", c["name"]), ("lat", c["latitude"]),
                                  ("lon", c["longitude"]), ("pop", c["population"]),
-                                 ("zip", prefixes[s])):
+                                 ("zip", prefixes[s]), ("a1", a1)):
                     city_cols[key].append(val)
                 next_l3 += 1
 
@@ -386,4 +391,5 @@ def build_geography() -> Geography:
         city_lon=np.array(city_cols["lon"], dtype=np.float64),
         city_population=np.array(city_cols["pop"], dtype=np.float64),
         city_zip_prefix=np.array(city_cols["zip"], dtype=object),
+        city_admin1=np.array(city_cols["a1"], dtype=object),
     )

@@ -340,3 +340,19 @@ def test_generation_is_identical_in_another_process() -> None:
         capture_output=True, text=True, env=env, check=True, timeout=120,
     )
     assert out.stdout.strip() == here
+
+
+def test_phone_area_codes_follow_the_region(frame) -> None:  # type: ignore[no-untyped-def]
+    def area_codes(state: str) -> set[str]:
+        phones = [p for lst in frame.phone[frame.level1_location == state] for p in lst]
+        assert phones, state
+        return {re.sub(r"^\+1 |^\(", "", p)[:3] for p in phones}
+
+    texas, california = area_codes("Texas"), area_codes("California")
+    assert texas.isdisjoint(california)
+    assert texas <= {"210", "214", "254", "281", "325", "361", "409", "432", "469", "512", "682",
+                     "713", "737", "806", "817", "830", "832", "903", "915", "936", "940",
+                     "956", "972", "979"}
+    paris = [p for lst in frame.phone[frame.level1_location == "Île-de-France"] for p in lst]
+    assert paris
+    assert all(re.match(r"0[167] |\+33 [167] ", p) for p in paris)
