@@ -244,7 +244,7 @@ class JobStore:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue  # a foreign or damaged file: not ours to fix
-            if isinstance(data, dict) and data.get("search_id"):
+            if isinstance(data, dict) and (data.get("search_id") or data.get("task_id")):
                 found.append(data)
         found.sort(key=lambda h: str(h.get("created_at") or ""), reverse=True)
         return found
@@ -352,7 +352,7 @@ class ExportJob:
         flavor: Flavor = "live" if data.get("flavor") == "live" else "docs"
         job = cls(
             client,
-            search_id=str(data["search_id"]),
+            search_id=str(data.get("search_id") or ""),
             task_id=data.get("task_id") or None,
             lead_count=_optional_int(data.get("lead_count")),
             filters=filters,
@@ -398,6 +398,8 @@ class ExportJob:
                               "to follow", job=self)
         if status.lead_count is not None:
             self.lead_count = status.lead_count
+        if not self.search_id and status.extra.get("search_id"):
+            self.search_id = str(status.extra["search_id"])
         history_id = _optional_int(status.extra.get("history_id"))
         if history_id is not None:
             self.history_id = history_id
