@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the generated data changes for a given seed; part of file names.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Contacts are collected during the two years before this instant.
 REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 _HISTORY = timedelta(days=730)
@@ -456,9 +456,12 @@ def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np
 
     rated = has[:, fields["rating"]]
     reviews = np.where(rated, np.ceil(rng.lognormal(3.2, 1.3, n)), 0).astype(np.int32)
-    mean = 4.1 + 0.35 * np.tanh(np.log1p(reviews) / 3)
-    rating = np.clip(np.round(rng.normal(mean, 0.55 / np.sqrt(np.log2(reviews + 2))), 1),
-                     1.0, 5.0)
+    # A business's true standing, seen through the noise of few reviews: places with a
+    # handful of reviews show 5.0 or 1.0, busy ones cluster around 4.0-4.7.
+    true = np.clip(rng.normal(4.3, 0.45, n), 1.0, 5.0)
+    seen = true + rng.normal(0.0, 1.0, n) * 1.1 / np.sqrt(np.maximum(reviews, 1))
+    rating = np.clip(np.round(seen, 1), 1.0, 5.0)
+    rating = np.where(reviews == 1, np.clip(np.round(seen), 1.0, 5.0), rating)
     level1 = geo.city_level1[city]
     level2 = geo.city_level2[city]
     return {
