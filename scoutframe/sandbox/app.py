@@ -312,8 +312,8 @@ class Api:
             self.rt.known_searches.add((account_id, sid))
         return sid
 
-    def _contacts(self, idx: Any) -> list[dict[str, Any]]:
-        records = self.rt.store.records(idx)
+    def _contacts(self, table: pa.Table, idx: Any) -> list[dict[str, Any]]:
+        records = self.rt.store.records(idx, table)
         live = self.rt.live
         for rec in records:
             rec["email"] = [mask_email(e) for e in rec["email"] or []]
@@ -334,7 +334,7 @@ class Api:
         params = request.query_params
         paginate = params.get("paginate", "false").lower() == "true"
         page = _positive_int(params, "page", 1) or 0
-        idx = self.rt.store.indices(filters)
+        table, idx = self.rt.store.snapshot(filters)
         total = int(idx.size)
         # [DESIGN] an empty result still has one (empty) page, as DRF's paginator does.
         num_pages = max(1, math.ceil(total / PAGE_SIZE))
@@ -347,7 +347,7 @@ class Api:
             rows = idx[:PREVIEW_SIZE]
         body: dict[str, Any] = {
             "totalCount": total, "search_id": self.search_id(account_id, filters),
-            "preview": self._contacts(rows), "page": page, "num_pages": num_pages,
+            "preview": self._contacts(table, rows), "page": page, "num_pages": num_pages,
         }  # fmt: skip
         if self.rt.live:
             body["credits_per_lead"] = 1
@@ -357,11 +357,12 @@ class Api:
         client = request.client.host if request.client else "unknown"
         self._rate_limit(request, self.rt.public_limiter, f"addr:{client}")
         filters = self._filters(request)
-        idx = self.rt.store.indices(filters)
+        table, idx = self.rt.store.snapshot(filters)
         total = int(idx.size)
         return json_response({
-            "totalCount": total, "search_id": None, "preview": self._contacts(idx[:PREVIEW_SIZE]),
-            "page": 1, "num_pages": max(1, math.ceil(total / PAGE_SIZE)),
+            "totalCount": total, "search_id": None,
+            "preview": self._contacts(table, idx[:PREVIEW_SIZE]), "page": 1,
+            "num_pages": max(1, math.ceil(total / PAGE_SIZE)),
         })  # fmt: skip
 
     # -- reference data ----------------------------------------------------------------------

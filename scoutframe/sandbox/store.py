@@ -394,10 +394,15 @@ class ContactStore:
         idx = self.indices(f)
         return idx[self._collected_us[idx] > after_us]
 
-    def records(self, idx: Sequence[int] | Index) -> list[dict[str, Any]]:
-        """Contract contacts (unmasked) for the given rows, ``collected_at`` as ISO strings."""
+    def records(
+        self, idx: Sequence[int] | Index, table: pa.Table | None = None
+    ) -> list[dict[str, Any]]:
+        """Contract contacts (unmasked) for the given rows, ``collected_at`` as ISO strings.
+
+        ``table`` is the snapshot the rows index (default: the current table).
+        """
+        public = self._public if table is None else table.select(list(CONTACT_FIELDS))
         # Zero-copy one-row slices: `take` on a multi-chunk table concatenates whole columns.
-        public = self._public
         rows = pa.concat_tables([public.slice(int(i), 1) for i in idx]) if len(idx) else (
             public.slice(0, 0))
         # Arrow's %S carries the fraction: keep whole seconds, as the CSV does.
