@@ -602,7 +602,7 @@ class Api:
 
 
 class _RateHeaders:
-    """Pure ASGI middleware copying rate-limit headers set by a handler onto its answer."""
+    """Pure ASGI middleware: a request id on every answer, plus the handler's rate headers."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -615,14 +615,15 @@ class _RateHeaders:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", secrets.token_hex(8).encode()))
                 extra = state.get("rate_headers")
                 if extra:
-                    headers = list(message.get("headers", []))
                     present = {k.lower() for k, _ in headers}
                     for k, v in extra.items():
                         if k.lower().encode() not in present:
                             headers.append((k.lower().encode(), v.encode()))
-                    message["headers"] = headers
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -671,6 +672,10 @@ def create_app(rt: Runtime) -> Any:
         assert isinstance(exc, StarletteHTTPException)
         return json_response({"detail": exc.detail}, exc.status_code, dict(exc.headers or {}))
 
+    async def server_error(_: Request, __: Exception) -> Response:
+        return json_response({"detail": "Internal server error."}, 500)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, server_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     return FaultMiddleware(_RateHeaders(app), rt.faults)

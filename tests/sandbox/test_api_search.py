@@ -178,6 +178,11 @@ def test_trailing_slash_without_redirect(api):
         assert a.json() == b.json()
 
 
+def test_request_id_on_every_answer(api):
+    ids = {api.get(p).headers["X-Request-Id"] for p in ("/api/user/profile", "/api/nope")}
+    assert len(ids) == 2
+
+
 def test_unknown_path_and_wrong_method(api):
     r = api.get("/api/nothing-here")
     assert r.status_code == 404
