@@ -356,3 +356,12 @@ def test_phone_area_codes_follow_the_region(frame) -> None:  # type: ignore[no-u
     paris = [p for lst in frame.phone[frame.level1_location == "Île-de-France"] for p in lst]
     assert paris
     assert all(re.match(r"0[167] |\+33 [167] ", p) for p in paris)
+
+
+def test_excluded_place_ids_are_redrawn() -> None:
+    base = ds.make_contacts(1000, seed=1)
+    # The same draw would reproduce every id: all must be redrawn.
+    again = ds.make_contacts(1000, seed=1, exclude_place_ids=base.column("place_id"))
+    assert again.num_rows == 1000
+    assert not pc.any(pc.is_in(again.column("place_id"),
+                               value_set=base.column("place_id"))).as_py()
