@@ -12,6 +12,7 @@ file in memory) and can break a download on purpose (faults ``truncate`` and ``r
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import hmac
@@ -238,10 +239,10 @@ class _StorageApp:
             await _json_answer(send, 404, "The export file does not exist.")
             return
         with handle:
-            await self._serve(scope, send, handle, name, head=method == "HEAD")
+            await self._serve(scope, receive, send, handle, name, head=method == "HEAD")
 
     async def _serve(
-        self, scope: Scope, send: Send, handle: BinaryIO, name: str, *, head: bool
+        self, scope: Scope, receive: Receive, send: Send, handle: BinaryIO, name: str, *, head: bool
     ) -> None:
         stat = os.fstat(handle.fileno())
         size = stat.st_size
@@ -287,17 +288,36 @@ class _StorageApp:
             elif self.faults.should_truncate():
                 stop_after = length // 2
         handle.seek(first)
+        disconnected = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
         sent = 0
-        while sent < stop_after:
-            chunk = handle.read(min(CHUNK_SIZE, stop_after - sent))
-            if not chunk:
-                break  # the file shrank under us; the connection will be broken below
-            sent += len(chunk)
-            more = sent < length
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        try:
+            while sent < stop_after and not disconnected.is_set():
+                chunk = handle.read(min(CHUNK_SIZE, stop_after - sent))
+                if not chunk:
+                    break  # the file shrank under us; the connection is broken below
+                sent += len(chunk)
+                more = sent < length
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                # Yield once per chunk: lets the watcher see a disconnect, and other
+                # downloads on this loop make progress.
+                await asyncio.sleep(0)
+        finally:
+            watcher.cancel()
+        if disconnected.is_set():
+            return  # the client went away: stop reading the file
         if sent < length:
             # Content-Length promised more: closing the connection is what the client sees.
             raise InjectedDisconnect(f"download of {name} cut after {sent} of {length} bytes")
+
+
+async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
+    """Set ``disconnected`` when the client closes the connection mid-download."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected.set()
+            return
 
 
 def create_storage_app(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +17,7 @@ import uvicorn
 
 from scoutframe.sandbox.faults import FaultConfig, FaultInjector
 from scoutframe.sandbox.storage import (
+    CHUNK_SIZE,
     ExpiredError,
     SignatureError,
     UrlSigner,
@@ -359,3 +362,37 @@ def test_fault_rate_and_replay(storage: Storage) -> None:
 def test_config_from_fault_config() -> None:
     injector = FaultInjector(FaultConfig(truncate=1.0))
     assert injector.should_truncate()
+
+
+def test_download_stops_reading_when_the_client_leaves(tmp_path: Path) -> None:
+    # Driven through the ASGI interface: count the body chunks sent after a disconnect.
+    (tmp_path / "big.csv").write_bytes(b"x" * (40 * CHUNK_SIZE))
+    clock = FakeClock()
+    signer = UrlSigner(SECRET, "http://storage", clock)
+    app = create_storage_app(tmp_path, signer)
+    query = urlsplit(signer.sign("big.csv", clock.now + 60)).query
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/exports/big.csv",
+        "query_string": query.encode(),
+        "headers": [],
+    }
+    gone = asyncio.Event()
+    bodies: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        if not bodies:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(len(message["body"]))
+            if len(bodies) == 3:
+                gone.set()
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert 3 <= len(bodies) <= 5
+    assert sum(bodies) < 40 * CHUNK_SIZE
