@@ -444,17 +444,21 @@ class Api:
             filters = parse_filters(only, self.rt.store.catalog, strict=not self.rt.live)
         except FilterValidationError as exc:
             raise ApiError(400, dict(exc.errors)) from None
-        counts = self.rt.store.category_counts(filters)
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for c in self.rt.store.catalog.categories:
-            groups.setdefault(c.get("profession") or "Other", []).append(
+        cats = self.rt.store.catalog.categories
+        names = sorted({c.get("profession") or "Other" for c in cats})
+        number = {name: i for i, name in enumerate(names)}
+        group_of = {int(c["id"]): number[c.get("profession") or "Other"] for c in cats}
+        counts, per_group = self.rt.store.category_counts(filters, group_of)
+        groups: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for c in cats:
+            groups[c.get("profession") or "Other"].append(
                 {"id": c["id"], "name": c["name"], "count": counts.get(int(c["id"]), 0)}
             )
-        out = [
-            {"profession": name, "categories": cats, "count": sum(x["count"] for x in cats)}
-            for name, cats in sorted(groups.items())
-        ]
-        return json_response(out)
+        # [DESIGN] a profession's count is of distinct contacts, not the sum of its categories.
+        return json_response([
+            {"profession": name, "categories": groups[name], "count": per_group.get(i, 0)}
+            for i, name in enumerate(names)
+        ])  # fmt: skip
 
     # -- exports -----------------------------------------------------------------------------
     def _start(self, account_id: int, search_id: str, filters: SearchFilters) -> dict[str, Any]:

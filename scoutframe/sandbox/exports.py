@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from scoutframe.sandbox.csvexport import write_export_csv
 from scoutframe.sandbox.state import State
-from scoutframe.sandbox.store import ContactStore, SearchFilters
+from scoutframe.sandbox.store import ContactStore, Index, SearchFilters
 
 __all__ = ["DOWNLOAD_LIFETIME", "ExportManager", "Pacing"]
 
@@ -79,22 +81,23 @@ class ExportManager:
 
     def start(self, account_id: int, search_id: str, filters: SearchFilters) -> dict[str, Any]:
         """Charge and enqueue an export; raises `InsufficientCredits` (nothing charged)."""
-        lead_count = self.store.count(filters)
+        # The file holds exactly the rows counted (and charged) now, whatever changes later.
+        table, idx = self.store.snapshot(filters)
+        lead_count = int(idx.size)
         task_id = "task_" + secrets.token_hex(8)
         task, _ = self.state.start_export(
             account_id, search_id, json.dumps(filters.to_json(), sort_keys=True), lead_count,
             task_id,
         )  # fmt: skip
-        self._pool.submit(self._run, task_id, filters)
+        self._pool.submit(self._run, task_id, table, idx)
         return task
 
-    def _run(self, task_id: str, filters: SearchFilters) -> None:
+    def _run(self, task_id: str, table: pa.Table, idx: Index) -> None:
         try:
             self.state.set_task_status(task_id, "processing")
             if self._should_fail():
                 self.state.fail_task(task_id, "Export failed (injected fault); credits refunded.")
                 return
-            table, idx = self.store.snapshot(filters)
             object_name = f"{task_id}-{secrets.token_hex(8)}.csv"
             write_export_csv(table, self.export_dir / object_name, indices=idx)
             self.state.finish_task(task_id, object_name, self.state.clock() + DOWNLOAD_LIFETIME)

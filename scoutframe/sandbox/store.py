@@ -418,14 +418,35 @@ class ContactStore:
         """Full-schema rows (for CSV export)."""
         return self.table.take(pa.array(idx))
 
-    def category_counts(self, f: SearchFilters) -> dict[int, int]:
-        """Contacts per category id (main or secondary) among rows matching ``f``."""
-        idx = self.indices(f)
-        sel = np.zeros(self.total, dtype=np.bool_)
-        sel[idx] = True
-        values = self._cat_values[sel[self._cat_rows]]
+    def category_counts(
+        self, f: SearchFilters, group_of: dict[int, int]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Count contacts matching ``f`` per category id (main or secondary) and per group.
+
+        ``group_of`` maps category ids to group numbers (professions); a contact counts once
+        per group however many of its categories fall in it.
+        """
+        with self._lock:  # the side arrays must not change under us
+            idx = self.indices(f)
+            sel = np.zeros(self.total, dtype=np.bool_)
+            sel[idx] = True
+            keep = sel[self._cat_rows]
+            values = self._cat_values[keep]
+            rows = self._cat_rows[keep]
         ids, counts = np.unique(values, return_counts=True)
-        return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+        per_category = {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+        if not values.size:
+            return per_category, {}
+        lut = np.full(int(values.max()) + 1, -1, dtype=np.int64)
+        for cat, group in group_of.items():
+            if cat < lut.size:
+                lut[cat] = group
+        groups = lut[values]
+        known = groups >= 0
+        span = max(group_of.values(), default=0) + 1
+        pairs = np.unique(rows[known] * span + groups[known])  # one per (contact, group)
+        gids, gcounts = np.unique(pairs % span, return_counts=True)
+        return per_category, {int(g): int(c) for g, c in zip(gids, gcounts, strict=True)}
 
     # -- changes
     def add_contacts(self, new: pa.Table) -> None:
