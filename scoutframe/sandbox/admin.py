@@ -63,6 +63,11 @@ class AdminControl:
         response.raise_for_status()
         return response.json()
 
+    def info(self) -> dict[str, Any]:
+        """Return ``{"flavor", "contacts", "now", "demo_credits"}``."""
+        result: dict[str, Any] = self._call("GET", "")
+        return result
+
     def add_contacts(self, n: int) -> dict[str, int]:
         """Add ``n`` new businesses collected now; returns ``{"added", "recollected", "total"}``."""
         result: dict[str, int] = self._call("POST", "contacts", {"add": n})
@@ -113,6 +118,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     from starlette.concurrency import run_in_threadpool
 
     from scoutframe.sandbox.app import ApiError, _json_body, json_response
+    from scoutframe.sandbox.server import DEMO_EMAIL
     from scoutframe.sandbox.state import iso
 
     def check(request: Request) -> None:
@@ -128,8 +134,10 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     async def info(request: Request) -> Response:
         check(request)
+        demo = rt.state.account_by_email(DEMO_EMAIL)
         return json_response({"flavor": rt.flavor, "contacts": rt.store.total,
-                              "now": iso(rt.clock())})  # fmt: skip
+                              "now": iso(rt.clock()),
+                              "demo_credits": demo.credits if demo else None})  # fmt: skip
 
     async def contacts(request: Request) -> Response:
         check(request)

@@ -502,8 +502,10 @@ def main(argv: list[str] | None = None) -> int:
             if name != "SCOUTFRAME_SANDBOX_STORAGE_URL":
                 print(f"{name}={value}")
         print(f"SCOUTFRAME_SANDBOX_STORAGE_URL={sandbox.storage_url}", flush=True)
-        print(f"# {sandbox._opts.flavor} flavour, {sandbox._opts.contacts:,} contacts; "
-              "Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
+        info = sandbox.admin.info()
+        print(f"# {info['flavor']} flavour, {info['contacts']:,} contacts; demo account "
+              f"{sandbox.username} has {info['demo_credits']:,} credits; storage at "
+              f"{sandbox.storage_url}; Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
         while not stop.wait(0.5):
             pass
     finally:

@@ -104,3 +104,10 @@ def test_help_says_what_is_emulated(capsys):
 def test_bad_faults_spec_is_a_clear_error(capsys):
     assert main(["--faults", "nonsense=1", "--port", "0"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_control_plane_info(sandbox, api):
+    info = sandbox.admin.info()
+    assert info["flavor"] == "docs"
+    assert info["contacts"] >= 20_000
+    assert info["demo_credits"] == api.get("/api/user/profile").json()["credits"]
