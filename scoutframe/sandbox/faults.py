@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -291,7 +292,7 @@ def quiet_injected_disconnects() -> None:
 
 def error_response_parts(status: int, detail: str) -> tuple[Message, Message]:
     """Build the ASGI start and body messages of a JSON error answer."""
-    body = ('{"detail": "' + detail.replace("\\", "\\\\").replace('"', '\\"') + '"}').encode()
+    body = json.dumps({"detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
