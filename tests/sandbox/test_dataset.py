@@ -365,3 +365,26 @@ def test_excluded_place_ids_are_redrawn() -> None:
     assert again.num_rows == 1000
     assert not pc.any(pc.is_in(again.column("place_id"),
                                value_set=base.column("place_id"))).as_py()
+
+
+def test_large_datasets_restart_from_a_mapped_copy(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ds, "_MAPPED_COPY_MIN_ROWS", 500)
+    first = ds.load_or_generate(tmp_path, contacts=600, seed=2)
+    mapped = tmp_path / f"contacts-600-s2-v{ds.GENERATOR_VERSION}.arrow"
+    assert mapped.exists()
+    read: list[str] = []
+    real_read = ds.pq.read_table
+    monkeypatch.setattr(ds.pq, "read_table",
+                        lambda path, **kw: read.append(Path(path).name) or real_read(path, **kw))
+    again = ds.load_or_generate(tmp_path, contacts=600, seed=2)
+    assert again.contacts.equals(first.contacts)
+    assert not [name for name in read if name.startswith("contacts-")]  # mapped, not decoded
+    del again  # its buffers are the mapped file, which the next line truncates in place
+    mapped.write_bytes(b"damaged")  # a broken copy falls back to the Parquet file
+    third = ds.load_or_generate(tmp_path, contacts=600, seed=2)
+    assert third.contacts.equals(first.contacts)
+    assert ds._read_mapped(mapped, ds.CONTACT_SCHEMA, 600) is not None  # rewritten
+    small = ds.load_or_generate(tmp_path, contacts=100, seed=2)
+    assert small.contacts.num_rows == 100
+    assert not (tmp_path / f"contacts-100-s2-v{ds.GENERATOR_VERSION}.arrow").exists()
