@@ -1,5 +1,108 @@
-"""scoutframe: SphereScout business contacts as pandas DataFrames."""
+"""scoutframe: SphereScout business contacts as pandas DataFrames.
+
+``import scoutframe`` registers ``pd.read_spherescout`` and the ``df.spherescout`` accessor.
+Everything else is imported on first use (module ``__getattr__``), so the import stays cheap
+and never pulls in tqdm, ipywidgets or the sandbox.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from scoutframe.read import read_spherescout, register_pandas
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from scoutframe.client import Client
+    from scoutframe.errors import (
+        APIError,
+        AuthenticationError,
+        BadRequestError,
+        BudgetError,
+        ConfigurationError,
+        DownloadExpiredError,
+        EdgeBlockedError,
+        ExportError,
+        ExportFailedError,
+        ExportTimeoutError,
+        FilterError,
+        InsufficientCreditsError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ScoutError,
+        ServerError,
+        TransportError,
+    )
+    from scoutframe.filters import Filters
+    from scoutframe.frames import MaskedEmailWarning, Provenance, SchemaDriftWarning
+    from scoutframe.jobs import ExportJob, ExportStatus
+    from scoutframe.read import PageDriftWarning, ReadPlan
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetError",
+    "Client",
+    "ConfigurationError",
+    "DownloadExpiredError",
+    "EdgeBlockedError",
+    "ExportError",
+    "ExportFailedError",
+    "ExportJob",
+    "ExportStatus",
+    "ExportTimeoutError",
+    "FilterError",
+    "Filters",
+    "InsufficientCreditsError",
+    "MaskedEmailWarning",
+    "NotFoundError",
+    "PageDriftWarning",
+    "PermissionDeniedError",
+    "Provenance",
+    "RateLimitError",
+    "ReadPlan",
+    "SchemaDriftWarning",
+    "ScoutError",
+    "ServerError",
+    "TransportError",
+    "__version__",
+    "read_spherescout",
+]
+
+# Where each lazily imported public name lives.
+_LAZY = {
+    "Client": "scoutframe.client",
+    "ExportJob": "scoutframe.jobs",
+    "ExportStatus": "scoutframe.jobs",
+    "Filters": "scoutframe.filters",
+    "MaskedEmailWarning": "scoutframe.frames",
+    "PageDriftWarning": "scoutframe.read",
+    "Provenance": "scoutframe.frames",
+    "ReadPlan": "scoutframe.read",
+    "SchemaDriftWarning": "scoutframe.frames",
+    **{
+        name: "scoutframe.errors"
+        for name in __all__
+        if name.endswith("Error")
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scoutframe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+register_pandas()
