@@ -674,6 +674,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     try:
         pq.write_table(table, tmp, compression=compression, use_dictionary=dictionary,
                        row_group_size=1 << 20)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -715,6 +716,7 @@ def _write_mapped(table: pa.Table, path: Path) -> None:
     try:
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=1 << 20)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
