@@ -129,7 +129,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _positive_int(params: Any, key: str, default: int | None) -> int | None:
+def _int_param(params: Any, key: str, default: int | None) -> int | None:
     raw = params.get(key)
     if raw is None:
         return default
@@ -333,7 +333,7 @@ class Api:
         filters = self._filters(request)
         params = request.query_params
         paginate = params.get("paginate", "false").lower() == "true"
-        page = _positive_int(params, "page", 1) or 0
+        page = _int_param(params, "page", 1) or 0
         table, idx = self.rt.store.snapshot(filters)
         total = int(idx.size)
         # [DESIGN] an empty result still has one (empty) page, as DRF's paginator does.
@@ -370,7 +370,7 @@ class Api:
         self.authenticate(request)
         cats = self.rt.store.catalog.categories
         q = (request.query_params.get("q") or "").strip()
-        limit = _positive_int(request.query_params, "limit", None)
+        limit = _int_param(request.query_params, "limit", None)
         if not q:
             out = [{"id": c["id"], "name": c["name"], "gcid": c["gcid"]} for c in cats]
             return json_response(out if limit is None else out[: max(limit, 0)])
