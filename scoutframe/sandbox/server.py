@@ -85,9 +85,16 @@ def _load_secret(data_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".secret-{os.getpid()}-{secret[:4].hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(secret)
+    try:
+        os.link(tmp, path)  # atomic and never overwrites: a concurrent first start wins once
+    except FileExistsError:
+        secret = path.read_bytes()
+    finally:
+        os.unlink(tmp)
     return secret
 
 
