@@ -1,0 +1,327 @@
+"""The SphereScout API client: configuration, auth, endpoint groups."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from ._redact import redact
+from .auth import ApiKeyAuth, JWTAuth, OriginAuth
+from .config import Settings, describe, load_settings
+from .endpoints.account import ApiKeys
+from .endpoints.locations import Locations
+from .endpoints.reference import fetch_categories, fetch_countries, fetch_professions
+from .errors import ConfigurationError, FilterError
+from .filters import Filters
+from .models import Profile, SearchPage
+from .transport import Timeout, Transport
+
+if TYPE_CHECKING:
+    from .endpoints.exports import Exports
+    from .endpoints.history import History
+    from .jobs import ExportJob
+
+__all__ = ["Client"]
+
+Flavor = Literal["docs", "live", "unknown"]
+
+
+class Client:
+    """A client of the SphereScout REST API.
+
+    With no arguments it configures itself from the environment (``SPHERESCOUT_API_KEY``,
+    ``SPHERESCOUT_BASE_URL``, ``SPHERESCOUT_USERNAME``/``SPHERESCOUT_PASSWORD``), then the
+    config file (``config.toml`` in the user config directory, readable by you only), then the
+    system keyring (service ``"scoutframe"``).
+
+    Parameters
+    ----------
+    api_key
+        An API key; sent only to the API origin.
+    base_url
+        The API origin; default ``https://www.spherescout.io``.
+    username, password
+        Log in with JWTs instead of an API key (``username`` is the account email).
+    timeout
+        ``(connect, read)`` timeout in seconds for every request.
+    max_retries
+        Retries of a free request (connection errors, 429, 5xx).
+    poll_interval
+        Bounds (seconds) of the export poll backoff.
+    allow_http
+        Allow plain ``http://`` to hosts other than loopback (unsafe).
+    state_dir
+        Where export job handles are kept (default: the user state directory).
+    config_file
+        The TOML config file to read instead of the default one.
+    backoff_factor
+        Base delay (seconds) of the retry backoff.
+    retry_after_cap
+        Longest ``Retry-After`` (seconds) to wait for before raising ``RateLimitError``.
+
+    Examples
+    --------
+    >>> import scoutframe
+    >>> with scoutframe.Client() as client:  # doctest: +SKIP
+    ...     page = client.search(countries="FR", category="Plumber", email=True)
+    ...     page.total_count
+    1842
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: Timeout = (5.0, 60.0),
+        max_retries: int = 5,
+        poll_interval: tuple[float, float] = (2.0, 5.0),
+        allow_http: bool = False,
+        state_dir: Path | str | None = None,
+        config_file: Path | str | None = None,
+        backoff_factor: float = 0.5,
+        retry_after_cap: float = 60.0,
+    ) -> None:
+        settings = load_settings(
+            api_key, base_url, username=username, password=password,
+            config_file=Path(config_file) if config_file is not None else None,
+        )  # fmt: skip
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+        low, high = _poll_bounds(poll_interval)
+        self._settings: Settings = settings
+        auth: OriginAuth | None = None
+        if settings.api_key:
+            auth = ApiKeyAuth(settings.api_key, settings.base_url)
+        elif settings.username:
+            auth = JWTAuth(settings.username, settings.password, settings.base_url)
+        self.transport = Transport(
+            settings.base_url, auth=auth, timeout=timeout, max_retries=max_retries,
+            backoff_factor=backoff_factor, retry_after_cap=retry_after_cap,
+            allow_http=allow_http, secrets=settings.secrets(),
+        )  # fmt: skip
+        self.base_url = self.transport.base_url
+        self.poll_interval = (low, high)
+        if state_dir is None:
+            import platformdirs
+
+            state_dir = platformdirs.user_state_dir("scoutframe")
+        self.state_dir = Path(state_dir)
+        self._flavor: Flavor = "unknown"
+        self._reference: dict[str, pd.DataFrame] = {}
+        self._lock = threading.Lock()
+        self.locations = Locations(self)
+        self.api_keys = ApiKeys(self)
+        self._exports: Exports | None = None
+        self._history: History | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        text = f"<scoutframe.Client {self.base_url} ({describe(self._settings)})>"
+        return redact(text, self._settings.secrets())
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP sessions."""
+        self.transport.close()
+
+    @property
+    def flavor(self) -> Flavor:
+        """Which API flavour the server has shown so far: ``"docs"``, ``"live"``, ``"unknown"``."""
+        return self._flavor
+
+    def _set_flavor(self, flavor: str) -> None:
+        if flavor in ("docs", "live"):
+            self._flavor = flavor  # type: ignore[assignment]
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """``"Bearer"`` or ``"Token"`` for an API key (the one that worked), else ``None``."""
+        auth = self.transport.auth
+        return auth.scheme if isinstance(auth, ApiKeyAuth) else None
+
+    @property
+    def exports(self) -> Exports:
+        """CSV exports: ``client.exports.start(filters)``."""
+        if self._exports is None:
+            from .endpoints.exports import Exports
+
+            self._exports = Exports(self)
+        return self._exports
+
+    @property
+    def history(self) -> History:
+        """Export history, freshness and deltas."""
+        if self._history is None:
+            from .endpoints.history import History
+
+            self._history = History(self)
+        return self._history
+
+    def export_job(self, job_id: str) -> ExportJob:
+        """Return the export ``job_id`` (task id or search id) started earlier, to resume it."""
+        return self.exports.resume(job_id)
+
+    # -- account -----------------------------------------------------------------------------
+    def profile(self) -> Profile:
+        """Return the account profile; ``.credits`` is the remaining balance."""
+        return Profile.from_json(self.transport.get_json("/api/user/profile"))
+
+    # -- search ------------------------------------------------------------------------------
+    def search(
+        self,
+        filters: Filters | Mapping[str, Any] | None = None,
+        /,
+        *,
+        page: int | None = None,
+        **filter_kwargs: Any,
+    ) -> SearchPage:
+        """Search contacts (free): a preview of up to 10, or page ``page`` of 50.
+
+        Parameters
+        ----------
+        filters
+            A :class:`~scoutframe.filters.Filters` or a mapping; names are resolved to ids.
+        page
+            ``None`` for the preview; a 1-based page number for paged mode.
+        **filter_kwargs
+            Filters by keyword (``countries="FR"``, ``category="Plumber"``, ``email=True``).
+
+        Returns
+        -------
+        SearchPage
+            ``total_count``, ``search_id`` and the ``contacts`` (emails masked).
+
+        Raises
+        ------
+        FilterError
+            A name matches nothing, or a value has the wrong type.
+        NotFoundError
+            ``page`` is past the last page.
+        """
+        params = self._search_params(filters, filter_kwargs)
+        if page is not None:
+            if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+                raise FilterError(f"page must be an integer >= 1 (or None), not {page!r}")
+            params += [("paginate", "true"), ("page", str(page))]
+        return SearchPage.from_json(self.transport.get_json("/api/companies", params=params))
+
+    def public_search(
+        self, filters: Filters | Mapping[str, Any] | None = None, /, **filter_kwargs: Any
+    ) -> SearchPage:
+        """Search without credentials (at most 10 contacts, no ``search_id``, rate-limited).
+
+        Names cannot be resolved without credentials: pass ids and country codes.
+        """
+        value = Filters.from_any(filters, **filter_kwargs)
+        if not value.is_resolved():
+            if self.transport.auth is None:
+                raise FilterError(
+                    "the public search needs ids and country codes; names are resolved "
+                    "through authenticated reference endpoints (give the client a key)"
+                )
+            value = value.resolve(self)
+        response = self.transport.request(
+            "GET", "/api/public/companies", params=value.to_params(), authenticate=False
+        )
+        return SearchPage.from_json(self.transport.json_of(response))
+
+    def resolve(
+        self, filters: Filters | Mapping[str, Any] | None = None, /, **filter_kwargs: Any
+    ) -> Filters:
+        """Return :class:`~scoutframe.filters.Filters` with every name turned into an id."""
+        return Filters.from_any(filters, **filter_kwargs).resolve(self)
+
+    def _search_params(
+        self, filters: Filters | Mapping[str, Any] | None, kwargs: Mapping[str, Any]
+    ) -> list[tuple[str, str]]:
+        value = Filters.from_any(filters, **kwargs)
+        if not value.is_resolved():
+            value = value.resolve(self)
+        return value.to_params()
+
+    # -- reference data ----------------------------------------------------------------------
+    def _cached(self, key: str, fetch: Any) -> pd.DataFrame:
+        frame = self._reference.get(key)
+        if frame is None:
+            frame = fetch()
+            with self._lock:
+                self._reference.setdefault(key, frame)
+        return frame.copy()
+
+    def categories(self, q: str | None = None, *, limit: int | None = None) -> pd.DataFrame:
+        """Return the business categories: ``id`` (Int64), ``name``, ``gcid``.
+
+        Parameters
+        ----------
+        q
+            Text to match; the best matches come first, with ``match_rank``,
+            ``matched_field`` and ``matched_value`` columns.
+        limit
+            At most this many rows (with ``q``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per category. The full list is cached on the client.
+        """
+        if q is not None and not isinstance(q, str):
+            raise FilterError(f"q must be a string, not {type(q).__name__}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):  # fmt: skip
+            raise FilterError(f"limit must be a positive integer, not {limit!r}")
+        if q is None and limit is None:
+            return self._cached("categories", lambda: fetch_categories(self.transport))
+        return fetch_categories(self.transport, q, limit)
+
+    def countries(self) -> pd.DataFrame:
+        """Countries with contacts: ``code`` (ISO alpha-2) and ``name``; cached on the client."""
+        return self._cached("countries", lambda: fetch_countries(self.transport))
+
+    def professions(self, countries: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """Categories grouped into professions, with contact counts (one row per category).
+
+        Parameters
+        ----------
+        countries
+            Count only contacts in these countries (ISO codes).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``profession``, ``category_id``, ``category_name``, ``count`` and
+            ``profession_count``.
+        """
+        codes = Filters.from_any(countries=countries).countries
+        return self._cached(
+            f"professions:{','.join(codes)}", lambda: fetch_professions(self.transport, codes)
+        )
+
+
+def _poll_bounds(value: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"poll_interval must be a (min, max) pair of seconds, not {value!r}"
+        ) from None
+    if not 0 < low <= high:
+        raise ConfigurationError(f"poll_interval needs 0 < min <= max, not {value!r}")
+    return low, high
