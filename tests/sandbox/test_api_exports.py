@@ -158,3 +158,19 @@ def test_pacing_holds_ready_back(make_sandbox, api_for):
     sb.runtime.exports.shutdown()  # wait for the worker: only pacing holds it back now
     seen = [api.get(f"/api/download-status/{task}").json()["status"] for _ in range(3)]
     assert seen == ["processing", "processing", "ready"]
+
+
+def test_concurrent_starts_never_overdraw(sandbox, api_for):
+    from concurrent.futures import ThreadPoolExecutor
+
+    probe = api_for(sandbox.url, f"Bearer {sandbox.api_key}")
+    _, total = _search(probe, {"countries": "NZ"})
+    info = sandbox.admin.create_account(credits=total * 3 // 2)
+    apis = [api_for(sandbox.url, f"Bearer {info['api_key']}") for _ in range(6)]
+    sid, _ = _search(apis[0], {"countries": "NZ"})
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(
+            lambda a: a.get("/api/download-csv", params={"search_id": sid}).status_code, apis))
+    assert sorted(codes) == [202] + [403] * 5
+    assert apis[0].get("/api/user/profile").json()["credits"] == total * 3 // 2 - total
+    assert [e["delta"] for e in sandbox.admin.ledger(info["id"])][1:] == [-total]
