@@ -53,7 +53,8 @@ project (see docs/sandbox.md), not a promise about production.
 
 State (accounts, keys, credits, history, added contacts) lives in --data-dir and survives a
 restart. A control plane under /_sandbox/ (header X-Sandbox-Admin-Token) adds and
-re-collects contacts, moves the sandbox clock, sets faults and export pacing.
+re-collects contacts, moves the sandbox clock, sets faults and export pacing; from a shell:
+`scoutframe sandbox admin info|add-contacts N|recollect N|advance-clock S|faults k=v,...`.
 """
 
 
@@ -477,9 +478,73 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _admin_main(argv: list[str]) -> int:
+    """``scoutframe sandbox admin ...``: drive a running sandbox's control plane."""
+    import json
+
+    import requests
+
+    from scoutframe.sandbox.admin import AdminControl
+
+    p = argparse.ArgumentParser(
+        prog="scoutframe sandbox admin",
+        description="Drive a running sandbox's /_sandbox/ control plane. The origin and token "
+                    "come from SPHERESCOUT_BASE_URL and SCOUTFRAME_SANDBOX_ADMIN_TOKEN.",
+    )  # fmt: skip
+    p.add_argument("action", choices=("info", "add-contacts", "recollect", "advance-clock",
+                                      "faults", "create-account", "ledger"))  # fmt: skip
+    p.add_argument("value", nargs="?", default=None,
+                   help="count, seconds, account id, credits, or name=value,... for faults")
+    options = p.parse_args(argv)
+    url = os.environ.get("SPHERESCOUT_BASE_URL")
+    token = os.environ.get("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
+    if not url or not token:
+        print("scoutframe sandbox admin: set SPHERESCOUT_BASE_URL and "
+              "SCOUTFRAME_SANDBOX_ADMIN_TOKEN (printed by `scoutframe sandbox`)", file=sys.stderr)
+        return 2
+    admin = AdminControl(url, token)
+    value = options.value
+    try:
+        if options.action == "info":
+            result: Any = admin.info()
+        elif options.action == "add-contacts":
+            result = admin.add_contacts(int(value or 1))
+        elif options.action == "recollect":
+            result = admin.recollect(int(value or 1))
+        elif options.action == "advance-clock":
+            result = {"now": admin.advance_clock(float(value or 0))}
+        elif options.action == "faults":
+            changes = {}
+            for pair in (value or "").split(","):
+                if pair.strip():
+                    name, _, text = pair.partition("=")
+                    changes[name.strip()] = float(text)
+            result = admin.set_faults(**changes) if changes else admin.faults()
+        elif options.action == "create-account":
+            result = admin.create_account(int(value or 1_000))
+        else:
+            result = admin.ledger(int(value or 1))
+    except ValueError as exc:
+        print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
+        return 2
+    except requests.RequestException as exc:
+        print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        admin._session.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``scoutframe sandbox`` until Ctrl-C; returns the exit status."""
-    options = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    """Run ``scoutframe sandbox`` until Ctrl-C; returns the exit status.
+
+    ``scoutframe sandbox admin <action> [value]`` drives a running sandbox's control plane.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["admin"]:
+        return _admin_main(args[1:])
+    options = _parser().parse_args(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         sandbox = Sandbox(

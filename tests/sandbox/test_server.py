@@ -111,3 +111,18 @@ def test_control_plane_info(sandbox, api):
     assert info["flavor"] == "docs"
     assert info["contacts"] >= 20_000
     assert info["demo_credits"] == api.get("/api/user/profile").json()["credits"]
+
+
+def test_admin_command(sandbox, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox.url)
+    monkeypatch.setenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    assert main(["admin", "info"]) == 0
+    assert json.loads(capsys.readouterr().out)["flavor"] == "docs"
+    assert main(["admin", "faults", "p503=0"]) == 0
+    assert json.loads(capsys.readouterr().out)["p503"] == 0
+    assert main(["admin", "faults", "bogus=1"]) == 1
+    assert "400" in capsys.readouterr().err
+    monkeypatch.delenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
+    assert main(["admin", "info"]) == 2
