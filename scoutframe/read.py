@@ -545,13 +545,8 @@ class _Reader:
         if self._provenance is None:
             from . import __version__
 
-            canonical: dict[str, list[str]] = {}
-            if self.filters is not None:
-                for key, value in self.filters.to_params():
-                    canonical.setdefault(key, []).append(value)
-                canonical = {k: sorted(v) for k, v in sorted(canonical.items())}
             self._provenance = Provenance(
-                filters=canonical,
+                filters=self.filters.to_dict() if self.filters is not None else {},
                 search_id=self.search_id,
                 total_count=self.total_count,
                 method=self.method,

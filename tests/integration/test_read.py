@@ -1,0 +1,366 @@
+"""read_spherescout over HTTP against the sandbox: methods, options, credits, reconciliation."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import requests
+
+from scoutframe.client import Client
+from scoutframe.errors import BudgetError
+from scoutframe.frames import (
+    CONTACT_COLUMNS,
+    CONTACT_SCHEMA,
+    MaskedEmailWarning,
+    SchemaDriftWarning,
+    table_from_pandas,
+)
+from scoutframe.read import PageDriftWarning, ReadPlan, read_spherescout, register_pandas
+from scoutframe.sandbox import Sandbox
+
+# Countries of the sandbox's 20,000-contact dataset, chosen by size at start (see _pick):
+SMALL = ""  # 100-450 contacts: auto reads them by pages
+TINY = "NA"  # Namibia, a few dozen contacts: also checks that "NA" stays a string
+LARGE = ""  # 600-2,500 contacts: auto picks an export
+
+
+def _pick(sb: Sandbox) -> None:
+    """Choose SMALL and LARGE among the sandbox's countries by their contact counts."""
+    global SMALL, LARGE
+    headers = {"Authorization": f"Token {sb.api_key}"}
+    codes = [c["code"] for c in requests.get(f"{sb.url}/api/locations/countries",
+                                             headers=headers, timeout=30).json()]
+    counts = {}
+    for code in codes:
+        answer = requests.get(f"{sb.url}/api/companies", params={"countries": code},
+                              headers=headers, timeout=30)
+        counts[code] = answer.json()["totalCount"]
+    assert 0 < counts[TINY] < 100
+    SMALL = min((c for c in codes if 100 <= counts[c] <= 450), key=lambda c: -counts[c])
+    LARGE = min((c for c in codes if 600 <= counts[c] <= 2_500), key=lambda c: counts[c])
+
+
+@pytest.fixture(scope="module", params=["docs", "live"])
+def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Sandbox]:
+    data = tmp_path_factory.mktemp(f"read-{request.param}")
+    with Sandbox(contacts=20_000, data_dir=data, flavor=request.param, rate_limit=0) as sb:
+        sb.flavor_name = request.param  # type: ignore[attr-defined]
+        sb.admin.set_export_pacing(min_polls=1, delay_seconds=0)
+        _pick(sb)
+        yield sb
+
+
+def client_for(sb: Sandbox, state_dir: Path, api_key: str | None = None) -> Client:
+    return Client(api_key or sb.api_key, sb.url, allow_http=True, poll_interval=(0.02, 0.1),
+                  state_dir=state_dir)
+
+
+@pytest.fixture
+def account(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[Client, int]]:
+    """A fresh account with plenty of credits, so its ledger shows only this test's spending."""
+    acct = sandbox.admin.create_account(credits=1_000_000)
+    with client_for(sandbox, tmp_path / "state", acct["api_key"]) as client:
+        yield client, int(acct["id"])
+
+
+@contextlib.contextmanager
+def expected_warnings(sb: Sandbox, *, masked: bool) -> Iterator[None]:
+    """The warnings a read must give: masked emails by pages; drift from the live flavour."""
+    with contextlib.ExitStack() as stack:
+        if masked:
+            stack.enter_context(pytest.warns(MaskedEmailWarning, match="masked"))
+        if sb.flavor_name == "live" and masked:  # live records carry unknown fields
+            stack.enter_context(pytest.warns(SchemaDriftWarning))
+        yield
+
+
+def total(client: Client, **filters: Any) -> int:
+    return client.search(**filters).total_count
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_auto_reads_small_results_by_pages(sandbox, account, caplog):
+    client, account_id = account
+    caplog.set_level(logging.INFO, logger="scoutframe.read")
+    with expected_warnings(sandbox, masked=True):
+        df = read_spherescout(countries=SMALL, client=client, progress=False)
+    assert len(df) == total(client, countries=SMALL)
+    assert df["place_id"].is_unique
+    assert df["place_id"].tolist() == sorted(df["place_id"])
+    assert (df["country"] == SMALL).all()
+    assert all(isinstance(t, pd.ArrowDtype) for t in df.dtypes)
+    meta = df.attrs["scoutframe"]
+    assert meta["method"] == "pages"
+    assert meta["emails_masked"] is True
+    assert meta["credits_spent"] == 0
+    assert meta["filters"] == {"countries": [SMALL]}
+    assert meta["search_id"].startswith("srch_")
+    assert meta["api_origin"] == sandbox.url
+    emails = [e for lst in df["email"] for e in lst]
+    assert emails
+    assert all("*" in e for e in emails)
+    assert "pages" in caplog.text
+    assert "<= 500" in caplog.text
+    assert sandbox.admin.ledger(account_id)[1:] == []  # only the opening balance
+
+
+def test_auto_reads_large_results_by_export(sandbox, account, caplog):
+    client, account_id = account
+    caplog.set_level(logging.INFO, logger="scoutframe.read")
+    expected = total(client, countries=LARGE)
+    before = client.profile().credits
+    df = read_spherescout(countries=LARGE, client=client, progress=False)
+    assert len(df) == expected
+    assert df["place_id"].is_unique
+    meta = df.attrs["scoutframe"]
+    assert meta["method"] == "export"
+    assert meta["emails_masked"] is False
+    assert meta["credits_spent"] == expected
+    if sandbox.flavor_name == "docs":
+        assert meta["task_id"].startswith("task_")
+    emails = [e for lst in df["email"] for e in lst]
+    assert emails
+    assert not any("*" in e for e in emails)
+    assert "export" in caplog.text
+    assert "> 500" in caplog.text
+    assert client.profile().credits == before - expected
+    assert sum(-e["delta"] for e in sandbox.admin.ledger(account_id) if e["delta"] < 0) \
+        == expected
+
+
+def test_pages_and_export_give_the_same_rows(sandbox, account):
+    client, _ = account
+    with expected_warnings(sandbox, masked=True):
+        pages = read_spherescout(countries=TINY, client=client, method="pages", progress=False)
+    exported = read_spherescout(countries=TINY, client=client, method="export", progress=False)
+    assert len(pages) == len(exported) == total(client, countries=TINY)
+    assert (exported["country"] == "NA").all()
+    keep = list(CONTACT_COLUMNS)
+    keep.remove("email")
+    pd.testing.assert_frame_equal(pages[keep], exported[keep])
+    # masked addresses keep the first letter and the top-level domain of the real ones
+    for masked, real in zip(pages["email"], exported["email"], strict=True):
+        assert len(masked) == len(real)
+        for m, r in zip(masked, real, strict=True):
+            assert m[0] == r[0]
+            assert m.rsplit(".", 1)[1] == r.rsplit(".", 1)[1]
+
+
+def test_chunksize_pages_and_export(sandbox, account):
+    client, _ = account
+    with expected_warnings(sandbox, masked=True):
+        full = read_spherescout(countries=SMALL, client=client, method="pages", progress=False)
+        chunks = list(read_spherescout(countries=SMALL, client=client, method="pages",
+                                       chunksize=40, progress=False))
+    assert [len(c) for c in chunks[:-1]] == [40] * (len(chunks) - 1)
+    assert 0 < len(chunks[-1]) <= 40
+    joined = pd.concat(chunks)
+    assert list(joined.index) == list(range(len(full)))
+    pd.testing.assert_frame_equal(joined, full)
+
+    exported = read_spherescout(countries=LARGE, client=client, method="export", chunksize=500,
+                                progress=False)
+    assert not isinstance(exported, pd.DataFrame)
+    parts = list(exported)
+    n = total(client, countries=LARGE)
+    assert [len(p) for p in parts] == [500] * (n // 500) + ([n % 500] if n % 500 else [])
+    assert all(p.attrs["scoutframe"]["method"] == "export" for p in parts)
+    assert pd.concat(parts)["place_id"].is_unique
+
+
+def test_nrows_and_columns(sandbox, account):
+    client, _ = account
+    with expected_warnings(sandbox, masked=True):
+        head = read_spherescout(countries=SMALL, client=client, nrows=75, progress=False,
+                                columns=["zipcode", "place_id", "phone"])
+        full = read_spherescout(countries=SMALL, client=client, progress=False)
+    assert list(head.columns) == ["zipcode", "place_id", "phone"]
+    assert head["place_id"].tolist() == full["place_id"].head(75).tolist()
+    assert head["zipcode"].tolist() == full["zipcode"].head(75).tolist()
+    exported = read_spherescout(countries=LARGE, client=client, method="export", nrows=120,
+                                columns=["place_id", "email"], progress=False)
+    assert list(exported.columns) == ["place_id", "email"]
+    assert len(exported) == 120
+    # an export charges every matching contact, even when only some rows are read
+    assert exported.attrs["scoutframe"]["credits_spent"] == total(client, countries=LARGE)
+    with pytest.raises(ValueError, match="zip"):
+        read_spherescout(countries=SMALL, client=client, columns=["zip"], progress=False)
+
+
+@pytest.mark.parametrize("method", ["pages", "export"])
+def test_numpy_nullable_backend(sandbox, account, method):
+    client, _ = account
+    with expected_warnings(sandbox, masked=method == "pages"):
+        df = read_spherescout(countries=TINY, client=client, method=method, progress=False,
+                              dtype_backend="numpy_nullable")
+    assert str(df["review_count"].dtype) == "Int32"
+    assert str(df["rating"].dtype) == "Float64"
+    assert str(df["collected_at"].dtype) == "datetime64[us, UTC]"
+    assert isinstance(df["zipcode"].dtype, pd.StringDtype)
+    assert df["phone"].dtype == object
+    assert all(isinstance(v, list) for v in df["phone"])
+    back = table_from_pandas(df[list(CONTACT_COLUMNS)])
+    assert back.schema.equals(CONTACT_SCHEMA)
+
+
+def test_dry_run_and_max_credits_spend_nothing(sandbox, account):
+    client, account_id = account
+    ledger = sandbox.admin.ledger(account_id)
+    credits = client.profile().credits
+    n = total(client, countries=LARGE)
+    plan = read_spherescout(countries=LARGE, client=client, dry_run=True)
+    assert isinstance(plan, ReadPlan)
+    assert (plan.method, plan.rows, plan.credits_needed) == ("export", n, n)
+    assert plan.credits_available == credits
+    assert plan.search_id == client.search(countries=LARGE).search_id
+    assert "> 500" in plan.why
+    assert str(n) in str(plan).replace(",", "")
+    small = read_spherescout(countries=SMALL, client=client, dry_run=True)
+    assert (small.method, small.credits_needed) == ("pages", 0)
+    with pytest.raises(BudgetError, match="max_credits"):
+        read_spherescout(countries=LARGE, client=client, max_credits=n - 1, progress=False)
+    with pytest.raises(BudgetError):
+        read_spherescout(countries=LARGE, client=client, method="export", max_credits=10,
+                         chunksize=100, progress=False)
+    assert sandbox.admin.ledger(account_id) == ledger
+    assert client.profile().credits == credits
+
+
+def test_return_types(sandbox, account):
+    client, _ = account
+    with expected_warnings(sandbox, masked=True):
+        table = read_spherescout(countries=TINY, client=client, return_type="arrow",
+                                 progress=False)
+    assert isinstance(table, pa.Table)
+    assert table.schema.remove_metadata().equals(
+        pa.schema([CONTACT_SCHEMA.field(n) for n in CONTACT_COLUMNS]
+                  + [table.schema.field(n) for n in table.column_names[20:]]))
+    assert b"scoutframe" in table.schema.metadata
+    frame = read_spherescout(countries=TINY, client=client, method="export",
+                             return_type="polars", progress=False)
+    assert frame.height == table.num_rows
+    assert set(frame["country"].to_list()) == {"NA"}
+
+
+def test_client_from_the_environment(sandbox, monkeypatch):
+    monkeypatch.setenv("SPHERESCOUT_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox.url)
+    with expected_warnings(sandbox, masked=True):
+        df = read_spherescout(countries=TINY, progress=False)
+    assert df.attrs["scoutframe"]["api_origin"] == sandbox.url
+    assert len(df) > 0
+
+
+def test_progress_bars_and_their_switches(sandbox, account, capsys, monkeypatch):
+    client, _ = account
+    with expected_warnings(sandbox, masked=True):
+        read_spherescout(countries=TINY, client=client, progress=True)
+    assert "pages" in capsys.readouterr().err
+    read_spherescout(countries=TINY, client=client, method="export", progress=True)
+    err = capsys.readouterr().err
+    assert "export" in err
+    assert "download" in err
+    assert "parsing" in err
+    monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
+    read_spherescout(countries=TINY, client=client, method="export")
+    assert capsys.readouterr().err == ""
+
+
+def test_register_pandas():
+    import scoutframe
+
+    register_pandas()
+    assert pd.read_spherescout is read_spherescout
+    if hasattr(scoutframe, "read_spherescout"):
+        assert pd.read_spherescout is scoutframe.read_spherescout
+
+
+# -- reconciliation when the result changes under the reader --------------------------------
+
+
+class _Mutating:
+    """Wrap ``client.search`` to add contacts to the sandbox right after page 2 is served."""
+
+    def __init__(self, client: Client, sb: Sandbox, *, adds: int, times: int) -> None:
+        self.inner = client.search
+        self.sb = sb
+        self.adds = adds
+        self.left = times
+        self.pages: list[int | None] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        page = self.inner(*args, **kwargs)
+        self.pages.append(kwargs.get("page"))
+        if kwargs.get("page") == 2 and self.left > 0:
+            self.left -= 1
+            self.sb.admin.add_contacts(self.adds)
+        return page
+
+
+@pytest.fixture
+def small_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(contacts=2_000, data_dir=tmp_path / "data", rate_limit=0) as sb:
+        yield sb
+
+
+def test_search_id_reads_by_export(small_sandbox, tmp_path):
+    # docs flavour only: the live API starts exports from filters, never from a search id
+    with client_for(small_sandbox, tmp_path / "state") as client:
+        page = client.search(countries="US")
+        assert page.total_count > 0
+        df = read_spherescout(page.search_id, client=client, progress=False)
+        assert len(df) == page.total_count
+        assert (df["country"] == "US").all()
+        meta = df.attrs["scoutframe"]
+        assert meta["method"] == "export"
+        assert meta["search_id"] == page.search_id
+        assert meta["credits_spent"] == page.total_count
+        with pytest.raises(ValueError, match="search id"):
+            read_spherescout(page.search_id, client=client, method="pages")
+
+
+def test_pages_reread_when_contacts_arrive_between_pages(small_sandbox, monkeypatch, caplog,
+                                                         tmp_path):
+    caplog.set_level(logging.INFO, logger="scoutframe.read")
+    with client_for(small_sandbox, tmp_path / "state") as client:
+        before = total(client)
+        hook = _Mutating(client, small_sandbox, adds=120, times=1)
+        monkeypatch.setattr(client, "search", hook)
+        with pytest.warns(MaskedEmailWarning):
+            df = read_spherescout(client=client, method="pages", concurrency=1, progress=False)
+        monkeypatch.undo()
+        after = total(client)
+        assert after == before + 120
+        assert hook.pages.count(1) >= 2  # a second pass happened
+        assert "again" in caplog.text
+        assert df["place_id"].is_unique
+        assert len(df) == after  # nothing dropped, nothing doubled
+        exported = read_spherescout(client=client, method="export", progress=False)
+        assert set(df["place_id"]) == set(exported["place_id"])
+
+
+def test_pages_warn_precisely_when_the_result_never_settles(small_sandbox, monkeypatch,
+                                                           tmp_path):
+    with client_for(small_sandbox, tmp_path / "state") as client:
+        before = total(client)
+        hook = _Mutating(client, small_sandbox, adds=30, times=100)
+        monkeypatch.setattr(client, "search", hook)
+        with pytest.warns(MaskedEmailWarning), \
+                pytest.warns(PageDriftWarning, match="totalCount") as caught:
+            df = read_spherescout(client=client, method="pages", concurrency=2, progress=False)
+        monkeypatch.undo()
+        drift = [str(w.message) for w in caught if w.category is PageDriftWarning]
+        assert len(drift) == 1
+        assert "pass 3" in drift[0]
+        assert df["place_id"].is_unique
+        assert len(df) >= before
