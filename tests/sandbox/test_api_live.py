@@ -86,3 +86,15 @@ def test_completed_csv_unknown_search_is_404(live):
 def test_docs_flavour_has_no_live_paths(api):
     assert api.get("/api/download-completed-csv/srch_00000000/").status_code == 404
     assert api.post("/api/download-csv", params={"countries": "FR"}).status_code == 405
+
+
+def test_failed_export_refunds_in_live_flavour(make_sandbox, api_for):
+    sb = make_sandbox(flavor="live", faults="export_fail=1")
+    api = api_for(sb.url, f"Token {sb.api_key}")
+    before = api.get("/api/user/profile").json()["credits"]
+    start = api.post("/api/download-csv/", params={"countries": "NZ"}).json()
+    status = _wait(api, start["search_id"])
+    assert status["status"] == "failed"
+    assert status["error"]
+    assert api.get(f"/api/download-completed-csv/{start['search_id']}/").status_code == 404
+    assert api.get("/api/user/profile").json()["credits"] == before
