@@ -481,6 +481,10 @@ class Api:
         if self.rt.live:
             # [LIVE] the filters are re-sent; the answer has no task_id.
             filters = self._filters(request)
+            if "search_id" in params and not filters.to_json():
+                # [DESIGN] a bare search_id would otherwise export (and charge) everything.
+                raise ApiError(400, {"search_id": [
+                    "This API starts exports from the search's filters; send them instead."]})
             search_id = self.search_id(account_id, filters)
             task = self._start(account_id, search_id, filters)
             return json_response(

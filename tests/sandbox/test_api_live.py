@@ -98,3 +98,12 @@ def test_failed_export_refunds_in_live_flavour(make_sandbox, api_for):
     assert status["error"]
     assert api.get(f"/api/download-completed-csv/{start['search_id']}/").status_code == 404
     assert api.get("/api/user/profile").json()["credits"] == before
+
+
+def test_bare_search_id_is_refused_not_a_full_export(live):
+    sid = live.get("/api/companies", params={"countries": "NZ"}).json()["search_id"]
+    before = live.get("/api/user/profile").json()["credits"]
+    r = live.get("/api/download-csv/", params={"search_id": sid})
+    assert r.status_code == 400
+    assert list(r.json()) == ["search_id"]
+    assert live.get("/api/user/profile").json()["credits"] == before
