@@ -64,18 +64,18 @@ class Runtime:
     store: ContactStore
     exports: ExportManager
     clock: SandboxClock
-    secret: bytes
+    secret: bytes = field(repr=False)
     signer: UrlSigner
     faults: FaultInjector
     limiter: RateLimiter | None
     public_limiter: RateLimiter | None
     access_lifetime: float
     refresh_lifetime: float
-    admin_token: str
+    admin_token: str = field(repr=False)
     new_contacts: Callable[[int, float], pa.Table]
     seed: int = 0
-    auth_cache: dict[str, tuple[int, int, float | None]] = field(default_factory=dict)
-    known_searches: set[tuple[int, str]] = field(default_factory=set)
+    auth_cache: dict[str, tuple[int, int, float | None]] = field(default_factory=dict, repr=False)
+    known_searches: set[tuple[int, str]] = field(default_factory=set, repr=False)
 
     @property
     def live(self) -> bool:

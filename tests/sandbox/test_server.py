@@ -64,6 +64,9 @@ def test_repr_and_env_hide_nothing_they_should_not(sandbox):
                                    "SPHERESCOUT_PASSWORD", "SPHERESCOUT_USERNAME"]
     assert sandbox.env["SPHERESCOUT_BASE_URL"] == sandbox.url
     assert sandbox.admin_token not in repr(sandbox.admin)
+    runtime = repr(sandbox.runtime)
+    assert sandbox.admin_token not in runtime
+    assert repr(sandbox.runtime.secret) not in runtime
 
 
 def test_storage_is_another_origin(sandbox):
