@@ -394,8 +394,10 @@ class ExportJob:
         elif self.history_id is not None:
             status = self._status_from_history(self.history_id)
         else:
-            raise ExportError(f"export {self.job_id} has neither a task id nor a history entry "
-                              "to follow", job=self)
+            raise ExportError(
+                f"export {self.job_id} has neither a task id nor a history entry to follow",
+                job=self,
+            )
         if status.lead_count is not None:
             self.lead_count = status.lead_count
         if not self.search_id and status.extra.get("search_id"):
@@ -408,9 +410,7 @@ class ExportJob:
 
     def _with_live_url(self, status: ExportStatus) -> ExportStatus:
         try:
-            data = self._client.transport.get_json(
-                f"/api/download-completed-csv/{self.search_id}/"
-            )
+            data = self._client.transport.get_json(f"/api/download-completed-csv/{self.search_id}/")
         except NotFoundError:
             return status  # completed but no URL any more (expired): download() says so
         return dataclasses.replace(

@@ -207,9 +207,7 @@ class Exports:
         path, params = request
         for attempt in range(2):
             try:
-                response = self._client.transport.request(
-                    "GET", path, params=params, charging=True
-                )
+                response = self._client.transport.request("GET", path, params=params, charging=True)
                 data = response.json()
             except APIError as exc:
                 if not isinstance(exc, ServerError):
@@ -319,16 +317,12 @@ _AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
 
 
 def _client_flavor(client: Client) -> str:
-    return str(getattr(client, "flavor", "unknown"))
+    return client.flavor
 
 
 def _remember_flavor(client: Client, flavor: str) -> None:
     """Tell the client which API flavour the server has shown."""
-    setter = getattr(client, "_set_flavor", None)
-    if callable(setter):
-        setter(flavor)
-    else:
-        client._flavor = flavor  # type: ignore[attr-defined]
+    client._set_flavor(flavor)
 
 
 def _is_insufficient(exc: APIError) -> bool:
@@ -346,5 +340,6 @@ def _insufficient_from(exc: APIError) -> InsufficientCreditsError:
     if isinstance(exc, InsufficientCreditsError):
         return exc
     body = exc.body if isinstance(exc.body, Mapping) else {}
-    return _insufficient(int(body.get("required_credits") or 0),
-                         int(body.get("available_credits") or 0))
+    return _insufficient(
+        int(body.get("required_credits") or 0), int(body.get("available_credits") or 0)
+    )

@@ -1,0 +1,278 @@
+"""Export jobs against the real sandbox over loopback, in both API flavours."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from scoutframe import Client
+from scoutframe.errors import (
+    BudgetError,
+    DownloadExpiredError,
+    ExportFailedError,
+    InsufficientCreditsError,
+    NotFoundError,
+)
+from scoutframe.jobs import ExportJob
+
+FILTERS = {"countries": "FR", "email": True}
+
+
+@pytest.fixture
+def account(
+    sandbox: Any, client_for: Callable[..., Client], fresh_account: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> Iterator[Callable[..., SimpleNamespace]]:
+    """Make a fresh account (own credits and ledger) and a client for it; reset pacing after."""
+
+    def make(credits: int = 100_000, state_dir: Path | None = None,
+             api_key: str | None = None) -> SimpleNamespace:
+        info = fresh_account(sandbox, credits=credits) if api_key is None else None
+        key = api_key if info is None else info["api_key"]
+        client = client_for(sandbox, api_key=key, state_dir=state_dir or tmp_path / "state")
+        return SimpleNamespace(client=client, id=-1 if info is None else int(info["id"]),
+                               api_key=key)
+
+    yield make
+    sandbox.admin.set_export_pacing(min_polls=0, delay_seconds=0)
+
+
+def charges(sandbox: Any, account_id: int) -> list[int]:
+    """The account's ledger movements after its opening balance (debits negative)."""
+    return [int(row["delta"]) for row in sandbox.admin.ledger(account_id)
+            if not str(row["reason"]).startswith(("opening", "initial", "account"))]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_life_cycle_start_wait_download(sandbox: Any, account: Any, tmp_path: Path) -> None:
+    acct = account()
+    client = acct.client
+    account_id = acct.id
+    expected = client.search(FILTERS).total_count
+    job = client.exports.start(FILTERS)
+    assert job.lead_count == expected > 0
+    assert [j.job_id for j in client.exports.list_saved()] == [job.job_id]
+    seen: list[str] = []
+    status = job.wait(timeout=60, on_status=lambda s: seen.append(s.status))
+    assert status.status == "ready"
+    assert seen[-1] == "ready"
+    progress: list[tuple[int, int | None]] = []
+    path = job.download(tmp_path / "export.csv", on_bytes=lambda d, t: progress.append((d, t)))
+    rows = read_rows(path)
+    assert len(rows) == expected
+    assert all("*" not in row["email"] and "@" in row["email"] for row in rows)
+    assert progress[-1] == (path.stat().st_size, path.stat().st_size)
+    assert not job.part_path(path).exists()
+    assert charges(sandbox, account_id) == [-expected]
+    assert client.exports.list_saved() == []
+    assert client.flavor == sandbox.flavor_name
+
+
+def test_failed_export_raises_and_is_refunded(sandbox: Any, account: Any) -> None:
+    acct = account(credits=5_000)
+    client = acct.client
+    account_id = acct.id
+    sandbox.admin.set_faults(export_fail=1.0)
+    job = client.exports.start(FILTERS)
+    with pytest.raises(ExportFailedError, match="injected fault") as caught:
+        job.wait(timeout=60)
+    assert caught.value.job is job
+    moves = charges(sandbox, account_id)
+    assert moves == [-job.lead_count, job.lead_count]
+    assert client.profile().credits == 5_000
+
+
+def test_insufficient_credits_refused_before_any_charge(sandbox: Any, account: Any) -> None:
+    acct = account(credits=10)
+    client = acct.client
+    account_id = acct.id
+    with pytest.raises(InsufficientCreditsError) as caught:
+        client.exports.start(FILTERS)
+    assert caught.value.available_credits == 10
+    assert caught.value.required_credits == client.search(FILTERS).total_count
+    assert charges(sandbox, account_id) == []
+
+
+def test_server_side_insufficient_credits_maps_to_the_same_error(
+    sandbox: Any, account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acct = account(credits=10)
+    client = acct.client
+    account_id = acct.id
+    # Bypass the client's own balance check so that the server's 403 is what answers.
+    monkeypatch.setattr(client, "profile", lambda: SimpleNamespace(credits=10**9))
+    with pytest.raises(InsufficientCreditsError) as caught:
+        client.exports.start(FILTERS)
+    assert caught.value.available_credits == 10
+    assert caught.value.required_credits == client.search(FILTERS).total_count
+    assert charges(sandbox, account_id) == []
+
+
+def test_max_credits_refuses_before_spending(sandbox: Any, account: Any) -> None:
+    acct = account()
+    client = acct.client
+    account_id = acct.id
+    count = client.search(FILTERS).total_count
+    with pytest.raises(BudgetError, match=str(count)):
+        client.exports.start(FILTERS, max_credits=count - 1)
+    assert charges(sandbox, account_id) == []
+    assert client.exports.list_saved() == []
+
+
+@pytest.mark.parametrize("fault", ["truncate", "reset"])
+def test_dropped_download_resumes_to_an_identical_file(
+    sandbox: Any, account: Any, tmp_path: Path, fault: str
+) -> None:
+    acct = account()
+    client = acct.client
+    job = client.exports.start(FILTERS)
+    job.wait(timeout=60)
+    clean = job.download(tmp_path / "clean.csv").read_bytes()
+
+    ranges: list[str | None] = []
+    real_download = client.transport.download
+
+    def spy(url: str, **kwargs: Any) -> Any:
+        ranges.append((kwargs.get("headers") or {}).get("Range"))
+        return real_download(url, **kwargs)
+
+    client.transport.download = spy  # type: ignore[method-assign]
+    sandbox.admin.set_faults(**{fault: 1.0})
+
+    def heal_after_first_bytes(done: int, total: int | None) -> None:
+        if done and sandbox.admin.faults()[fault]:
+            sandbox.admin.set_faults(**{fault: 0.0})  # only the first response is cut
+
+    again = job.download(tmp_path / "resumed.csv", on_bytes=heal_after_first_bytes)
+    assert again.read_bytes() == clean
+    assert ranges[0] is None
+    assert len(ranges) >= 2
+    assert ranges[1] is not None
+    assert ranges[1].startswith("bytes=")
+    assert ranges[1] != "bytes=0-"
+
+
+def test_expired_link_raises_download_expired(sandbox: Any, account: Any, tmp_path: Path) -> None:
+    acct = account()
+    client = acct.client
+    job = client.exports.start(FILTERS)
+    job.wait(timeout=60)
+    sandbox.admin.advance_clock(31 * 86400)
+    target = tmp_path / "late.csv"
+    with pytest.raises(DownloadExpiredError) as caught:
+        job.download(target)
+    assert caught.value.job is job
+    assert not target.exists()
+
+
+def test_refused_link_is_replaced_by_a_fresh_one(
+    sandbox: Any, account: Any, tmp_path: Path
+) -> None:
+    acct = account()
+    client = acct.client
+    job = client.exports.start(FILTERS)
+    status = job.wait(timeout=60)
+    assert status.download_url is not None
+    # A link the storage refuses with 403 (as after expiry): the job must ask for a new one.
+    import dataclasses
+
+    job.last_status = dataclasses.replace(
+        status, download_url=status.download_url.replace("signature=", "signature=00")
+    )
+    rows = read_rows(job.download(tmp_path / "fresh.csv"))
+    assert len(rows) == job.lead_count
+
+
+def test_interrupted_job_resumes_from_a_new_client_without_paying_again(
+    sandbox: Any, account: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "shared-state"
+    acct = account(state_dir=state)
+    first = acct.client
+    account_id = acct.id
+    job_id = first.exports.start(FILTERS).job_id
+    first.close()  # the notebook kernel died here
+
+    acct = account(state_dir=state, api_key=acct.api_key)
+    second = acct.client
+    assert [j.job_id for j in second.exports.list_saved()] == [job_id]
+    job = second.export_job(job_id)
+    assert isinstance(job, ExportJob)
+    assert job.filters is not None
+    job.wait(timeout=60)
+    rows = read_rows(job.download(tmp_path / "resumed.csv"))
+    assert len(rows) == job.lead_count
+    assert charges(sandbox, account_id) == [-job.lead_count]
+    assert second.exports.list_saved() == []
+
+
+@pytest.mark.parametrize("fault", ["reset", "p503"])
+def test_ambiguous_start_failure_charges_once(
+    sandbox: Any, account: Any, tmp_path: Path, fault: str
+) -> None:
+    acct = account()
+    client = acct.client
+    account_id = acct.id
+    real_request = client.transport.request
+    injected: list[str] = []
+
+    def first_start_breaks(method: str, path: str, **kwargs: Any) -> Any:
+        if "download-csv" in path and not injected:
+            injected.append(path)
+            sandbox.admin.set_faults(**{fault: 1.0})
+            try:
+                return real_request(method, path, **kwargs)
+            finally:
+                sandbox.admin.set_faults(**{fault: 0.0})
+        return real_request(method, path, **kwargs)
+
+    client.transport.request = first_start_breaks  # type: ignore[method-assign]
+    job = client.exports.start(FILTERS)
+    assert injected
+    job.wait(timeout=60)
+    rows = read_rows(job.download(tmp_path / "once.csv"))
+    count = client.search(FILTERS).total_count
+    assert len(rows) == count
+    assert charges(sandbox, account_id) == [-count]
+
+
+def test_poll_loop_waits_through_pacing(sandbox: Any, account: Any) -> None:
+    acct = account()
+    client = acct.client
+    sandbox.admin.set_export_pacing(min_polls=4)
+    job = client.exports.start(FILTERS)
+    seen: list[str] = []
+    job.wait(timeout=60, on_status=lambda s: seen.append(s.status))
+    assert seen[-1] == "ready"
+    assert len(seen) >= 4
+    assert set(seen[:-1]) <= {"pending", "processing"}
+
+
+def test_404_tolerated_only_during_the_grace_period(sandbox: Any, account: Any) -> None:
+    acct = account()
+    client = acct.client
+    flavor = sandbox.flavor_name
+    job = ExportJob(client, search_id="srch_00000000",
+                    task_id="task_0000000000000000" if flavor == "docs" else None,
+                    flavor=flavor)  # fmt: skip
+    job.not_found_grace = 0.3
+    polls: list[str] = []
+    real_get = client.transport.get_json
+
+    def spy(path: str, *args: Any, **kwargs: Any) -> Any:
+        polls.append(path)
+        return real_get(path, *args, **kwargs)
+
+    client.transport.get_json = spy  # type: ignore[method-assign]
+    with pytest.raises(NotFoundError):
+        job.wait(timeout=30)
+    assert len(polls) >= 3  # several 404s were taken as "not visible yet"

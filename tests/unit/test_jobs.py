@@ -1,0 +1,296 @@
+"""Export jobs without sockets: backoff, status normalisation, handle persistence, redaction."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3.exceptions
+
+from scoutframe import jobs
+from scoutframe.errors import ExportFailedError, ExportTimeoutError, NotFoundError
+from scoutframe.filters import Filters
+from scoutframe.jobs import ExportJob, ExportStatus, JobStore, normalize_status, poll_delays
+
+SECRET_KEY = "f" * 64
+SIGNED_URL = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"
+
+
+class FakeTransport:
+    """Answers status requests from a script; records the paths asked."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.paths: list[str] = []
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        self.paths.append(path)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class FakeClient:
+    def __init__(self, state_dir: Path, answers: list[Any]) -> None:
+        self.state_dir = state_dir
+        self.transport = FakeTransport(answers)
+        self.poll_interval = (0.5, 2.0)
+        self.base_url = "http://127.0.0.1:8000"
+        self.api_key = SECRET_KEY
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record time.sleep calls instead of sleeping; a fake monotonic clock follows them."""
+    slept: list[float] = []
+    clock = [1000.0]
+
+    def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(jobs.time, "sleep", fake_sleep)
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    return slept
+
+
+def _not_found() -> NotFoundError:
+    return NotFoundError(404, "Not found.", {"detail": "Not found."}, None)
+
+
+def test_poll_delays_grow_exponentially_then_cap() -> None:
+    delays = list(itertools.islice(poll_delays((2.0, 5.0)), 6))
+    assert delays == [2.0, 3.0, 4.5, 5.0, 5.0, 5.0]
+
+
+def test_poll_delays_with_inverted_bounds_stay_at_the_lower_one() -> None:
+    assert list(itertools.islice(poll_delays((3.0, 1.0)), 3)) == [3.0, 3.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("pending", "pending"), ("PROCESSING", "processing"), ("completed", "ready"),
+     ("ready", "ready"), ("failed", "failed"), ("something-new", "processing"),
+     (None, "processing")],
+)  # fmt: skip
+def test_status_words_are_normalised(word: str | None, expected: str) -> None:
+    assert normalize_status(word) == expected
+
+
+def test_status_from_live_answer_keeps_unknown_fields_and_hides_the_url() -> None:
+    status = ExportStatus.from_json(
+        {"status": "completed", "search_id": "s1", "lead_count": "12", "download_url": SIGNED_URL,
+         "expires_at": "2026-12-28T10:00:00Z", "shard": 3}
+    )  # fmt: skip
+    assert status.status == "ready"
+    assert status.lead_count == 12
+    assert status.expires_at == datetime(2026, 12, 28, 10, tzinfo=UTC)
+    assert status.extra == {"search_id": "s1", "shard": 3}
+    assert "signature" not in repr(status)
+    assert status.is_finished
+
+
+def _job(tmp_path: Path, answers: list[Any], **kwargs: Any) -> tuple[ExportJob, FakeClient]:
+    client = FakeClient(tmp_path / "state", answers)
+    filters = Filters.from_any({"countries": ["FR", "BE"], "email": True})
+    fields: dict[str, Any] = {"search_id": "srch_1", "task_id": "task_1", "lead_count": 7,
+                              "filters": filters, **kwargs}
+    return ExportJob(client, **fields), client  # type: ignore[arg-type]
+
+
+def test_handle_round_trips_through_a_private_file(tmp_path: Path) -> None:
+    job, client = _job(tmp_path, [{}])
+    path = job.save()
+    assert path.parent == tmp_path / "state" / "jobs"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    found = JobStore(path.parent).find("srch_1")
+    assert found is not None
+    again = ExportJob.from_dict(client, found)  # type: ignore[arg-type]
+    assert (again.task_id, again.search_id, again.lead_count) == ("task_1", "srch_1", 7)
+    assert again.filters == job.filters
+    assert again.created_at == job.created_at
+    assert again.to_dict() == job.to_dict()
+
+
+def test_handle_carries_no_credential_nor_signed_url(tmp_path: Path) -> None:
+    job, _ = _job(tmp_path, [{"status": "ready", "download_url": SIGNED_URL}])
+    job.refresh()
+    text = job.save().read_text()
+    assert SECRET_KEY not in text
+    assert "signature" not in text
+    assert "exports/" not in text
+    assert set(json.loads(text)) == {"version", "task_id", "search_id", "lead_count", "filters",
+                                     "flavor", "origin", "created_at", "history_id", "state"}
+    assert "signature" not in repr(job)
+    assert SECRET_KEY not in repr(job)
+
+
+def test_store_lists_newest_first_and_skips_damaged_files(tmp_path: Path) -> None:
+    old, client = _job(tmp_path, [{}], task_id="task_old",
+                       created_at=datetime.now(UTC) - timedelta(hours=1))
+    new, _ = _job(tmp_path, [{}], task_id="task_new")
+    old.save()
+    new.save()
+    (tmp_path / "state" / "jobs" / "junk.json").write_text("{not json")
+    handles = JobStore(tmp_path / "state" / "jobs").handles()
+    assert [h["task_id"] for h in handles] == ["task_new", "task_old"]
+    assert client.state_dir.exists()
+
+
+def test_wait_polls_with_backoff_until_ready(tmp_path: Path, sleeps: list[float]) -> None:
+    answers = [{"status": "pending"}, {"status": "processing", "progress": 0.5},
+               {"status": "processing"}, {"status": "ready", "download_url": SIGNED_URL}]
+    job, client = _job(tmp_path, answers)
+    seen: list[str] = []
+    status = job.wait(timeout=60, on_status=lambda s: seen.append(s.status))
+    assert status.status == "ready"
+    assert status.download_url == SIGNED_URL
+    assert seen == ["pending", "processing", "processing", "ready"]
+    assert sleeps == [0.5, 0.75, 1.125]
+    assert client.transport.paths == ["/api/download-status/task_1"] * 4
+
+
+def test_live_job_polls_by_search_id_and_fetches_the_url(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    answers = [{"status": "processing"}, {"status": "completed"}, {"download_url": SIGNED_URL}]
+    job, client = _job(tmp_path, answers, task_id=None, flavor="live")
+    status = job.wait(timeout=60)
+    assert status.status == "ready"
+    assert status.download_url == SIGNED_URL
+    assert client.transport.paths == ["/api/download-status/srch_1/"] * 2 + [
+        "/api/download-completed-csv/srch_1/"]
+    assert len(sleeps) == 1
+
+
+def test_wait_tolerates_404_right_after_creation(tmp_path: Path, sleeps: list[float]) -> None:
+    job, _ = _job(tmp_path, [_not_found(), _not_found(), {"status": "ready"}])
+    assert job.wait(timeout=60).status == "ready"
+    assert len(sleeps) == 2
+
+
+def test_wait_raises_404_for_an_old_job(tmp_path: Path, sleeps: list[float]) -> None:
+    job, _ = _job(tmp_path, [_not_found()], created_at=datetime.now(UTC) - timedelta(hours=2))
+    with pytest.raises(NotFoundError):
+        job.wait(timeout=60)
+    assert sleeps == []
+
+
+def test_failed_export_raises_with_the_server_message_and_the_job(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    job, _ = _job(tmp_path, [{"status": "processing"}, {"status": "failed", "error": "disk full"}])
+    with pytest.raises(ExportFailedError, match="disk full") as caught:
+        job.wait(timeout=60)
+    assert caught.value.job is job
+    assert job.state == "failed"
+
+
+def test_wait_times_out_with_a_resumable_job(tmp_path: Path, sleeps: list[float]) -> None:
+    job, _ = _job(tmp_path, [{"status": "processing"}])
+    with pytest.raises(ExportTimeoutError, match="task_1") as caught:
+        job.wait(timeout=3.0)
+    assert caught.value.job is job
+    assert sum(sleeps) == pytest.approx(3.0)  # the last pause is cut to the deadline
+    assert sleeps[:3] == [0.5, 0.75, 1.125]
+
+
+class FakeBody:
+    """A response body handing out ``data`` then, if ``cut``, failing like a dropped link."""
+
+    def __init__(self, data: bytes, cut: bool) -> None:
+        self.data, self.cut = data, cut
+
+    def read1(self, amt: int, decode_content: bool = True) -> bytes:
+        if not self.data:
+            if self.cut:
+                raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+            return b""
+        piece, self.data = self.data[:amt], self.data[amt:]
+        return piece
+
+
+class FakeResponse:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, cut: bool) -> None:
+        self.status_code, self.headers = status, headers
+        self.raw = FakeBody(body, cut)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeStorage:
+    """Serves ``content`` by the rules in ``plan``: one rule per request, last one repeats."""
+
+    def __init__(self, content: bytes, plan: list[str]) -> None:
+        self.content, self.plan = content, plan
+        self.ranges: list[str | None] = []
+
+    def download(self, url: str, *, headers: dict[str, str] | None = None) -> FakeResponse:
+        asked = (headers or {}).get("Range")
+        self.ranges.append(asked)
+        rule = self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+        size = len(self.content)
+        start = int(asked[len("bytes="):-1]) if asked else 0
+        if rule == "ignore-range":
+            start = 0
+        if rule == "wrong-range" and asked:
+            start = max(0, start - 1)
+        body = self.content[start:]
+        if start:
+            head = {"Content-Range": f"bytes {start}-{size - 1}/{size}",
+                    "Content-Length": str(len(body))}
+            status = 206
+        else:
+            head, status = {"Content-Length": str(size)}, 200
+        if rule == "cut":
+            return FakeResponse(status, head, body[: len(body) // 3], cut=True)
+        if rule == "short":  # closes early without an error: only the count shows it
+            return FakeResponse(status, head, body[: len(body) // 2], cut=False)
+        return FakeResponse(status, head, body, cut=False)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [["cut", "ok"], ["short", "ok"], ["cut", "cut", "ok"], ["cut", "ignore-range"],
+     ["cut", "wrong-range", "ok"]],
+)
+def test_download_resumes_and_checks_the_byte_count(
+    tmp_path: Path, sleeps: list[float], plan: list[str]
+) -> None:
+    content = bytes(range(256)) * 40
+    job, client = _job(tmp_path, [{"status": "ready", "download_url": SIGNED_URL}])
+    storage = FakeStorage(content, list(plan))
+    client.transport.download = storage.download  # type: ignore[attr-defined]
+    target = tmp_path / "out.csv"
+    seen: list[tuple[int, int | None]] = []
+    got = job.download(target, on_bytes=lambda d, t: seen.append((d, t)), chunk_size=1000)
+    assert got == target
+    assert target.read_bytes() == content
+    assert seen[-1] == (len(content), len(content))
+    assert storage.ranges[0] is None
+    assert any(r is not None for r in storage.ranges[1:])
+    assert not job.part_path(target).exists()
+    assert job.state == "done"
+
+
+def test_download_gives_up_after_bounded_attempts_and_leaves_no_target(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    job, client = _job(tmp_path, [{"status": "ready", "download_url": SIGNED_URL}])
+    storage = FakeStorage(b"x" * 3000, ["cut"])
+    storage.content = b""  # every answer breaks before a single byte arrives
+    client.transport.download = storage.download  # type: ignore[attr-defined]
+    target = tmp_path / "out.csv"
+    with pytest.raises(jobs.TransportError, match="6 times"):
+        job.download(target)
+    assert len(storage.ranges) == ExportJob.max_download_attempts
+    assert not target.exists()
