@@ -266,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                 for latency in (0, options.latency_ms):
                     print(f"(b) pages path, {options.page_rows:,} rows, added latency "
                           f"{latency} ms ...", flush=True)
-                    pg = bench_pages(sb, sb.url, key, options.page_rows, reps, latency, [4, 8])
-                    for name in ("c4", "c8"):
+                    pg = bench_pages(sb, sb.url, key, options.page_rows, reps, latency, [8, 4])
+                    for name in ("c8", "c4"):
                         speedup = pg["naive"] / pg[name]
-                        default = " (default)" if name == "c4" else ""
+                        default = " (default)" if name == "c8" else ""
                         lines.append(
                             f"(b) pages {options.page_rows:,} rows, latency {latency} ms, "
                             f"concurrency {name[1:]}{default}: scoutframe {pg[name]:.2f} s vs "

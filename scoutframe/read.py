@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import shutil
 import tempfile
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -67,8 +69,12 @@ logger = logging.getLogger(__name__)
 AUTO_PAGES_MAX_ROWS = 500
 #: Rows per search page (fixed by the API).
 PAGE_SIZE = 50
-#: Concurrent page requests; small, so a real account stays within its rate limit.
-DEFAULT_CONCURRENCY = 4
+#: Concurrent page requests. Against a rate-limited server the limit, not this number, sets
+#: the pace: the transport waits out each 429's Retry-After and :meth:`_Reader._page` pauses
+#: and retries a page whose retries ran out. Kept below requests' connection-pool size (10).
+DEFAULT_CONCURRENCY = 8
+#: Extra attempts of a page after the transport gave up on a 429.
+_RATE_LIMIT_ATTEMPTS = 5
 #: How many times the pages are walked before giving up on a consistent count.
 MAX_PAGE_PASSES = 3
 #: Rows per Arrow table built from page records when no chunksize is asked for.
@@ -642,12 +648,21 @@ class _Reader:
     # -- pages ------------------------------------------------------------------------------
 
     def _page(self, number: int) -> SearchPage | None:
-        from .errors import NotFoundError
+        from .errors import NotFoundError, RateLimitError
 
-        try:
-            return self.client.search(self.filters, page=number)
-        except NotFoundError:  # a page past the last: the result shrank
-            return None
+        for attempt in range(_RATE_LIMIT_ATTEMPTS + 1):
+            try:
+                return self.client.search(self.filters, page=number)
+            except NotFoundError:  # a page past the last: the result shrank
+                return None
+            except RateLimitError as exc:
+                if attempt == _RATE_LIMIT_ATTEMPTS:
+                    raise
+                wait = min(exc.retry_after or 1.0, 60.0) * (1 + random.random() / 4)
+                logger.info("read_spherescout: page %d rate-limited; waiting %.1f s",
+                            number, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(self, first: SearchPage, n_pages: int) -> Iterator[SearchPage | None]:
         """Yield pages 1..n in order, fetching up to ``concurrency`` ahead."""

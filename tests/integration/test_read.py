@@ -364,3 +364,16 @@ def test_pages_warn_precisely_when_the_result_never_settles(small_sandbox, monke
         assert "pass 3" in drift[0]
         assert df["place_id"].is_unique
         assert len(df) >= before
+
+
+def test_pages_ride_out_rate_limiting(small_sandbox, tmp_path):
+    with client_for(small_sandbox, tmp_path / "state") as client:
+        with pytest.warns(MaskedEmailWarning):
+            clean = read_spherescout(client=client, method="pages", progress=False)
+        small_sandbox.admin.set_faults(p429=0.15, seed=7)
+        try:
+            with pytest.warns(MaskedEmailWarning):
+                limited = read_spherescout(client=client, method="pages", progress=False)
+        finally:
+            small_sandbox.admin.set_faults(p429=0)
+    pd.testing.assert_frame_equal(limited, clean)
