@@ -628,8 +628,26 @@ class ExportJob:
                     f"download of export {self.job_id} stopped at {done} of {total} bytes"
                 )
         os.replace(part, target)
+        if self.history_id is None:
+            self.history_id = self._find_history_id(url)
         self._set_state("done")
         return target
+
+    def _find_history_id(self, url: str) -> int | None:
+        """Find this export's history entry (the parent of later deltas); free, best effort."""
+        try:
+            entries = self._client.history.entries()
+        except (APIError, TransportError):
+            return None
+        # The history lists the same signed URL as the status; else the newest matching entry.
+        for entry in entries:
+            if entry.download_url == url:
+                return entry.id
+        for entry in entries:
+            same_count = self.lead_count is None or entry.row_count == self.lead_count
+            if entry.kind == "full" and entry.search_id == self.search_id and same_count:
+                return entry.id
+        return None
 
     def _fetch_into(
         self,

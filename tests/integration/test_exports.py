@@ -72,6 +72,7 @@ def test_life_cycle_start_wait_download(sandbox: Any, account: Any, tmp_path: Pa
     assert all("*" not in row["email"] and "@" in row["email"] for row in rows)
     assert progress[-1] == (path.stat().st_size, path.stat().st_size)
     assert not job.part_path(path).exists()
+    assert job.history_id == client.history.entries()[0].id  # the parent of future deltas
     assert charges(sandbox, account_id) == [-expected]
     assert client.exports.list_saved() == []
     assert client.flavor == sandbox.flavor_name

@@ -7,6 +7,7 @@ import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -43,6 +44,7 @@ class FakeClient:
         self.poll_interval = (0.5, 2.0)
         self.base_url = "http://127.0.0.1:8000"
         self.api_key = SECRET_KEY
+        self.history = SimpleNamespace(entries=list)  # no history entries to match
 
 
 @pytest.fixture
