@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.start()
     try:
         print(f"sandbox serving at {sandbox.url}")
-        client = scoutframe.Client(sandbox.api_key, sandbox.url, poll_interval=(0.2, 1.0))
+        # A fresh account each run, so repeated demos never run out of credits.
+        account = sandbox.admin.create_account(credits=100_000)
+        client = scoutframe.Client(account["api_key"], sandbox.url, poll_interval=(0.2, 1.0))
         with client:
             _tour(client, options, phases)
     finally:
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
     import pandas as pd
+
+    import scoutframe
 
     profile = client.profile()
     print(f"account {profile.email}: {profile.credits:,} credits")
@@ -105,11 +109,11 @@ def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
     _heading(f"Plan: every contact in {options.country} with an email")
     search = {"countries": options.country, "email": True}
     plan = phases.run("plan (dry run)",
-                      lambda: pd.read_spherescout(**search, client=client, dry_run=True))
+                      lambda: scoutframe.read_spherescout(**search, client=client, dry_run=True))
     print(plan)
 
     _heading("Load it through an export (full data, 1 credit a contact)")
-    frame = phases.run("export + download + parse", lambda: pd.read_spherescout(
+    frame = phases.run("export + download + parse", lambda: scoutframe.read_spherescout(
         **search, client=client, method="export", progress=options.progress))
     provenance = frame.attrs["scoutframe"]
     print(frame.head(5).to_string(max_colwidth=24))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,10 +11,9 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every test without the developer's SphereScout settings or proxies."""
     for name in list(os.environ):
         upper = name.upper()
         if upper.startswith(_SCRUBBED_PREFIXES) or upper in _PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
-    yield
