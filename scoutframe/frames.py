@@ -127,6 +127,8 @@ class Provenance:
         The scoutframe version that read it.
     emails_masked : bool
         True when the emails are masked placeholders, not real addresses.
+    reason : str
+        Why the method was chosen (``method="auto"`` explains itself here).
     """
 
     filters: Mapping[str, Any] = field(default_factory=dict)
@@ -140,6 +142,7 @@ class Provenance:
     api_origin: str = ""
     library_version: str = ""
     emails_masked: bool = False
+    reason: str = ""
 
     #: Bumped when the layout of :meth:`to_dict` changes incompatibly.
     SCHEMA_VERSION = 1

@@ -370,7 +370,7 @@ def read_spherescout(
     )
     streaming = False
     try:
-        plan = reader.plan()
+        plan = reader.plan(with_balance=dry_run)
         if dry_run:
             return plan
         reader.check_budget(plan)
@@ -466,6 +466,7 @@ class _Reader:
         self.credits_spent = 0
         self.task_id: str | None = None
         self.history_id: int | None = None
+        self.reason = ""
         self._drift_seen: set[str] = set()
         self.defer_warnings = False
         self.deferred: list[tuple[str, type[Warning]]] = []
@@ -473,8 +474,12 @@ class _Reader:
 
     # -- planning -------------------------------------------------------------------------
 
-    def plan(self) -> ReadPlan:
-        """Count the matches (one free request) and choose the method."""
+    def plan(self, *, with_balance: bool) -> ReadPlan:
+        """Count the matches (one free request) and choose the method.
+
+        The balance (one more request) is looked up only for a dry run; an export start
+        checks it anyway.
+        """
         rows: int | None = None
         if self.filters is not None:
             if not self.filters.is_resolved():
@@ -494,11 +499,12 @@ class _Reader:
             needed: int | None = self.total_count
         else:
             needed = 0
-        available = self.client.profile().credits
-        if method == "export" and needed is not None and needed > available:
+        available = self.client.profile().credits if with_balance else None
+        if method == "export" and needed and available is not None and needed > available:
             why += f"; the account has only {available:,} credits"
         if self.max_credits is not None and needed is not None and needed > self.max_credits:
             why += f"; over max_credits={self.max_credits:,}"
+        self.reason = why
         logger.info("read_spherescout: method %s: %s", method, why)
         return ReadPlan(
             rows=rows, method=method, credits_needed=needed, credits_available=available,
@@ -563,6 +569,7 @@ class _Reader:
                 api_origin=str(self.client.base_url),
                 library_version=__version__,
                 emails_masked=self.method == "pages",
+                reason=self.reason,
             )
         return self._provenance
 

@@ -106,6 +106,7 @@ def test_auto_reads_small_results_by_pages(sandbox, account, caplog):
     assert meta["filters"] == {"countries": [SMALL]}
     assert meta["search_id"].startswith("srch_")
     assert meta["api_origin"] == sandbox.url
+    assert "<= 500" in meta["reason"]
     emails = [e for lst in df["email"] for e in lst]
     assert emails
     assert all("*" in e for e in emails)
@@ -279,10 +280,9 @@ def test_progress_bars_and_their_switches(sandbox, account, capsys, monkeypatch)
 def test_register_pandas():
     import scoutframe
 
-    register_pandas()
+    assert pd.read_spherescout is scoutframe.read_spherescout  # import scoutframe did it
+    register_pandas()  # idempotent
     assert pd.read_spherescout is read_spherescout
-    if hasattr(scoutframe, "read_spherescout"):
-        assert pd.read_spherescout is scoutframe.read_spherescout
 
 
 # -- reconciliation when the result changes under the reader --------------------------------
@@ -377,3 +377,19 @@ def test_pages_ride_out_rate_limiting(small_sandbox, tmp_path):
         finally:
             small_sandbox.admin.set_faults(p429=0)
     pd.testing.assert_frame_equal(limited, clean)
+
+
+def test_a_search_without_matches_gives_an_empty_frame_with_the_schema(sandbox, account):
+    client, _ = account
+    # a category id that exists, in a country where nothing matches it (checked below)
+    category = int(client.categories().iloc[-1]["id"])
+    filters = {"countries": TINY, "category": category, "email": True, "website": False,
+               "phone_number": False}
+    assert total(client, **filters) == 0
+    plan = read_spherescout(filters, client=client, dry_run=True)
+    assert (plan.rows, plan.method, plan.credits_needed) == (0, "pages", 0)
+    with pytest.warns(MaskedEmailWarning):
+        df = read_spherescout(filters, client=client, progress=False)
+    assert len(df) == 0
+    assert list(df.columns) == list(CONTACT_COLUMNS)
+    assert table_from_pandas(df).schema.equals(CONTACT_SCHEMA)
