@@ -249,13 +249,23 @@ class JobStore:
         found.sort(key=lambda h: str(h.get("created_at") or ""), reverse=True)
         return found
 
+    def handles_for(self, origin: str | None) -> list[dict[str, Any]]:
+        """Return the handles of jobs started against ``origin`` (all when it is None).
+
+        A state directory may be shared by clients of several servers (a sandbox and the
+        real API); a job only means something to the server that started it.
+        """
+        found = self.handles()
+        if origin is None:
+            return found
+        return [h for h in found if h.get("origin") in (None, "", origin)]
+
     def find(self, job_id: str, *, origin: str | None = None) -> dict[str, Any] | None:
-        """Return the newest handle whose task id or search id is ``job_id``."""
-        matches = [h for h in self.handles() if job_id in (h.get("task_id"), h.get("search_id"))]
-        if origin is not None:
-            same_origin = [h for h in matches if h.get("origin") in (None, origin)]
-            matches = same_origin or matches
-        return matches[0] if matches else None
+        """Return the newest handle (of ``origin``) whose task id or search id is ``job_id``."""
+        for handle in self.handles_for(origin):
+            if job_id in (handle.get("task_id"), handle.get("search_id")):
+                return handle
+        return None
 
 
 class ExportJob:

@@ -10,6 +10,7 @@ job is adopted; only when it surely did not is the start sent once more.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ..client import Client
 
 __all__ = ["Exports"]
+
+logger = logging.getLogger(__name__)
 
 
 class Exports:
@@ -121,7 +124,11 @@ class Exports:
         if count is not None and count > balance:
             raise _insufficient(count, balance)
         job = self._start(search_id, filters, count, balance)
-        job.save()
+        try:
+            job.save()
+        except OSError as exc:  # the export is running and paid for: hand it over anyway
+            logger.warning("could not save the handle of export %s under %s: %s",
+                           job.job_id, self.store.directory, exc)  # fmt: skip
         return job
 
     def resume(self, job_id: str) -> ExportJob:
@@ -154,7 +161,8 @@ class Exports:
         include_done
             Also list jobs already downloaded (or failed).
         """
-        jobs = [ExportJob.from_dict(self._client, h) for h in self.store.handles()]
+        handles = self.store.handles_for(self._client.base_url)
+        jobs = [ExportJob.from_dict(self._client, h) for h in handles]
         return jobs if include_done else [j for j in jobs if j.state == "active"]
 
     # -- start, both flavours ------------------------------------------------------------

@@ -296,3 +296,17 @@ def test_download_gives_up_after_bounded_attempts_and_leaves_no_target(
         job.download(target)
     assert len(storage.ranges) == ExportJob.max_download_attempts
     assert not target.exists()
+
+
+def test_handles_of_another_server_are_not_offered(tmp_path: Path) -> None:
+    here, client = _job(tmp_path, [{}], task_id="task_here")
+    there, _ = _job(tmp_path, [{}], task_id="task_there")
+    there.origin = "https://www.spherescout.io"
+    here.save()
+    there.save()
+    store = JobStore(tmp_path / "state" / "jobs")
+    assert [h["task_id"] for h in store.handles_for(client.base_url)] == ["task_here"]
+    assert store.find("task_there", origin=client.base_url) is None
+    found = store.find("task_there", origin="https://www.spherescout.io")
+    assert found is not None
+    assert found["task_id"] == "task_there"
