@@ -296,6 +296,7 @@ class Transport:
         charging = charging_retry(max_retries, backoff_factor, max_elapsed)
         self.safe_policy: ScoutRetry = safe
         self.charging_policy: ScoutRetry = charging
+        self._body_tries = 1 + min(2, max_retries)
         self._session = _ApiSession(self.origin, HTTPAdapter(max_retries=charging))
         self._downloads = _NoAuthSession()
         for session in (self._session, self._downloads):
@@ -463,30 +464,39 @@ class Transport:
     ) -> requests.Response:
         started = time.monotonic()
         policy = getattr(session, "policy", None)
-        if policy is not None:
-            policy.charging = charging
-        try:
-            response = session.request(
-                method, url, params=params, json=json, stream=stream, auth=auth,
-                headers=dict(headers) if headers else None,
-                timeout=_check_timeout(timeout) if timeout is not None else self.timeout,
-            )  # fmt: skip
-        except requests.RequestException as exc:
-            elapsed = time.monotonic() - started
-            error = self._transport_error(exc, method, url, elapsed, charging)
-            logger.debug("%s %s failed after %.3fs: %s", method, self._where(None, url),
-                         elapsed, error)  # fmt: skip
-            raise error from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:  # pragma: no cover - defensive
-            raise self._transport_error(exc, method, url, time.monotonic() - started,
-                                        charging) from None  # fmt: skip
-        finally:
+        # urllib3's Retry covers everything up to the response headers; the body is read after
+        # it returns. A free idempotent call whose body breaks off is sent again, a few times.
+        body_tries = 1 if stream or charging or method not in _IDEMPOTENT else self._body_tries
+        for body_try in range(body_tries):
             if policy is not None:
-                policy.charging = False
+                policy.charging = charging
+            in_body = False
+            try:
+                response = session.request(
+                    method, url, params=params, json=json, stream=True, auth=auth,
+                    headers=dict(headers) if headers else None,
+                    timeout=_check_timeout(timeout) if timeout is not None else self.timeout,
+                )  # fmt: skip
+                if not stream:
+                    in_body = True
+                    _ = response.content
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                elapsed = time.monotonic() - started
+                error = self._transport_error(exc, method, url, elapsed, charging)
+                logger.debug("%s %s failed after %.3fs (body try %d): %s", method,
+                             self._where(None, url), elapsed, body_try + 1, error)  # fmt: skip
+                if body_try + 1 < body_tries and in_body:
+                    time.sleep(self.safe_policy.backoff_factor * (body_try + 1))
+                    continue
+                raise error from None
+            finally:
+                if policy is not None:
+                    policy.charging = False
+            break
         retries = getattr(getattr(response.raw, "retries", None), "history", ())
         logger.debug(
             "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
-            response.status_code, time.monotonic() - started, len(retries),
+            response.status_code, time.monotonic() - started, len(retries) + body_try,
         )  # fmt: skip
         return response
 
@@ -593,6 +603,12 @@ def _reason(exc: BaseException) -> str:
     if isinstance(inner, urllib3.exceptions.NewConnectionError):
         text = str(inner).split(": ", 1)[-1]
         return redact_url(text)
+    if isinstance(inner, tuple | list) and inner and isinstance(inner[0], str):
+        inner = inner[0]  # ("Connection broken: ...", IncompleteRead(...))
+    elif isinstance(inner, BaseException) and len(inner.args) > 1 and isinstance(
+        inner.args[0], str
+    ):
+        inner = inner.args[0]
     text = str(inner)
     # urllib3 messages quote the request path (and its query) after "url:".
     if "url:" in text:

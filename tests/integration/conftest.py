@@ -1,0 +1,147 @@
+"""Sandboxes shared by the integration tests: one per API flavour, started once per session.
+
+Fixtures
+--------
+sandbox_docs, sandbox_live
+    ``Sandbox(contacts=20_000, flavor=..., rate_limit=0)`` on loopback; ``.flavor_name`` says
+    which.
+sandbox
+    Parametrised over both flavours.
+client_for
+    Factory ``client_for(sb, api_key=None, **kwargs) -> Client`` for a sandbox (http allowed
+    on loopback, a private ``state_dir``, no config file, fast backoff); closed at teardown.
+fresh_account
+    Factory ``fresh_account(sb, credits=...) -> dict`` (api_key, email, password, id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scoutframe.client import Client
+from scoutframe.sandbox import Sandbox
+
+FLAVORS = ("docs", "live")
+
+
+def _start(flavor: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    data_dir = tmp_path_factory.mktemp(f"sandbox-{flavor}")
+    with Sandbox(contacts=20_000, data_dir=data_dir, flavor=flavor, rate_limit=0) as sb:  # type: ignore[arg-type]
+        sb.flavor_name = flavor  # type: ignore[attr-defined]
+        yield sb
+
+
+@pytest.fixture(scope="session")
+def sandbox_docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    yield from _start("docs", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sandbox_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    yield from _start("live", tmp_path_factory)
+
+
+@pytest.fixture(params=FLAVORS)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Each flavour in turn; faults are switched off again after the test."""
+    sb: Sandbox = request.getfixturevalue(f"sandbox_{request.param}")
+    yield sb
+    sb.admin.set_faults(p500=0, p502=0, p503=0, p429=0, reset=0, truncate=0, export_fail=0,
+                        latency_ms=0)  # fmt: skip
+
+
+@pytest.fixture
+def client_for(tmp_path: Path) -> Iterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def make(sb: Sandbox, api_key: str | None = None, **kwargs: Any) -> Client:
+        kwargs.setdefault("allow_http", True)
+        kwargs.setdefault("state_dir", tmp_path / "state")
+        kwargs.setdefault("config_file", tmp_path / "no-config.toml")
+        kwargs.setdefault("backoff_factor", 0.01)
+        kwargs.setdefault("poll_interval", (0.01, 0.05))
+        if api_key is None and "username" not in kwargs:
+            api_key = sb.api_key
+        client = Client(api_key, kwargs.pop("base_url", sb.url), **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def fresh_account() -> Callable[..., dict[str, Any]]:
+    def make(sb: Sandbox, credits: int = 1_000) -> dict[str, Any]:
+        return sb.admin.create_account(credits=credits)
+
+    return make
+
+
+class LoopbackServer:
+    """A tiny HTTP server on 127.0.0.1 for cases the sandbox cannot produce (an HTML 403 from
+    an "edge", redirects to another origin); records every request it gets."""
+
+    def __init__(
+        self, respond: Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes]]
+    ) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                headers = {k: v for k, v in self.headers.items()}
+                server.requests.append((self.command, self.path, headers))
+                status, out_headers, body = respond(self.command, self.path, headers)
+                self.send_response(status)
+                for key, value in out_headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = _any  # noqa: N815 - http.server names
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[Callable[..., LoopbackServer]]:
+    """Factory ``loopback_server(respond) -> LoopbackServer``; shut down after the test."""
+    servers: list[LoopbackServer] = []
+
+    def make(
+        respond: Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes]],
+    ) -> LoopbackServer:
+        server = LoopbackServer(respond)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()

@@ -1,0 +1,249 @@
+"""Every error path of the client core, against the sandbox (and a tiny loopback server)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+import urllib3
+
+from scoutframe.client import Client
+from scoutframe.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    EdgeBlockedError,
+    InsufficientCreditsError,
+    NotFoundError,
+    RateLimitError,
+    ScoutError,
+    ServerError,
+    TransportError,
+)
+from scoutframe.filters import Filters
+
+
+def request_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "scoutframe"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_400_carries_field_errors(sandbox, client_for):
+    client = client_for(sandbox)
+    with pytest.raises(BadRequestError) as caught:
+        client.api_keys.create(name="x", expiry="not a date")
+    assert caught.value.status == 400
+    assert list(caught.value.field_errors) == ["expiry"]
+    assert "expiry" in str(caught.value)
+
+
+def test_400_for_unknown_filter_values_in_docs_flavour(sandbox_docs, client_for):
+    client = client_for(sandbox_docs)
+    with pytest.raises(BadRequestError) as caught:
+        client.transport.get_json("/api/companies", params=[("countries", "XX")])
+    assert "countries" in caught.value.field_errors
+    assert "XX" in caught.value.field_errors["countries"][0]
+
+
+def test_401_wrong_key(sandbox, client_for):
+    client = client_for(sandbox, "0" * 64)
+    with pytest.raises(AuthenticationError) as caught:
+        client.profile()
+    assert caught.value.status == 401
+    assert "API key" in str(caught.value)  # says what to check
+    assert client.auth_scheme == "Bearer"  # the failed fallback is not remembered
+
+
+def test_401_without_credential(sandbox, client_for):
+    client = Client(base_url=sandbox.url, allow_http=True, config_file="/nonexistent/c.toml")
+    try:
+        with pytest.raises(AuthenticationError):
+            client.profile()
+    finally:
+        client.close()
+
+
+def test_403_insufficient_credits(sandbox, client_for, fresh_account):
+    account = fresh_account(sandbox, credits=3)
+    client = client_for(sandbox, account["api_key"])
+    filters = Filters(countries="FR").resolve(client)
+    page = client.search(filters)
+    if sandbox.flavor_name == "docs":
+        path, params = "/api/download-csv", [("search_id", str(page.search_id))]
+    else:
+        path, params = "/api/download-csv/", filters.to_params()
+    with pytest.raises(InsufficientCreditsError) as caught:
+        client.transport.request("GET", path, params=params, charging=True)
+    assert caught.value.status == 403
+    assert caught.value.required_credits == page.total_count
+    assert caught.value.available_credits == 3
+    assert "Nothing was charged" in str(caught.value)
+    assert client.profile().credits == 3
+
+
+def test_404(sandbox, client_for):
+    client = client_for(sandbox)
+    with pytest.raises(NotFoundError) as caught:
+        client.api_keys.revoke(987654)
+    assert caught.value.status == 404
+    assert "987654" in str(caught.value)  # the request is named
+
+
+def test_429_retry_after_above_cap_raises_at_once(sandbox, client_for, caplog):
+    client = client_for(sandbox, retry_after_cap=0.5)
+    client.profile()  # settle the auth scheme first
+    sandbox.admin.set_faults(p429=1.0, seed=1)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    with pytest.raises(RateLimitError) as caught:
+        client.profile()
+    assert caught.value.retry_after == 1.0
+    assert "try again in 1 s" in str(caught.value)
+    assert request_lines(caplog) == [line for line in request_lines(caplog) if "retries 0" in line]
+
+
+def test_429_is_retried_after_retry_after(sandbox, client_for, caplog):
+    client = client_for(sandbox, max_retries=4)
+    client.profile()
+    sandbox.admin.set_faults(p429=0.5, seed=3)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    for _ in range(3):
+        assert client.profile().credits >= 0
+    retried = [line for line in request_lines(caplog) if "retries 0" not in line]
+    assert retried, "the seeded 429s should have forced at least one retry"
+
+
+def test_5xx_retried_then_success(sandbox, client_for, caplog):
+    client = client_for(sandbox, max_retries=6)
+    client.profile()
+    sandbox.admin.set_faults(p503=0.5, seed=11)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    results = [client.categories("plumb", limit=3) for _ in range(6)]
+    assert all(r.equals(results[0]) for r in results)
+    assert len(results[0]) > 0
+    assert sum(int(line.rsplit("retries ", 1)[1].rstrip(")")) for line in request_lines(caplog)
+               if "retries" in line) >= 1  # fmt: skip
+
+
+def test_5xx_exhausted_raises_server_error(sandbox, client_for, caplog):
+    client = client_for(sandbox, max_retries=2)
+    client.profile()
+    sandbox.admin.set_faults(p500=1.0, seed=5)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    with pytest.raises(ServerError) as caught:
+        client.profile()
+    assert caught.value.status == 500
+    assert "retries 2" in request_lines(caplog)[-1]
+
+
+def test_charging_request_is_not_retried_on_5xx(sandbox, client_for, caplog):
+    client = client_for(sandbox, max_retries=3)
+    client.profile()
+    sandbox.admin.set_faults(p503=1.0, seed=5)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    with pytest.raises(ServerError):
+        client.transport.request("GET", "/api/user/profile", charging=True)
+    assert "retries 0" in request_lines(caplog)[-1]
+
+
+def test_connection_refused_is_a_transport_error(client_for, sandbox_docs):
+    port = free_port()
+    client = client_for(sandbox_docs, "k" * 64, base_url=f"http://127.0.0.1:{port}",
+                        max_retries=1)  # fmt: skip
+    with pytest.raises(TransportError) as caught:
+        client.profile()
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "Check that the address is right" in message
+    assert caught.value.__cause__ is None
+
+
+def test_read_timeout_is_a_transport_error(sandbox, client_for):
+    client = client_for(sandbox, timeout=(2.0, 0.2), max_retries=1)
+    client.profile()
+    sandbox.admin.set_faults(latency_ms=600)
+    with pytest.raises(TransportError, match="read timeout"):
+        client.profile()
+    time.sleep(0.7)  # let the abandoned requests finish before the next test sets faults
+
+
+def test_body_cut_off_is_retried_then_mapped(sandbox, client_for, caplog):
+    client = client_for(sandbox, max_retries=2)
+    client.profile()
+    sandbox.admin.set_faults(reset=1.0, seed=2)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    with pytest.raises(TransportError, match="broke"):
+        client.categories()
+    failures = [line for line in request_lines(caplog) if "failed after" in line]
+    assert len(failures) == 3  # one send and two more, then the error
+    sandbox.admin.set_faults(reset=0.3, seed=4)
+    caplog.clear()
+    for _ in range(4):
+        assert client.categories("plumb", limit=2)["name"].iloc[0] == "Plumber"
+    assert any("failed after" in line for line in request_lines(caplog))
+
+
+def test_edge_blocked_html_403(loopback_server, client_for, sandbox_docs):
+    html = b"<!DOCTYPE html><html><body>Access denied | edge</body></html>"
+    edge = loopback_server(lambda *_: (403, {"Content-Type": "text/html; charset=utf-8"}, html))
+    client = client_for(sandbox_docs, "k" * 64, base_url=edge.url)
+    with pytest.raises(EdgeBlockedError) as caught:
+        client.profile()
+    assert caught.value.status == 403
+    assert "User-Agent" in str(caught.value)
+    assert "network" in str(caught.value)
+    assert edge.requests[0][2]["User-Agent"].startswith("scoutframe/")
+
+
+def _invalid_url(client_for, sb):
+    Client("k", "http://", allow_http=True)
+
+
+def _bad_scheme(client_for, sb):
+    Client("k", "ftp://example.com")
+
+
+def _refused(client_for, sb):
+    client_for(sb, "k", base_url=f"http://127.0.0.1:{free_port()}", max_retries=0).profile()
+
+
+def _invalid_download_url(client_for, sb):
+    client_for(sb).transport.download("http:///nohost")
+
+
+def _download_refused(client_for, sb):
+    client_for(sb).transport.download(f"http://127.0.0.1:{free_port()}/file.csv")
+
+
+def _read_timeout(client_for, sb):
+    client = client_for(sb, timeout=(1.0, 0.05), max_retries=0)
+    sb.admin.set_faults(latency_ms=300)
+    client.transport.get_json("/api/companies", params=[("countries", "FR")])
+
+
+def _body_cut(client_for, sb):
+    client = client_for(sb, max_retries=0)
+    sb.admin.set_faults(reset=1.0)
+    client.categories()
+
+
+@pytest.mark.parametrize(
+    "make_call",
+    [_invalid_url, _bad_scheme, _refused, _invalid_download_url, _download_refused,
+     _read_timeout, _body_cut],
+)  # fmt: skip
+def test_no_requests_or_urllib3_exception_escapes(make_call, client_for, sandbox_docs):
+    try:
+        with pytest.raises(ScoutError) as caught:
+            make_call(client_for, sandbox_docs)
+    finally:
+        sandbox_docs.admin.set_faults(latency_ms=0, reset=0)
+    assert not isinstance(caught.value, requests.RequestException | urllib3.exceptions.HTTPError)
+    assert isinstance(caught.value, ConfigurationError | TransportError)
+    assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, ScoutError)
