@@ -22,6 +22,7 @@ from ..errors import (
     BadRequestError,
     BudgetError,
     ExportError,
+    FilterError,
     InsufficientCreditsError,
     NotFoundError,
     ServerError,
@@ -90,7 +91,7 @@ class Exports:
         ------
         BudgetError
             The count is above ``max_credits``, or it cannot be known beforehand (a bare
-            search id of a search this client has no record of).
+            search id whose filters this client has no record of).
         InsufficientCreditsError
             The balance does not cover the export; nothing is spent.
 
@@ -102,13 +103,20 @@ class Exports:
         client = self._client
         filters: Filters | None
         count: int | None
+        search_id: str | None = None
+        filters = None
+        count = None
         if isinstance(filters_or_search_id, str):
-            search_id: str | None = filters_or_search_id
-            filters, count = self._known_search(filters_or_search_id)
+            search_id = filters_or_search_id
+            filters = self._known_filters(filters_or_search_id)
         else:
             filters = Filters.from_any(filters_or_search_id).resolve(client)
+        if filters is not None:  # count it now (free), so budget and balance are checked first
             page = client.search(filters)
-            search_id, count = page.search_id, page.total_count
+            if search_id is not None and page.search_id not in (None, search_id):
+                filters = None  # not the same search after all: its cost stays unknown
+            else:
+                search_id, count = page.search_id or search_id, page.total_count
         if max_credits is not None:
             if count is None:
                 raise BudgetError(
@@ -167,12 +175,22 @@ class Exports:
 
     # -- start, both flavours ------------------------------------------------------------
 
-    def _known_search(self, search_id: str) -> tuple[Filters | None, int | None]:
+    def _known_filters(self, search_id: str) -> Filters | None:
+        """Return the filters of a search exported before (saved handle, else the history)."""
         handle = self.store.find(search_id, origin=self._client.base_url)
-        if handle is None:
-            return None, None
-        job = ExportJob.from_dict(self._client, handle)
-        return job.filters, None  # an old count may be stale: treat the cost as unknown
+        if handle is not None and handle.get("filters"):
+            return ExportJob.from_dict(self._client, handle).filters
+        try:
+            entries = self._client.history.entries()
+        except (APIError, TransportError):
+            return None
+        for entry in entries:
+            if entry.search_id == search_id and entry.filters:
+                try:
+                    return Filters.from_any(entry.filters)
+                except (FilterError, TypeError, ValueError):
+                    return None  # filters this client cannot express: treat as unknown
+        return None
 
     def _start(
         self, search_id: str | None, filters: Filters | None, count: int | None, balance: int
@@ -185,8 +203,8 @@ class Exports:
                     f"of search {search_id!r} are unknown here; pass the filters instead",
                     job=None,
                 )
-            # A live server would ignore search_id and export everything; only the
-            # documented flavour is safe without filters.
+            # Only the documented flavour starts from a bare search_id (the sandbox's live
+            # flavour refuses it with 400; a server that ignored it would export everything).
             first = ("/api/download-csv", [("search_id", str(search_id))])
         elif search_id is None or _client_flavor(self._client) == "live":
             first = cast(tuple[str, list[tuple[str, str]]], live_form)

@@ -12,8 +12,10 @@ import pytest
 
 from scoutframe import Client
 from scoutframe.errors import (
+    BadRequestError,
     BudgetError,
     DownloadExpiredError,
+    ExportError,
     ExportFailedError,
     InsufficientCreditsError,
     NotFoundError,
@@ -277,3 +279,26 @@ def test_404_tolerated_only_during_the_grace_period(sandbox: Any, account: Any) 
     with pytest.raises(NotFoundError):
         job.wait(timeout=30)
     assert len(polls) >= 3  # several 404s were taken as "not visible yet"
+
+
+def test_start_from_a_bare_search_id(sandbox: Any, account: Any, tmp_path: Path) -> None:
+    acct = account()
+    client = acct.client
+    page = client.search(FILTERS)
+    assert page.search_id is not None
+    # The cost of a search id whose filters this client never saw cannot be checked first.
+    with pytest.raises(BudgetError, match="pass the filters"):
+        client.exports.start(page.search_id, max_credits=10**6)
+    if sandbox.flavor_name == "docs":
+        job = client.exports.start(page.search_id)
+        assert job.lead_count == page.total_count
+    else:  # the live API starts exports from filters only; the sandbox refuses a bare id
+        with pytest.raises((BadRequestError, ExportError)):  # refused by server or client
+            client.exports.start(page.search_id)
+        job = client.exports.start(FILTERS)
+    job.wait(timeout=60)
+    job.download(tmp_path / "first.csv")
+    # Once exported, the search id's filters are in the history: budgets can be checked.
+    with pytest.raises(BudgetError, match=str(page.total_count)):
+        client.exports.start(job.search_id, max_credits=page.total_count - 1)
+    assert charges(sandbox, acct.id) == [-page.total_count]
