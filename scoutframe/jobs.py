@@ -319,6 +319,7 @@ class ExportJob:
         self.state = state
         self.origin = str(getattr(client, "base_url", "") or "")
         self.last_status: ExportStatus | None = None
+        self._validator: str | None = None  # ETag of the file being downloaded (If-Range)
 
     def __repr__(self) -> str:
         return (
@@ -669,8 +670,14 @@ class ExportJob:
     ) -> tuple[int, int | None]:
         """One GET of the signed URL from ``offset``; return (bytes in ``part``, total)."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        if offset and self._validator:
+            # If the object changed since our first part, the storage sends all of it (200).
+            headers["If-Range"] = self._validator
         response = self._client.transport.download(url, headers=headers)
         with contextlib.closing(response):
+            validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+            if validator and (response.status_code == 200 or not self._validator):
+                self._validator = validator
             total: int | None
             if response.status_code == 206:
                 start, total = _content_range(response.headers.get("Content-Range"))

@@ -235,10 +235,12 @@ class FakeStorage:
     def __init__(self, content: bytes, plan: list[str]) -> None:
         self.content, self.plan = content, plan
         self.ranges: list[str | None] = []
+        self.if_ranges: list[str | None] = []
 
     def download(self, url: str, *, headers: dict[str, str] | None = None) -> FakeResponse:
         asked = (headers or {}).get("Range")
         self.ranges.append(asked)
+        self.if_ranges.append((headers or {}).get("If-Range"))
         rule = self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
         size = len(self.content)
         start = int(asked[len("bytes="):-1]) if asked else 0
@@ -253,6 +255,7 @@ class FakeStorage:
             status = 206
         else:
             head, status = {"Content-Length": str(size)}, 200
+        head["ETag"] = '"v1"'
         if rule == "cut":
             return FakeResponse(status, head, body[: len(body) // 3], cut=True)
         if rule == "short":  # closes early without an error: only the count shows it
@@ -280,6 +283,8 @@ def test_download_resumes_and_checks_the_byte_count(
     assert seen[-1] == (len(content), len(content))
     assert storage.ranges[0] is None
     assert any(r is not None for r in storage.ranges[1:])
+    # Every resumed request names the version it continues, so a changed file comes whole.
+    assert all(i == '"v1"' for r, i in zip(storage.ranges, storage.if_ranges, strict=True) if r)
     assert not job.part_path(target).exists()
     assert job.state == "done"
 
