@@ -53,7 +53,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"""(?i)(["']?\b(?:password|passwd|api[_-]?key|secret|access|refresh|"""
             r"""access_token|refresh_token|signature|x-amz-signature|sig|token)\b["']?"""
-            r"""\s*[:=]\s*["']?)([^"'&\s,;}]+)"""
+            r"""\s*[:=]\s*["']?)(?!\.\.\.|\*\*\*|<)([^"'&\s,;}]+)"""
         ),
         rf"\1{MASK}",
     ),

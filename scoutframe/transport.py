@@ -39,6 +39,21 @@ __all__ = ["ScoutRetry", "Transport", "is_loopback", "user_agent"]
 
 logger = logging.getLogger("scoutframe")
 
+
+class _RedactingFilter(logging.Filter):
+    """Scrub credentials from urllib3's own debug lines (they quote the full request URL,
+    signed download URLs included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+_URLLIB3_LOGGER = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _RedactingFilter) for f in _URLLIB3_LOGGER.filters):
+    _URLLIB3_LOGGER.addFilter(_RedactingFilter())
+
 Params = Sequence[tuple[str, str]] | Mapping[str, Any] | None
 Timeout = float | tuple[float, float]
 
@@ -605,8 +620,8 @@ def _reason(exc: BaseException) -> str:
         return redact_url(text)
     if isinstance(inner, tuple | list) and inner and isinstance(inner[0], str):
         inner = inner[0]  # ("Connection broken: ...", IncompleteRead(...))
-    elif isinstance(inner, BaseException) and len(inner.args) > 1 and isinstance(
-        inner.args[0], str
+    elif (
+        isinstance(inner, BaseException) and len(inner.args) > 1 and isinstance(inner.args[0], str)
     ):
         inner = inner.args[0]
     text = str(inner)
