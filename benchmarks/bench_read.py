@@ -12,6 +12,8 @@ Run: ``.venv/bin/python benchmarks/bench_read.py`` (add ``--help`` for options).
     loop of ``requests.get`` + ``pd.DataFrame``; once with no added latency (loopback) and once
     with ``latency_ms`` injected by the sandbox's faults. Target: >= 4x faster.
 (c) ``import scoutframe`` on top of ``import pandas``, fresh subprocesses. Target: < 150 ms.
+Also, once and without a target: the export read with ``chunksize=100_000`` (peak RSS growth
+against the largest chunk), to show that chunks keep memory flat.
 
 Every figure is the median of ``--reps`` repetitions (>= 3); baseline and scoutframe runs
 alternate so drifts of the machine hit both.
@@ -34,6 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "scoutframe-bench" / "data"
 POLL_SECONDS = 0.1
+CHUNK_ROWS = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,12 +90,42 @@ def _export_scoutframe(url: str, key: str) -> Any:
         return read_spherescout(client=client, method="export", progress=False)
 
 
+class _Chunked:
+    """Stand-in 'frame' of a chunked read: rows and the largest chunk's size."""
+
+    def __init__(self, rows: int, largest: int) -> None:
+        self.rows, self.largest = rows, largest
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def memory_usage(self, deep: bool) -> Any:  # noqa: ARG002 - pandas' signature
+        import pandas as pd
+
+        return pd.Series([self.largest])
+
+
+def _export_chunks(url: str, key: str) -> Any:
+    import scoutframe
+    from scoutframe.read import read_spherescout
+
+    rows = largest = 0
+    client = scoutframe.Client(key, url, poll_interval=(POLL_SECONDS, POLL_SECONDS))
+    with client:
+        for chunk in read_spherescout(client=client, method="export", progress=False,
+                                      chunksize=CHUNK_ROWS):
+            rows += len(chunk)
+            largest = max(largest, int(chunk.memory_usage(deep=True).sum()))
+    return _Chunked(rows, largest)
+
+
 def worker(kind: str, url: str, key: str) -> None:
     """Run one export measurement and print a JSON line."""
     import psutil
 
-    reader = {"baseline": _export_baseline, "scoutframe": _export_scoutframe}[kind]
-    if kind == "scoutframe":  # import outside the timed region, as the baseline's imports are
+    reader = {"baseline": _export_baseline, "scoutframe": _export_scoutframe,
+              "chunks": _export_chunks}[kind]
+    if kind != "baseline":  # import outside the timed region, as the baseline's imports are
         import scoutframe.read  # noqa: F401
     else:
         import pandas  # noqa: F401
@@ -215,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"sandbox data (generated on first run; default {DEFAULT_DATA})")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["export", "pages", "import"])
-    parser.add_argument("--worker", choices=["baseline", "scoutframe"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["baseline", "scoutframe", "chunks"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -261,7 +295,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"<= 2x) {_verdict(mem_ratio <= 2)}; baseline frame "
                     f"{base['frame_mib']:.0f} MiB, peak growth {base['rss_growth_mib']:.0f} MiB "
                     f"= {base['rss_growth_mib'] / base['frame_mib']:.2f}x")
-                print("\n".join(lines[-2:]), flush=True)
+                chunked = _run_worker("chunks", sb.url, key)
+                lines.append(
+                    f"    chunksize={CHUNK_ROWS:,} (one run, no target): "
+                    f"{chunked['seconds']:.2f} s, "
+                    f"peak RSS growth {chunked['rss_growth'] / 2**20:.0f} MiB for chunks of "
+                    f"{chunked['frame_bytes'] / 2**20:.0f} MiB ({chunked['rows']:,} rows in all)")
+                print("\n".join(lines[-3:]), flush=True)
             if "pages" not in options.skip:
                 for latency in (0, options.latency_ms):
                     print(f"(b) pages path, {options.page_rows:,} rows, added latency "
