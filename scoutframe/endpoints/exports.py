@@ -5,12 +5,15 @@ only when the request surely never reached the server). After an ambiguous failu
 timeout, connection dropped after sending, 5xx) the job is looked up before anything is
 started again: the account's balance and the export history (documented flavour) or the
 status by search id (live flavour) tell whether the first attempt took effect; if it did, the
-job is adopted; only when it surely did not is the start sent once more.
+job is adopted; only when it surely did not is the start sent once more. When the request
+may still be running on the server (a read timeout, a gateway's 502/504), the client watches
+for the charge for a while and, if none shows, raises rather than sending it again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -29,7 +32,7 @@ from ..errors import (
     TransportError,
 )
 from ..filters import Filters
-from ..jobs import ExportJob, Flavor, JobStore
+from ..jobs import ExportJob, Flavor, JobStore, poll_delays
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -232,6 +235,7 @@ class Exports:
         started = datetime.now(UTC)
         path, params = request
         for attempt in range(2):
+            sent = time.monotonic()
             try:
                 response = self._client.transport.request("GET", path, params=params, charging=True)
                 data = response.json()
@@ -249,15 +253,24 @@ class Exports:
                                       "object", job=None)  # fmt: skip
                 return self._job_from_answer(data, search_id, filters, count, started)
             # Ambiguous: the start may or may not have happened. Look before starting again.
-            charged = self._charged_since(balance)
-            if charged is None or charged:
-                job = None if search_id is None else self._adopt(search_id, filters, count,
-                                                                  started)  # fmt: skip
-                if job is not None:
-                    return job
+            in_flight = self._may_still_run(error, time.monotonic() - sent)
+            patience = self._settle_seconds() if in_flight else 0.0
+            job, charged = self._look_for_start(search_id, filters, count, balance, started,
+                                                patience)  # fmt: skip
+            if job is not None:
+                return job
+            if charged is not False:
                 raise ExportError(
                     "the export start broke off after the server charged it, and the job "
                     "could not be found; check client.history.list() before starting again",
+                    job=None,
+                ) from error
+            if in_flight:
+                raise ExportError(
+                    "the export start got no answer in time and nothing shows it was charged "
+                    f"after {patience:g} s; the server may still run it, so it was not sent "
+                    "again: check client.profile().credits and client.history.list() before "
+                    "starting again",
                     job=None,
                 ) from error
             if attempt:
@@ -265,7 +278,8 @@ class Exports:
                     "the export start failed twice without taking effect; nothing was charged",
                     job=None,
                 ) from error
-            # Same balance: nothing happened (a zero-contact export is free anyway). Once more.
+            # The server answered, and neither balance nor jobs moved: nothing happened (a
+            # zero-contact export is free anyway). One more start is safe.
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _job_from_answer(
@@ -299,6 +313,48 @@ class Exports:
         return job
 
     # -- after an ambiguous failure ------------------------------------------------------
+
+    def _may_still_run(self, error: Exception, elapsed: float) -> bool:
+        """Whether the request may still be running on the server (no answer seen yet).
+
+        A read timeout (the failure took about the read timeout) or a gateway's 502/504 leave
+        the request possibly in flight upstream; a broken answer or a 500/503 mean the server
+        has already decided.
+        """
+        if isinstance(error, ServerError):
+            return error.status in (502, 504)
+        read_timeout = _read_timeout(self._client)
+        return read_timeout is not None and elapsed >= 0.9 * read_timeout
+
+    def _settle_seconds(self) -> float:
+        """How long to watch for a start that may still be running: at least 5 s, at most 60."""
+        return min(max(5.0, _read_timeout(self._client) or 0.0), 60.0)
+
+    def _look_for_start(
+        self,
+        search_id: str | None,
+        filters: Filters | None,
+        count: int | None,
+        balance: int,
+        started: datetime,
+        patience: float,
+    ) -> tuple[ExportJob | None, bool | None]:
+        """Watch up to ``patience`` s for the charge and the job of a start that lost its answer.
+
+        Returns the adopted job (or ``None``) and whether the balance shows the charge
+        (``None`` when the balance could not be read).
+        """
+        deadline = time.monotonic() + patience
+        delays = poll_delays(self._client.poll_interval)
+        while True:
+            charged = self._charged_since(balance)
+            if charged and search_id is not None:
+                job = self._adopt(search_id, filters, count, started)
+                if job is not None:
+                    return job, True
+            if charged is None or time.monotonic() >= deadline:
+                return None, charged
+            time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
     def _charged_since(self, balance: int) -> bool | None:
         """Whether the balance dropped since ``balance`` was read; ``None`` if unknowable."""
@@ -340,6 +396,13 @@ class Exports:
 
 # Local failures of a charging request that leave its effect unknown (5xx is an APIError).
 _AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
+
+
+def _read_timeout(client: Client) -> float | None:
+    timeout = getattr(client.transport, "timeout", None)
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        return float(timeout[1])
+    return None
 
 
 def _client_flavor(client: Client) -> str:

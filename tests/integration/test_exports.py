@@ -33,10 +33,11 @@ def account(
     """Make a fresh account (own credits and ledger) and a client for it; reset pacing after."""
 
     def make(credits: int = 100_000, state_dir: Path | None = None,
-             api_key: str | None = None) -> SimpleNamespace:
+             api_key: str | None = None, **client_kwargs: Any) -> SimpleNamespace:
         info = fresh_account(sandbox, credits=credits) if api_key is None else None
         key = api_key if info is None else info["api_key"]
-        client = client_for(sandbox, api_key=key, state_dir=state_dir or tmp_path / "state")
+        client = client_for(sandbox, api_key=key, state_dir=state_dir or tmp_path / "state",
+                            **client_kwargs)
         return SimpleNamespace(client=client, id=-1 if info is None else int(info["id"]),
                                api_key=key)
 
@@ -302,3 +303,31 @@ def test_start_from_a_bare_search_id(sandbox: Any, account: Any, tmp_path: Path)
     with pytest.raises(BudgetError, match=str(page.total_count)):
         client.exports.start(job.search_id, max_credits=page.total_count - 1)
     assert charges(sandbox, acct.id) == [-page.total_count]
+
+
+def test_start_answered_too_late_is_adopted_not_repeated(
+    sandbox: Any, account: Any, tmp_path: Path
+) -> None:
+    acct = account(timeout=(5.0, 0.5))
+    client = acct.client
+    real_request = client.transport.request
+    slowed: list[str] = []
+
+    def first_start_is_slow(method: str, path: str, **kwargs: Any) -> Any:
+        if "download-csv" in path and not slowed:
+            slowed.append(path)
+            # The server sleeps 1.5 s before handling it: the client gives up after 0.5 s.
+            sandbox.admin.set_faults(latency_ms=1500)
+            try:
+                return real_request(method, path, **kwargs)
+            finally:
+                sandbox.admin.set_faults(latency_ms=0)
+        return real_request(method, path, **kwargs)
+
+    client.transport.request = first_start_is_slow  # type: ignore[method-assign]
+    job = client.exports.start(FILTERS)
+    assert slowed
+    job.wait(timeout=60)
+    count = client.search(FILTERS).total_count
+    assert len(read_rows(job.download(tmp_path / "late.csv"))) == count
+    assert charges(sandbox, acct.id) == [-count]
