@@ -211,10 +211,16 @@ def _warn_drift(names: Sequence[str]) -> None:
 # Conversions of single columns
 
 
-def _split_lists(strings: pa.Array | pa.ChunkedArray) -> pa.Array:
+def _split_lists(strings: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Split ``"a; b"`` strings into lists; empty or null fields give empty lists."""
-    if isinstance(strings, pa.ChunkedArray):
-        strings = strings.combine_chunks() if strings.num_chunks != 1 else strings.chunk(0)
+    if isinstance(strings, pa.ChunkedArray):  # chunk by chunk: no copy of the whole column
+        return pa.chunked_array(
+            [_split_chunk(chunk) for chunk in strings.chunks], type=pa.list_(pa.string())
+        )
+    return _split_chunk(strings)
+
+
+def _split_chunk(strings: pa.Array) -> pa.Array:
     n = len(strings)
     split = pc.split_pattern(strings, LIST_SEPARATOR)
     values = pc.list_flatten(split)
@@ -249,11 +255,25 @@ def _normalise_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray | p
     return column if column.type == pa.string() else column.cast(pa.string())
 
 
-def _normalise_table(raw: pa.Table) -> pa.Table:
-    arrays = [_normalise_column(name, raw.column(name)) for name in raw.column_names]
+def _normalise_table(holder: list[pa.Table]) -> pa.Table:
+    """Convert the raw table in *holder* (taken out of it) column by column.
+
+    Each raw column is released as soon as it is converted, so the peak memory is about one
+    table plus one column, not two tables.
+    """
+    raw = holder.pop()
+    names = raw.column_names
+    columns: list[pa.ChunkedArray | None] = list(raw.columns)
+    del raw
+    arrays = []
+    for i, name in enumerate(names):
+        column, columns[i] = columns[i], None
+        assert column is not None
+        arrays.append(_normalise_column(name, column))
+        del column
     fields_ = [
         CONTACT_SCHEMA.field(n) if n in CONTACT_COLUMNS else pa.field(n, pa.string())
-        for n in raw.column_names
+        for n in names
     ]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields_))
 
@@ -401,7 +421,7 @@ def read_csv(
     read, convert, extra = _csv_options(path, columns, None)
     if warn_drift and columns is None:
         _warn_drift(extra)
-    return _normalise_table(pacsv.read_csv(path, read_options=read, convert_options=convert))
+    return _normalise_table([pacsv.read_csv(path, read_options=read, convert_options=convert)])
 
 
 def iter_csv(
@@ -443,7 +463,7 @@ def iter_csv(
             while pending_rows >= chunksize and remaining != 0:
                 table = pa.Table.from_batches(pending)
                 take = chunksize if remaining < 0 else min(chunksize, remaining)
-                yield _normalise_table(table.slice(0, take))
+                yield _normalise_table([table.slice(0, take)])
                 rest = table.slice(take)
                 pending = rest.to_batches() if rest.num_rows else []
                 pending_rows = rest.num_rows
@@ -453,7 +473,7 @@ def iter_csv(
         if pending_rows and remaining != 0:
             table = pa.Table.from_batches(pending)
             take = pending_rows if remaining < 0 else min(pending_rows, remaining)
-            yield _normalise_table(table.slice(0, take))
+            yield _normalise_table([table.slice(0, take)])
     finally:
         reader.close()
 
