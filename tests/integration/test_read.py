@@ -247,6 +247,13 @@ def test_return_types(sandbox, account):
         pa.schema([CONTACT_SCHEMA.field(n) for n in CONTACT_COLUMNS]
                   + [table.schema.field(n) for n in table.column_names[20:]]))
     assert b"scoutframe" in table.schema.metadata
+    parts = list(read_spherescout(countries=LARGE, client=client, method="export",
+                                  return_type="arrow", chunksize=400, progress=False))
+    assert all(isinstance(p, pa.Table) for p in parts)
+    assert [p.num_rows for p in parts[:-1]] == [400] * (len(parts) - 1)
+    assert all(b"scoutframe" in p.schema.metadata for p in parts)
+    assert pa.concat_tables(parts).column("place_id").to_pylist() == sorted(
+        pa.concat_tables(parts).column("place_id").to_pylist())
     frame = read_spherescout(countries=TINY, client=client, method="export",
                              return_type="polars", progress=False)
     assert frame.height == table.num_rows
