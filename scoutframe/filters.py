@@ -51,13 +51,20 @@ _ALIASES = {
 IdOrName = int | str
 
 
+def _fold(value: IdOrName) -> IdOrName:
+    """Names without case; ISO codes stay upper case."""
+    if isinstance(value, str) and not (len(value) == 2 and value.isupper()):
+        return value.casefold()
+    return value
+
+
 def _sort_key(value: IdOrName) -> tuple[int, int, str]:
     if isinstance(value, int):
         return (0, value, "")
     return (1, 0, value.casefold())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Filters:
     """The filters of a contact search.
 
@@ -77,7 +84,7 @@ class Filters:
     Examples
     --------
     >>> Filters(countries="fr", category=["Plumber", 8059], email=True).cache_key
-    '{"category":[8059,"Plumber"],"countries":["FR"],"email":true}'
+    '{"category":[8059,"plumber"],"countries":["FR"],"email":true}'
     >>> Filters(countries=["BE", "FR"]) == Filters(countries="fr,be")
     True
     """
@@ -153,8 +160,24 @@ class Filters:
 
     @property
     def cache_key(self) -> str:
-        """A canonical string: equal for filters that mean the same query, in any order."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A canonical string: equal for filters that mean the same query, in any order.
+
+        Names are compared without case (``"plumber"`` and ``"Plumber"`` mean the same).
+        """
+        canonical = {
+            name: sorted({_fold(v) for v in value}, key=_sort_key) if isinstance(value, list)
+            else value
+            for name, value in self.to_dict().items()
+        }  # fmt: skip
+        return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Filters):
+            return NotImplemented
+        return self.cache_key == other.cache_key
+
+    def __hash__(self) -> int:
+        return hash(self.cache_key)
 
     def is_resolved(self) -> bool:
         """Whether every category and location is an id (countries are always codes)."""
@@ -246,9 +269,9 @@ def _canonical_keys(values: Mapping[str, Any]) -> dict[str, Any]:
 def _as_items(name: str, value: Any) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return [value]  # one value; its type is checked by the caller
+    if isinstance(value, Mapping):
         raise FilterError(
             f"{name} must be a value or a list of values, not {type(value).__name__}: "
             f"e.g. {name}=['A', 'B']"

@@ -41,8 +41,7 @@ logger = logging.getLogger("scoutframe")
 
 
 class _RedactingFilter(logging.Filter):
-    """Scrub credentials from urllib3's own debug lines (they quote the full request URL,
-    signed download URLs included)."""
+    """Scrub credentials from urllib3's own debug lines (they quote full request URLs)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())

@@ -92,7 +92,7 @@ def test_jwt_refresh_expiry_without_password_says_what_to_do(sandbox, client_for
 
 def test_jwt_wrong_password(sandbox, client_for):
     client = client_for(sandbox, username=sandbox.username, password="wrong password")
-    with pytest.raises(AuthenticationError, match="login as .* was refused") as caught:
+    with pytest.raises(AuthenticationError, match=r"login as .* was refused") as caught:
         client.profile()
     assert "wrong password" not in str(caught.value)
 

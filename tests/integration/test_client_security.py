@@ -80,9 +80,9 @@ def test_loopback_http_and_https_accepted(url, tmp_path):
 
 
 def test_download_over_plain_http_refused(tmp_path):
-    with Client(KEY, "https://www.spherescout.io", config_file=tmp_path / "n.toml") as client:
-        with pytest.raises(ConfigurationError, match="plain http"):
-            client.transport.download("http://storage.example.com/f.csv?signature=x")
+    client = Client(KEY, "https://www.spherescout.io", config_file=tmp_path / "n.toml")
+    with client, pytest.raises(ConfigurationError, match="plain http"):
+        client.transport.download("http://storage.example.com/f.csv?signature=x")
 
 
 def test_no_credential_in_reprs_messages_or_logs(sandbox_live, client_for, caplog, fresh_account):

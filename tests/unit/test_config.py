@@ -1,0 +1,148 @@
+"""Configuration sources, precedence and the config file's permission check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scoutframe.config import DEFAULT_BASE_URL, describe, load_settings, read_config_file
+from scoutframe.errors import ConfigurationError
+
+
+def write_config(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def no_keyring(service: str, name: str) -> None:
+    return None
+
+
+def test_defaults_without_any_source(tmp_path):
+    settings = load_settings(config_file=tmp_path / "none.toml", environ={}, keyring_get=None)
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert settings.auth_kind == "none"
+    assert settings.sources["base_url"] == "default"
+
+
+def test_arguments_beat_environment_beat_file(tmp_path):
+    config = write_config(tmp_path / "c.toml",
+                          'api_key = "file-key"\nbase_url = "https://file.example"\n')  # fmt: skip
+    env = {"SPHERESCOUT_API_KEY": "env-key", "SPHERESCOUT_BASE_URL": "https://env.example/"}
+    only_file = load_settings(config_file=config, environ={}, keyring_get=no_keyring)
+    assert (only_file.api_key, only_file.base_url) == ("file-key", "https://file.example")
+    assert only_file.sources["api_key"] == str(config)
+    from_env = load_settings(config_file=config, environ=env, keyring_get=no_keyring)
+    assert (from_env.api_key, from_env.base_url) == ("env-key", "https://env.example")
+    assert from_env.sources == {"api_key": "environment", "base_url": "environment"}
+    from_args = load_settings("arg-key", "https://arg.example", config_file=config, environ=env,
+                              keyring_get=no_keyring)  # fmt: skip
+    assert (from_args.api_key, from_args.base_url) == ("arg-key", "https://arg.example")
+
+
+def test_credentials_come_as_a_unit_from_the_first_source_that_has_one(tmp_path):
+    env = {"SPHERESCOUT_API_KEY": "env-key"}
+    settings = load_settings(username="me@x.io", password="pw", environ=env,
+                             config_file=tmp_path / "n.toml", keyring_get=no_keyring)  # fmt: skip
+    assert settings.auth_kind == "password"
+    assert settings.api_key is None
+    env = {"SPHERESCOUT_USERNAME": "me@x.io", "SPHERESCOUT_PASSWORD": "pw"}
+    settings = load_settings("arg-key", environ=env, config_file=tmp_path / "n.toml",
+                             keyring_get=no_keyring)  # fmt: skip
+    assert settings.auth_kind == "api_key"
+    assert settings.username is None
+    assert settings.password is None
+
+
+def test_password_may_come_from_a_later_source_for_the_same_user(tmp_path):
+    config = write_config(tmp_path / "c.toml", 'username = "me@x.io"\npassword = "file-pw"\n')
+    settings = load_settings(environ={"SPHERESCOUT_USERNAME": "me@x.io"}, config_file=config,
+                             keyring_get=no_keyring)  # fmt: skip
+    assert settings.password == "file-pw"
+    assert settings.sources["password"] == str(config)
+    other = load_settings(environ={"SPHERESCOUT_USERNAME": "other@x.io"}, config_file=config,
+                          keyring_get=no_keyring)  # fmt: skip
+    assert other.password is None
+
+
+def test_keyring_is_the_last_resort(tmp_path):
+    asked: list[tuple[str, str]] = []
+
+    def keyring(service: str, name: str) -> str | None:
+        asked.append((service, name))
+        return {"api_key": "ring-key", "me@x.io": "ring-pw"}.get(name)
+
+    by_key = load_settings(environ={}, config_file=tmp_path / "n.toml", keyring_get=keyring)
+    assert by_key.api_key == "ring-key"
+    assert by_key.sources["api_key"] == "keyring"
+    assert asked == [("scoutframe", "api_key")]
+    by_user = load_settings(username="me@x.io", environ={}, config_file=tmp_path / "n.toml",
+                            keyring_get=keyring)  # fmt: skip
+    assert by_user.password == "ring-pw"
+    asked.clear()
+    load_settings("arg-key", environ={}, config_file=tmp_path / "n.toml", keyring_get=keyring)
+    assert asked == []
+
+
+def test_absent_or_broken_keyring_is_fine(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "keyring":
+            raise ImportError("no keyring")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    settings = load_settings(environ={}, config_file=tmp_path / "n.toml")
+    assert settings.auth_kind == "none"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o606])
+def test_config_file_readable_by_others_is_refused(tmp_path, mode):
+    config = write_config(tmp_path / "c.toml", 'api_key = "file-key-123456"\n', mode)
+    with pytest.raises(ConfigurationError, match="chmod 600") as caught:
+        read_config_file(config)
+    assert "file-key-123456" not in str(caught.value)
+    assert f"{mode:o}" in str(caught.value)
+
+
+def test_config_file_table_and_errors(tmp_path):
+    tabled = write_config(tmp_path / "t.toml", '[spherescout]\nbase_url = "https://t.example"\n')
+    assert read_config_file(tabled) == {"base_url": "https://t.example"}
+    broken = write_config(tmp_path / "b.toml", 'password = "unterminated\n')
+    with pytest.raises(ConfigurationError, match="not valid TOML") as caught:
+        read_config_file(broken)
+    assert "unterminated" not in str(caught.value)
+    typed = write_config(tmp_path / "n.toml", "api_key = 42\n")
+    with pytest.raises(ConfigurationError, match="must be a string"):
+        read_config_file(typed)
+    assert read_config_file(tmp_path / "missing.toml") == {}
+
+
+def test_config_file_path_from_environment(tmp_path):
+    config = write_config(tmp_path / "c.toml", 'api_key = "file-key"\n')
+    settings = load_settings(environ={"SPHERESCOUT_CONFIG": str(config)}, keyring_get=None)
+    assert settings.api_key == "file-key"
+
+
+def test_wrong_types_and_password_without_user(tmp_path):
+    with pytest.raises(ConfigurationError, match="api_key must be a string"):
+        load_settings(123, config_file=tmp_path / "n.toml", environ={})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="without a username"):
+        load_settings(password="pw", config_file=tmp_path / "n.toml", environ={},
+                      keyring_get=None)  # fmt: skip
+
+
+def test_repr_and_describe_hide_secrets(tmp_path):
+    settings = load_settings("k" * 64, username=None, config_file=tmp_path / "n.toml",
+                             environ={}, keyring_get=None)  # fmt: skip
+    assert "k" * 64 not in repr(settings)
+    assert describe(settings) == "API key from argument"
+    user = load_settings(username="me@x.io", password="s3cret-pw", environ={},
+                         config_file=tmp_path / "n.toml", keyring_get=None)  # fmt: skip
+    assert "s3cret-pw" not in repr(user)
+    assert "s3cret-pw" not in describe(user)

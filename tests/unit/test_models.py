@@ -1,0 +1,89 @@
+"""Records are built leniently: live shapes, missing optional fields, unknown extra fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import pytest
+
+from scoutframe.errors import APIError
+from scoutframe.models import ApiKey, Profile, SearchPage, parse_datetime
+
+CONTACT = {"place_id": "ChIJ1", "name": "A", "email": ["j***@d*****.fr"], "phone": "+33 1"}
+
+
+def test_search_page_docs_shape():
+    page = SearchPage.from_json({"totalCount": 1842, "search_id": "srch_1", "preview": [CONTACT],
+                                 "page": 1, "num_pages": 37})  # fmt: skip
+    assert (page.total_count, page.search_id, page.page, page.num_pages) == (1842, "srch_1", 1, 37)
+    assert page.contacts == [CONTACT]
+    assert page.extra == {}
+    assert len(page) == 1
+
+
+def test_search_page_live_extras_and_missing_fields():
+    page = SearchPage.from_json({"totalCount": "12", "preview": [CONTACT, "junk"],
+                                 "credits_per_lead": 1, "is_capped": False})  # fmt: skip
+    assert page.total_count == 12
+    assert page.search_id is None
+    assert page.page is None
+    assert page.contacts == [CONTACT]  # a non-object entry is dropped, the phone string kept
+    assert page.extra == {"credits_per_lead": 1, "is_capped": False}
+
+
+def test_search_page_alternative_spellings():
+    page = SearchPage.from_json({"total_count": 3, "results": [CONTACT], "numPages": 1})
+    assert (page.total_count, page.num_pages, len(page.contacts)) == (3, 1, 1)
+
+
+def test_profile_lenient():
+    profile = Profile.from_json({"id": 1, "email": "a@b.c", "username": "a", "credits": 120,
+                                 "credits_used": 30, "plan": "pro", "date_joined":
+                                 "2025-01-02T03:04:05Z", "team": {"id": 9}})  # fmt: skip
+    assert profile.credits == 120
+    assert profile.date_joined == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert profile.extra == {"team": {"id": 9}}
+    minimal = Profile.from_json({"credits": 5})
+    assert minimal.credits == 5
+    assert minimal.email is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        minimal.credits = 6  # type: ignore[misc]
+
+
+def test_api_key_hides_the_key():
+    key = "ab" * 32
+    item = ApiKey.from_json({"id": 3, "name": "nb", "token_key": key[:8], "created":
+                             "2026-01-01T00:00:00+00:00", "expiry": None, "key": key,
+                             "scopes": ["read"]})  # fmt: skip
+    assert item.key == key
+    assert key not in repr(item)
+    assert key not in str(item)
+    assert item.extra == {"scopes": ["read"]}
+    assert item.expiry is None
+    listed = ApiKey.from_json({"id": 3, "name": "nb", "token_key": "abababab"})
+    assert listed.key is None
+    assert "key=" not in repr(listed).replace("token_key=", "")
+
+
+def test_non_object_answers_are_api_errors():
+    with pytest.raises(APIError, match="expected a JSON object"):
+        Profile.from_json(["not", "an", "object"])
+    with pytest.raises(APIError):
+        SearchPage.from_json("html")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-01-02T03:04:05Z", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2025-01-02T03:04:05", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2025-01-02T04:04:05+01:00", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        (0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (None, None),
+        ("", None),
+        ("not a date", None),
+    ],
+)
+def test_parse_datetime(value, expected):
+    assert parse_datetime(value) == expected
