@@ -253,7 +253,7 @@ class Exports:
                                       "object", job=None)  # fmt: skip
                 return self._job_from_answer(data, search_id, filters, count, started)
             # Ambiguous: the start may or may not have happened. Look before starting again.
-            in_flight = self._may_still_run(error, time.monotonic() - sent)
+            in_flight = may_still_run(self._client, error, time.monotonic() - sent)
             patience = self._settle_seconds() if in_flight else 0.0
             job, charged = self._look_for_start(search_id, filters, count, balance, started,
                                                 patience)  # fmt: skip
@@ -313,18 +313,6 @@ class Exports:
         return job
 
     # -- after an ambiguous failure ------------------------------------------------------
-
-    def _may_still_run(self, error: Exception, elapsed: float) -> bool:
-        """Whether the request may still be running on the server (no answer seen yet).
-
-        A read timeout (the failure took about the read timeout) or a gateway's 502/504 leave
-        the request possibly in flight upstream; a broken answer or a 500/503 mean the server
-        has already decided.
-        """
-        if isinstance(error, ServerError):
-            return error.status in (502, 504)
-        read_timeout = _read_timeout(self._client)
-        return read_timeout is not None and elapsed >= 0.9 * read_timeout
 
     def _settle_seconds(self) -> float:
         """How long to watch for a start that may still be running: at least 5 s, at most 60."""
@@ -396,6 +384,19 @@ class Exports:
 
 # Local failures of a charging request that leave its effect unknown (5xx is an APIError).
 _AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
+
+
+def may_still_run(client: Client, error: BaseException, elapsed: float) -> bool:
+    """Whether a failed charging request may still be running on the server.
+
+    A read timeout (the failure took about the read timeout) or a gateway's 502/504 leave the
+    request possibly in flight upstream; a broken answer or a 500/503 mean the server has
+    already decided, so the balance and the history show whether it took effect.
+    """
+    if isinstance(error, ServerError):
+        return error.status in (502, 504)
+    read_timeout = _read_timeout(client)
+    return read_timeout is not None and elapsed >= 0.9 * read_timeout
 
 
 def _read_timeout(client: Client) -> float | None:

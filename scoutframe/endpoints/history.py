@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ import urllib3.exceptions
 
 from ..errors import BudgetError, InsufficientCreditsError, ServerError, TransportError
 from ..jobs import parse_timestamp
+from .exports import may_still_run
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -298,6 +300,7 @@ class History:
         part = target.with_name(f".{target.name}.delta-{int(entry_id)}.part")
         known_ids = {e.id for e in self.entries()}
         for attempt in range(2):
+            sent = time.monotonic()
             try:
                 history_id = self._fetch_delta(entry_id, part)
             except (TransportError, ServerError, *_STREAM_ERRORS) as exc:
@@ -306,11 +309,22 @@ class History:
                     e for e in self.entries()
                     if e.kind == "delta" and e.parent_id == int(entry_id) and e.id not in known_ids
                 ]  # fmt: skip
-                if recorded or client.profile().credits != available or attempt:
+                if recorded or client.profile().credits != available:
                     where = f" as history entry {recorded[0].id}" if recorded else ""
                     raise TransportError(
                         f"the delta download of entry {entry_id} broke off after the server "
                         f"charged it{where}; it was not retried to avoid paying twice"
+                    ) from exc
+                if may_still_run(client, exc, time.monotonic() - sent):
+                    raise TransportError(
+                        f"the delta download of entry {entry_id} got no answer in time; the "
+                        "server may still charge it, so it was not retried: check "
+                        "client.history.list() in a minute before asking again"
+                    ) from exc
+                if attempt:
+                    raise TransportError(
+                        f"the delta download of entry {entry_id} failed twice without being "
+                        "charged; try again later"
                     ) from exc
                 continue  # surely not charged (no new entry, same balance): one more try
             rows = _count_csv_rows(part)

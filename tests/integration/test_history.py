@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +25,10 @@ def account(
 ) -> Callable[..., SimpleNamespace]:
     """Make a fresh account (own credits, ledger and history) and a client for it."""
 
-    def make(credits: int = 100_000) -> SimpleNamespace:
+    def make(credits: int = 100_000, **client_kwargs: Any) -> SimpleNamespace:
         info = fresh_account(sandbox, credits=credits)
-        return SimpleNamespace(client=client_for(sandbox, api_key=info["api_key"]),
-                               id=int(info["id"]))
+        client = client_for(sandbox, api_key=info["api_key"], **client_kwargs)
+        return SimpleNamespace(client=client, id=int(info["id"]))
 
     return make
 
@@ -142,7 +143,9 @@ def test_other_accounts_entry_is_not_found(sandbox: Any, account: Any, tmp_path:
     assert stranger.client.history.entries() == []
 
 
-def _break_first_delta(sandbox: Any, client: Client, fault: str) -> list[str]:
+def _break_first_delta(
+    sandbox: Any, client: Client, fault: str, level: float = 1.0
+) -> list[str]:
     """Make the first delta request meet ``fault``; returns the list of broken paths."""
     real_request = client.transport.request
     broken: list[str] = []
@@ -150,7 +153,7 @@ def _break_first_delta(sandbox: Any, client: Client, fault: str) -> list[str]:
     def first_delta_breaks(method: str, path: str, **kwargs: Any) -> Any:
         if path.endswith("download-delta") and not broken:
             broken.append(path)
-            sandbox.admin.set_faults(**{fault: 1.0})
+            sandbox.admin.set_faults(**{fault: level})
             try:
                 return real_request(method, path, **kwargs)
             finally:
@@ -193,3 +196,22 @@ def test_delta_cut_after_the_charge_is_not_paid_twice(
     assert str(recorded.id) in str(caught.value)
     assert debits(sandbox, acct.id) == [*before, -expected]
     assert not target.exists()
+
+
+def test_delta_answered_too_late_is_not_asked_again(
+    sandbox: Any, account: Any, tmp_path: Path
+) -> None:
+    acct = account(timeout=(5.0, 0.5))
+    entry_id, _ = exported(acct.client, tmp_path)
+    sandbox.admin.add_contacts(2_000)
+    expected = acct.client.history.freshness(entry_id).new_count
+    before = debits(sandbox, acct.id)
+    # The server sleeps 1.5 s before handling the delta; the client gives up after 0.5 s.
+    _break_first_delta(sandbox, acct.client, "latency_ms", 1500)
+    with pytest.raises(TransportError, match="no answer in time"):
+        acct.client.history.download_delta(entry_id, tmp_path / "delta.csv")
+    deadline = time.monotonic() + 10
+    while debits(sandbox, acct.id) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # a second (wrong) request would have been charged by now as well
+    assert debits(sandbox, acct.id) == [*before, -expected]
