@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from .errors import FilterError
+from .errors import FilterError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -231,7 +231,11 @@ class Filters:
             return self
         changes: dict[str, Any] = {}
         if self.countries:
-            changes["countries"] = _resolve_countries(self.countries, client.countries())
+            try:
+                table: pd.DataFrame | None = client.countries()
+            except NotFoundError:  # the country list is not part of the live API's contract
+                table = None
+            changes["countries"] = _resolve_countries(self.countries, table)
         if self.category:
             changes["category"] = _resolve_categories(self.category, client.categories())
         countries = changes.get("countries", self.countries)
@@ -325,7 +329,15 @@ def _suggest(what: str, given: str, names: Iterable[str]) -> FilterError:
     return FilterError(f"Unknown {what} {given!r}.{hint}")
 
 
-def _resolve_countries(values: tuple[str, ...], table: pd.DataFrame) -> tuple[str, ...]:
+def _resolve_countries(values: tuple[str, ...], table: pd.DataFrame | None) -> tuple[str, ...]:
+    if table is None:
+        names = [v for v in values if not (len(v) == 2 and v.isalpha())]
+        if names:
+            raise FilterError(
+                f"This server has no country list to look {', '.join(map(repr, names))} up in; "
+                "give ISO 3166-1 alpha-2 codes such as 'FR'"
+            )
+        return tuple(sorted({v.upper() for v in values}))
     codes = {str(c).upper(): str(n) for c, n in zip(table["code"], table["name"], strict=True)}
     by_name = {n.casefold(): c for c, n in codes.items()}
     out: list[str] = []

@@ -169,6 +169,9 @@ class ScoutRetry(Retry):
         if time.monotonic() - started + pause > self.max_elapsed:
             reason = error or urllib3.exceptions.ResponseError("retry time budget spent")
             raise urllib3.exceptions.MaxRetryError(_pool, url or "", reason)
+        cause = type(error).__name__ if error is not None else getattr(response, "status", "?")
+        logger.debug("retry %d of %s %s after %s, in %.2f s", len(new.history), method,
+                     redact_url(url or ""), cause, pause)  # fmt: skip
         return new
 
 

@@ -127,8 +127,12 @@ def test_5xx_retried_then_success(sandbox, client_for, caplog):
     results = [client.categories("plumb", limit=3) for _ in range(6)]
     assert all(r.equals(results[0]) for r in results)
     assert len(results[0]) > 0
-    assert sum(int(line.rsplit("retries ", 1)[1].rstrip(")")) for line in request_lines(caplog)
-               if "retries" in line) >= 1  # fmt: skip
+    counted = sum(int(line.rsplit("retries ", 1)[1].rstrip(")")) for line in request_lines(caplog)
+                  if "retries" in line)  # fmt: skip
+    announced = [line for line in request_lines(caplog) if line.startswith("retry ")]
+    assert counted >= 1
+    assert len(announced) == counted
+    assert all("GET /api/categories" in line and "after 503" in line for line in announced)
 
 
 def test_5xx_exhausted_raises_server_error(sandbox, client_for, caplog):

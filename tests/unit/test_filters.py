@@ -163,3 +163,16 @@ def test_dataclass_round_trip_as_persisted_by_jobs():
     stored = json.loads(json.dumps(dataclasses.asdict(f)))
     assert Filters.from_any(stored) == f
     assert "Filters(countries=('FR',)" in repr(f)
+
+
+def test_countries_without_a_country_list_on_the_server():
+    from scoutframe.errors import NotFoundError
+
+    class NoCountryList(FakeClient):
+        def countries(self) -> pd.DataFrame:
+            raise NotFoundError(404, "Not found.")
+
+    client = NoCountryList()
+    assert Filters(countries="fr", category="Plumber").resolve(client).countries == ("FR",)
+    with pytest.raises(FilterError, match="give ISO 3166-1 alpha-2 codes"):
+        Filters(countries="France").resolve(client)
