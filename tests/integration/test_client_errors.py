@@ -61,7 +61,8 @@ def test_401_wrong_key(sandbox, client_for):
     assert client.auth_scheme == "Bearer"  # the failed fallback is not remembered
 
 
-def test_401_without_credential(sandbox, client_for):
+def test_401_without_credential(sandbox, monkeypatch):
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     client = Client(base_url=sandbox.url, allow_http=True, config_file="/nonexistent/c.toml")
     try:
         with pytest.raises(AuthenticationError):

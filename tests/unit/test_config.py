@@ -146,3 +146,18 @@ def test_repr_and_describe_hide_secrets(tmp_path):
                          config_file=tmp_path / "n.toml", keyring_get=None)  # fmt: skip
     assert "s3cret-pw" not in repr(user)
     assert "s3cret-pw" not in describe(user)
+
+
+def test_failing_keyring_backend_is_fine(tmp_path, monkeypatch):
+    import keyring
+
+    def broken(service: str, name: str) -> str:
+        raise RuntimeError("no D-Bus session")
+
+    monkeypatch.setattr(keyring, "get_password", broken)
+    settings = load_settings(environ={}, config_file=tmp_path / "n.toml")
+    assert settings.auth_kind == "none"
+    monkeypatch.setattr(keyring, "get_password", lambda service, name: f"{service}:{name}:v")
+    assert load_settings(environ={}, config_file=tmp_path / "n.toml").api_key == (
+        "scoutframe:api_key:v"
+    )
