@@ -86,7 +86,8 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--columns", default=None, help="comma-separated columns to keep")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (rows, method, credits) and spend nothing")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no progress bars (also: SCOUTFRAME_PROGRESS=0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
     return parser
 
@@ -150,13 +151,30 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
     os.close(handle)
     try:
         if path.suffix.lower() == ".parquet":
-            frame.to_parquet(temp_name, index=False)
+            _write_parquet(frame, temp_name)
         else:
             _lists_joined(frame).to_csv(temp_name, index=False)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _write_parquet(frame: pd.DataFrame, path: str) -> None:
+    """Write through Arrow, with the provenance as JSON in the schema metadata.
+
+    pandas' own metadata is left out: pandas 3 cannot read its ``list<...>[pyarrow]`` dtype
+    names back, so ``pd.read_parquet`` would fail on the file.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    provenance = json.dumps(frame.attrs.get("scoutframe", {}), default=str)
+    table = table.replace_schema_metadata({b"scoutframe": provenance.encode()})
+    pq.write_table(table, path)
 
 
 def _lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
