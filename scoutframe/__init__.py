@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from scoutframe.client import Client
+    from scoutframe.endpoints.history import Delta, Freshness, HistoryEntry
     from scoutframe.errors import (
         APIError,
         AuthenticationError,
@@ -48,6 +49,7 @@ __all__ = [
     "BudgetError",
     "Client",
     "ConfigurationError",
+    "Delta",
     "DownloadExpiredError",
     "EdgeBlockedError",
     "ExportError",
@@ -57,6 +59,8 @@ __all__ = [
     "ExportTimeoutError",
     "FilterError",
     "Filters",
+    "Freshness",
+    "HistoryEntry",
     "InsufficientCreditsError",
     "MaskedEmailWarning",
     "NotFoundError",
@@ -76,6 +80,9 @@ __all__ = [
 # Where each lazily imported public name lives.
 _LAZY = {
     "Client": "scoutframe.client",
+    "Delta": "scoutframe.endpoints.history",
+    "Freshness": "scoutframe.endpoints.history",
+    "HistoryEntry": "scoutframe.endpoints.history",
     "ExportJob": "scoutframe.jobs",
     "ExportStatus": "scoutframe.jobs",
     "Filters": "scoutframe.filters",
