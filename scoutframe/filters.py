@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -49,6 +50,12 @@ _ALIASES = {
 }
 
 IdOrName = int | str
+
+
+def _plain(text: str) -> str:
+    """Case- and accent-insensitive form of a name."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
 
 def _fold(value: IdOrName) -> IdOrName:
@@ -359,6 +366,7 @@ def _resolve_categories(values: tuple[IdOrName, ...], table: pd.DataFrame) -> tu
         if isinstance(gcid, str) and gcid:
             by_name.setdefault(gcid.casefold(), int(cid))
             by_name.setdefault(gcid.split(":", 1)[-1].replace("_", " ").casefold(), int(cid))
+    plain_names = {_plain(str(n)): int(i) for i, n in zip(table["id"], table["name"], strict=True)}
     out: list[int] = []
     for value in values:
         if isinstance(value, int):
@@ -369,6 +377,8 @@ def _resolve_categories(values: tuple[IdOrName, ...], table: pd.DataFrame) -> tu
             out.append(value)
         elif value.casefold() in by_name:
             out.append(by_name[value.casefold()])
+        elif _plain(value) in plain_names:
+            out.append(plain_names[_plain(value)])
         else:
             raise _suggest("category", value, [str(n) for n in table["name"]])
     return tuple(sorted(set(out)))
@@ -381,8 +391,9 @@ def _resolve_location(client: Client, name: str, level: int, countries: tuple[st
         found = client.locations.search(name, country=country)
         candidates.extend({str(k): v for k, v in row.items()} for row in found.to_dict("records"))
     same_level = [c for c in candidates if str(c.get("type")) == wanted]
-    exact = [c for c in same_level if str(c.get("name", "")).casefold() == name.casefold()]
-    matches = exact
+    matches = [c for c in same_level if str(c.get("name", "")).casefold() == name.casefold()]
+    if not matches:  # "Ile-de-France" for "Île-de-France"
+        matches = [c for c in same_level if _plain(str(c.get("name", ""))) == _plain(name)]
     ids = sorted({int(c["id"]) for c in matches})
     if len(ids) == 1:
         return ids[0]

@@ -132,6 +132,9 @@ def test_search_resolves_names_and_matches_ids(sandbox, client_for):
     by_id = client.search(Filters(countries=["FR"], category=8059, email=True))
     assert by_name.search_id == by_id.search_id
     assert by_name.total_count == by_id.total_count > 0
+    region = client.search(countries="FR", level1_locations="ile-de-france")  # accents optional
+    assert region.total_count > 0
+    assert {c["level1_location"] for c in region.contacts} == {"Île-de-France"}
     paris = client.search(countries="FR", level3_locations="Paris")
     assert 0 < paris.total_count < client.search(countries="FR").total_count
     assert {c["level3_location"] for c in paris.contacts} == {"Paris"}

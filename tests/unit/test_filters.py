@@ -176,3 +176,16 @@ def test_countries_without_a_country_list_on_the_server():
     assert Filters(countries="fr", category="Plumber").resolve(client).countries == ("FR",)
     with pytest.raises(FilterError, match="give ISO 3166-1 alpha-2 codes"):
         Filters(countries="France").resolve(client)
+
+
+def test_names_match_without_accents():
+    class Accented(FakeClient):
+        def _search(self, q: str, *, country: str | None = None) -> pd.DataFrame:
+            rows = [{"id": 1238, "name": "Île-de-France", "type": "level1", "country": "FR",
+                     "parent_id": None}]  # fmt: skip
+            return pd.DataFrame(rows)
+
+    client = Accented()
+    resolved = Filters(countries="FR", level1_locations="ile-de-france").resolve(client)
+    assert resolved.level1_locations == (1238,)
+    assert Filters(category="Électrician").resolve(client).category == (8102,)
