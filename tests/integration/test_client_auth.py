@@ -101,3 +101,33 @@ def test_username_without_password_is_explained(sandbox, client_for):
     client = client_for(sandbox, username=sandbox.username)
     with pytest.raises(AuthenticationError, match="no password known"):
         client.profile()
+
+
+def _in_threads(call, n: int = 8) -> list[object]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: call(), range(n)))
+
+
+def test_scheme_fallback_from_many_threads(sandbox_live, client_for, caplog):
+    client = client_for(sandbox_live)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    profiles = _in_threads(client.profile)
+    assert {p.email for p in profiles} == {sandbox_live.username}
+    assert client.auth_scheme == "Token"
+    refused = [s for s in lines(caplog) if "-> 401" in s]
+    assert 1 <= len(refused) <= 8  # at most one Bearer try per thread that raced the switch
+    caplog.clear()
+    client.profile()
+    assert "-> 200" in lines(caplog)[0]
+
+
+def test_jwt_refresh_from_many_threads_refreshes_once(sandbox, client_for, caplog):
+    client = client_for(sandbox, username=sandbox.username, password=sandbox.password)
+    client.profile()
+    sandbox.admin.advance_clock(16 * 60)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    profiles = _in_threads(client.profile)
+    assert {p.email for p in profiles} == {sandbox.username}
+    assert sum("/api/token/refresh" in s for s in lines(caplog)) == 1
