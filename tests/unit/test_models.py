@@ -87,3 +87,23 @@ def test_non_object_answers_are_api_errors():
 )
 def test_parse_datetime(value, expected):
     assert parse_datetime(value) == expected
+
+
+def test_reference_frames_have_dtypes_and_keep_extra_fields():
+    from scoutframe.endpoints._frames import records_frame
+    from scoutframe.endpoints.locations import LOCATION_DTYPES
+    from scoutframe.endpoints.reference import CATEGORY_DTYPES
+
+    items = [
+        {"id": 8059, "name": "Plumber", "gcid": "gcid:plumber", "popularity": 0.9},
+        {"id": "8060", "name": "Roofer"},  # live: id as a string, gcid missing
+    ]
+    frame = records_frame(items, CATEGORY_DTYPES)
+    assert list(frame.columns) == ["id", "name", "gcid", "popularity"]
+    assert [str(t) for t in frame.dtypes[:3]] == ["Int64", "string", "string"]
+    assert frame["id"].tolist() == [8059, 8060]
+    assert frame["gcid"].isna().tolist() == [False, True]
+    empty = records_frame([], LOCATION_DTYPES)
+    assert list(empty.columns) == list(LOCATION_DTYPES)
+    assert len(empty) == 0
+    assert str(empty["parent_id"].dtype) == "Int64"
