@@ -510,11 +510,12 @@ class Transport:
                 if policy is not None:
                     policy.charging = False
             break
-        retries = getattr(getattr(response.raw, "retries", None), "history", ())
-        logger.debug(
-            "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
-            response.status_code, time.monotonic() - started, len(retries) + body_try,
-        )  # fmt: skip
+        if logger.isEnabledFor(logging.DEBUG):  # skip the redaction work when nobody listens
+            retries = getattr(getattr(response.raw, "retries", None), "history", ())
+            logger.debug(
+                "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
+                response.status_code, time.monotonic() - started, len(retries) + body_try,
+            )  # fmt: skip
         return response
 
     def _where(self, method: str | None, url: str | None) -> str:
