@@ -161,3 +161,35 @@ def test_failing_keyring_backend_is_fine(tmp_path, monkeypatch):
     assert load_settings(environ={}, config_file=tmp_path / "n.toml").api_key == (
         "scoutframe:api_key:v"
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be an integer >= 0"),
+        ({"max_retries": 2.5}, "max_retries must be an integer >= 0"),
+        ({"poll_interval": (5.0, 1.0)}, "0 < min <= max"),
+        ({"poll_interval": 3}, "poll_interval must be a"),
+        ({"timeout": "fast"}, "timeout must be a number"),
+        ({"base_url": "http://example.com"}, "allow_http=True"),
+    ],
+)
+def test_client_options_are_checked_at_construction(tmp_path, kwargs, message):
+    from scoutframe.client import Client
+
+    with pytest.raises(ConfigurationError, match=message):
+        Client("k" * 64, config_file=tmp_path / "n.toml", **kwargs)
+
+
+def test_client_takes_settings_from_the_config_file(tmp_path):
+    from scoutframe.client import Client
+
+    config = write_config(tmp_path / "c.toml", f'api_key = "{"9" * 64}"\n'
+                          'base_url = "https://api.spherescout.io/"\n')  # fmt: skip
+    with Client(config_file=config, state_dir=tmp_path) as client:
+        assert client.base_url == "https://api.spherescout.io"
+        assert client.auth_scheme == "Bearer"
+        assert client.flavor == "unknown"
+        assert "9" * 64 not in repr(client)
+        assert str(config) in repr(client)
+        assert client.state_dir == tmp_path
