@@ -214,7 +214,7 @@ class JWTAuth(OriginAuth):
                 exc.request_id,
                 hint="Check the username (your account email) and the password",
             ) from None
-        data = response.json()
+        data = transport.json_of(response)
         access = data.get("access") if isinstance(data, Mapping) else None
         if not isinstance(access, str):
             raise AuthenticationError(
@@ -238,7 +238,7 @@ class JWTAuth(OriginAuth):
         except AuthenticationError:
             self._refresh = None
             return False
-        data = response.json()
+        data = transport.json_of(response)
         access = data.get("access") if isinstance(data, Mapping) else None
         if not isinstance(access, str):
             return False

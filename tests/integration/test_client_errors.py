@@ -252,3 +252,14 @@ def test_no_requests_or_urllib3_exception_escapes(make_call, client_for, sandbox
     assert not isinstance(caught.value, requests.RequestException | urllib3.exceptions.HTTPError)
     assert isinstance(caught.value, ConfigurationError | TransportError)
     assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, ScoutError)
+
+
+def test_non_json_answers_are_api_errors(loopback_server, client_for, sandbox_docs):
+    page = b"<html><body>captive portal</body></html>"
+    portal = loopback_server(lambda *_: (200, {"Content-Type": "text/html"}, page))
+    for client in (client_for(sandbox_docs, "k" * 64, base_url=portal.url),
+                   client_for(sandbox_docs, username="me@x.io", password="pw",
+                              base_url=portal.url)):  # fmt: skip
+        with pytest.raises(ScoutError, match="expected JSON") as caught:
+            client.profile()
+        assert not isinstance(caught.value, requests.RequestException | ValueError)
