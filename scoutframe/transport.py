@@ -18,6 +18,7 @@ Downloads of pre-signed URLs go through a second session that carries no auth at
 from __future__ import annotations
 
 import ipaddress
+import json as jsonlib
 import logging
 import random
 import threading
@@ -418,7 +419,12 @@ class Transport:
     def json_of(self, response: requests.Response) -> Any:
         """Decode a JSON body, or raise :class:`~scoutframe.errors.APIError` saying what came."""
         try:
-            return response.json()
+            content = response.content  # a streamed body is read here and may break off
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            method = str(response.request.method)
+            raise self._transport_error(exc, method, response.url, 0.0, charging=True) from None
+        try:
+            return jsonlib.loads(content)
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type")
             raise APIError(
