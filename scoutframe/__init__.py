@@ -40,10 +40,12 @@ if TYPE_CHECKING:
     from scoutframe.filters import Filters
     from scoutframe.frames import MaskedEmailWarning, Provenance, SchemaDriftWarning
     from scoutframe.jobs import ExportJob, ExportStatus
+    from scoutframe.models import ApiKey, Profile, SearchPage
     from scoutframe.read import PageDriftWarning, ReadPlan
 
 __all__ = [
     "APIError",
+    "ApiKey",
     "AuthenticationError",
     "BadRequestError",
     "BudgetError",
@@ -66,11 +68,13 @@ __all__ = [
     "NotFoundError",
     "PageDriftWarning",
     "PermissionDeniedError",
+    "Profile",
     "Provenance",
     "RateLimitError",
     "ReadPlan",
     "SchemaDriftWarning",
     "ScoutError",
+    "SearchPage",
     "ServerError",
     "TransportError",
     "__version__",
@@ -79,6 +83,7 @@ __all__ = [
 
 # Where each lazily imported public name lives.
 _LAZY = {
+    "ApiKey": "scoutframe.models",
     "Client": "scoutframe.client",
     "Delta": "scoutframe.endpoints.history",
     "Freshness": "scoutframe.endpoints.history",
@@ -88,9 +93,11 @@ _LAZY = {
     "Filters": "scoutframe.filters",
     "MaskedEmailWarning": "scoutframe.frames",
     "PageDriftWarning": "scoutframe.read",
+    "Profile": "scoutframe.models",
     "Provenance": "scoutframe.frames",
     "ReadPlan": "scoutframe.read",
     "SchemaDriftWarning": "scoutframe.frames",
+    "SearchPage": "scoutframe.models",
     **{
         name: "scoutframe.errors"
         for name in __all__
