@@ -1,0 +1,95 @@
+"""Imports only go down the floors of docs/architecture.md; the sandbox is a separate wing."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import scoutframe
+
+PACKAGE = Path(scoutframe.__file__).parent
+
+# Lower floors first; a module may import its own floor or any floor below it.
+FLOORS: list[set[str]] = [
+    {"_redact", "config", "auth", "errors"},
+    {"transport"},
+    # jobs sits with the client: client.exports returns ExportJob handles.
+    {"models", "filters", "endpoints", "client", "jobs"},
+    {"frames", "progress"},
+    {"read", "pages"},
+    {"accessor", "cli", "demo", "widgets"},
+]
+# Known exceptions, each with its reason.
+ALLOWED_UPWARD = {
+    # register_pandas() imports the accessor module, whose import registers df.spherescout.
+    ("read", "accessor"),
+}
+_FLOOR_OF = {name: level for level, names in enumerate(FLOORS) for name in names}
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for annotations only)."""
+    nodes: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+    return nodes
+
+
+def _scoutframe_imports(path: Path) -> set[str]:
+    """First-level scoutframe modules a file imports at run time (``TYPE_CHECKING`` aside)."""
+    names: set[str] = set()
+    package_parts = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package_parts[: len(package_parts) - node.level + 1])
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            if module == "scoutframe":
+                names.update(alias.name for alias in node.names)
+            elif module.startswith("scoutframe."):
+                names.add(module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("scoutframe."):
+                    names.add(alias.name.split(".")[1])
+    return names
+
+
+def test_sandbox_imports_nothing_of_the_client() -> None:
+    files = sorted((PACKAGE / "sandbox").rglob("*.py"))
+    assert len(files) > 5
+    for path in files:
+        outside = {name for name in _scoutframe_imports(path) if name != "sandbox"}
+        assert not outside, f"{path.name} imports {sorted(outside)} from the client side"
+
+
+def test_client_side_imports_only_go_down() -> None:
+    checked = 0
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "sandbox" or relative == Path("__init__.py"):
+            continue
+        own = relative.parts[0].removesuffix(".py")
+        if own not in _FLOOR_OF:
+            continue
+        checked += 1
+        for name in _scoutframe_imports(path) - {own, "__version__"}:
+            if name == "sandbox":
+                assert own in {"demo", "cli"}, f"{relative} imports the sandbox"
+                continue
+            assert name in _FLOOR_OF, f"{relative} imports unknown module {name!r}"
+            if (own, name) in ALLOWED_UPWARD:
+                continue
+            assert _FLOOR_OF[name] <= _FLOOR_OF[own], (
+                f"{relative} (floor {_FLOOR_OF[own]}) imports {name} (floor {_FLOOR_OF[name]})"
+            )
+    assert checked >= 15
