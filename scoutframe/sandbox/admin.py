@@ -168,6 +168,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
         body = await _json_body(request)
         now = rt.clock.advance(number(body, "advance"))
         rt.state.set_meta("clock_offset", repr(rt.clock.offset))
+        await run_in_threadpool(rt.exports.sweep)  # moved time may expire export files
         return json_response({"now": iso(now)})
 
     async def faults(request: Request) -> Response:

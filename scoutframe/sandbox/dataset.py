@@ -9,6 +9,7 @@ for ids, phones and zipcodes, list arrays from offsets), so 200,000 contacts tak
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import re
@@ -681,6 +682,25 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
+_VERSIONED = re.compile(r"(?P<base>.+)-v(?P<version>\d+)\.(?:parquet|arrow)")
+
+
+def _remove_stale_versions(path: Path) -> None:
+    """Delete the other generator versions of the file just written (Parquet and Arrow).
+
+    ``contacts-5000000-s0-v3.parquet`` replaces ``contacts-5000000-s0-v1.parquet`` and
+    ``-v2.arrow``: nothing reads them any more and they can be gigabytes.
+    """
+    current = _VERSIONED.fullmatch(path.name)
+    if current is None:
+        return
+    for sibling in path.parent.glob(f"{glob.escape(current['base'])}-v*"):
+        other = _VERSIONED.fullmatch(sibling.name)
+        if (other is not None and other["base"] == current["base"]
+                and other["version"] != current["version"]):
+            sibling.unlink(missing_ok=True)
+
+
 def _read_or_build(path: Path, build: Callable[[], pa.Table], schema: pa.Schema,
                    rows: int | None = None) -> pa.Table:
     """Read ``path`` if it holds a table of ``schema``; otherwise build and write it."""
@@ -694,6 +714,7 @@ def _read_or_build(path: Path, build: Callable[[], pa.Table], schema: pa.Schema,
             return table
     table = build()
     _write_atomic(table, path)
+    _remove_stale_versions(path)
     return table
 
 
@@ -721,6 +742,7 @@ def _write_mapped(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale_versions(path)
 
 
 def _load_contacts(path: Path, contacts: int, seed: int) -> pa.Table:

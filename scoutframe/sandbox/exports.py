@@ -79,6 +79,20 @@ class ExportManager:
             self.state.fail_task(task_id, "The sandbox restarted while this export was running.")
         return len(stale)
 
+    def sweep(self) -> int:
+        """Delete export files whose signed URL has expired (sandbox clock); returns how many.
+
+        Their URLs answer 403 before the file is looked at, so nothing can fetch them again.
+        """
+        removed = 0
+        for name in self.state.expired_exports(self.state.clock()):
+            try:
+                (self.export_dir / name).unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        return removed
+
     def start(self, account_id: int, search_id: str, filters: SearchFilters) -> dict[str, Any]:
         """Charge and enqueue an export; raises `InsufficientCredits` (nothing charged)."""
         # The file holds exactly the rows counted (and charged) now, whatever changes later.
@@ -101,6 +115,7 @@ class ExportManager:
             object_name = f"{task_id}-{secrets.token_hex(8)}.csv"
             write_export_csv(table, self.export_dir / object_name, indices=idx)
             self.state.finish_task(task_id, object_name, self.state.clock() + DOWNLOAD_LIFETIME)
+            self.sweep()
         except Exception:
             _log.exception("export %s failed", task_id)
             self.state.fail_task(task_id, "Export failed; credits refunded.")

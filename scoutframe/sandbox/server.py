@@ -194,6 +194,7 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     signer = UrlSigner(_derive(secret, "storage").encode(), _url(storage_sock), clock)
     exports = ExportManager(state, store, data_dir / "exports", injector.export_should_fail)
     exports.recover()
+    exports.sweep()
     rate = opts.rate_limit
     counter = [0]
 

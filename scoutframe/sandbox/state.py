@@ -476,6 +476,15 @@ class State:
                 (row["account_id"], amount, balance, task_id, now),
             )
 
+    def expired_exports(self, now: float) -> list[str]:
+        """Object names of ready exports whose signed URL expired at or before ``now``."""
+        rows = self._all(
+            "SELECT object_name FROM tasks WHERE status = 'ready' AND object_name IS NOT NULL "
+            "AND expires_at <= ?",
+            (now,),
+        )
+        return [str(r["object_name"]) for r in rows]
+
     def unfinished_tasks(self) -> list[str]:
         """Tasks left pending or processing (by a server that stopped)."""
         rows = self._all("SELECT task_id FROM tasks WHERE status IN ('pending', 'processing')")

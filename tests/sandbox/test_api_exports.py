@@ -174,3 +174,31 @@ def test_concurrent_starts_never_overdraw(sandbox, api_for):
     assert sorted(codes) == [202] + [403] * 5
     assert apis[0].get("/api/user/profile").json()["credits"] == total * 3 // 2 - total
     assert [e["delta"] for e in sandbox.admin.ledger(info["id"])][1:] == [-total]
+
+
+def test_expired_export_files_are_deleted(make_sandbox, api_for, wait_export):
+    sb = make_sandbox()
+    api = api_for(sb.url, f"Bearer {sb.api_key}")
+    exports = sb._opts.data_dir / "exports"
+    sid, _ = _search(api, {"countries": "NZ"})
+
+    def export() -> str:
+        task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
+        assert wait_export(api, task)["status"] == "ready"
+        return task
+
+    first = export()
+    assert [p.name.startswith(first) for p in exports.iterdir()] == [True]
+    sb.admin.advance_clock(29 * 86400)
+    second = export()
+    assert len(list(exports.iterdir())) == 2  # neither has expired yet
+    sb.admin.advance_clock(2 * 86400)  # the first expires; the clock move sweeps
+    assert [p.name.startswith(second) for p in exports.iterdir()] == [True]
+    # The sweep at start: the second's expiry passes while the server is down.
+    sb.runtime.state.set_meta("clock_offset", repr(sb.runtime.clock.offset + 29 * 86400))
+    sb.stop()
+    again = make_sandbox(data_dir=sb._opts.data_dir)
+    assert list(exports.iterdir()) == []
+    api = api_for(again.url, f"Bearer {again.api_key}")
+    third = export()  # and after an export
+    assert [p.name.startswith(third) for p in exports.iterdir()] == [True]

@@ -388,3 +388,22 @@ def test_large_datasets_restart_from_a_mapped_copy(tmp_path: Path,
     small = ds.load_or_generate(tmp_path, contacts=100, seed=2)
     assert small.contacts.num_rows == 100
     assert not (tmp_path / f"contacts-100-s2-v{ds.GENERATOR_VERSION}.arrow").exists()
+
+
+def test_writing_a_version_removes_the_stale_ones(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ds, "_MAPPED_COPY_MIN_ROWS", 50)
+    v = ds.GENERATOR_VERSION
+    stale = [f"contacts-60-s1-v{v - 2}.parquet", f"contacts-60-s1-v{v - 1}.arrow",
+             f"countries-v{v - 1}.parquet", f"categories-v{v - 2}.parquet"]
+    kept = [f"contacts-600-s1-v{v - 1}.parquet",  # another size: another dataset
+            f"contacts-60-s2-v{v - 1}.parquet",   # another seed
+            "overlay-60-s1.parquet", "notes-v1.txt"]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"old")
+    ds.load_or_generate(tmp_path, contacts=60, seed=1)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not names & set(stale)
+    assert set(kept) <= names
+    assert {f"contacts-60-s1-v{v}.parquet", f"contacts-60-s1-v{v}.arrow",
+            f"countries-v{v}.parquet"} <= names
