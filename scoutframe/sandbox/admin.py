@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from scoutframe.sandbox.app import Runtime
+    from scoutframe.sandbox.runtime import Runtime
 
 __all__ = ["ADMIN_HEADER", "AdminControl", "add_control_routes"]
 
@@ -117,9 +117,9 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     import numpy as np
     from starlette.concurrency import run_in_threadpool
 
-    from scoutframe.sandbox.app import ApiError, _json_body, json_response
     from scoutframe.sandbox.server import DEMO_EMAIL
     from scoutframe.sandbox.state import iso
+    from scoutframe.sandbox.web import ApiError, json_body, json_response, not_found, path_id, route
 
     def check(request: Request) -> None:
         given = request.headers.get(ADMIN_HEADER, "")
@@ -141,7 +141,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     async def contacts(request: Request) -> Response:
         check(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         add = int(number(body, "add"))
         recollect = int(number(body, "recollect"))
         result = await run_in_threadpool(apply_changes, add, recollect)
@@ -165,7 +165,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     async def clock(request: Request) -> Response:
         check(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         now = rt.clock.advance(number(body, "advance"))
         rt.state.set_meta("clock_offset", repr(rt.clock.offset))
         await run_in_threadpool(rt.exports.sweep)  # moved time may expire export files
@@ -174,7 +174,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     async def faults(request: Request) -> Response:
         check(request)
         if request.method == "PATCH":
-            body = await _json_body(request)
+            body = await json_body(request)
             try:
                 rt.faults.update(**body)
             except (TypeError, ValueError) as exc:
@@ -183,7 +183,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     async def accounts(request: Request) -> Response:
         check(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         credits = int(number(body, "credits", 1_000))
         suffix = secrets.token_hex(4)
         password = secrets.token_urlsafe(12)
@@ -196,17 +196,14 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     async def ledger(request: Request) -> Response:
         check(request)
-        try:
-            account_id = int(request.path_params["account_id"])
-        except ValueError:
-            raise ApiError(404, {"detail": "Not found."}) from None
+        account_id = path_id(request, "account_id")
         if rt.state.account(account_id) is None:
-            raise ApiError(404, {"detail": "Not found."})
+            raise not_found()
         return json_response(rt.state.ledger(account_id))
 
     async def exports(request: Request) -> Response:
         check(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         pacing = rt.exports.pacing
         if "min_polls" in body:
             pacing.min_polls = int(number(body, "min_polls"))
@@ -215,14 +212,10 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
         return json_response({"min_polls": pacing.min_polls,
                               "delay_seconds": pacing.delay_seconds})  # fmt: skip
 
-    def route(path: str, endpoint: Any, methods: list[str]) -> None:
-        for p in (path, path + "/"):
-            app.router.add_route(p, endpoint, methods=methods, include_in_schema=False)
-
-    route("/_sandbox", info, ["GET"])
-    route("/_sandbox/contacts", contacts, ["POST"])
-    route("/_sandbox/clock", clock, ["POST"])
-    route("/_sandbox/faults", faults, ["GET", "PATCH"])
-    route("/_sandbox/accounts", accounts, ["POST"])
-    route("/_sandbox/accounts/{account_id}/ledger", ledger, ["GET"])
-    route("/_sandbox/exports", exports, ["PATCH"])
+    route(app, "/_sandbox", info, ["GET"])
+    route(app, "/_sandbox/contacts", contacts, ["POST"])
+    route(app, "/_sandbox/clock", clock, ["POST"])
+    route(app, "/_sandbox/faults", faults, ["GET", "PATCH"])
+    route(app, "/_sandbox/accounts", accounts, ["POST"])
+    route(app, "/_sandbox/accounts/{account_id}/ledger", ledger, ["GET"])
+    route(app, "/_sandbox/exports", exports, ["PATCH"])

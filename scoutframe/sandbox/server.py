@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from scoutframe.sandbox.admin import AdminControl
-    from scoutframe.sandbox.app import Runtime
     from scoutframe.sandbox.faults import FaultConfig
+    from scoutframe.sandbox.runtime import Runtime
 
 __all__ = ["DEMO_EMAIL", "Sandbox", "main"]
 
@@ -158,11 +158,12 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     import pyarrow as pa
     import uvicorn
 
-    from scoutframe.sandbox.app import Runtime, create_app
+    from scoutframe.sandbox.app import create_app
     from scoutframe.sandbox.dataset import generate_new_contacts, load_or_generate
     from scoutframe.sandbox.exports import ExportManager
     from scoutframe.sandbox.faults import FaultInjector, quiet_injected_disconnects
     from scoutframe.sandbox.ratelimit import RateLimiter
+    from scoutframe.sandbox.runtime import Runtime
     from scoutframe.sandbox.state import SandboxClock, State
     from scoutframe.sandbox.storage import UrlSigner, create_storage_app
     from scoutframe.sandbox.store import Catalog, ContactStore
@@ -196,10 +197,8 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     exports.recover()
     exports.sweep()
     rate = opts.rate_limit
-    counter = [0]
 
     def new_contacts(n: int, collected_at: float) -> Any:
-        counter[0] += 1
         current = dataclasses.replace(dataset, contacts=store.table)
         table = generate_new_contacts(
             current, n, seed=int(np.random.SeedSequence([opts.seed, n, int(collected_at * 1e6)])

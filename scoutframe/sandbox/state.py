@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import sqlite3
 import threading
@@ -62,6 +61,12 @@ CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, delta INTEGER NOT NULL,
     balance INTEGER NOT NULL, reason TEXT NOT NULL, ref TEXT, created_at REAL NOT NULL);
 """
+
+# History entries with their task's file and expiry (a delta has no task).
+_HISTORY = (
+    "SELECT h.*, t.object_name, t.expires_at FROM history h "
+    "LEFT JOIN tasks t ON t.task_id = h.task_id"
+)
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
@@ -226,11 +231,7 @@ class State:
                  credits, now),
             )  # fmt: skip
             account_id = int(cur.lastrowid or 0)
-            db.execute(
-                "INSERT INTO ledger (account_id, delta, balance, reason, ref, created_at) "
-                "VALUES (?, ?, ?, 'opening balance', NULL, ?)",
-                (account_id, credits, credits, now),
-            )
+            _ledger_row(db, account_id, credits, credits, "opening balance", None, now)
         account = self.account(account_id)
         assert account is not None
         return account
@@ -240,30 +241,20 @@ class State:
         row = self._one("SELECT * FROM accounts WHERE id = ?", (account_id,))
         return None if row is None else _account(row)
 
+    def _account_row(self, email: str) -> sqlite3.Row | None:
+        return self._one("SELECT * FROM accounts WHERE lower(email) = lower(?)", (email,))
+
     def account_by_email(self, email: str) -> Account | None:
         """Account by email (case-insensitive)."""
-        row = self._one("SELECT * FROM accounts WHERE lower(email) = lower(?)", (email,))
+        row = self._account_row(email)
         return None if row is None else _account(row)
 
     def check_login(self, email: str, password: str) -> Account | None:
         """Return the account if the password matches."""
-        row = self._one("SELECT * FROM accounts WHERE lower(email) = lower(?)", (email,))
+        row = self._account_row(email)
         if row is None or not check_password(password, row["password_hash"]):
             return None
         return _account(row)
-
-    def set_password(self, account_id: int, password: str) -> None:
-        """Replace an account's password hash."""
-        with self._lock:
-            self._conn.execute(
-                "UPDATE accounts SET password_hash = ? WHERE id = ?",
-                (hash_password(password), account_id),
-            )
-
-    def password_matches(self, account_id: int, password: str) -> bool:
-        """Whether ``password`` is the account's current one."""
-        row = self._one("SELECT password_hash FROM accounts WHERE id = ?", (account_id,))
-        return row is not None and check_password(password, row["password_hash"])
 
     # -- API keys
     def add_api_key(
@@ -278,8 +269,7 @@ class State:
                 (account_id, name, key[:8], hash_api_key(key), now, expiry),
             )
             key_id = int(cur.lastrowid or 0)
-        return {"id": key_id, "name": name, "token_key": key[:8], "created": iso(now),
-                "expiry": iso(expiry)}  # fmt: skip
+        return _key_item(key_id, name, key[:8], now, expiry)
 
     def has_api_key(self, key: str) -> bool:
         """Whether this key (revoked or not) is stored."""
@@ -301,8 +291,7 @@ class State:
             "WHERE account_id = ? AND revoked IS NULL ORDER BY id",
             (account_id,),
         )
-        return [{"id": r["id"], "name": r["name"], "token_key": r["token_key"],
-                 "created": iso(r["created"]), "expiry": iso(r["expiry"])}
+        return [_key_item(r["id"], r["name"], r["token_key"], r["created"], r["expiry"])
                 for r in rows]  # fmt: skip
 
     def revoke_api_key(self, account_id: int, key_id: int) -> str | None:
@@ -367,11 +356,7 @@ class State:
             "UPDATE accounts SET credits = ?, credits_used = credits_used + ? WHERE id = ?",
             (balance, amount, account_id),
         )
-        db.execute(
-            "INSERT INTO ledger (account_id, delta, balance, reason, ref, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (account_id, -amount, balance, reason, ref, now),
-        )
+        _ledger_row(db, account_id, -amount, balance, reason, ref, now)
 
     def ledger(self, account_id: int) -> list[dict[str, Any]]:
         """Ledger rows, oldest first."""
@@ -470,11 +455,8 @@ class State:
             balance = db.execute(
                 "SELECT credits FROM accounts WHERE id = ?", (row["account_id"],)
             ).fetchone()["credits"]
-            db.execute(
-                "INSERT INTO ledger (account_id, delta, balance, reason, ref, created_at) "
-                "VALUES (?, ?, ?, 'refund: export failed', ?, ?)",
-                (row["account_id"], amount, balance, task_id, now),
-            )
+            _ledger_row(db, row["account_id"], amount, balance, "refund: export failed", task_id,
+                        now)
 
     def expired_exports(self, now: float) -> list[str]:
         """Object names of ready exports whose signed URL expired at or before ``now``."""
@@ -508,22 +490,30 @@ class State:
 
     def history_entry(self, account_id: int, entry_id: int) -> dict[str, Any] | None:
         """One of the account's history entries (with its task's object and expiry)."""
-        row = self._one(
-            "SELECT h.*, t.object_name, t.expires_at FROM history h "
-            "LEFT JOIN tasks t ON t.task_id = h.task_id WHERE h.id = ? AND h.account_id = ?",
-            (entry_id, account_id),
-        )
+        row = self._one(f"{_HISTORY} WHERE h.id = ? AND h.account_id = ?",
+                        (entry_id, account_id))  # fmt: skip
         return None if row is None else dict(row)
 
     def history(self, account_id: int) -> list[dict[str, Any]]:
         """Return the account's history, newest first."""
-        rows = self._all(
-            "SELECT h.*, t.object_name, t.expires_at FROM history h "
-            "LEFT JOIN tasks t ON t.task_id = h.task_id WHERE h.account_id = ? "
-            "ORDER BY h.created_at DESC, h.id DESC",
-            (account_id,),
-        )
+        rows = self._all(f"{_HISTORY} WHERE h.account_id = ? "
+                         "ORDER BY h.created_at DESC, h.id DESC", (account_id,))  # fmt: skip
         return [dict(r) for r in rows]
+
+
+def _ledger_row(db: sqlite3.Connection, account_id: int, delta: int, balance: int, reason: str,
+                ref: str | None, now: float) -> None:  # fmt: skip
+    db.execute(
+        "INSERT INTO ledger (account_id, delta, balance, reason, ref, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (account_id, delta, balance, reason, ref, now),
+    )
+
+
+def _key_item(key_id: int, name: str, token_key: str, created: float,
+              expiry: float | None) -> dict[str, Any]:  # fmt: skip
+    return {"id": key_id, "name": name, "token_key": token_key, "created": iso(created),
+            "expiry": iso(expiry)}  # fmt: skip
 
 
 def _account(row: sqlite3.Row) -> Account:
@@ -533,7 +523,3 @@ def _account(row: sqlite3.Row) -> Account:
         credits=row["credits"], credits_used=row["credits_used"], date_joined=row["date_joined"],
     )  # fmt: skip
 
-
-def filters_dump(filters: dict[str, Any]) -> str:
-    """Canonical JSON text of a filters mapping."""
-    return json.dumps(filters, sort_keys=True, separators=(",", ":"))

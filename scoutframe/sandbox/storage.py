@@ -20,12 +20,20 @@ import json
 import math
 import os
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import parse_qs, quote
 
-from scoutframe.sandbox.faults import FaultInjector, InjectedDisconnect, quiet_injected_disconnects
+from scoutframe.sandbox.faults import (
+    ASGIApp,
+    FaultInjector,
+    InjectedDisconnect,
+    Receive,
+    Scope,
+    Send,
+    quiet_injected_disconnects,
+)
 
 __all__ = [
     "ExpiredError",
@@ -36,11 +44,6 @@ __all__ = [
     "parse_range",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHUNK_SIZE = 256 * 1024
 # Object names are flat file names: no separators, no leading dot, nothing to escape.

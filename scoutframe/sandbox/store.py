@@ -385,10 +385,6 @@ class ContactStore:
             if version == self.version:
                 return table, idx
 
-    def count(self, f: SearchFilters) -> int:
-        """Return the number of contacts matching ``f``."""
-        return int(self.indices(f).size)
-
     def collected_after(self, f: SearchFilters, after_us: int) -> Index:
         """Rows matching ``f`` collected strictly after ``after_us`` (µs since the epoch)."""
         idx = self.indices(f)
@@ -413,10 +409,6 @@ class ContactStore:
         rows = rows.set_column(rows.schema.get_field_index("collected_at"), "collected_at", stamp)
         records: list[dict[str, Any]] = rows.to_pylist()
         return records
-
-    def take(self, idx: Index) -> pa.Table:
-        """Full-schema rows (for CSV export)."""
-        return self.table.take(pa.array(idx))
 
     def category_counts(
         self, f: SearchFilters, group_of: dict[int, int]
