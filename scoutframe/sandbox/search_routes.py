@@ -22,6 +22,7 @@ from scoutframe.sandbox.store import (
     location_item,
     mask_email,
     match_rank,
+    parse_bool,
     parse_filters,
 )
 from scoutframe.sandbox.web import ApiError, int_param, json_response, not_found
@@ -89,7 +90,10 @@ class SearchRoutes:
         account_id = self.auth.authenticate(request)
         filters = self.filters(request)
         params = request.query_params
-        paginate = params.get("paginate", "false").lower() == "true"
+        errors: dict[str, list[str]] = {}
+        paginate = parse_bool("paginate", params.get("paginate", "false"), errors)
+        if errors:  # [DESIGN] a malformed boolean is a field error, as for the filters
+            raise ApiError(400, errors)
         page = int_param(params, "page", 1) or 0
         table, idx = self.rt.store.snapshot(filters)
         total = int(idx.size)

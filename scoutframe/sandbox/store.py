@@ -31,6 +31,7 @@ __all__ = [
     "ContactStore",
     "FilterValidationError",
     "SearchFilters",
+    "parse_bool",
     "parse_filters",
 ]
 
@@ -185,7 +186,8 @@ def match_rank(needle: str, hay: str) -> int | None:
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def _parse_bool(key: str, raw: str, errors: dict[str, list[str]]) -> bool | None:
+def parse_bool(key: str, raw: str, errors: dict[str, list[str]]) -> bool | None:
+    """``true``/``false`` (any case) → bool; anything else adds a field error, gives None."""
     low = raw.strip().lower()
     if low == "true":
         return True
@@ -229,9 +231,9 @@ def parse_filters(
             _parse_ids(canon, raw, known, levels[canon], errors, strict, "location")
         elif key in _BOOL_FILTERS or key == "phone":
             canon = "phone_number" if key == "phone" else key
-            bools[canon] = _parse_bool(key, raw, errors)
+            bools[canon] = parse_bool(key, raw, errors)
         elif key == "main_activity_only":
-            main_only = bool(_parse_bool(key, raw, errors))
+            main_only = bool(parse_bool(key, raw, errors))
     if errors:
         raise FilterValidationError(errors)
     return SearchFilters(

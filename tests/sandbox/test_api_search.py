@@ -253,3 +253,18 @@ def test_search_is_free(account):
     for page in (1, 2):
         api.get("/api/companies", params={"countries": "FR", "paginate": "true", "page": page})
     assert api.get("/api/user/profile").json()["credits"] == before == 10_000
+
+
+@pytest.mark.parametrize("flavor", ["docs", "live"])
+def test_malformed_paginate_is_a_field_error(request, flavor):
+    sb = request.getfixturevalue("sandbox" if flavor == "docs" else "live_sandbox")
+    scheme = "Bearer" if flavor == "docs" else "Token"
+    auth = {"Authorization": f"{scheme} {sb.api_key}"}
+    r = requests.get(f"{sb.url}/api/companies", params={"paginate": "maybe"}, headers=auth,
+                     timeout=10)
+    assert r.status_code == 400
+    assert r.json() == {"paginate": ["'maybe' is not a valid boolean; use true or false."]}
+    ok = requests.get(f"{sb.url}/api/companies", params={"paginate": "TRUE", "page": "2"},
+                      headers=auth, timeout=10)
+    assert ok.status_code == 200
+    assert (ok.json()["page"], len(ok.json()["preview"])) == (2, 50)
