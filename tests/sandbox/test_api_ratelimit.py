@@ -40,3 +40,44 @@ def test_off_when_zero(api):
     answers = [api.get("/api/user/profile") for _ in range(60)]
     assert [r.status_code for r in answers] == [200] * 60
     assert "X-RateLimit-Limit" not in answers[-1].headers  # [DESIGN] no limit, no headers
+
+
+def test_every_authenticated_answer_carries_the_headers(make_sandbox, api_for):
+    sb = make_sandbox(rate_limit=1000)
+    api = api_for(sb.url, f"Bearer {sb.api_key}")
+    sid = api.get("/api/companies", params={"countries": "NZ"}).json()["search_id"]
+    task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
+    key_id = api.post("/api/user/api-keys", json={"name": "gone"}).json()["id"]
+    entry = api.get("/api/user/search-history").json()["results"][0]["id"]
+    login = requests.post(f"{sb.url}/api/auth/login", timeout=10,
+                          json={"username": sb.username, "password": sb.password}).json()
+    jwt_api = api_for(sb.url, f"Bearer {login['access']}")
+    calls = [
+        ("GET", "/api/user/profile", 200), ("GET", "/api/user/api-keys", 200),
+        ("POST", "/api/user/api-keys", 201), ("DELETE", f"/api/user/api-keys/{key_id}", 204),
+        ("DELETE", f"/api/user/api-keys/{key_id}", 404),
+        ("GET", "/api/companies?countries=XX", 400),
+        ("GET", "/api/companies?paginate=true&page=999", 404),
+        ("GET", "/api/categories?q=plumb&limit=2", 200), ("GET", "/api/locations/countries", 200),
+        ("GET", "/api/locations/search?q=Paris", 200), ("GET", "/api/locations/level1?ids=40", 200),
+        ("GET", "/api/professions/summary?countries=FR,BE", 200),
+        ("GET", f"/api/download-status/{task}", 200), ("GET", "/api/download-status/task_x", 404),
+        ("GET", "/api/download-csv?search_id=srch_00000000", 404),
+        ("GET", "/api/user/search-history", 200),
+        ("GET", f"/api/user/search-history/{entry}/freshness", 200),
+        ("GET", f"/api/user/search-history/{entry}/download-delta", 200),
+    ]
+    for client in (api, jwt_api):
+        for method, path, status in calls:
+            for slash in ("", "/"):
+                if method != "GET" and client is jwt_api:
+                    continue
+                head, _, query = path.partition("?")
+                r = client(method, f"{head}{slash}" + (f"?{query}" if query else ""))
+                if method == "DELETE" and status == 204 and slash:
+                    assert r.status_code == 404  # already revoked
+                else:
+                    assert r.status_code == status, (method, path, slash)
+                assert r.headers["X-RateLimit-Limit"] == "2000", (method, path)
+                assert int(r.headers["X-RateLimit-Remaining"]) >= 0
+                assert int(r.headers["X-RateLimit-Reset"]) >= 0

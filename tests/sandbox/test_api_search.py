@@ -268,3 +268,15 @@ def test_malformed_paginate_is_a_field_error(request, flavor):
                       headers=auth, timeout=10)
     assert ok.status_code == 200
     assert (ok.json()["page"], len(ok.json()["preview"])) == (2, 50)
+
+
+def test_professions_countries_comma_separated_or_repeated(api):
+    def counts(params):
+        body = api.get("/api/professions/summary", params=params).json()
+        return {c["id"]: c["count"] for p in body for c in p["categories"]}
+
+    fr, be = counts({"countries": "FR"}), counts({"countries": "BE"})
+    both = counts({"countries": "FR,BE"})
+    assert both == counts([("countries", "FR"), ("countries", "BE")])
+    assert both == {k: fr[k] + be[k] for k in both}
+    assert sum(both.values()) > sum(fr.values()) > 0
