@@ -36,24 +36,41 @@ DEMO_EMAIL = "demo@sandbox.spherescout.test"
 _READY_TIMEOUT = 120.0
 
 _HELP = """\
-Run a local emulator of the SphereScout REST API on loopback.
+Run a local emulator of the SphereScout REST API on loopback, with synthetic data. It prints
+the SPHERESCOUT_* variables a client needs (origin, the demo account's API key, username,
+password) and the control plane's token, then serves until Ctrl-C.
 
-What it emulates: the contract in docs (api-contract.md): API keys (Bearer or Token) and JWT
-login/refresh, profile and key management, search with filters, pagination and masked
-e-mails, public search, reference data (categories, countries, locations, professions),
-credit-charged asynchronous CSV exports with pre-signed, expiring, Range-capable download
-URLs on a separate storage origin, export history, freshness and delta downloads, rate
-limits and error bodies. --flavor live follows the production behaviour observed by
-third-party clients (section 9) instead of the vendor documentation.
+What it emulates (the API contract, over real HTTP):
+  - API keys as "Bearer <key>" or "Token <key>" (--flavor live: Token only), JWT login
+    and refresh, profile, API-key list/create/revoke (key shown once, optional expiry)
+  - search /api/companies with every filter, 10-contact preview or 50-row pages, masked
+    e-mails; /api/public/companies (no credential, 10 a minute per address)
+  - reference data: categories (?q= fuzzy), countries, location search and browsing,
+    professions summary
+  - CSV exports charged at start and refunded on failure, pending/processing/ready/failed,
+    pre-signed expiring download URLs with Range on a second "storage" origin
+  - export history, freshness and delta downloads
+  - rate limits (X-RateLimit-*, 429 + Retry-After), 401 + WWW-Authenticate, JSON 404/405,
+    DRF-style field errors, paths with and without a trailing slash
+  - --flavor live: what third-party clients observe in production (contract section 9)
+    instead of the vendor documentation
 
-What it does not emulate: real data (contacts are synthetic), billing plans and payments,
-TLS, e-mail verification and password reset, webhooks, team accounts, the production
-edge's HTML blocks. Behaviour the vendor does not document is a [DESIGN] decision of this
-project (see docs/sandbox.md), not a promise about production.
+What it does not emulate: real data, billing plans, payments and top-ups, TLS, sign-up, e-mail
+verification, password reset, webhooks, team accounts, the production edge's HTML 403 and
+User-Agent filtering, plan-specific rate limits, formats other than CSV.
 
-State (accounts, keys, credits, history, added contacts) lives in --data-dir and survives a
-restart. A control plane under /_sandbox/ (header X-Sandbox-Admin-Token) adds and
-re-collects contacts, moves the sandbox clock, sets faults and export pacing; from a shell:
+[DESIGN] (this project's decisions where the vendor says nothing; not promises about
+production): search_id = HMAC of account and canonical filters; different filters AND,
+values of one filter OR, location levels OR; unknown codes/ids are 400 field errors (live:
+ignored, totalCount 0); an empty result has one empty page; masking j***@d*****.fr; every
+export call charges (no deduplication); exports left running by a stopped server fail and
+are refunded at start; delta entries even with 0 rows; expiry judged by the sandbox clock,
+rate limits by the real clock; export files are deleted once their URL expires. The full
+list: docs/sandbox.md in the scoutframe repository.
+
+State (accounts, keys, credits, history, added contacts, the moved clock) lives in --data-dir
+and survives a restart. The control plane under /_sandbox/ (header X-Sandbox-Admin-Token)
+adds and re-collects contacts, moves the clock, sets faults and export pacing; from a shell:
 `scoutframe sandbox admin info|add-contacts N|recollect N|advance-clock S|faults k=v,...`.
 """
 

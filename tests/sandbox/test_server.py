@@ -102,6 +102,14 @@ def test_help_says_what_is_emulated(capsys):
     out = capsys.readouterr().out
     for word in ("--flavor", "--faults", "--rate-limit", "does not emulate", "[DESIGN]"):
         assert word in out
+    emulated, _, rest = out.partition("What it does not emulate:")
+    not_emulated, _, design = rest.partition("[DESIGN]")
+    assert "What it emulates" in emulated
+    assert "--flavor live" in emulated
+    for word in ("billing", "TLS", "webhooks", "real data"):
+        assert word in not_emulated
+    for word in ("search_id", "sandbox clock", "docs/sandbox.md"):
+        assert word in design
 
 
 def test_bad_faults_spec_is_a_clear_error(capsys):
