@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DEMO_EMAIL", "Sandbox", "main"]
 
 DEMO_EMAIL = "demo@sandbox.spherescout.test"
+_log = logging.getLogger(__name__)
 _READY_TIMEOUT = 120.0
 
 _HELP = """\
@@ -181,7 +182,7 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     from scoutframe.sandbox.faults import FaultInjector, quiet_injected_disconnects
     from scoutframe.sandbox.ratelimit import RateLimiter
     from scoutframe.sandbox.runtime import Runtime
-    from scoutframe.sandbox.state import SandboxClock, State
+    from scoutframe.sandbox.state import SandboxClock, State, hash_api_key
     from scoutframe.sandbox.storage import UrlSigner, create_storage_app
     from scoutframe.sandbox.store import Catalog, ContactStore
 
@@ -205,6 +206,10 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
                                        first_name="Demo", last_name="Sandbox")  # fmt: skip
     if not state.has_api_key(api_key):
         state.add_api_key(account.id, api_key, "demo", None)
+    elif state.api_key_lookup(hash_api_key(api_key)) is None:
+        # [DESIGN] a revocation is final, even of the demo key: say so rather than surprise.
+        _log.warning("the demo account's API key was revoked in %s and stays revoked: log in "
+                     "with the username and password, or start with a new --data-dir", data_dir)
 
     api_sock = _bind(host, port)
     storage_sock = _storage_socket(host)

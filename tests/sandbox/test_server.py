@@ -137,3 +137,16 @@ def test_admin_command(sandbox, monkeypatch, capsys):
     assert "400" in capsys.readouterr().err
     monkeypatch.delenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
     assert main(["admin", "info"]) == 2
+
+
+def test_a_revoked_demo_key_stays_revoked_and_says_so(make_sandbox, api_for, caplog):
+    sb = make_sandbox()
+    api = api_for(sb.url, f"Bearer {sb.api_key}")
+    demo_key = api.get("/api/user/api-keys").json()[0]["id"]
+    assert api("DELETE", f"/api/user/api-keys/{demo_key}").status_code == 204
+    sb.stop()
+    with caplog.at_level("WARNING", logger="scoutframe.sandbox.server"):
+        again = make_sandbox(data_dir=sb._opts.data_dir)
+    assert "revoked" in caplog.text
+    assert again.api_key not in caplog.text
+    assert api_for(again.url, f"Bearer {again.api_key}").get("/api/user/profile").status_code == 401
