@@ -70,13 +70,17 @@ class ExportManager:
         self._lock = threading.Lock()
 
     def recover(self) -> int:
-        """Fail and refund jobs a stopped server left unfinished; returns how many.
+        """Fail and refund jobs a stopped server left unfinished, drop their partial files.
+
+        Returns how many jobs failed.
 
         [DESIGN] they are not re-run: the client sees ``failed`` and may start again.
         """
         stale = self.state.unfinished_tasks()
         for task_id in stale:
             self.state.fail_task(task_id, "The sandbox restarted while this export was running.")
+        for part in self.export_dir.glob(".*.part"):  # their writers died with the server
+            part.unlink(missing_ok=True)
         return len(stale)
 
     def sweep(self) -> int:

@@ -197,6 +197,7 @@ def test_expired_export_files_are_deleted(make_sandbox, api_for, wait_export):
     # The sweep at start: the second's expiry passes while the server is down.
     sb.runtime.state.set_meta("clock_offset", repr(sb.runtime.clock.offset + 29 * 86400))
     sb.stop()
+    (exports / ".task_dead-0.csv.x1y2.part").write_bytes(b"half")  # a write the stop cut off
     again = make_sandbox(data_dir=sb._opts.data_dir)
     assert list(exports.iterdir()) == []
     api = api_for(again.url, f"Bearer {again.api_key}")
