@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,6 @@ class ExportManager:
         self._should_fail = should_fail
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-export")
         self.pacing = Pacing()
-        self._lock = threading.Lock()
 
     def recover(self) -> int:
         """Fail and refund jobs a stopped server left unfinished, drop their partial files.

@@ -108,12 +108,10 @@ class Catalog:
     country_codes: frozenset[str] = field(init=False)
     category_ids: frozenset[int] = field(init=False)
     location_ids: dict[str, frozenset[int]] = field(init=False)
-    location_by_id: dict[int, dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.country_codes = frozenset(c["code"] for c in self.countries)
         self.category_ids = frozenset(int(c["id"]) for c in self.categories)
-        self.location_by_id = {int(loc["id"]): loc for loc in self.locations}
         by_level: dict[str, set[int]] = {"level1": set(), "level2": set(), "level3": set()}
         for loc in self.locations:
             by_level.setdefault(loc["type"], set()).add(int(loc["id"]))
