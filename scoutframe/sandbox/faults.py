@@ -36,6 +36,7 @@ __all__ = [
     "FaultInjector",
     "FaultMiddleware",
     "InjectedDisconnect",
+    "parse_fault_changes",
     "parse_faults",
 ]
 
@@ -167,6 +168,14 @@ def parse_faults(spec: str) -> FaultConfig:
     ValueError
         On an unknown name, a malformed pair or an out-of-range value; the message names it.
     """
+    return FaultConfig(**parse_fault_changes(spec))  # type: ignore[arg-type]
+
+
+def parse_fault_changes(spec: str) -> dict[str, float | int]:
+    """Parse a ``--faults`` string into just the fields it names (``FaultConfig`` names).
+
+    The same syntax as `parse_faults`; for patching a running sandbox's faults.
+    """
     names = _field_names()
     values: dict[str, float | int] = {}
     for part in spec.split(","):
@@ -180,7 +189,7 @@ def parse_faults(spec: str) -> FaultConfig:
         if key not in names:
             raise ValueError(f"unknown fault {key!r}; known: {', '.join(names)}, latency")
         values[key] = _parse_value(key, text)
-    return FaultConfig(**values)  # type: ignore[arg-type]
+    return values
 
 
 class FaultInjector:

@@ -507,6 +507,7 @@ def _admin_main(argv: list[str]) -> int:
     import requests
 
     from scoutframe.sandbox.admin import AdminControl
+    from scoutframe.sandbox.faults import parse_fault_changes
 
     p = argparse.ArgumentParser(
         prog="scoutframe sandbox admin",
@@ -536,11 +537,7 @@ def _admin_main(argv: list[str]) -> int:
         elif options.action == "advance-clock":
             result = {"now": admin.advance_clock(float(value or 0))}
         elif options.action == "faults":
-            changes = {}
-            for pair in (value or "").split(","):
-                if pair.strip():
-                    name, _, text = pair.partition("=")
-                    changes[name.strip()] = float(text)
+            changes = parse_fault_changes(value or "")
             result = admin.set_faults(**changes) if changes else admin.faults()
         elif options.action == "create-account":
             result = admin.create_account(int(value or 1_000))

@@ -133,8 +133,8 @@ def test_admin_command(sandbox, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["flavor"] == "docs"
     assert main(["admin", "faults", "p503=0"]) == 0
     assert json.loads(capsys.readouterr().out)["p503"] == 0
-    assert main(["admin", "faults", "bogus=1"]) == 1
-    assert "400" in capsys.readouterr().err
+    assert main(["admin", "faults", "bogus=1"]) == 2
+    assert "unknown fault 'bogus'" in capsys.readouterr().err
     monkeypatch.delenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
     assert main(["admin", "info"]) == 2
 
@@ -150,3 +150,17 @@ def test_a_revoked_demo_key_stays_revoked_and_says_so(make_sandbox, api_for, cap
     assert "revoked" in caplog.text
     assert again.api_key not in caplog.text
     assert api_for(again.url, f"Bearer {again.api_key}").get("/api/user/profile").status_code == 401
+
+
+def test_admin_faults_take_the_start_options_syntax(make_sandbox, monkeypatch, capsys):
+    import json
+
+    sb = make_sandbox()
+    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sb.url)
+    monkeypatch.setenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN", sb.admin_token)
+    assert main(["admin", "faults", "latency=20ms,503=10%,export_fail=1"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["latency_ms"], config["p503"], config["export_fail"]) == (20.0, 0.1, 1.0)
+    assert main(["admin", "faults", "latency=0.5s"]) == 0  # only the fields named change
+    config = json.loads(capsys.readouterr().out)
+    assert (config["latency_ms"], config["p503"]) == (500.0, 0.1)
