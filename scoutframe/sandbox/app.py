@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
 
 from scoutframe.sandbox.account_routes import AccountRoutes
 from scoutframe.sandbox.auth import Authenticator
@@ -20,6 +21,25 @@ from scoutframe.sandbox.search_routes import SearchRoutes
 from scoutframe.sandbox.web import ApiError, ResponseHeaders, install_error_handlers, route
 
 __all__ = ["ApiError", "Runtime", "create_app"]
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Routes that need no credential (the rest answer a wrong method only after authenticating).
+_OPEN_PATHS = frozenset({"/api/auth/login", "/api/token/refresh", "/api/public/companies"})
+
+
+def _method_not_allowed(auth: Authenticator, allowed: list[str]) -> Any:
+    """Return an endpoint answering 405 after authentication, as DRF does.
+
+    So 401 and 429 come first, and an authenticated 405 carries the rate-limit headers like
+    every authenticated answer.
+    """
+    allow = ", ".join([*allowed, "HEAD"] if "GET" in allowed else allowed)
+
+    def endpoint(request: Request) -> Any:
+        auth.authenticate(request)
+        raise ApiError(405, {"detail": "Method Not Allowed"}, {"Allow": allow})
+
+    return endpoint
 
 
 def create_app(rt: Runtime) -> Any:
@@ -57,6 +77,10 @@ def create_app(rt: Runtime) -> Any:
         table.append(("/api/download-completed-csv/{ident}", exports.download_completed, ["GET"]))
     for path, endpoint, methods in table:
         route(app, path, endpoint, methods)
+        if path not in _OPEN_PATHS:
+            served = {*methods, "HEAD"} if "GET" in methods else set(methods)
+            others = [m for m in _METHODS if m not in served]
+            route(app, path, _method_not_allowed(auth, methods), others)
     add_control_routes(app, rt)
     install_error_handlers(app)
     return FaultMiddleware(ResponseHeaders(app), rt.faults)

@@ -81,3 +81,24 @@ def test_every_authenticated_answer_carries_the_headers(make_sandbox, api_for):
                 assert r.headers["X-RateLimit-Limit"] == "2000", (method, path)
                 assert int(r.headers["X-RateLimit-Remaining"]) >= 0
                 assert int(r.headers["X-RateLimit-Reset"]) >= 0
+
+
+def test_wrong_method_answers_after_authentication(make_sandbox, api_for):
+    sb = make_sandbox(rate_limit=1000)
+    api = api_for(sb.url, f"Bearer {sb.api_key}")
+    for method, path, allow in [("POST", "/api/companies/", "GET, HEAD"),
+                                ("DELETE", "/api/user/profile", "GET, HEAD"),
+                                ("PUT", "/api/locations/level1", "GET, HEAD"),
+                                ("GET", "/api/user/api-keys/1", "DELETE"),
+                                ("PATCH", "/api/user/api-keys", "GET, POST, HEAD")]:
+        r = api(method, path)
+        assert r.status_code == 405, (method, path)
+        assert r.json() == {"detail": "Method Not Allowed"}
+        assert r.headers["Allow"] == allow
+        assert r.headers["X-RateLimit-Limit"] == "2000"
+    anonymous = api_for(sb.url)
+    r = anonymous("POST", "/api/companies")
+    assert r.status_code == 401  # as in DRF: authentication before the method check
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous("GET", "/api/auth/login").status_code == 405  # open routes: no credential
+    assert anonymous("POST", "/api/public/companies").status_code == 405
