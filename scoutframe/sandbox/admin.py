@@ -55,6 +55,10 @@ class AdminControl:
     def __repr__(self) -> str:
         return f"AdminControl(url={self.url!r})"
 
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._session.request(
             method, f"{self.url}/_sandbox/{path}", json=body, timeout=self._timeout,

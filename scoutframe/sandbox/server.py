@@ -402,7 +402,7 @@ class Sandbox:
                 self._proc.stdout.close()
             self._proc = None
         if self._admin is not None:
-            self._admin._session.close()
+            self._admin.close()
             self._admin = None
         self._info = {}
 
@@ -550,7 +550,7 @@ def _admin_main(argv: list[str]) -> int:
         print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
         return 1
     finally:
-        admin._session.close()
+        admin.close()
     print(json.dumps(result, indent=2))
     return 0
 
