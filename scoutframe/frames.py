@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -50,6 +52,7 @@ __all__ = [
     "table_from_pandas",
     "to_pandas",
     "to_polars",
+    "warn_from_caller",
 ]
 
 DtypeBackend = Literal["pyarrow", "numpy_nullable"]
@@ -197,14 +200,34 @@ def empty_table(columns: Sequence[str] | None = None) -> pa.Table:
     return schema.empty_table()
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_from_caller(message: str, category: type[Warning]) -> None:
+    """Warn, pointing at the first frame outside scoutframe (the user's line).
+
+    Reads run through generators and helpers of varying depth; a fixed ``stacklevel`` would
+    point inside the package whenever that depth changes.
+    """
+    level = 2  # 1 is this function; 2 its caller
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def drift_message(names: Sequence[str]) -> str:
+    """Return the :class:`SchemaDriftWarning` text for the unknown columns ``names``."""
+    return (
+        f"Unknown column(s) {list(names)} kept as strings; the API sent fields this version "
+        "of scoutframe does not know."
+    )
+
+
 def _warn_drift(names: Sequence[str]) -> None:
     if names:
-        warnings.warn(
-            f"Unknown column(s) {list(names)} kept as strings; the API sent fields this "
-            "version of scoutframe does not know.",
-            SchemaDriftWarning,
-            stacklevel=3,
-        )
+        warn_from_caller(drift_message(names), SchemaDriftWarning)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,18 +6,16 @@ A thin, keyword-heavy front door over :class:`~scoutframe.client.Client` (the wi
 Methods
 -------
 ``"pages"``
-    Walks ``/api/companies?paginate=true`` (50 rows a page, free, **emails masked**), a few pages
-    at a time on the client's session, in order, deduplicated by ``place_id`` and reconciled
-    against ``totalCount``: when the count changes under the reader or pages overlap or skip,
-    the pages are walked again (only unseen rows are added) and, if they still disagree, a
-    :class:`PageDriftWarning` says exactly what was seen. No row read is ever dropped.
+    Walks the search's pages (50 rows a page, free, **emails masked**), deduplicated and
+    reconciled against ``totalCount`` (:mod:`scoutframe.pages`). No row read is ever dropped.
 ``"export"``
-    Runs an export job (one credit per matching contact), streams the CSV to a temporary file
-    and parses it column-wise with pyarrow.
+    Runs an export job (one credit per **matching** contact, whatever ``nrows`` says), streams
+    the CSV to a temporary directory (removed afterwards, also on errors and interrupts) and
+    parses it column-wise with pyarrow.
 ``"auto"`` (default)
-    Pages when the read returns at most :data:`AUTO_PAGES_MAX_ROWS` rows, otherwise an export.
-    The choice and its reason are logged (logger ``scoutframe.read``) and stored in the
-    provenance and in :class:`ReadPlan`.
+    Pages when the read returns at most :data:`AUTO_PAGES_MAX_ROWS` rows (the matching
+    contacts, or ``nrows`` when smaller), otherwise an export. The choice and its reason are
+    logged (logger ``scoutframe.read``) and stored in the provenance and in :class:`ReadPlan`.
 
 This module imports nothing heavy at import time (no tqdm, no requests, no sandbox), so
 :func:`register_pandas` can run from ``import scoutframe``.
@@ -25,16 +23,12 @@ This module imports nothing heavy at import time (no tqdm, no requests, no sandb
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import math
-import random
 import shutil
 import tempfile
-import time
-import warnings
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +38,14 @@ import pandas as pd
 import pyarrow as pa
 
 from . import frames
-from .frames import DtypeBackend, MaskedEmailWarning, Provenance, SchemaDriftWarning
+from .frames import (
+    DtypeBackend,
+    MaskedEmailWarning,
+    Provenance,
+    SchemaDriftWarning,
+    warn_from_caller,
+)
+from .pages import DEFAULT_CONCURRENCY, PageDriftWarning, PageWalker, batched_tables
 from .progress import Bar, progress_enabled
 
 if TYPE_CHECKING:
@@ -67,25 +68,11 @@ logger = logging.getLogger(__name__)
 
 #: ``method="auto"`` reads by pages up to this many rows (10 free requests), by export above.
 AUTO_PAGES_MAX_ROWS = 500
-#: Rows per search page (fixed by the API).
-PAGE_SIZE = 50
-#: Concurrent page requests. Against a rate-limited server the limit, not this number, sets
-#: the pace: the transport waits out each 429's Retry-After and :meth:`_Reader._page` pauses
-#: and retries a page whose retries ran out. Kept below requests' connection-pool size (10).
-DEFAULT_CONCURRENCY = 8
-#: Extra attempts of a page after the transport gave up on a 429.
-_RATE_LIMIT_ATTEMPTS = 5
-#: How many times the pages are walked before giving up on a consistent count.
-MAX_PAGE_PASSES = 3
 #: Rows per Arrow table built from page records when no chunksize is asked for.
 _PAGE_TABLE_ROWS = 5_000
 
 Method = Literal["auto", "pages", "export"]
 ReturnType = Literal["pandas", "arrow", "polars"]
-
-
-class PageDriftWarning(UserWarning):
-    """The result changed while it was being paged, and re-reading did not settle it."""
 
 
 @dataclass(frozen=True)
@@ -294,7 +281,9 @@ def read_spherescout(
     columns
         Return only these columns, in this order.
     nrows
-        Return at most this many rows (an export still charges every matching contact).
+        Return at most this many rows. With ``method="auto"`` a small ``nrows`` (at most
+        :data:`AUTO_PAGES_MAX_ROWS`) reads by pages, free. **An export still charges every
+        matching contact**, however few rows are returned; ``dry_run=True`` shows the cost.
     chunksize
         Return an iterator of frames of this many rows (bounded memory).
     dtype_backend
@@ -317,7 +306,11 @@ def read_spherescout(
     Returns
     -------
     pandas.DataFrame or Iterator[pandas.DataFrame] or pyarrow.Table or ReadPlan
-        Every frame carries its provenance in ``df.attrs["scoutframe"]``.
+        Every frame carries its provenance in ``df.attrs["scoutframe"]``. pandas keeps
+        ``attrs`` through ``df.copy()``, slicing, column selection and ``pd.concat`` of
+        frames with equal ``attrs`` (the chunks of one read share theirs); it drops them when
+        concatenating frames of different reads. ``df.spherescout.provenance`` is then
+        ``None``.
 
     Warns
     -----
@@ -375,12 +368,11 @@ def read_spherescout(
             return plan
         reader.check_budget(plan)
         if plan.method == "pages":
-            warnings.warn(
+            warn_from_caller(
                 "Emails from search pages are masked (e.g. 'j***@d*****.fr'), not real "
                 "addresses; df.attrs['scoutframe']['emails_masked'] is True. Use "
                 "method='export' (1 credit a contact) for full data.",
                 MaskedEmailWarning,
-                stacklevel=2,
             )
         if chunksize is not None:
             streaming = True
@@ -388,10 +380,7 @@ def read_spherescout(
             if return_type == "arrow":
                 return _closing(reader.arrow_chunks(tables), client if own_client else None)
             return _closing(reader.frame_chunks(tables), client if own_client else None)
-        reader.defer_warnings = True
         table = reader.table()
-        for message, category in reader.deferred:  # warned here to point at the caller's line
-            warnings.warn(message, category, stacklevel=2)
         if return_type == "arrow":
             return reader.with_metadata(table)
         if return_type == "polars":
@@ -449,9 +438,8 @@ class _Reader:
         self.dtype_backend = dtype_backend
         self.progress = progress
         self.max_credits = max_credits
-        self.concurrency = concurrency
         self.search_id: str | None = None
-        self.filters: Filters | None = None
+        self.walker: PageWalker | None = None
         if isinstance(filters, str):
             if filter_kwargs:
                 raise ValueError("Pass either a search id or filters, not both")
@@ -459,7 +447,9 @@ class _Reader:
         else:
             from .filters import Filters
 
-            self.filters = Filters.from_any(filters, **filter_kwargs)
+            resolved = Filters.from_any(filters, **filter_kwargs)
+            self.walker = PageWalker(client, resolved, nrows=nrows, concurrency=concurrency,
+                                     progress=progress, warn=warn_from_caller)  # fmt: skip
         self.first_page: SearchPage | None = None
         self.total_count: int | None = None
         self.method: Literal["pages", "export"] = "pages"
@@ -468,9 +458,12 @@ class _Reader:
         self.history_id: int | None = None
         self.reason = ""
         self._drift_seen: set[str] = set()
-        self.defer_warnings = False
-        self.deferred: list[tuple[str, type[Warning]]] = []
         self._provenance: Provenance | None = None
+
+    @property
+    def filters(self) -> Filters | None:
+        """The resolved filters (``None`` when only a search id is known)."""
+        return None if self.walker is None else self.walker.filters
 
     # -- planning -------------------------------------------------------------------------
 
@@ -481,24 +474,19 @@ class _Reader:
         checks it anyway.
         """
         rows: int | None = None
-        if self.filters is not None:
-            if not self.filters.is_resolved():
-                self.filters = self.filters.resolve(self.client)
-            first = self._page(1)
+        walker = self.walker
+        if walker is not None:
+            if not walker.filters.is_resolved():
+                walker.filters = walker.filters.resolve(self.client)
+            self.first_page = first = walker.fetch(1)
             if first is None:  # no page 1: nothing matches; the preview still says so
-                first = self.client.search(self.filters)
-                self.first_page = None
-            else:
-                self.first_page = first
+                first = self.client.search(walker.filters)
             self.search_id = first.search_id
             self.total_count = first.total_count
             rows = self.total_count if self.nrows is None else min(self.total_count, self.nrows)
         method, why = self._choose(rows)
         self.method = method
-        if method == "export":
-            needed: int | None = self.total_count
-        else:
-            needed = 0
+        needed = self.total_count if method == "export" else 0
         available = self.client.profile().credits if with_balance else None
         if method == "export" and needed and available is not None and needed > available:
             why += f"; the account has only {available:,} credits"
@@ -518,8 +506,11 @@ class _Reader:
                     "method='pages' needs filters; a search id alone can only be exported"
                 )
             return "export", "a search id alone can only be read by an export"
-        assert rows is not None  # set whenever filters are known
+        assert rows is not None  # set whenever filters are
+        assert self.total_count is not None
         cost = f"{self.total_count:,} credits" if self.total_count else "no credits"
+        if self.nrows is not None and self.nrows < self.total_count:
+            cost += f" (all {self.total_count:,} matching contacts, although nrows={self.nrows:,})"
         if self.method_asked == "pages":
             return "pages", f"method='pages' asked: {rows:,} rows free, emails masked"
         if self.method_asked == "export":
@@ -536,18 +527,13 @@ class _Reader:
 
     def check_budget(self, plan: ReadPlan) -> None:
         """Refuse before spending when the plan costs more than ``max_credits``."""
-        from .errors import BudgetError
+        from .endpoints.exports import check_budget
 
-        if (
-            plan.method == "export"
-            and self.max_credits is not None
-            and plan.credits_needed is not None
-            and plan.credits_needed > self.max_credits
-        ):
-            raise BudgetError(
-                f"This export would cost {plan.credits_needed:,} credits, more than "
-                f"max_credits={self.max_credits:,}; nothing was spent. Narrow the filters, "
-                "raise max_credits, or use method='pages' (free, emails masked)."
+        if plan.method == "export":
+            check_budget(
+                plan.credits_needed, self.max_credits, what="this export",
+                hint="Narrow the filters, raise max_credits, or use method='pages' (free, "
+                "emails masked).",
             )
 
     # -- provenance -------------------------------------------------------------------------
@@ -575,8 +561,6 @@ class _Reader:
 
     def with_metadata(self, table: pa.Table) -> pa.Table:
         """Attach the provenance to an Arrow table's schema metadata."""
-        import json
-
         meta = dict(table.schema.metadata or {})
         meta[b"scoutframe"] = json.dumps(self.provenance().to_dict()).encode()
         return table.replace_schema_metadata(meta)
@@ -590,35 +574,26 @@ class _Reader:
             if not parts:
                 return frames.empty_table(self.columns)
             return pa.concat_tables(parts, promote_options="default").combine_chunks()
-        path = self._export_to_disk()
-        try:
-            with Bar.rows(self.progress, self.total_count, "parsing") as bar:
-                table = frames.read_csv(
-                    path, columns=self.columns, nrows=self.nrows, warn_drift=False,
-                )
-                bar.update(table.num_rows)
-            self._check_drift(table)
-            return table
-        finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
+        with self._export_csv() as path, Bar.rows(self.progress, self.total_count, "parsing") \
+                as bar:  # fmt: skip
+            table = frames.read_csv(path, columns=self.columns, nrows=self.nrows,
+                                    warn_drift=False)  # fmt: skip
+            bar.update(table.num_rows)
+        self._check_drift(table)
+        return table
 
     def tables(self, chunksize: int) -> Iterator[pa.Table]:
         """Read the result as tables of *chunksize* rows, lazily (nothing runs until asked)."""
         if self.method == "pages":
             yield from self._page_tables(chunksize)
             return
-        path = self._export_to_disk()
-        try:
-            with Bar.rows(self.progress, self.total_count, "parsing") as bar:
-                for table in frames.iter_csv(
-                    path, chunksize=chunksize, columns=self.columns, nrows=self.nrows,
-                    warn_drift=False,
-                ):
-                    self._check_drift(table)
-                    bar.update(table.num_rows)
-                    yield table
-        finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
+        with self._export_csv() as path, Bar.rows(self.progress, self.total_count, "parsing") \
+                as bar:  # fmt: skip
+            for table in frames.iter_csv(path, chunksize=chunksize, columns=self.columns,
+                                         nrows=self.nrows, warn_drift=False):  # fmt: skip
+                self._check_drift(table)
+                bar.update(table.num_rows)
+                yield table
 
     def frame_chunks(self, tables: Iterator[pa.Table]) -> Iterator[pd.DataFrame]:
         """Convert chunk tables to frames with a continuing index and the provenance."""
@@ -640,127 +615,15 @@ class _Reader:
         new = [c for c in frames.drift_columns(table) if c not in self._drift_seen]
         if new:
             self._drift_seen.update(new)
-            message = (
-                f"Unknown column(s) {new} kept as strings; the API sent fields this version "
-                "of scoutframe does not know."
-            )
-            self._warn(message, SchemaDriftWarning)
-
-    def _warn(self, message: str, category: type[Warning]) -> None:
-        if self.defer_warnings:
-            self.deferred.append((message, category))
-        else:
-            warnings.warn(message, category, stacklevel=6)
-
-    # -- pages ------------------------------------------------------------------------------
-
-    def _page(self, number: int) -> SearchPage | None:
-        from .errors import NotFoundError, RateLimitError
-
-        for attempt in range(_RATE_LIMIT_ATTEMPTS + 1):
-            try:
-                return self.client.search(self.filters, page=number)
-            except NotFoundError:  # a page past the last: the result shrank
-                return None
-            except RateLimitError as exc:
-                if attempt == _RATE_LIMIT_ATTEMPTS:
-                    raise
-                wait = min(exc.retry_after or 1.0, 60.0) * (1 + random.random() / 4)
-                logger.info("read_spherescout: page %d rate-limited; waiting %.1f s",
-                            number, wait)
-                time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _fetch(self, first: SearchPage, n_pages: int) -> Iterator[SearchPage | None]:
-        """Yield pages 1..n in order, fetching up to ``concurrency`` ahead."""
-        yield first
-        if n_pages <= 1:
-            return
-        window = self.concurrency * 2
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="scoutframe-page") as pool:
-            pending: deque[Future[SearchPage | None]] = deque()
-            next_page = 2
-            try:
-                while pending or next_page <= n_pages:
-                    while next_page <= n_pages and len(pending) < window:
-                        pending.append(pool.submit(self._page, next_page))
-                        next_page += 1
-                    page = pending.popleft().result()
-                    yield page
-                    if page is None:
-                        return
-            finally:
-                for future in pending:
-                    future.cancel()
-
-    def _page_records(self) -> Iterator[list[dict[str, Any]]]:
-        """Yield the new unique records page by page; walk again while counts disagree."""
-        seen: set[str] = set()
-        limit = self.nrows
-        first = self.first_page
-        history: list[str] = []
-        with Bar.rows(self.progress, self._expected(first), "pages") as bar:
-            for attempt in range(1, MAX_PAGE_PASSES + 1):
-                if first is None:
-                    return
-                expected = self._expected(first)
-                n_pages = math.ceil(expected / PAGE_SIZE)
-                totals: list[int] = []
-                in_pass: set[str] = set()
-                for page in self._fetch(first, n_pages):
-                    if page is None:
-                        totals.append(-1)
-                        break
-                    totals.append(page.total_count)
-                    fresh: list[dict[str, Any]] = []
-                    for record in page.contacts:
-                        place_id = str(record.get("place_id"))
-                        in_pass.add(place_id)
-                        if place_id not in seen and (limit is None or len(seen) < limit):
-                            seen.add(place_id)
-                            fresh.append(record)
-                    bar.update(len(fresh))
-                    if fresh:
-                        yield fresh
-                    if limit is not None and len(seen) >= limit:
-                        return
-                counts = sorted(set(totals))
-                if len(counts) == 1 and counts[0] >= 0 and len(in_pass) >= expected:
-                    return
-                history.append(
-                    f"pass {attempt}: totalCount {first.total_count:,} at page 1, "
-                    f"{'/'.join(f'{c:,}' for c in counts if c >= 0)} seen, "
-                    f"{len(in_pass):,} distinct rows in {len(totals)} pages"
-                    + ("; a page past the end answered 404" if -1 in counts else "")
-                )
-                logger.info("read_spherescout: pages changed while reading (%s); reading "
-                            "them again", history[-1])
-                first = self._page(1)
-                if first is not None:
-                    self.total_count = first.total_count
-                    bar.set_total(self._expected(first))
-        self._warn(
-            f"The result kept changing while it was paged ({'; '.join(history)}). "
-            f"Returning the {len(seen):,} distinct rows seen; the latest totalCount is "
-            f"{self.total_count:,}. Read again, or use method='export' for a consistent "
-            "snapshot.",
-            PageDriftWarning,
-        )
-
-    def _expected(self, page: SearchPage | None) -> int:
-        total = 0 if page is None else page.total_count
-        return total if self.nrows is None else min(total, self.nrows)
+            warn_from_caller(frames.drift_message(new), SchemaDriftWarning)
 
     def _page_tables(self, rows: int) -> Iterator[pa.Table]:
-        """Group page records into Arrow tables of *rows* rows."""
-        buffer: list[dict[str, Any]] = []
-        for records in self._page_records():
-            buffer.extend(records)
-            while len(buffer) >= rows:
-                yield self._records_table(buffer[:rows])
-                del buffer[:rows]
-        if buffer:
-            yield self._records_table(buffer)
+        assert self.walker is not None  # pages are only chosen with filters
+        walker = self.walker
+        for table in batched_tables(walker.records(self.first_page), rows, self._records_table):
+            self.total_count = walker.total_count  # a later pass may have seen a new count
+            yield table
+        self.total_count = walker.total_count
 
     def _records_table(self, records: list[dict[str, Any]]) -> pa.Table:
         table = frames.records_to_table(records, columns=self.columns, warn_drift=False)
@@ -769,8 +632,12 @@ class _Reader:
 
     # -- export -----------------------------------------------------------------------------
 
-    def _export_to_disk(self) -> Path:
-        """Run the export job and stream its CSV into a fresh temporary directory."""
+    @contextlib.contextmanager
+    def _export_csv(self) -> Iterator[Path]:
+        """Run the export job and stream its CSV into a temporary directory, removed on exit.
+
+        The directory goes on every exit, an error or Ctrl-C included, part file and all.
+        """
         target: Filters | str
         if self.filters is not None:
             target = self.filters
@@ -791,16 +658,15 @@ class _Reader:
                     bar.set_progress(done)
 
                 path = job.download(directory / "export.csv", on_bytes=on_bytes)
-        except BaseException:
+            self._note_job(job)
+            yield path
+        finally:
             shutil.rmtree(directory, ignore_errors=True)
-            raise
-        self._note_job(job)
-        return path
 
     def _note_job(self, job: ExportJob) -> None:
         self.search_id = job.search_id or self.search_id
         self.task_id = job.task_id
-        self.history_id = getattr(job, "history_id", None)
+        self.history_id = job.history_id
         if job.lead_count is not None:
             self.credits_spent = job.lead_count
             if self.total_count is None:

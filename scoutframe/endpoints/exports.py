@@ -120,20 +120,13 @@ class Exports:
                 filters = None  # not the same search after all: its cost stays unknown
             else:
                 search_id, count = page.search_id or search_id, page.total_count
-        if max_credits is not None:
-            if count is None:
-                raise BudgetError(
-                    f"the cost of exporting search {search_id!r} cannot be checked against "
-                    "max_credits beforehand; pass the filters instead of the search id"
-                )
-            if count > max_credits:
-                raise BudgetError(
-                    f"this export has {count} contacts (credits), above max_credits="
-                    f"{max_credits}; nothing was spent. Narrow the filters or raise the budget"
-                )
-        balance = client.profile().credits
-        if count is not None and count > balance:
-            raise _insufficient(count, balance)
+        if max_credits is not None and count is None:
+            raise BudgetError(
+                f"the cost of exporting search {search_id!r} cannot be checked against "
+                "max_credits beforehand; pass the filters instead of the search id"
+            )
+        balance = ensure_affordable(client, count, max_credits, what="this export",
+                                    hint="Narrow the filters or raise max_credits.")  # fmt: skip
         job = self._start(search_id, filters, count, balance)
         try:
             job.save()
@@ -382,6 +375,30 @@ class Exports:
         return None
 
 
+def check_budget(cost: int | None, max_credits: int | None, *, what: str, hint: str) -> None:
+    """Raise :class:`BudgetError` when ``cost`` credits are known to exceed ``max_credits``."""
+    if max_credits is not None and cost is not None and cost > max_credits:
+        raise BudgetError(
+            f"{what} would cost {cost} credits, more than max_credits={max_credits}; nothing "
+            f"was spent. {hint}"
+        )
+
+
+def ensure_affordable(
+    client: Client, cost: int | None, max_credits: int | None, *, what: str, hint: str
+) -> int:
+    """Refuse a charging request before it is sent; return the balance it was checked against.
+
+    ``BudgetError`` above ``max_credits``, then :class:`InsufficientCreditsError` above the
+    account's balance (one free profile request). An unknown ``cost`` passes both.
+    """
+    check_budget(cost, max_credits, what=what, hint=hint)
+    balance = client.profile().credits
+    if cost is not None and cost > balance:
+        raise InsufficientCreditsError.from_counts(cost, balance)
+    return balance
+
+
 # Local failures of a charging request that leave its effect unknown (5xx is an APIError).
 _AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
 
@@ -422,14 +439,10 @@ def _is_insufficient(exc: APIError) -> bool:
     return body.get("validation_code") == "insufficient_credits"
 
 
-def _insufficient(required: int, available: int) -> InsufficientCreditsError:
-    return InsufficientCreditsError.from_counts(required, available)
-
-
 def _insufficient_from(exc: APIError) -> InsufficientCreditsError:
     if isinstance(exc, InsufficientCreditsError):
         return exc
     body = exc.body if isinstance(exc.body, Mapping) else {}
-    return _insufficient(
+    return InsufficientCreditsError.from_counts(
         int(body.get("required_credits") or 0), int(body.get("available_credits") or 0)
     )

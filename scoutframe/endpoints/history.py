@@ -17,9 +17,9 @@ import pandas as pd
 import requests
 import urllib3.exceptions
 
-from ..errors import BudgetError, InsufficientCreditsError, ServerError, TransportError
+from ..errors import ServerError, TransportError
 from ..jobs import parse_timestamp
-from .exports import may_still_run
+from .exports import ensure_affordable, may_still_run
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -288,14 +288,10 @@ class History:
         """
         client = self._client
         expected = self.freshness(entry_id).new_count
-        if max_credits is not None and expected > max_credits:
-            raise BudgetError(
-                f"the delta of history entry {entry_id} has {expected} rows (credits), above "
-                f"max_credits={max_credits}; nothing was spent"
-            )
-        available = client.profile().credits
-        if expected > available:
-            raise InsufficientCreditsError.from_counts(expected, available)
+        available = ensure_affordable(
+            client, expected, max_credits, what=f"the delta of history entry {entry_id}",
+            hint="Raise max_credits, or check freshness() until fewer contacts are new.",
+        )
         target = Path(path)
         part = target.with_name(f".{target.name}.delta-{int(entry_id)}.part")
         known_ids = {e.id for e in self.entries()}

@@ -1,0 +1,211 @@
+"""Walking a search's pages: concurrent fetches, deduplication, reconciliation, drift warning.
+
+``/api/companies?paginate=true`` serves 50 rows a page, free, with **emails masked**. A
+:class:`PageWalker` fetches a few pages at a time on the client's session, yields them in
+order, keeps each ``place_id`` once and reconciles the rows against ``totalCount``: when the
+count changes under it or pages overlap or skip, the pages are walked again (only unseen rows
+are added) and, if they still disagree, a :class:`PageDriftWarning` says exactly what was seen.
+No row read is ever dropped.
+
+Errors raised in the worker threads reach the caller as they were raised (``Future.result``
+re-raises the original exception), so a failed page is the same scoutframe error as a failed
+single request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .progress import Bar
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .filters import Filters
+    from .models import SearchPage
+
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_PAGE_PASSES", "PAGE_SIZE", "PageDriftWarning", "PageWalker"]
+
+# Logged under the front door's name: users switch on one logger for a read.
+logger = logging.getLogger("scoutframe.read")
+
+#: Rows per search page (fixed by the API).
+PAGE_SIZE = 50
+#: Concurrent page requests. Against a rate-limited server the limit, not this number, sets
+#: the pace: the transport waits out each 429's Retry-After and :meth:`PageWalker.fetch`
+#: pauses and retries a page whose retries ran out. Kept below requests' pool size (10).
+DEFAULT_CONCURRENCY = 8
+#: How many times the pages are walked before giving up on a consistent count.
+MAX_PAGE_PASSES = 3
+#: Extra attempts of a page after the transport gave up on a 429.
+_RATE_LIMIT_ATTEMPTS = 5
+
+Records = list[dict[str, Any]]
+Warn = Callable[[str, type[Warning]], None]
+
+
+class PageDriftWarning(UserWarning):
+    """The result changed while it was being paged, and re-reading did not settle it."""
+
+
+class PageWalker:
+    """The pages of one search, read once through (several passes if the result moves).
+
+    Parameters
+    ----------
+    client
+        The client whose ``search(filters, page=n)`` serves the pages.
+    filters
+        Resolved filters of the search.
+    nrows
+        Stop after this many distinct rows (``None``: all).
+    concurrency
+        Page requests in flight at once.
+    progress
+        Show a ``pages`` bar.
+    warn
+        Called with the drift warning's message and category (the caller decides where it
+        points).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        filters: Filters,
+        *,
+        nrows: int | None,
+        concurrency: int,
+        progress: bool,
+        warn: Warn,
+    ) -> None:
+        self.client = client
+        self.filters = filters
+        self.nrows = nrows
+        self.concurrency = concurrency
+        self.progress = progress
+        self._warn = warn
+        #: ``totalCount`` of the latest page 1 (updated when a pass starts again).
+        self.total_count = 0
+
+    def fetch(self, number: int) -> SearchPage | None:
+        """Fetch page ``number``; ``None`` for a page past the end (404: the result shrank)."""
+        from .errors import NotFoundError, RateLimitError
+
+        for attempt in range(_RATE_LIMIT_ATTEMPTS + 1):
+            try:
+                page = self.client.search(self.filters, page=number)
+            except NotFoundError:
+                return None
+            except RateLimitError as exc:
+                if attempt == _RATE_LIMIT_ATTEMPTS:
+                    raise
+                wait = min(exc.retry_after or 1.0, 60.0) * (1 + random.random() / 4)
+                logger.info("read_spherescout: page %d rate-limited; waiting %.1f s",
+                            number, wait)  # fmt: skip
+                time.sleep(wait)
+            else:
+                if number == 1:
+                    self.total_count = page.total_count
+                return page
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def expected(self, page: SearchPage | None) -> int:
+        """Rows a walk that starts from ``page`` (page 1) should return."""
+        total = 0 if page is None else page.total_count
+        return total if self.nrows is None else min(total, self.nrows)
+
+    def records(self, first: SearchPage | None) -> Iterator[Records]:
+        """Yield the new unique records page by page; walk again while counts disagree."""
+        seen: set[str] = set()
+        limit = self.nrows
+        history: list[str] = []
+        with Bar.rows(self.progress, self.expected(first), "pages") as bar:
+            for attempt in range(1, MAX_PAGE_PASSES + 1):
+                if first is None:
+                    return
+                expected = self.expected(first)
+                totals: list[int] = []
+                in_pass: set[str] = set()
+                for page in self._in_order(first, math.ceil(expected / PAGE_SIZE)):
+                    if page is None:
+                        totals.append(-1)
+                        break
+                    totals.append(page.total_count)
+                    fresh: Records = []
+                    for record in page.contacts:
+                        place_id = str(record.get("place_id"))
+                        in_pass.add(place_id)
+                        if place_id not in seen and (limit is None or len(seen) < limit):
+                            seen.add(place_id)
+                            fresh.append(record)
+                    bar.update(len(fresh))
+                    if fresh:
+                        yield fresh
+                    if limit is not None and len(seen) >= limit:
+                        return
+                counts = sorted(set(totals))
+                if len(counts) == 1 and counts[0] >= 0 and len(in_pass) >= expected:
+                    return
+                history.append(
+                    f"pass {attempt}: totalCount {first.total_count:,} at page 1, "
+                    f"{'/'.join(f'{c:,}' for c in counts if c >= 0)} seen, "
+                    f"{len(in_pass):,} distinct rows in {len(totals)} pages"
+                    + ("; a page past the end answered 404" if -1 in counts else "")
+                )
+                logger.info("read_spherescout: pages changed while reading (%s); reading "
+                            "them again", history[-1])  # fmt: skip
+                first = self.fetch(1)
+                bar.set_total(self.expected(first))
+        self._warn(
+            f"The result kept changing while it was paged ({'; '.join(history)}). "
+            f"Returning the {len(seen):,} distinct rows seen; the latest totalCount is "
+            f"{self.total_count:,}. Read again, or use method='export' for a consistent "
+            "snapshot.",
+            PageDriftWarning,
+        )
+
+    def _in_order(self, first: SearchPage, n_pages: int) -> Iterator[SearchPage | None]:
+        """Yield pages 1..n in order, fetching up to ``concurrency`` ahead."""
+        yield first
+        if n_pages <= 1:
+            return
+        window = self.concurrency * 2
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scoutframe-page")
+        pending: deque[Future[SearchPage | None]] = deque()
+        next_page = 2
+        wait = True
+        try:
+            while pending or next_page <= n_pages:
+                while next_page <= n_pages and len(pending) < window:
+                    pending.append(pool.submit(self.fetch, next_page))
+                    next_page += 1
+                page = pending.popleft().result()  # re-raises the worker's own exception
+                yield page
+                if page is None:
+                    break
+        except (Exception, KeyboardInterrupt):
+            # An error or Ctrl-C returns at once: the requests in flight finish on their own.
+            wait = False
+            raise
+        finally:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def batched_tables(
+    records: Iterator[Records], rows: int, to_table: Callable[[Records], Any]
+) -> Iterator[Any]:
+    """Group record lists into tables of ``rows`` rows (the last may be shorter)."""
+    buffer: Records = []
+    for part in records:
+        buffer.extend(part)
+        while len(buffer) >= rows:
+            yield to_table(buffer[:rows])
+            del buffer[:rows]
+    if buffer:
+        yield to_table(buffer)
