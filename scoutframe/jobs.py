@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import requests
 import urllib3.exceptions
@@ -38,12 +38,14 @@ from .errors import (
     TransportError,
 )
 from .filters import Filters
+from .models import parse_datetime
 
 if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["ExportJob", "ExportStatus", "JobStore", "poll_delays"]
 
+_T = TypeVar("_T")
 StatusName = Literal["pending", "processing", "ready", "failed"]
 Flavor = Literal["docs", "live"]
 
@@ -71,12 +73,9 @@ class _RangeMismatchError(Exception):
     """The storage answered a different byte range than the one asked for."""
 
 
-_DOWNLOAD_ERRORS = (
-    _RangeMismatchError,
-    requests.RequestException,
-    urllib3.exceptions.HTTPError,
-    TransportError,
-)
+#: What a broken body stream raises (requests, urllib3 underneath, or the transport's own).
+STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, TransportError)
+_DOWNLOAD_ERRORS = (_RangeMismatchError, *STREAM_ERRORS)
 
 
 def normalize_status(value: object) -> StatusName:
@@ -89,35 +88,21 @@ def normalize_status(value: object) -> StatusName:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Parse an ISO-8601 timestamp (``Z`` or offset) to an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    """Parse an ISO-8601 timestamp (``Z``, offset or naive as UTC) to a UTC datetime."""
+    moment = parse_datetime(value)
+    return None if moment is None else moment.astimezone(UTC)
 
 
-def _optional_int(value: object) -> int | None:
+def optional_int(value: object) -> int | None:
+    """Return ``value`` as an int; ``None`` when absent or not a number (lenient JSON)."""
+    return _optional(int, value)
+
+
+def _optional(kind: Callable[[Any], _T], value: object) -> _T | None:
     if value is None or value == "":
         return None
     try:
-        return int(cast(Any, value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _optional_float(value: object) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(cast(Any, value))
+        return kind(value)
     except (TypeError, ValueError):
         return None
 
@@ -159,8 +144,8 @@ class ExportStatus:
         error = data.get("error")
         return cls(
             status=normalize_status(data.get("status")),
-            progress=_optional_float(data.get("progress")),
-            lead_count=_optional_int(data.get("lead_count")),
+            progress=_optional(float, data.get("progress")),
+            lead_count=optional_int(data.get("lead_count")),
             download_url=data.get("download_url") or None,
             expires_at=parse_timestamp(data.get("expires_at")),
             error=None if error is None else str(error),
@@ -365,11 +350,11 @@ class ExportJob:
             client,
             search_id=str(data.get("search_id") or ""),
             task_id=data.get("task_id") or None,
-            lead_count=_optional_int(data.get("lead_count")),
+            lead_count=optional_int(data.get("lead_count")),
             filters=filters,
             flavor=flavor,
             created_at=parse_timestamp(data.get("created_at")),
-            history_id=_optional_int(data.get("history_id")),
+            history_id=optional_int(data.get("history_id")),
             state=str(data.get("state") or "active"),
         )
         if data.get("origin"):
@@ -413,7 +398,7 @@ class ExportJob:
             self.lead_count = status.lead_count
         if not self.search_id and status.extra.get("search_id"):
             self.search_id = str(status.extra["search_id"])
-        history_id = _optional_int(status.extra.get("history_id"))
+        history_id = optional_int(status.extra.get("history_id"))
         if history_id is not None:
             self.history_id = history_id
         self.last_status = status
@@ -679,6 +664,7 @@ class ExportJob:
             if validator and (response.status_code == 200 or not self._validator):
                 self._validator = validator
             total: int | None
+            mode: Literal["wb", "ab"]
             if response.status_code == 206:
                 start, total = _content_range(response.headers.get("Content-Range"))
                 if start != offset:
@@ -687,17 +673,38 @@ class ExportJob:
                 mode = "ab"
             else:
                 offset, mode = 0, "wb"  # the server ignored Range: whole body
-                total = _optional_int(response.headers.get("Content-Length"))
-            done = offset
-            with open(part, mode, buffering=chunk_size) as sink:
-                for chunk in _body_pieces(response, chunk_size):
-                    sink.write(chunk)
-                    done += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(done, total)
-                sink.flush()
-                os.fsync(sink.fileno())
+                total = optional_int(response.headers.get("Content-Length"))
+            report = on_bytes
+            progress = None if report is None else (lambda n: report(n, total))
+            done = write_body(response, part, mode=mode, start=offset, chunk_size=chunk_size,
+                              on_bytes=progress)  # fmt: skip
         return done, total
+
+
+def write_body(
+    response: requests.Response,
+    path: Path,
+    *,
+    mode: Literal["wb", "ab"] = "wb",
+    start: int = 0,
+    chunk_size: int = 1 << 20,
+    on_bytes: Callable[[int], None] | None = None,
+) -> int:
+    """Stream a response body into ``path`` (a part file) and fsync it.
+
+    Returns ``start`` plus the bytes written; ``on_bytes`` gets that running figure after
+    each piece. The caller moves the part file into place once it checked the count.
+    """
+    done = start
+    with open(path, mode, buffering=chunk_size) as sink:
+        for chunk in _body_pieces(response, chunk_size):
+            sink.write(chunk)
+            done += len(chunk)
+            if on_bytes is not None:
+                on_bytes(done)
+        sink.flush()
+        os.fsync(sink.fileno())
+    return done
 
 
 def _body_pieces(response: requests.Response, chunk_size: int) -> Iterator[bytes]:

@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
-import requests
-import urllib3.exceptions
 
 from ..errors import ServerError, TransportError
-from ..jobs import parse_timestamp
+from ..jobs import STREAM_ERRORS, optional_int, parse_timestamp, write_body
 from .exports import ensure_affordable, may_still_run
 
 if TYPE_CHECKING:
@@ -33,13 +31,6 @@ _ENTRY_FIELDS = (
 _FRESHNESS_FIELDS = ("id", "exported_at", "new_count", "is_fresh", "checked_at")
 _PATH = "/api/user/search-history"
 _HISTORY_ID_HEADER = "X-Search-History-Id"
-_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, TransportError)
-
-
-def _int_or_none(value: object) -> int | None:
-    if value is None or value == "":
-        return None
-    return int(str(value))
 
 
 @dataclass(frozen=True)
@@ -93,10 +84,10 @@ class HistoryEntry:
             search_id=None if data.get("search_id") is None else str(data["search_id"]),
             filters=dict(filters) if isinstance(filters, Mapping) else {},
             created_at=parse_timestamp(data.get("created_at")),
-            row_count=_int_or_none(data.get("row_count")),
+            row_count=optional_int(data.get("row_count")),
             status=None if data.get("status") is None else str(data["status"]),
             kind=str(data.get("kind") or "full"),
-            parent_id=_int_or_none(data.get("parent_id")),
+            parent_id=optional_int(data.get("parent_id")),
             download_url=data.get("download_url") or None,
             expires_at=parse_timestamp(data.get("expires_at")),
             extra={k: v for k, v in data.items() if k not in _ENTRY_FIELDS},
@@ -299,7 +290,7 @@ class History:
             sent = time.monotonic()
             try:
                 history_id = self._fetch_delta(entry_id, part)
-            except (TransportError, ServerError, *_STREAM_ERRORS) as exc:
+            except (TransportError, ServerError, *STREAM_ERRORS) as exc:
                 part.unlink(missing_ok=True)
                 recorded = [
                     e for e in self.entries()
@@ -334,17 +325,11 @@ class History:
         )
         with contextlib.closing(response):
             header = response.headers.get(_HISTORY_ID_HEADER)
-            total = _int_or_none(response.headers.get("Content-Length"))
-            written = 0
-            with open(part, "wb") as sink:
-                for chunk in response.iter_content(chunk_size=1 << 20):
-                    sink.write(chunk)
-                    written += len(chunk)
-                sink.flush()
-                os.fsync(sink.fileno())
+            total = optional_int(response.headers.get("Content-Length"))
+            written = write_body(response, part)
         if total is not None and written != total:
             raise TransportError(f"delta body has {written} of {total} bytes")
-        return _int_or_none(header)
+        return optional_int(header)
 
 
 def _utc_column(values: list[datetime | None]) -> pd.Series:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import pyarrow as pa
 import pytest
 import requests
 
+from scoutframe import frames, jobs
 from scoutframe.client import Client
-from scoutframe.errors import BudgetError
+from scoutframe.errors import BudgetError, ServerError
 from scoutframe.frames import (
     CONTACT_COLUMNS,
     CONTACT_SCHEMA,
@@ -22,7 +24,13 @@ from scoutframe.frames import (
     SchemaDriftWarning,
     table_from_pandas,
 )
-from scoutframe.read import PageDriftWarning, ReadPlan, read_spherescout, register_pandas
+from scoutframe.read import (
+    AUTO_PAGES_MAX_ROWS,
+    PageDriftWarning,
+    ReadPlan,
+    read_spherescout,
+    register_pandas,
+)
 from scoutframe.sandbox import Sandbox
 
 # Countries of the sandbox's 20,000-contact dataset, chosen by size at start (see _pick):
@@ -273,12 +281,15 @@ def test_progress_bars_and_their_switches(sandbox, account, capsys, monkeypatch)
     client, _ = account
     with expected_warnings(sandbox, masked=True):
         read_spherescout(countries=TINY, client=client, progress=True)
-    assert "pages" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "pages" in err
+    assert out == ""  # bars go to stderr: stdout stays clean for the user's own output
     read_spherescout(countries=TINY, client=client, method="export", progress=True)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "export" in err
     assert "download" in err
     assert "parsing" in err
+    assert out == ""
     monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
     read_spherescout(countries=TINY, client=client, method="export")
     assert capsys.readouterr().err == ""
@@ -400,3 +411,87 @@ def test_a_search_without_matches_gives_an_empty_frame_with_the_schema(sandbox, 
     assert len(df) == 0
     assert list(df.columns) == list(CONTACT_COLUMNS)
     assert table_from_pandas(df).schema.equals(CONTACT_SCHEMA)
+
+
+def test_few_rows_read_by_pages_and_an_export_says_it_charges_all(sandbox, account):
+    client, account_id = account
+    n = total(client, countries=LARGE)
+    assert n > AUTO_PAGES_MAX_ROWS + 1
+    plan = read_spherescout(countries=LARGE, nrows=10, client=client, dry_run=True)
+    assert (plan.method, plan.rows, plan.credits_needed) == ("pages", 10, 0)
+    over = read_spherescout(countries=LARGE, nrows=AUTO_PAGES_MAX_ROWS + 1, client=client,
+                            dry_run=True)
+    assert (over.method, over.credits_needed) == ("export", n)
+    export = read_spherescout(countries=LARGE, nrows=10, method="export", client=client,
+                              dry_run=True)
+    assert (export.method, export.rows, export.credits_needed) == ("export", 10, n)
+    assert f"all {n:,} matching contacts" in export.why
+    assert "nrows=10" in export.why
+    ledger = sandbox.admin.ledger(account_id)
+    with expected_warnings(sandbox, masked=True):
+        df = read_spherescout(countries=LARGE, nrows=10, client=client, progress=False)
+    assert len(df) == 10
+    assert df.attrs["scoutframe"]["method"] == "pages"
+    assert df.attrs["scoutframe"]["credits_spent"] == 0
+    assert sandbox.admin.ledger(account_id) == ledger
+
+
+class _FailFromPage:
+    """Wrap ``client.search`` to make the sandbox answer 500 to everything after page 2."""
+
+    def __init__(self, client: Client, sb: Sandbox) -> None:
+        self.inner = client.search
+        self.sb = sb
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        page = self.inner(*args, **kwargs)
+        if kwargs.get("page") == 2:
+            self.sb.admin.set_faults(p500=1.0)
+        return page
+
+
+def test_errors_in_page_threads_are_scoutframe_errors(small_sandbox, tmp_path, monkeypatch):
+    with Client(small_sandbox.api_key, small_sandbox.url, allow_http=True, max_retries=0,
+                state_dir=tmp_path / "state") as client:
+        monkeypatch.setattr(client, "search", _FailFromPage(client, small_sandbox))
+        try:
+            with pytest.warns(MaskedEmailWarning), pytest.raises(ServerError) as caught:
+                read_spherescout(client=client, method="pages", concurrency=4, progress=False)
+        finally:
+            small_sandbox.admin.set_faults(p500=0)
+    assert type(caught.value) is ServerError  # the worker's own exception, not a wrapper
+    assert caught.value.status == 500
+
+
+def test_an_interrupted_export_read_leaves_no_temporary_files(small_sandbox, tmp_path,
+                                                              monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    acct = small_sandbox.admin.create_account(credits=1_000_000)
+    real_write, real_read = jobs.write_body, frames.read_csv
+
+    def write_then_interrupt(*args: Any, **kwargs: Any) -> int:
+        real_write(*args, **kwargs)  # the part file is on disk when Ctrl-C comes
+        raise KeyboardInterrupt
+
+    def interrupt(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with client_for(small_sandbox, tmp_path / "state", acct["api_key"]) as client:
+        read = {"countries": "US", "client": client, "method": "export", "progress": False}
+        monkeypatch.setattr(jobs, "write_body", write_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            read_spherescout(**read)
+        assert list(scratch.iterdir()) == []
+        monkeypatch.setattr(jobs, "write_body", real_write)
+        monkeypatch.setattr(frames, "read_csv", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            read_spherescout(**read)
+        assert list(scratch.iterdir()) == []
+        monkeypatch.setattr(frames, "read_csv", real_read)
+        chunks = read_spherescout(**read, chunksize=100)
+        assert len(next(chunks)) == 100
+        assert [p.name[:11] for p in scratch.iterdir()] == ["scoutframe-"]  # in use
+        chunks.close()  # the caller stops half way
+        assert list(scratch.iterdir()) == []

@@ -284,3 +284,35 @@ def test_register_pandas_exposes_the_same_function():
 
     register_pandas()
     assert pd.read_spherescout is read_spherescout
+
+
+def test_provenance_survives_copy_slicing_and_concat_of_one_read(contacts_frame):
+    meta = contacts_frame.attrs["scoutframe"]
+    assert meta["search_id"] == "s"
+    kept = [
+        contacts_frame.copy(),
+        contacts_frame.iloc[1:],
+        contacts_frame[contacts_frame["place_id"] == "0001"],
+        contacts_frame[["place_id", "email"]],
+        contacts_frame.head(1),
+        # the chunks of one read carry equal attrs, so their concatenation keeps them
+        pd.concat([contacts_frame.iloc[:1], contacts_frame.iloc[1:]]),
+    ]
+    for frame in kept:
+        assert frame.attrs["scoutframe"] == meta
+        assert frame.spherescout.provenance.search_id == "s"
+
+
+def test_concat_of_different_reads_drops_the_provenance(contacts_frame):
+    # documented in read_spherescout's Returns: pandas keeps attrs only when all are equal
+    other = contacts_frame.copy()
+    Provenance(search_id="t", method="export").attach(other)
+    joined = pd.concat([contacts_frame, other])
+    assert "scoutframe" not in joined.attrs
+    assert joined.spherescout.provenance is None
+
+
+def test_warnings_point_at_the_callers_line():
+    with pytest.warns(SchemaDriftWarning) as caught:
+        records_to_table([{**PLAIN, "brand_new": 1}])
+    assert caught[0].filename == __file__
