@@ -208,6 +208,11 @@ class JobStore:
     def __repr__(self) -> str:
         return f"JobStore({str(self.directory)!r})"
 
+    @classmethod
+    def of(cls, client: Client) -> JobStore:
+        """Return the store of ``client``: ``client.state_dir / "jobs"``."""
+        return cls(Path(client.state_dir) / "jobs")
+
     def path_for(self, job_id: str) -> Path:
         """Return the file that holds the handle of ``job_id``."""
         return self.directory / f"{_safe_name(job_id)}.json"
@@ -364,7 +369,7 @@ class ExportJob:
     @property
     def store(self) -> JobStore:
         """Where this job's handle is persisted."""
-        return JobStore(Path(self._client.state_dir) / "jobs")
+        return JobStore.of(self._client)
 
     def save(self) -> Path:
         """Persist the handle now (atomic write, mode 0600)."""

@@ -60,7 +60,7 @@ class Exports:
     @property
     def store(self) -> JobStore:
         """The directory of persisted job handles (``client.state_dir / "jobs"``)."""
-        return JobStore(self._client.state_dir / "jobs")
+        return JobStore.of(self._client)
 
     # -- public --------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class Exports:
             _remember_flavor(client, job.flavor)
             return job
         # No record here: a task id is the documented flavour's, anything else a search id.
-        is_task = job_id.startswith("task_") and _client_flavor(client) != "live"
+        is_task = job_id.startswith("task_") and client.flavor != "live"
         return ExportJob(
             client,
             search_id="" if is_task else job_id,
@@ -193,7 +193,7 @@ class Exports:
     ) -> ExportJob:
         live_form = None if filters is None else ("/api/download-csv/", filters.to_params())
         if filters is None:
-            if _client_flavor(self._client) == "live":
+            if self._client.flavor == "live":
                 raise ExportError(
                     "this server starts exports from filters (live flavour) and the filters "
                     f"of search {search_id!r} are unknown here; pass the filters instead",
@@ -202,7 +202,7 @@ class Exports:
             # Only the documented flavour starts from a bare search_id (the sandbox's live
             # flavour refuses it with 400; a server that ignored it would export everything).
             first = ("/api/download-csv", [("search_id", str(search_id))])
-        elif search_id is None or _client_flavor(self._client) == "live":
+        elif search_id is None or self._client.flavor == "live":
             first = cast(tuple[str, list[tuple[str, str]]], live_form)
         else:
             # The documented form plus the filters: a documented server reads search_id, a
@@ -350,7 +350,7 @@ class Exports:
         """Find the job a start that lost its answer created (the balance shows the charge)."""
         client = self._client
         try:
-            if _client_flavor(client) != "docs":
+            if client.flavor != "docs":
                 live = ExportJob(client, search_id=search_id, lead_count=count,
                                  filters=filters, flavor="live", created_at=started)  # fmt: skip
                 try:
@@ -421,10 +421,6 @@ def _read_timeout(client: Client) -> float | None:
     if isinstance(timeout, tuple) and len(timeout) == 2:
         return float(timeout[1])
     return None
-
-
-def _client_flavor(client: Client) -> str:
-    return client.flavor
 
 
 def _remember_flavor(client: Client, flavor: str) -> None:
