@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .frames import warn_from_caller
 from .progress import Bar
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ MAX_PAGE_PASSES = 3
 _RATE_LIMIT_ATTEMPTS = 5
 
 Records = list[dict[str, Any]]
-Warn = Callable[[str, type[Warning]], None]
 
 
 class PageDriftWarning(UserWarning):
@@ -69,9 +69,6 @@ class PageWalker:
         Page requests in flight at once.
     progress
         Show a ``pages`` bar.
-    warn
-        Called with the drift warning's message and category (the caller decides where it
-        points).
     """
 
     def __init__(
@@ -82,14 +79,12 @@ class PageWalker:
         nrows: int | None,
         concurrency: int,
         progress: bool,
-        warn: Warn,
     ) -> None:
         self.client = client
         self.filters = filters
         self.nrows = nrows
         self.concurrency = concurrency
         self.progress = progress
-        self._warn = warn
         #: ``totalCount`` of the latest page 1 (updated when a pass starts again).
         self.total_count = 0
 
@@ -162,7 +157,7 @@ class PageWalker:
                             "them again", history[-1])  # fmt: skip
                 first = self.fetch(1)
                 bar.set_total(self.expected(first))
-        self._warn(
+        warn_from_caller(
             f"The result kept changing while it was paged ({'; '.join(history)}). "
             f"Returning the {len(seen):,} distinct rows seen; the latest totalCount is "
             f"{self.total_count:,}. Read again, or use method='export' for a consistent "

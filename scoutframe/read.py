@@ -449,7 +449,7 @@ class _Reader:
 
             resolved = Filters.from_any(filters, **filter_kwargs)
             self.walker = PageWalker(client, resolved, nrows=nrows, concurrency=concurrency,
-                                     progress=progress, warn=warn_from_caller)  # fmt: skip
+                                     progress=progress)  # fmt: skip
         self.first_page: SearchPage | None = None
         self.total_count: int | None = None
         self.method: Literal["pages", "export"] = "pages"
@@ -574,8 +574,10 @@ class _Reader:
             if not parts:
                 return frames.empty_table(self.columns)
             return pa.concat_tables(parts, promote_options="default").combine_chunks()
-        with self._export_csv() as path, Bar.rows(self.progress, self.total_count, "parsing") \
-                as bar:  # fmt: skip
+        with (
+            self._export_csv() as path,
+            Bar.rows(self.progress, self.total_count, "parsing") as bar,
+        ):
             table = frames.read_csv(path, columns=self.columns, nrows=self.nrows,
                                     warn_drift=False)  # fmt: skip
             bar.update(table.num_rows)
@@ -587,8 +589,10 @@ class _Reader:
         if self.method == "pages":
             yield from self._page_tables(chunksize)
             return
-        with self._export_csv() as path, Bar.rows(self.progress, self.total_count, "parsing") \
-                as bar:  # fmt: skip
+        with (
+            self._export_csv() as path,
+            Bar.rows(self.progress, self.total_count, "parsing") as bar,
+        ):
             for table in frames.iter_csv(path, chunksize=chunksize, columns=self.columns,
                                          nrows=self.nrows, warn_drift=False):  # fmt: skip
                 self._check_drift(table)
