@@ -39,7 +39,12 @@ class SphereScoutAccessor:
 
     @property
     def provenance(self) -> Provenance | None:
-        """Where the frame came from, or ``None`` when it carries no provenance."""
+        """Where the frame came from, or ``None`` when it carries no provenance.
+
+        pandas carries ``attrs`` through copies, slices and ``pd.concat`` of frames with
+        equal ``attrs`` (the chunks of one read); concatenating frames of different reads
+        drops them, and this is then ``None``.
+        """
         data = self._df.attrs.get(PROVENANCE_ATTR)
         return Provenance.from_dict(data) if data else None
 
