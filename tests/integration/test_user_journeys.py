@@ -111,7 +111,8 @@ def test_analyst_names_to_pages_to_export_agree(
     exploded = export.spherescout.explode_emails()
     assert len(exploded) == len(full)
     assert set(exploded["email"]) == set(full)
-    first = export.spherescout.with_primary_phone()["primary_phone"].tolist()
+    primary = export.spherescout.with_primary_phone()["primary_phone"]
+    first = [None if pd.isna(v) else v for v in primary]  # a null for no phone at all
     assert first == [phones[0] if len(phones) else None for phones in export["phone"]]
     assert export.spherescout.to_polars().shape == export.shape
 
