@@ -26,6 +26,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import requests
+
     from scoutframe.sandbox.admin import AdminControl
     from scoutframe.sandbox.faults import FaultConfig
     from scoutframe.sandbox.runtime import Runtime
@@ -500,6 +502,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error_detail(response: requests.Response | None) -> str:
+    if response is None:
+        return "no answer"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{response.status_code} {response.reason}"
+    return f"{response.status_code} {body.get('detail', body) if isinstance(body, dict) else body}"
+
+
 def _admin_main(argv: list[str]) -> int:
     """``scoutframe sandbox admin ...``: drive a running sandbox's control plane."""
     import json
@@ -546,6 +558,10 @@ def _admin_main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
         return 2
+    except requests.HTTPError as exc:
+        # The control plane explains what was wrong in its JSON body; show that, not the URL.
+        print(f"scoutframe sandbox admin: {_error_detail(exc.response)}", file=sys.stderr)
+        return 1
     except requests.RequestException as exc:
         print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
         return 1

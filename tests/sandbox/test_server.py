@@ -135,6 +135,12 @@ def test_admin_command(sandbox, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["p503"] == 0
     assert main(["admin", "faults", "bogus=1"]) == 2
     assert "unknown fault 'bogus'" in capsys.readouterr().err
+    # A refusal by the control plane shows its reason, not just the status line.
+    assert main(["admin", "add-contacts", "-5"]) == 1
+    err = capsys.readouterr().err
+    assert "400" in err
+    assert "Client Error" not in err
+    assert len(err.split("400", 1)[1].strip()) > 5
     monkeypatch.delenv("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
     assert main(["admin", "info"]) == 2
 
