@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._redact import redact
 from .errors import ConfigurationError
@@ -178,8 +179,8 @@ def load_settings(
     Raises
     ------
     ConfigurationError
-        On a wrongly typed argument, an unsafe or malformed config file, or a password with
-        no username.
+        On a wrongly typed argument, an unsafe or malformed config file, a password with
+        no username, or credentials inside ``base_url``.
     """
     env = os.environ if environ is None else environ
     for name, value in (("api_key", api_key), ("base_url", base_url), ("username", username),
@@ -224,6 +225,8 @@ def load_settings(
             resolved_url, sources["base_url"] = values["base_url"], source
             break
 
+    _refuse_userinfo(resolved_url, sources["base_url"])
+
     key: str | None = None
     user: str | None = None
     secret: str | None = None
@@ -258,6 +261,23 @@ def load_settings(
         username=user,
         password=secret,
         sources=sources,
+    )
+
+
+def _refuse_userinfo(url: str, source: str) -> None:
+    """Refuse ``user:password@`` in ``base_url``: it would show in reprs, errors and metadata."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return  # malformed: the transport reports it, without the URL's credentials
+    if "@" not in parts.netloc:
+        return
+    host = parts.netloc.rsplit("@", 1)[-1]
+    where = f"{parts.scheme}://{host}" if parts.scheme else host
+    raise ConfigurationError(
+        f"base_url (from {source}) holds a user name or password before the host; give the "
+        f"origin alone ({where!r}) and pass credentials as api_key=, or username= and "
+        "password= (or SPHERESCOUT_API_KEY, SPHERESCOUT_USERNAME/SPHERESCOUT_PASSWORD)"
     )
 
 

@@ -193,3 +193,32 @@ def test_client_takes_settings_from_the_config_file(tmp_path):
         assert "9" * 64 not in repr(client)
         assert str(config) in repr(client)
         assert client.state_dir == tmp_path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bob:hunter2@127.0.0.1:8000",
+        "https://bob:hunter2@api.spherescout.io/",
+        "https://:hunter2@api.spherescout.io",
+    ],
+)
+def test_credentials_in_base_url_are_refused_without_echoing_them(tmp_path, url):
+    from scoutframe.client import Client
+
+    with pytest.raises(ConfigurationError) as caught:
+        Client(base_url=url, config_file=tmp_path / "n.toml", state_dir=tmp_path)
+    message = str(caught.value)
+    assert "hunter2" not in message
+    assert "api_key=" in message
+    assert "password=" in message
+    env = {"SPHERESCOUT_BASE_URL": url}
+    with pytest.raises(ConfigurationError, match="environment") as caught:
+        load_settings(environ=env, config_file=tmp_path / "n.toml", keyring_get=None)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_user_name_alone_in_base_url_is_refused_too(tmp_path):
+    with pytest.raises(ConfigurationError, match="username="):
+        load_settings(base_url="https://bob@api.spherescout.io", environ={},
+                      config_file=tmp_path / "n.toml", keyring_get=None)  # fmt: skip
