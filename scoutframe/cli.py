@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,9 +81,9 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--main-activity-only", action="store_true", default=None)
     parser.add_argument("--method", choices=("auto", "pages", "export"), default="auto",
                         help="pages: free, emails masked; export: full data, 1 credit a row")
-    parser.add_argument("--max-credits", type=int, default=None,
+    parser.add_argument("--max-credits", type=_count, default=None,
                         help="refuse before spending more than this")
-    parser.add_argument("--nrows", type=int, default=None, help="stop after this many rows")
+    parser.add_argument("--nrows", type=_count, default=None, help="stop after this many rows")
     parser.add_argument("--columns", default=None, help="comma-separated columns to keep")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (rows, method, credits) and spend nothing")
@@ -90,6 +91,17 @@ def _search_parser() -> argparse.ArgumentParser:
                         help="no progress bars (also: SCOUTFRAME_PROGRESS=0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
     return parser
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0, for argparse (which turns the ValueError into a usage error)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_count.__name__ = "whole number >= 0"  # what argparse names in "invalid ... value"
 
 
 def _filters_from(options: argparse.Namespace) -> dict[str, Any]:
@@ -126,14 +138,22 @@ def search_main(argv: list[str]) -> int:
         return 2
     columns = options.columns.split(",") if options.columns else None
     try:
-        result = read_spherescout(
-            **_filters_from(options), method=options.method, max_credits=options.max_credits,
-            nrows=options.nrows, columns=columns, progress=options.progress,
-            dry_run=options.dry_run,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = read_spherescout(
+                **_filters_from(options), method=options.method,
+                max_credits=options.max_credits, nrows=options.nrows, columns=columns,
+                progress=options.progress, dry_run=options.dry_run,
+            )
     except ScoutError as error:
         print(f"scoutframe search: {error}", file=sys.stderr)
         return 1
+    except (ValueError, TypeError) as error:  # bad options, e.g. an unknown column
+        print(f"scoutframe search: {error}", file=sys.stderr)
+        return 2
+    # Warnings (masked emails, schema drift) are messages for the user, not code locations.
+    for message in dict.fromkeys(str(item.message) for item in caught):
+        print(f"scoutframe search: note: {message}", file=sys.stderr)
     if options.dry_run:
         print(result)
         return 0

@@ -71,17 +71,19 @@ def test_pages_to_parquet_keeps_types(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = tmp_path / "out" / "plumbers.parquet"
-    with pytest.warns(UserWarning, match="masked"):
-        status = main(["search", "-o", str(target), "--countries", "FR,BE", "--category",
-                       "Plumber", "--method", "pages"])
+    status = main(["search", "-o", str(target), "--countries", "FR,BE", "--category",
+                   "Plumber", "--method", "pages"])
     assert status == 0
+    captured = capsys.readouterr()
+    assert "note: Emails from search pages are masked" in captured.err
+    assert "Traceback" not in captured.err
     frame = pd.read_parquet(target)
     assert len(frame) > 0
     assert frame["place_id"].is_unique
     assert set(frame["country"]) <= {"FR", "BE"}
     assert frame["zipcode"].map(lambda value: isinstance(value, str)).all()
     assert frame["email"].map(len).sum() > 0
-    assert f"wrote {len(frame):,} rows" in capsys.readouterr().out
+    assert f"wrote {len(frame):,} rows" in captured.out
     provenance = json.loads(pq.read_schema(target).metadata[b"scoutframe"])
     assert provenance["method"] == "pages"
     assert provenance["emails_masked"] is True
@@ -137,3 +139,34 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                     "dtypes:", "cost:", "Time per phase"):
         assert heading in out, heading
     assert "string[pyarrow]" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--nrows", "-1"], "--nrows"),
+        (["--max-credits", "ten"], "--max-credits"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(
+    account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    options: list[str], message: str,
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR", *options])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unknown_column_is_a_clear_usage_error(
+    account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR",
+                   "--columns", "name,nom"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "nom" in err
+    assert "Traceback" not in err
+    assert not list(tmp_path.iterdir())
