@@ -94,7 +94,7 @@ def _search_parser() -> argparse.ArgumentParser:
 
 
 def _count(text: str) -> int:
-    """A whole number >= 0, for argparse (which turns the ValueError into a usage error)."""
+    """Parse a whole number >= 0 (argparse turns the ValueError into a usage error)."""
     value = int(text)
     if value < 0:
         raise ValueError(text)
