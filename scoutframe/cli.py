@@ -173,7 +173,7 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
         if path.suffix.lower() == ".parquet":
             _write_parquet(frame, temp_name)
         else:
-            _lists_joined(frame).to_csv(temp_name, index=False)
+            lists_joined(frame).to_csv(temp_name, index=False)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -197,7 +197,7 @@ def _write_parquet(frame: pd.DataFrame, path: str) -> None:
     pq.write_table(table, path)
 
 
-def _lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
+def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
     """Join list columns with "; ", as SphereScout's own CSV exports do."""
     import pandas as pd
     import pyarrow as pa

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pd.set_option("display.width", 120)
     pd.set_option("display.max_columns", 8)
-    pd.set_option("display.max_colwidth", 28)
+    pd.set_option("display.max_colwidth", 40)
     phases = _Phases()
     print(f"scoutframe {scoutframe.__version__} demo: everything below runs against a local "
           "sandbox\n(a first run generates its synthetic contacts; later runs reuse them).",
@@ -116,7 +116,10 @@ def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
     frame = phases.run("export + download + parse", lambda: scoutframe.read_spherescout(
         **search, client=client, method="export", progress=options.progress))
     provenance = frame.attrs["scoutframe"]
-    print(frame.head(5).to_string(max_colwidth=24))
+    from scoutframe.cli import lists_joined
+
+    shown = ["name", "city", "zipcode", "email", "phone", "categories", "rating"]
+    print(lists_joined(frame.head(5)[shown]).to_string(max_colwidth=26))
     print(f"\n{len(frame):,} rows x {frame.shape[1]} columns, "
           f"{frame.memory_usage(deep=True).sum() / 2**20:,.1f} MiB in memory")
     print("\ndtypes:")
