@@ -139,11 +139,7 @@ class ScoutRetry(Retry):
             if entry.redirect_location is not None:
                 break
             errors += 1
-        if errors == 0 or self.backoff_factor <= 0:
-            return 0.0
-        value = min(self.backoff_max, self.backoff_factor * (2 ** (errors - 1)))
-        # "Equal jitter": at least half the delay, so the backoff still grows.
-        return float(value / 2 + random.uniform(0, value / 2))
+        return jittered_backoff(self.backoff_factor, errors, self.backoff_max)
 
     def increment(
         self,
@@ -174,6 +170,17 @@ class ScoutRetry(Retry):
         logger.debug("retry %d of %s %s after %s, in %.2f s", len(new.history), method,
                      redact_url(url or ""), cause, pause)  # fmt: skip
         return new
+
+
+def jittered_backoff(factor: float, errors: int, cap: float = 30.0) -> float:
+    """Pause before retry number ``errors`` (1-based): exponential, with "equal jitter".
+
+    At least half the exponential delay, so the backoff still grows; 0 before the first retry.
+    """
+    if errors <= 0 or factor <= 0:
+        return 0.0
+    value = min(cap, factor * (2 ** (errors - 1)))
+    return float(value / 2 + random.uniform(0, value / 2))
 
 
 def safe_retry(max_retries: int, backoff_factor: float, max_elapsed: float) -> ScoutRetry:
@@ -314,7 +321,10 @@ class Transport:
         charging = charging_retry(max_retries, backoff_factor, max_elapsed)
         self.safe_policy: ScoutRetry = safe
         self.charging_policy: ScoutRetry = charging
-        self._body_tries = 1 + min(2, max_retries)
+        # A body that breaks off after the headers is outside urllib3's Retry: same count and
+        # time bound, applied in _send.
+        self._body_tries = 1 + max_retries
+        self._max_elapsed = max_elapsed
         self._session = _ApiSession(self.origin, HTTPAdapter(max_retries=charging))
         self._downloads = _NoAuthSession()
         for session in (self._session, self._downloads):
@@ -488,7 +498,8 @@ class Transport:
         started = time.monotonic()
         policy = getattr(session, "policy", None)
         # urllib3's Retry covers everything up to the response headers; the body is read after
-        # it returns. A free idempotent call whose body breaks off is sent again, a few times.
+        # it returns. A free idempotent call whose body breaks off is sent again, up to
+        # max_retries times, with the Retry policy's jittered backoff and total-time bound.
         body_tries = 1 if stream or charging or method not in _IDEMPOTENT else self._body_tries
         for body_try in range(body_tries):
             if policy is not None:
@@ -508,8 +519,14 @@ class Transport:
                 error = self._transport_error(exc, method, url, elapsed, charging)
                 logger.debug("%s %s failed after %.3fs (body try %d): %s", method,
                              self._where(None, url), elapsed, body_try + 1, error)  # fmt: skip
-                if body_try + 1 < body_tries and in_body:
-                    time.sleep(self.safe_policy.backoff_factor * (body_try + 1))
+                pause = jittered_backoff(self.safe_policy.backoff_factor, body_try + 1,
+                                         self.safe_policy.backoff_max)  # fmt: skip
+                if (
+                    in_body
+                    and body_try + 1 < body_tries
+                    and elapsed + pause <= self._max_elapsed
+                ):
+                    time.sleep(pause)
                     continue
                 raise error from None
             finally:

@@ -194,6 +194,19 @@ def test_body_cut_off_is_retried_then_mapped(sandbox, client_for, caplog):
     assert any("failed after" in line for line in request_lines(caplog))
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_page_walk_survives_bodies_cut_off_with_default_retries(sandbox, client_for, seed):
+    client = client_for(sandbox)  # default max_retries; the fixture only shortens the backoff
+    first = client.search(countries="FR", page=1)
+    pages = min(30, first.num_pages or 0)
+    assert pages >= 20
+    sandbox.admin.set_faults(reset=0.3, seed=seed)
+    walked = [client.search(countries="FR", page=n) for n in range(1, pages + 1)]
+    assert walked[0].contacts == first.contacts
+    ids = {contact["place_id"] for page in walked for contact in page.contacts}
+    assert len(ids) == 50 * pages
+
+
 def test_edge_blocked_html_403(loopback_server, client_for, sandbox_docs):
     html = b"<!DOCTYPE html><html><body>Access denied | edge</body></html>"
     edge = loopback_server(lambda *_: (403, {"Content-Type": "text/html; charset=utf-8"}, html))
