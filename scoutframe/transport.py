@@ -521,11 +521,7 @@ class Transport:
                              self._where(None, url), elapsed, body_try + 1, error)  # fmt: skip
                 pause = jittered_backoff(self.safe_policy.backoff_factor, body_try + 1,
                                          self.safe_policy.backoff_max)  # fmt: skip
-                if (
-                    in_body
-                    and body_try + 1 < body_tries
-                    and elapsed + pause <= self._max_elapsed
-                ):
+                if in_body and body_try + 1 < body_tries and elapsed + pause <= self._max_elapsed:
                     time.sleep(pause)
                     continue
                 raise error from None
