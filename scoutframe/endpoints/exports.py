@@ -12,11 +12,12 @@ for the charge for a while and, if none shows, raises rather than sending it aga
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import requests
 
@@ -28,6 +29,7 @@ from ..errors import (
     FilterError,
     InsufficientCreditsError,
     NotFoundError,
+    RateLimitError,
     ServerError,
     TransportError,
 )
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["Exports"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class Exports:
@@ -227,11 +231,22 @@ class Exports:
     ) -> ExportJob:
         started = datetime.now(UTC)
         path, params = request
-        for attempt in range(2):
+        refusals = 0
+        attempt = 0
+        while True:
             sent = time.monotonic()
             try:
                 response = self._client.transport.request("GET", path, params=params, charging=True)
                 data = response.json()
+            except RateLimitError as exc:
+                # A 429 is refused before anything runs: wait and send the start again.
+                refusals += 1
+                wait = self._rate_limit_wait(exc, refusals)
+                if wait is None:
+                    raise
+                logger.info("export start refused with 429; retrying in %.2f s", wait)
+                time.sleep(wait)
+                continue
             except APIError as exc:
                 if not isinstance(exc, ServerError):
                     if exc.status == 403 and _is_insufficient(exc):
@@ -252,7 +267,14 @@ class Exports:
                                                 patience)  # fmt: skip
             if job is not None:
                 return job
-            if charged is not False:
+            if charged is None:
+                raise ExportError(
+                    "the export start broke off and the account's balance could not be read "
+                    "afterwards, so whether it was charged is unknown; check "
+                    "client.profile().credits and client.history.list() before starting again",
+                    job=None,
+                ) from error
+            if charged:
                 raise ExportError(
                     "the export start broke off after the server charged it, and the job "
                     "could not be found; check client.history.list() before starting again",
@@ -273,7 +295,21 @@ class Exports:
                 ) from error
             # The server answered, and neither balance nor jobs moved: nothing happened (a
             # zero-contact export is free anyway). One more start is safe.
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
+
+    def _rate_limit_wait(self, exc: RateLimitError, refusals: int) -> float | None:
+        """Seconds to wait before re-sending a start refused with 429; ``None``: give up."""
+        transport = self._client.transport
+        policy = getattr(transport, "charging_policy", None)
+        max_retries = int(getattr(policy, "total", None) or 5)
+        if refusals > max_retries:
+            return None
+        cap = float(getattr(transport, "retry_after_cap", 60.0))
+        backoff = float(getattr(transport, "backoff_factor", 0.5) or 0.5)
+        wait = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (refusals - 1)
+        if wait > cap:
+            return None  # longer than the client is willing to wait: let the caller decide
+        return max(0.0, wait)
 
     def _job_from_answer(
         self,
@@ -330,7 +366,11 @@ class Exports:
         while True:
             charged = self._charged_since(balance)
             if charged and search_id is not None:
-                job = self._adopt(search_id, filters, count, started)
+                adopt = functools.partial(self._adopt, search_id, filters, count, started)
+                try:
+                    job = _retry_free(adopt)
+                except (APIError, TransportError, requests.RequestException, ValueError):
+                    job = None  # not readable now: look again until the deadline
                 if job is not None:
                     return job, True
             if charged is None or time.monotonic() >= deadline:
@@ -340,39 +380,60 @@ class Exports:
     def _charged_since(self, balance: int) -> bool | None:
         """Whether the balance dropped since ``balance`` was read; ``None`` if unknowable."""
         try:
-            return self._client.profile().credits < balance
+            credits = _retry_free(lambda: self._client.profile().credits)
         except (APIError, TransportError):
             return None
+        return credits < balance
 
     def _adopt(
         self, search_id: str, filters: Filters | None, count: int | None, started: datetime
     ) -> ExportJob | None:
-        """Find the job a start that lost its answer created (the balance shows the charge)."""
+        """Find the job a start that lost its answer created (the balance shows the charge).
+
+        Raises the lookup's ``APIError``/``TransportError`` (the caller retries them).
+        """
         client = self._client
-        try:
-            if client.flavor != "docs":
-                live = ExportJob(client, search_id=search_id, lead_count=count,
-                                 filters=filters, flavor="live", created_at=started)  # fmt: skip
-                try:
-                    live.refresh()
-                except NotFoundError:
-                    pass  # not a live server (or no such export): look in the history
-                else:
-                    _remember_flavor(client, "live")
-                    return live
-            for entry in client.history.entries():  # newest first
-                if entry.search_id == search_id and entry.kind == "full":
-                    if entry.status == "failed":
-                        return None
-                    return ExportJob(
-                        client, search_id=search_id, task_id=None,
-                        lead_count=entry.row_count if entry.row_count is not None else count,
-                        filters=filters, flavor="docs", created_at=started,
-                        history_id=entry.id,
-                    )  # fmt: skip
-        except (APIError, TransportError):
-            return None
+        if client.flavor != "docs":
+            live = ExportJob(client, search_id=search_id, lead_count=count,
+                             filters=filters, flavor="live", created_at=started)  # fmt: skip
+            try:
+                live.refresh()
+            except NotFoundError:
+                pass  # not a live server (or no such export): look in the history
+            else:
+                _remember_flavor(client, "live")
+                return live
+        for entry in client.history.entries():  # newest first
+            if entry.search_id == search_id and entry.kind == "full":
+                if entry.status == "failed":
+                    return None
+                return ExportJob(
+                    client, search_id=search_id, task_id=None,
+                    lead_count=entry.row_count if entry.row_count is not None else count,
+                    filters=filters, flavor="docs", created_at=started,
+                    history_id=entry.id,
+                )  # fmt: skip
         return None
+
+
+#: Tries of a free lookup (profile, history, status) after a start lost its answer.
+_LOOKUP_TRIES = 5
+
+
+def _retry_free(lookup: Callable[[], _T]) -> _T:
+    """Run a free, read-only lookup, retrying transient failures a few times (short backoff).
+
+    A 4xx other than 429 is final and raised at once; so is the last failure.
+    """
+    for attempt in range(_LOOKUP_TRIES):
+        try:
+            return lookup()
+        except (APIError, TransportError, requests.RequestException, ValueError) as exc:
+            final = isinstance(exc, APIError) and not isinstance(exc, (ServerError, RateLimitError))
+            if final or attempt == _LOOKUP_TRIES - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 1.0))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def check_budget(cost: int | None, max_credits: int | None, *, what: str, hint: str) -> None:

@@ -19,6 +19,8 @@ from scoutframe.errors import (
     ExportFailedError,
     InsufficientCreditsError,
     NotFoundError,
+    RateLimitError,
+    TransportError,
 )
 from scoutframe.jobs import ExportJob
 
@@ -331,3 +333,86 @@ def test_start_answered_too_late_is_adopted_not_repeated(
     count = client.search(FILTERS).total_count
     assert len(read_rows(job.download(tmp_path / "late.csv"))) == count
     assert charges(sandbox, acct.id) == [-count]
+
+
+def test_rate_limited_starts_are_sent_again_and_charged_once(sandbox: Any, account: Any) -> None:
+    # A 429 is refused before anything runs: the start waits Retry-After and goes again.
+    acct = account()
+    client = acct.client
+    filters = [{"countries": c, "email": True} for c in ("FR", "DE", "US", "GB", "ES")]
+    counts = [client.search(f).total_count for f in filters]
+    sandbox.admin.set_faults(p429=0.3, seed=3)
+    refused: list[int] = []
+    real_request = client.transport.request
+
+    def count_refusals(method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return real_request(method, path, **kwargs)
+        except RateLimitError:
+            if "download-csv" in path:
+                refused.append(1)
+            raise
+
+    client.transport.request = count_refusals  # type: ignore[method-assign]
+    try:
+        jobs = [client.exports.start(f) for f in filters]
+    finally:
+        sandbox.admin.set_faults(p429=0)
+    assert refused  # the seed refuses at least one start
+    assert all(job.job_id for job in jobs)
+    assert sorted(charges(sandbox, acct.id)) == sorted(-c for c in counts)
+
+
+def test_lookups_after_a_broken_start_are_retried_before_concluding(
+    sandbox: Any, account: Any
+) -> None:
+    # The start's connection is reset after the charge; the free lookups that follow (balance,
+    # history/status) fail too for a while. They are retried, so the paid job is adopted.
+    acct = account()
+    client = acct.client
+    real_request = client.transport.request
+    broken: list[str] = []
+
+    def start_then_flaky_lookups(method: str, path: str, **kwargs: Any) -> Any:
+        if "download-csv" in path and not broken:
+            broken.append(path)
+            sandbox.admin.set_faults(reset=1.0)
+            try:
+                return real_request(method, path, **kwargs)
+            finally:
+                sandbox.admin.set_faults(reset=0.0)
+        if broken and len(broken) < 4 and "download-csv" not in path:
+            broken.append(path)  # the first three lookups after the break fail
+            raise TransportError(f"connection reset (simulated) on {path}")
+        return real_request(method, path, **kwargs)
+
+    client.transport.request = start_then_flaky_lookups  # type: ignore[method-assign]
+    job = client.exports.start(FILTERS)
+    assert len(broken) == 4
+    job.wait(timeout=60)
+    count = client.search(FILTERS).total_count
+    assert charges(sandbox, acct.id) == [-count]
+
+
+def test_unknown_charge_is_not_reported_as_a_charge(sandbox: Any, account: Any) -> None:
+    acct = account()
+    client = acct.client
+    real_request = client.transport.request
+    broken: list[str] = []
+
+    def start_breaks_and_nothing_answers(method: str, path: str, **kwargs: Any) -> Any:
+        if "download-csv" in path and not broken:
+            broken.append(path)
+            sandbox.admin.set_faults(reset=1.0)
+            try:
+                return real_request(method, path, **kwargs)
+            finally:
+                sandbox.admin.set_faults(reset=0.0)
+        if broken:
+            raise TransportError(f"connection reset (simulated) on {path}")
+        return real_request(method, path, **kwargs)
+
+    client.transport.request = start_breaks_and_nothing_answers  # type: ignore[method-assign]
+    with pytest.raises(ExportError, match="could not be read") as caught:
+        client.exports.start(FILTERS)
+    assert "after the server charged it" not in str(caught.value)
