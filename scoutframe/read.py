@@ -648,13 +648,19 @@ class _Reader:
         else:
             assert self.search_id is not None  # one of the two is always set
             target = self.search_id
-        job = self.client.exports.start(target, max_credits=self.max_credits)
+        job = self._saved_job()
+        if job is not None:
+            logger.info("read_spherescout: resuming export %s, started and paid for by an "
+                        "earlier read of the same search (no new charge)", job.job_id)
+        else:
+            job = self.client.exports.start(target, max_credits=self.max_credits)
         self._note_job(job)
-        with Bar.export(self.progress) as bar:
-            job.wait(on_status=_export_status_callback(bar))
-        self._note_job(job)
-        directory = Path(tempfile.mkdtemp(prefix="scoutframe-"))
+        directory: Path | None = None
         try:
+            with Bar.export(self.progress) as bar:
+                job.wait(on_status=_export_status_callback(bar))
+            self._note_job(job)
+            directory = Path(tempfile.mkdtemp(prefix="scoutframe-"))
             with Bar.download(self.progress) as bar:
 
                 def on_bytes(done: int, total: int | None) -> None:
@@ -662,10 +668,57 @@ class _Reader:
                     bar.set_progress(done)
 
                 path = job.download(directory / "export.csv", on_bytes=on_bytes)
+        except KeyboardInterrupt as exc:
+            exc.add_note(
+                f"scoutframe: export {job.job_id} is paid for and its handle is saved; run the "
+                "same read_spherescout call again to resume it without paying again (or "
+                f"client.export_job({job.job_id!r}).wait() then .download(path))"
+            )
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        except BaseException:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        try:
             self._note_job(job)
             yield path
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    def _saved_job(self) -> ExportJob | None:
+        """Return an active export of this search saved by an earlier (interrupted) read.
+
+        Matches on the canonical filters, else the search id, among the handles this client's
+        origin saved; a job that failed, or whose download link expired, is not reused. The
+        check is one free status request per candidate.
+        """
+        from .errors import APIError, TransportError
+
+        filters = self.filters
+        key = None if filters is None else filters.cache_key
+        for job in self.client.exports.list_saved():
+            same = (
+                job.filters.cache_key == key
+                if key is not None and job.filters is not None
+                else bool(self.search_id) and job.search_id == self.search_id
+            )
+            if not same:
+                continue
+            try:
+                status = job.refresh()
+            except (APIError, TransportError):
+                continue  # not this account's, or gone: start afresh
+            if status.status == "failed":
+                continue
+            if status.status == "ready" and (
+                status.download_url is None
+                or (status.expires_at is not None and status.expires_at <= datetime.now(UTC))
+            ):
+                continue
+            return job
+        return None
 
     def _note_job(self, job: ExportJob) -> None:
         self.search_id = job.search_id or self.search_id

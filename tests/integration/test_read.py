@@ -495,3 +495,39 @@ def test_an_interrupted_export_read_leaves_no_temporary_files(small_sandbox, tmp
         assert [p.name[:11] for p in scratch.iterdir()] == ["scoutframe-"]  # in use
         chunks.close()  # the caller stops half way
         assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["wait", "download"])
+def test_a_read_interrupted_after_paying_resumes_without_paying_again(
+    sandbox, account, monkeypatch, caplog, where
+):
+    client, account_id = account
+    read = {"countries": SMALL, "client": client, "method": "export", "progress": False}
+    real_wait, real_write = jobs.ExportJob.wait, jobs.write_body
+
+    def interrupt(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    if where == "wait":
+        monkeypatch.setattr(jobs.ExportJob, "wait", interrupt)
+    else:
+        monkeypatch.setattr(jobs, "write_body", interrupt)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        read_spherescout(**read)
+    saved = client.exports.list_saved()
+    assert len(saved) == 1
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert saved[0].job_id in notes
+    assert "again" in notes
+    monkeypatch.setattr(jobs.ExportJob, "wait", real_wait)
+    monkeypatch.setattr(jobs, "write_body", real_write)
+    with caplog.at_level(logging.INFO, logger="scoutframe.read"):
+        df = read_spherescout(**read)
+    count = total(client, countries=SMALL)
+    assert len(df) == count
+    assert any("resuming export" in r.getMessage() for r in caplog.records)
+    assert (df.attrs["scoutframe"]["task_id"] or df.attrs["scoutframe"]["search_id"]) == \
+        saved[0].job_id
+    ledger = [int(r["delta"]) for r in sandbox.admin.ledger(account_id) if int(r["delta"]) < 0]
+    assert ledger == [-count]
+    assert client.exports.list_saved() == []  # downloaded: a later read starts afresh
