@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import numbers
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -336,14 +337,18 @@ def read_spherescout(
         raise ValueError(
             f"dtype_backend must be 'pyarrow' or 'numpy_nullable', not {dtype_backend!r}"
         )
-    if nrows is not None and nrows < 0:
-        raise ValueError("nrows must be >= 0")
-    if chunksize is not None and chunksize < 1:
-        raise ValueError("chunksize must be a positive integer")
+    _check_count("nrows", nrows, minimum=0)
+    _check_count("chunksize", chunksize, minimum=1)
+    _check_count("max_credits", max_credits, minimum=0)
+    _check_count("concurrency", concurrency, minimum=1)
     if chunksize is not None and return_type == "polars":
         raise ValueError("chunksize is not supported with return_type='polars'")
-    if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+    if "filters" in filter_kwargs:
+        raise TypeError(
+            "read_spherescout() takes the filters mapping as its first positional argument, "
+            "not filters=...: write read_spherescout({...}) or pass each filter as a keyword "
+            "(countries='FR', category='Plumber')"
+        )
     own_client = client is None
     if client is None:
         from .client import Client
@@ -392,6 +397,24 @@ def read_spherescout(
     finally:
         if own_client and not streaming:
             client.close()
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> None:
+    """Refuse an option that must be a whole number >= ``minimum`` (or ``None``)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = ""
+        if isinstance(value, str) and value.strip().isdigit():
+            hint = f"; write {name}={int(value)} (a number, not a string)"
+        elif isinstance(value, float) and value.is_integer():
+            hint = f"; write {name}={int(value)}"
+        raise TypeError(
+            f"{name} must be a whole number (int) >= {minimum}, not {value!r} "
+            f"({type(value).__name__}){hint}"
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, not {value}")
 
 
 def register_pandas() -> None:

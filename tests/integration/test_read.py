@@ -531,3 +531,30 @@ def test_a_read_interrupted_after_paying_resumes_without_paying_again(
     ledger = [int(r["delta"]) for r in sandbox.admin.ledger(account_id) if int(r["delta"]) < 0]
     assert ledger == [-count]
     assert client.exports.list_saved() == []  # downloaded: a later read starts afresh
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "message"),
+    [
+        ("nrows", 1.5, TypeError, r"nrows must be a whole number .*1\.5"),
+        ("nrows", "5", TypeError, r"write nrows=5 \(a number, not a string\)"),
+        ("nrows", True, TypeError, "nrows must be a whole number"),
+        ("nrows", -1, ValueError, "nrows must be >= 0"),
+        ("max_credits", "10", TypeError, "write max_credits=10"),
+        ("max_credits", -1, ValueError, "max_credits must be >= 0"),
+        ("chunksize", 2.5, TypeError, "chunksize must be a whole number"),
+        ("chunksize", 0, ValueError, "chunksize must be >= 1"),
+        ("concurrency", 0, ValueError, "concurrency must be >= 1"),
+    ],
+)
+def test_bad_options_are_refused_up_front_with_a_clear_message(option, value, error, message):
+    # Refused before any client is built or request sent (no server is given here).
+    with pytest.raises(error, match=message):
+        read_spherescout(countries="FR", **{option: value})
+
+
+def test_filters_passed_by_keyword_get_a_message_saying_how(sandbox, account):
+    client, _ = account
+    with pytest.raises(TypeError, match="first positional argument") as caught:
+        read_spherescout(filters={"countries": "FR"}, client=client)
+    assert "Did you mean" not in str(caught.value)
