@@ -16,7 +16,7 @@ from .config import Settings, describe, load_settings
 from .endpoints.account import ApiKeys
 from .endpoints.locations import Locations
 from .endpoints.reference import fetch_categories, fetch_countries, fetch_professions
-from .errors import ConfigurationError, FilterError
+from .errors import ConfigurationError, FilterError, NotFoundError
 from .filters import Filters
 from .models import Profile, SearchPage
 from .transport import Timeout, Transport
@@ -116,6 +116,7 @@ class Client:
         self.state_dir = Path(state_dir)
         self._flavor: Flavor = "unknown"
         self._reference: dict[str, pd.DataFrame] = {}
+        self._absent: dict[str, NotFoundError] = {}
         self._lock = threading.Lock()
         self.locations = Locations(self)
         self.api_keys = ApiKeys(self)
@@ -252,16 +253,24 @@ class Client:
     def _search_params(
         self, filters: Filters | Mapping[str, Any] | None, kwargs: Mapping[str, Any]
     ) -> list[tuple[str, str]]:
-        value = Filters.from_any(filters, **kwargs)
-        if not value.is_resolved():
-            value = value.resolve(self)
-        return value.to_params()
+        # Always resolved, ids and codes too: the live API answers an unknown code or id with
+        # an empty result, the docs one with a bare 400. The reference lists are cached, so this
+        # costs one request per list per client.
+        return Filters.from_any(filters, **kwargs).resolve(self).to_params()
 
     # -- reference data ----------------------------------------------------------------------
     def _cached(self, key: str, fetch: Any) -> pd.DataFrame:
+        absent = self._absent.get(key)
+        if absent is not None:  # the server has no such list: do not ask on every search
+            raise absent.with_traceback(None)
         frame = self._reference.get(key)
         if frame is None:
-            frame = fetch()
+            try:
+                frame = fetch()
+            except NotFoundError as exc:
+                with self._lock:
+                    self._absent.setdefault(key, exc)
+                raise
             with self._lock:
                 self._reference.setdefault(key, frame)
         return frame.copy()

@@ -187,7 +187,11 @@ class Filters:
         return hash(self.cache_key)
 
     def is_resolved(self) -> bool:
-        """Whether every category and location is an id (countries are always codes)."""
+        """Whether every category and location is an id and every country a code.
+
+        This says nothing about whether those ids and codes exist: :meth:`resolve` checks
+        that (``Client.search`` always runs it).
+        """
         return all(isinstance(v, int) for name in ID_FIELDS for v in getattr(self, name)) and all(
             len(c) == 2 and c.isalpha() for c in self.countries
         )
@@ -353,6 +357,13 @@ def _resolve_countries(values: tuple[str, ...], table: pd.DataFrame | None) -> t
             out.append(value.upper())
         elif value.casefold() in by_name:
             out.append(by_name[value.casefold()])
+        elif len(value) == 2 and value.isalpha():  # a code: name-likeness helps nobody here
+            known = sorted(codes)
+            listed = ", ".join(known[:25]) + (", ..." if len(known) > 25 else "")
+            raise FilterError(
+                f"Unknown country {value!r}; this server has contacts in: {listed}. "
+                "See client.countries() for the names"
+            )
         else:
             raise _suggest("country", value, [*codes, *codes.values()])
     return tuple(sorted(set(out)))

@@ -152,6 +152,28 @@ def test_search_with_unknown_category_name_lists_close_matches(sandbox, client_f
         client.search(countries="FR", level3_locations="Pariss")
 
 
+def test_search_checks_codes_and_ids_against_the_cached_reference_lists(
+    sandbox, client_for, caplog
+):
+    client = client_for(sandbox)
+    with pytest.raises(FilterError, match=r"Unknown country 'XX'.*FR") as caught:
+        client.search(countries="XX")
+    assert "BE" in str(caught.value)  # the valid codes are listed
+    with pytest.raises(FilterError, match=r"Unknown category id 999999.*client\.categories"):
+        client.search(countries="FR", category=999999)
+    with pytest.raises(FilterError, match=r"Unknown country 'XX'"):
+        client.search(countries="XX", page=1)
+    caplog.set_level("DEBUG", logger="scoutframe")
+    known = client.search(countries="FR", category=int(client.categories()["id"].iloc[0]))
+    assert known.total_count >= 0
+    client.search(countries="BE")
+    lines = [r.getMessage() for r in caplog.records if r.name == "scoutframe" and "-> " in
+             r.getMessage()]  # fmt: skip
+    assert sum("/api/locations/countries" in line for line in lines) == 0  # cached above
+    assert sum("/api/categories" in line for line in lines) == 0
+    assert sum("/api/companies" in line for line in lines) == 2
+
+
 def test_public_search_needs_no_credential(sandbox, client_for):
     client = client_for(sandbox)
     page = client.public_search(countries="FR", category=8059)

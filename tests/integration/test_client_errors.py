@@ -15,6 +15,7 @@ from scoutframe.errors import (
     BadRequestError,
     ConfigurationError,
     EdgeBlockedError,
+    FilterError,
     InsufficientCreditsError,
     NotFoundError,
     RateLimitError,
@@ -276,3 +277,28 @@ def test_non_json_answers_are_api_errors(loopback_server, client_for, sandbox_do
         with pytest.raises(ScoutError, match="expected JSON") as caught:
             client.profile()
         assert not isinstance(caught.value, requests.RequestException | ValueError)
+
+
+def test_ids_are_checked_and_a_missing_country_list_is_asked_for_once(
+    loopback_server, client_for, sandbox_docs
+):
+    json_type = {"Content-Type": "application/json"}
+    categories = b'[{"id": 8059, "name": "Plumber", "gcid": "gcid:plumber"}]'
+
+    def answer(method, path, headers):
+        if path.startswith("/api/categories"):
+            return 200, json_type, categories
+        if path.startswith("/api/companies"):
+            return 200, json_type, b'{"totalCount": 0, "results": []}'
+        return 404, json_type, b'{"detail": "Not found."}'
+
+    server = loopback_server(answer)
+    client = client_for(sandbox_docs, "k" * 64, base_url=server.url)
+    for _ in range(3):
+        assert client.search(countries="xx", category=8059).total_count == 0  # codes accepted
+    with pytest.raises(FilterError, match="Unknown category id 4"):
+        client.search(countries="FR", category=4)
+    paths = [request[1].split("?")[0] for request in server.requests]
+    assert paths.count("/api/locations/countries") == 1
+    assert paths.count("/api/categories") == 1
+    assert paths.count("/api/companies") == 3

@@ -178,6 +178,11 @@ def test_countries_without_a_country_list_on_the_server():
         Filters(countries="France").resolve(client)
 
 
+def test_unknown_code_lists_the_valid_codes():
+    with pytest.raises(FilterError, match=r"Unknown country 'XX'.*BE, FR, US"):
+        Filters(countries=["FR", "xx"]).resolve(FakeClient())
+
+
 def test_names_match_without_accents():
     class Accented(FakeClient):
         def _search(self, q: str, *, country: str | None = None) -> pd.DataFrame:
