@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ._redact import redact
 
@@ -126,7 +127,8 @@ class APIError(ScoutError):
         text = f"{self.status} {self.detail}{where}"
         tip = self.default_hint if hint is None else hint
         if tip:
-            text = f"{text}. {tip}"
+            # The server's detail often ends a sentence already ("... has 5.").
+            text = f"{text} {tip}" if text.endswith((".", "!", "?")) else f"{text}. {tip}"
         if request_id:
             text = f"{text} [request id {request_id}]"
         super().__init__(text)
@@ -198,7 +200,8 @@ class EdgeBlockedError(PermissionDeniedError):
 class NotFoundError(APIError):
     """404: no such object (or page, or id of another account)."""
 
-    default_hint = "Check the id, or the page number against num_pages"
+    default_hint = "Check the id: it may be mistyped, deleted, or belong to another account"
+    page_hint = "Check the page number against num_pages (pages start at 1)"
 
 
 class RateLimitError(APIError):
@@ -306,7 +309,15 @@ def error_for_status(
         fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in _field_errors(body).items())
         return BadRequestError(status, f"invalid request: {fields}", body, request_id, **common)
     hint = None if cls is not APIError else ""
+    if cls is NotFoundError and url and _is_page_request(url):
+        hint = NotFoundError.page_hint
     return cls(status, detail, body, request_id, hint=hint, **common)
+
+
+def _is_page_request(url: str) -> bool:
+    """Whether the request asked for a search page (``paginate``/``page`` in the query)."""
+    query = urlsplit(url).query
+    return any(key in ("page", "paginate") for key, _ in parse_qsl(query))
 
 
 def _detail(status: int, body: Any) -> str:

@@ -109,3 +109,40 @@ def test_detail_falls_back_to_reason_and_text():
     assert "Service Unavailable" in str(error_for_status(503, None))
     assert "plain text failure" in str(error_for_status(500, "plain text failure"))
     assert error_for_status(404, {"detail": "Invalid page."}).detail == "Invalid page."
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InsufficientCreditsError.from_counts(10, 5),
+        error_for_status(403, {"detail": "Not enough credits.", "required_credits": 9}),
+        error_for_status(401, {"detail": "Invalid token."}),
+        error_for_status(400, {"detail": "Bad filter!"}),
+    ],
+)
+def test_a_detail_ending_a_sentence_gets_no_second_full_stop(error):
+    text = str(error)
+    assert f"{error.detail}." not in text
+    assert f"{error.detail} {type(error).default_hint}" in text
+
+
+def test_hint_after_a_detail_without_full_stop_still_gets_one():
+    text = str(error_for_status(404, {"detail": "No such key"}))
+    assert "No such key. Check the id" in text
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "about_pages"),
+    [
+        ("GET", "/api/companies?countries=FR&paginate=true&page=40", True),
+        ("GET", "/api/companies?page=3&countries=FR", True),
+        ("DELETE", "/api/user/api-keys/3", False),
+        ("GET", "/api/download-csv/?search_id=abc123", False),
+        ("GET", "/api/export-status/abc123", False),
+        (None, None, False),
+    ],
+)
+def test_not_found_hint_depends_on_the_request(method, url, about_pages):
+    text = str(error_for_status(404, {"detail": "Not found."}, method=method, url=url))
+    assert ("num_pages" in text) is about_pages
+    assert ("Check the id" in text) is not about_pages
