@@ -12,6 +12,7 @@ for the charge for a while and, if none shows, raises rather than sending it aga
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -153,12 +154,49 @@ class Exports:
             return job
         # No record here: a task id is the documented flavour's, anything else a search id.
         is_task = job_id.startswith("task_") and client.flavor != "live"
-        return ExportJob(
-            client,
-            search_id="" if is_task else job_id,
-            task_id=job_id if is_task else None,
-            flavor="docs" if is_task else "live",
-            created_at=datetime(1970, 1, 1, tzinfo=UTC),  # unknown: no 404 grace
+        unknown_age = datetime(1970, 1, 1, tzinfo=UTC)  # no 404 grace
+        if is_task or client.flavor == "live":
+            return ExportJob(
+                client,
+                search_id="" if is_task else job_id,
+                task_id=job_id if is_task else None,
+                flavor="docs" if is_task else "live",
+                created_at=unknown_age,
+            )
+        return self._from_search_id(job_id, unknown_age)
+
+    def _from_search_id(self, search_id: str, created_at: datetime) -> ExportJob:
+        """Find the export of ``search_id`` when the flavour is documented (or not known yet).
+
+        The documented API has no status by search id: the newest full export of that search
+        in the history is followed instead. An unknown flavour first tries the live status.
+        """
+        client = self._client
+        if client.flavor != "docs":
+            live = ExportJob(client, search_id=search_id, flavor="live", created_at=created_at)
+            try:
+                live.refresh()
+            except NotFoundError:
+                pass  # a documented server (or no such live export): look in the history
+            else:
+                _remember_flavor(client, "live")
+                return live
+        for entry in client.history.entries():  # newest first
+            if entry.search_id == search_id and entry.kind == "full":
+                filters = None
+                with contextlib.suppress(FilterError, TypeError, ValueError):
+                    filters = Filters.from_any(entry.filters) if entry.filters else None
+                return ExportJob(
+                    client, search_id=search_id, task_id=None, lead_count=entry.row_count,
+                    filters=filters, flavor="docs", created_at=entry.created_at or created_at,
+                    history_id=entry.id,
+                )  # fmt: skip
+        raise NotFoundError(
+            404,
+            f"no export of search {search_id!r} was found: no handle is saved under "
+            "client.state_dir and the export history has no full export of it; resume with "
+            "the task id (client.export_job('task_...')), see client.history.list(), or start "
+            "one with client.exports.start(...)",
         )
 
     def list_saved(self, *, include_done: bool = False) -> list[ExportJob]:

@@ -416,3 +416,23 @@ def test_unknown_charge_is_not_reported_as_a_charge(sandbox: Any, account: Any) 
     with pytest.raises(ExportError, match="could not be read") as caught:
         client.exports.start(FILTERS)
     assert "after the server charged it" not in str(caught.value)
+
+
+def test_resume_by_search_id_without_a_saved_handle(
+    sandbox: Any, account: Any, tmp_path: Path
+) -> None:
+    # Another machine (no saved handle) resumes by search id: the documented flavour has no
+    # status by search id, so the export history is followed instead of a 404.
+    acct = account(state_dir=tmp_path / "first")
+    search_id = acct.client.exports.start(FILTERS).search_id
+    other = account(state_dir=tmp_path / "elsewhere", api_key=acct.api_key).client
+    assert other.exports.list_saved() == []
+    job = other.export_job(search_id)
+    job.wait(timeout=60)
+    rows = read_rows(job.download(tmp_path / "by-search-id.csv"))
+    count = other.search(FILTERS).total_count
+    assert len(rows) == count
+    assert charges(sandbox, acct.id) == [-count]
+    fresh = account(state_dir=tmp_path / "third", api_key=acct.api_key).client
+    with pytest.raises(NotFoundError, match="no export of search"):
+        fresh.export_job("srch_00000000").wait(timeout=5)
