@@ -96,6 +96,12 @@ def test_404(sandbox, client_for):
         client.api_keys.revoke(987654)
     assert caught.value.status == 404
     assert "987654" in str(caught.value)  # the request is named
+    assert "Check the id" in str(caught.value)
+    assert "num_pages" not in str(caught.value)
+    last = client.search(countries="FR", page=1).num_pages
+    with pytest.raises(NotFoundError, match="page number against num_pages") as caught:
+        client.search(countries="FR", page=last + 1)
+    assert "Check the id" not in str(caught.value)
 
 
 def test_429_retry_after_above_cap_raises_at_once(sandbox, client_for, caplog):
