@@ -507,7 +507,11 @@ class _Reader:
             self.search_id = first.search_id
             self.total_count = first.total_count
             rows = self.total_count if self.nrows is None else min(self.total_count, self.nrows)
+        known = ""
+        if walker is None and with_balance:
+            rows, known = self._look_up_search_id()
         method, why = self._choose(rows)
+        why += known
         self.method = method
         needed = self.total_count if method == "export" else 0
         available = self.client.profile().credits if with_balance else None
@@ -521,6 +525,53 @@ class _Reader:
             rows=rows, method=method, credits_needed=needed, credits_available=available,
             search_id=self.search_id, why=why, total_count=self.total_count,
         )
+
+    def _look_up_search_id(self) -> tuple[int | None, str]:
+        """Find a bare search id among saved handles and the export history (free calls).
+
+        Returns the rows an export would give (``None`` when unknown) and words for the
+        plan's ``why``. The API has no free lookup of a search id that was never exported,
+        so such an id is reported as unchecked rather than refused.
+        """
+        from .errors import APIError, FilterError, TransportError
+        from .filters import Filters
+
+        client = self.client
+        sid = str(self.search_id)
+        handle = client.exports.store.find(sid, origin=client.base_url)
+        filters = None
+        count: int | None = None
+        where = ""
+        if handle is not None:
+            where = "a saved export handle"
+            count = handle.get("lead_count")
+            if isinstance(handle.get("filters"), Mapping):
+                filters = Filters.from_any(handle["filters"])
+        else:
+            for entry in client.history.entries():  # newest first
+                if entry.search_id == sid:
+                    where = "the export history"
+                    count = entry.row_count
+                    with contextlib.suppress(ValueError, TypeError, LookupError):
+                        filters = Filters.from_any(entry.filters) if entry.filters else None
+                    break
+        if not where:
+            return None, (
+                f"; search id {sid!r} is not in this client's saved exports nor the export "
+                "history, and the API has no free lookup of a search id, so it is unchecked: "
+                "an unknown id is refused (404, nothing spent) when the export starts"
+            )
+        if filters is not None:
+            # A fresh count (free) when possible; the recorded count stands in otherwise.
+            with contextlib.suppress(APIError, TransportError, FilterError):
+                page = client.search(filters.resolve(client))
+                if page.search_id in (None, sid):
+                    count = page.total_count
+        if count is not None:
+            self.total_count = int(count)
+            rows = self.total_count if self.nrows is None else min(self.total_count, self.nrows)
+            return rows, f"; search {sid} found in {where}"
+        return None, f"; search {sid} found in {where} (its size is not recorded)"
 
     def _choose(self, rows: int | None) -> tuple[Literal["pages", "export"], str]:
         if self.filters is None:

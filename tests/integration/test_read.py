@@ -558,3 +558,18 @@ def test_filters_passed_by_keyword_get_a_message_saying_how(sandbox, account):
     with pytest.raises(TypeError, match="first positional argument") as caught:
         read_spherescout(filters={"countries": "FR"}, client=client)
     assert "Did you mean" not in str(caught.value)
+
+
+def test_dry_run_of_a_search_id_checks_what_it_can_for_free(small_sandbox, tmp_path):
+    with client_for(small_sandbox, tmp_path / "state") as client:
+        unknown = read_spherescout("srch_00000000", client=client, dry_run=True)
+        assert unknown.rows is None
+        assert "unchecked" in unknown.why
+        assert "no free lookup" in unknown.why
+        page = client.search(countries="DE")
+        job = client.exports.start(page.search_id)  # now recorded: saved handle and history
+        job.wait(timeout=60)
+        plan = read_spherescout(page.search_id, client=client, dry_run=True)
+        assert plan.rows == page.total_count
+        assert plan.credits_needed == page.total_count
+        assert "found in a saved export handle" in plan.why
