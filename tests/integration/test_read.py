@@ -573,3 +573,23 @@ def test_dry_run_of_a_search_id_checks_what_it_can_for_free(small_sandbox, tmp_p
         assert plan.rows == page.total_count
         assert plan.credits_needed == page.total_count
         assert "found in a saved export handle" in plan.why
+
+
+def test_read_export_csv_gives_the_typed_frame_of_a_downloaded_export(sandbox, account,
+                                                                      tmp_path):
+    from scoutframe.read import read_export_csv
+
+    client, _ = account
+    df = read_spherescout(countries=SMALL, client=client, method="export", progress=False)
+    meta = df.attrs["scoutframe"]
+    job = client.export_job(meta["task_id"] or meta["search_id"])
+    path = job.download(tmp_path / "again.csv")
+    again = read_export_csv(path)
+    assert again.attrs == {}
+    df.attrs = {}
+    pd.testing.assert_frame_equal(again, df)
+    assert pa.types.is_list(again["categories"].dtype.pyarrow_dtype)
+    assert again["zipcode"].dtype == pd.ArrowDtype(pa.string())  # leading zeros kept
+    picked = read_export_csv(path, columns=["place_id", "email"], dtype_backend="numpy_nullable")
+    assert list(picked.columns) == ["place_id", "email"]
+    assert all(isinstance(v, list) for v in picked["email"] if v is not None)
