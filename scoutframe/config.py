@@ -225,7 +225,7 @@ def load_settings(
             resolved_url, sources["base_url"] = values["base_url"], source
             break
 
-    _refuse_userinfo(resolved_url, sources["base_url"])
+    refuse_userinfo(resolved_url, sources["base_url"])
 
     key: str | None = None
     user: str | None = None
@@ -264,7 +264,7 @@ def load_settings(
     )
 
 
-def _refuse_userinfo(url: str, source: str) -> None:
+def refuse_userinfo(url: str, source: str) -> None:
     """Refuse ``user:password@`` in ``base_url``: it would show in reprs, errors and metadata."""
     try:
         parts = urlsplit(url.strip())

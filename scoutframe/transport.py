@@ -34,6 +34,7 @@ from urllib3.util.retry import Retry
 
 from ._redact import redact, redact_url
 from .auth import OriginAuth, origin_of
+from .config import refuse_userinfo
 from .errors import APIError, ConfigurationError, ScoutError, TransportError, error_for_status
 
 __all__ = ["ScoutRetry", "Transport", "is_loopback", "user_agent"]
@@ -301,6 +302,7 @@ class Transport:
     ) -> None:
         base_url = base_url.strip().rstrip("/")
         check_url(base_url, allow_http=allow_http)
+        refuse_userinfo(base_url, "the Transport argument")
         path = urlsplit(base_url).path
         if path not in ("", "/") and path.rstrip("/") != "":
             if path.rstrip("/") == "/api":

@@ -111,6 +111,9 @@ def test_base_url_must_be_an_origin():
     assert Transport("https://www.spherescout.io/").base_url == "https://www.spherescout.io"
     with pytest.raises(ConfigurationError, match="must be an origin"):
         Transport("https://www.spherescout.io/v2")
+    with pytest.raises(ConfigurationError, match="api_key=") as caught:
+        Transport("http://bob:hunter2@127.0.0.1:9")
+    assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize("timeout", [0, -1, (1, 0), (1,), "5", True, (1, None)])
