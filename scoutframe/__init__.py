@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from scoutframe.frames import MaskedEmailWarning, Provenance, SchemaDriftWarning
     from scoutframe.jobs import ExportJob, ExportStatus
     from scoutframe.models import ApiKey, Profile, SearchPage
-    from scoutframe.read import PageDriftWarning, ReadPlan
+    from scoutframe.read import PageDriftWarning, ReadPlan, read_export_csv
 
 __all__ = [
     "APIError",
@@ -78,6 +78,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "__version__",
+    "read_export_csv",
     "read_spherescout",
 ]
 
@@ -96,6 +97,7 @@ _LAZY = {
     "Profile": "scoutframe.models",
     "Provenance": "scoutframe.frames",
     "ReadPlan": "scoutframe.read",
+    "read_export_csv": "scoutframe.read",
     "SchemaDriftWarning": "scoutframe.frames",
     "SearchPage": "scoutframe.models",
     **{
