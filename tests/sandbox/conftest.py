@@ -7,13 +7,16 @@ holding hard links to those files, so each starts in well under a second with fr
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import uvicorn
 
 from scoutframe.sandbox import Sandbox
 
@@ -153,3 +156,29 @@ def wait_export() -> Callable[..., dict[str, Any]]:
             time.sleep(0.05)
 
     return wait
+
+
+@contextmanager
+def _serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its origin."""
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def serve() -> Callable[..., AbstractContextManager[str]]:
+    """``with serve(asgi_app) as origin:`` runs the app under uvicorn on a free loopback port."""
+    return _serve

@@ -6,12 +6,10 @@ import collections
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import requests
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -167,24 +165,6 @@ def test_thread_safe_draws_stay_deterministic_in_total() -> None:
 # -- the middleware over HTTP -------------------------------------------------------------
 
 
-@contextmanager
-def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its origin."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 ITEMS = [{"id": i, "name": f"item {i}"} for i in range(200)]
@@ -227,7 +207,7 @@ class MiniApi:
 
 
 @pytest.fixture(scope="module")
-def mini_server() -> Iterator[tuple[MiniApi, str]]:
+def mini_server(serve: Any) -> Iterator[tuple[MiniApi, str]]:
     api = MiniApi()
     with serve(api.app) as origin:
         yield api, origin

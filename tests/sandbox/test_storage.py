@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-import uvicorn
 
 from scoutframe.sandbox.faults import FaultConfig, FaultInjector
 from scoutframe.sandbox.storage import (
@@ -29,24 +25,6 @@ SECRET = b"test-secret-not-a-real-one"
 CONTENT = "".join(f'row {i:06d},é,"q"\n' for i in range(40_000)).encode()  # ~720 kB
 
 
-@contextmanager
-def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its origin."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class FakeClock:
@@ -69,7 +47,7 @@ class Storage:
 
 
 @pytest.fixture(scope="module")
-def storage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+def storage_server(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> Iterator[Storage]:
     export_dir = tmp_path_factory.mktemp("exports")
     (export_dir / "export.csv").write_bytes(CONTENT)
     (export_dir / "empty.csv").write_bytes(b"")
