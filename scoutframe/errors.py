@@ -19,7 +19,8 @@
     │   ├── ExportTimeoutError        deadline passed; the job is still resumable
     │   └── DownloadExpiredError      signed URL expired and no fresh one could be had
     ├── BudgetError                   refused before spending (max_credits)
-    └── FilterError                   unknown category / location / country name
+    ├── FilterError                   unknown category / location / country name
+    └── ArgumentError                 an argument of the wrong type or out of range
 
 Every message says what happened and what to do next, and is passed through
 :func:`scoutframe._redact.redact`, so no credential ever ends up in a traceback.
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetError",
@@ -85,6 +87,14 @@ class BudgetError(ScoutError):
 
 class FilterError(ScoutError, ValueError):
     """A filter value is of the wrong type or names no known country, category or location."""
+
+
+class ArgumentError(ScoutError, TypeError, ValueError):
+    """An argument has the wrong type or is out of range; the message shows the fix.
+
+    It is also a :class:`TypeError` and a :class:`ValueError`, so code written against the
+    built-in exceptions keeps catching it.
+    """
 
 
 class APIError(ScoutError):

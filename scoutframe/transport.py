@@ -1,18 +1,10 @@
-"""The wire: one keep-alive session to the API, retry policies, error mapping, logging.
+"""The wire: one keep-alive session to the API, one without auth for downloads.
 
 Retries, backoff with jitter and ``Retry-After`` come from urllib3's :class:`~urllib3.util.Retry`
-mounted on a :class:`requests.adapters.HTTPAdapter` (no hand-written loop). Two policies:
-
-*safe* (free calls)
-    connection errors, read errors, 429 and 5xx are retried for idempotent methods, with
-    jittered exponential backoff, ``Retry-After`` honoured up to a cap (a longer one raises
-    :class:`~scoutframe.errors.RateLimitError` at once instead of sleeping), bounded in count
-    and in total time.
-*charging* (calls that spend credits)
-    only connection errors, where the request surely never reached the server; anything else
-    raises so the caller can look at the account before a second attempt.
-
-Downloads of pre-signed URLs go through a second session that carries no auth at all.
+mounted on a :class:`requests.adapters.HTTPAdapter` (the policies live in :mod:`scoutframe.retry`):
+*safe* for free calls, *charging* for calls that spend credits. What requests and urllib3 raise is
+translated by the table in :mod:`scoutframe.wire_errors`. Downloads of pre-signed URLs go through
+a second session that carries no auth at all.
 """
 
 from __future__ import annotations
@@ -20,24 +12,25 @@ from __future__ import annotations
 import ipaddress
 import json as jsonlib
 import logging
-import random
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from datetime import UTC
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from . import retry as retries
 from ._redact import redact, redact_url
+from ._version import __version__
 from .auth import OriginAuth, origin_of
 from .config import refuse_userinfo
-from .errors import APIError, ConfigurationError, ScoutError, TransportError, error_for_status
+from .errors import APIError, ConfigurationError, ScoutError, error_for_status
+from .retry import IDEMPOTENT_METHODS, RetryPolicy
+from .wire_errors import WIRE_EXCEPTIONS, Failure, translate
 
-__all__ = ["ScoutRetry", "Transport", "is_loopback", "user_agent"]
+__all__ = ["Transport", "check_url", "is_loopback", "user_agent"]
 
 logger = logging.getLogger("scoutframe")
 
@@ -58,14 +51,8 @@ if not any(isinstance(f, _RedactingFilter) for f in _URLLIB3_LOGGER.filters):
 Params = Sequence[tuple[str, str]] | Mapping[str, Any] | None
 Timeout = float | tuple[float, float]
 
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
-
 def user_agent() -> str:
     """``scoutframe/<version>`` (some edges block generic HTTP-library User-Agents)."""
-    from . import __version__
-
     return f"scoutframe/{__version__}"
 
 
@@ -99,133 +86,6 @@ def check_url(url: str, *, allow_http: bool, what: str = "base_url") -> None:
         )
 
 
-class ScoutRetry(Retry):
-    """urllib3 ``Retry`` with full jitter, a cap on ``Retry-After`` and a total-time bound.
-
-    Parameters
-    ----------
-    retry_after_cap
-        Longest ``Retry-After`` (seconds) to sleep for; a longer one stops the retries so the
-        caller sees the 429 (:class:`~scoutframe.errors.RateLimitError` with ``retry_after``).
-    max_elapsed
-        Give up retrying once this many seconds have passed since the first failure.
-    **kwargs
-        Passed to :class:`urllib3.util.Retry`.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        retry_after_cap: float = 60.0,
-        max_elapsed: float = 120.0,
-        started: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after_cap = retry_after_cap
-        self.max_elapsed = max_elapsed
-        self.started = started
-
-    def new(self, **kw: Any) -> Self:
-        """Copy with changes, keeping the cap, the time bound and the start time."""
-        kw.setdefault("retry_after_cap", self.retry_after_cap)
-        kw.setdefault("max_elapsed", self.max_elapsed)
-        kw.setdefault("started", self.started)
-        return super().new(**kw)
-
-    def get_backoff_time(self) -> float:
-        """Exponential backoff with jitter, from the first retry on."""
-        errors = 0
-        for entry in reversed(self.history):
-            if entry.redirect_location is not None:
-                break
-            errors += 1
-        return jittered_backoff(self.backoff_factor, errors, self.backoff_max)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> Self:
-        """Count one more retry; give up early on a long Retry-After or a spent time budget."""
-        started = self.started if self.started is not None else time.monotonic()
-        if response is not None and self.respect_retry_after_header:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > self.retry_after_cap:
-                raise urllib3.exceptions.MaxRetryError(
-                    _pool, url or "", urllib3.exceptions.ResponseError("Retry-After above cap")
-                )
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        new.started = started
-        pause = new.get_backoff_time()
-        if response is not None:
-            pause = max(pause, new.get_retry_after(response) or 0.0)
-        if time.monotonic() - started + pause > self.max_elapsed:
-            reason = error or urllib3.exceptions.ResponseError("retry time budget spent")
-            raise urllib3.exceptions.MaxRetryError(_pool, url or "", reason)
-        cause = type(error).__name__ if error is not None else getattr(response, "status", "?")
-        logger.debug("retry %d of %s %s after %s, in %.2f s", len(new.history), method,
-                     redact_url(url or ""), cause, pause)  # fmt: skip
-        return new
-
-
-def jittered_backoff(factor: float, errors: int, cap: float = 30.0) -> float:
-    """Pause before retry number ``errors`` (1-based): exponential, with "equal jitter".
-
-    At least half the exponential delay, so the backoff still grows; 0 before the first retry.
-    """
-    if errors <= 0 or factor <= 0:
-        return 0.0
-    value = min(cap, factor * (2 ** (errors - 1)))
-    return float(value / 2 + random.uniform(0, value / 2))
-
-
-def safe_retry(max_retries: int, backoff_factor: float, max_elapsed: float) -> ScoutRetry:
-    """Return the policy for free calls."""
-    return ScoutRetry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        other=0,
-        redirect=None,
-        allowed_methods=_IDEMPOTENT,
-        status_forcelist=_RETRY_STATUSES,
-        backoff_factor=backoff_factor,
-        backoff_max=30.0,
-        raise_on_status=False,
-        raise_on_redirect=False,
-        respect_retry_after_header=True,
-        max_elapsed=max_elapsed,
-    )
-
-
-def charging_retry(max_retries: int, backoff_factor: float, max_elapsed: float) -> ScoutRetry:
-    """Return the policy for calls that spend credits: connection errors only."""
-    return ScoutRetry(
-        total=max_retries,
-        connect=max_retries,
-        read=False,
-        status=0,
-        other=0,
-        redirect=None,
-        # No status retries: the forcelist is empty and Retry-After is not obeyed. (An empty
-        # allowed_methods would be the same today but is deprecated in urllib3.)
-        allowed_methods=None,
-        status_forcelist=frozenset(),
-        backoff_factor=backoff_factor,
-        backoff_max=30.0,
-        raise_on_status=False,
-        raise_on_redirect=False,
-        respect_retry_after_header=False,
-        max_elapsed=max_elapsed,
-    )
-
-
 class _ApiSession(requests.Session):
     """The API session: picks the charging adapter when asked; strict about auth on redirects."""
 
@@ -233,10 +93,14 @@ class _ApiSession(requests.Session):
         super().__init__()
         self._origin = origin
         self._charging_adapter = charging_adapter
-        self.policy = threading.local()
+        self._policy = threading.local()
+
+    def charging(self, value: bool) -> None:
+        """Route this thread's next requests through the charging adapter (or not)."""
+        self._policy.charging = value
 
     def get_adapter(self, url: str) -> Any:
-        if getattr(self.policy, "charging", False):
+        if vars(self._policy).get("charging", False):
             return self._charging_adapter
         return super().get_adapter(url)
 
@@ -273,14 +137,8 @@ class Transport:
         Signs requests to ``base_url`` only; ``None`` for anonymous use.
     timeout
         ``(connect, read)`` seconds, or one number for both.
-    max_retries
-        Retries of one request under the safe policy (and of connection errors when charging).
-    backoff_factor
-        Base of the exponential backoff, in seconds.
-    max_elapsed
-        Bound on the total time spent retrying one request.
-    retry_after_cap
-        Longest ``Retry-After`` to wait for; a longer one raises ``RateLimitError``.
+    retry
+        The retry settings (:class:`~scoutframe.retry.RetryPolicy`).
     allow_http
         Allow plain http to hosts other than loopback.
     secrets
@@ -293,10 +151,7 @@ class Transport:
         *,
         auth: OriginAuth | None = None,
         timeout: Timeout = (5.0, 60.0),
-        max_retries: int = 5,
-        backoff_factor: float = 0.5,
-        max_elapsed: float = 120.0,
-        retry_after_cap: float = 60.0,
+        retry: RetryPolicy | None = None,
         allow_http: bool = False,
         secrets: Sequence[str] = (),
     ) -> None:
@@ -318,19 +173,13 @@ class Transport:
         self.timeout = _check_timeout(timeout)
         self.allow_http = allow_http
         self._secrets = tuple(s for s in secrets if s)
-        safe = safe_retry(max_retries, backoff_factor, max_elapsed)
-        safe.retry_after_cap = retry_after_cap
-        charging = charging_retry(max_retries, backoff_factor, max_elapsed)
-        self.safe_policy: ScoutRetry = safe
-        self.charging_policy: ScoutRetry = charging
-        # A body that breaks off after the headers is outside urllib3's Retry: same count and
-        # time bound, applied in _send.
-        self._body_tries = 1 + max_retries
-        self._max_elapsed = max_elapsed
-        self._session = _ApiSession(self.origin, HTTPAdapter(max_retries=charging))
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._session = _ApiSession(
+            self.origin, HTTPAdapter(max_retries=self.retry.charging_urllib3())
+        )
         self._downloads = _NoAuthSession()
         for session in (self._session, self._downloads):
-            adapter = HTTPAdapter(max_retries=safe)
+            adapter = HTTPAdapter(max_retries=self.retry.safe_urllib3())
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = user_agent()
@@ -432,9 +281,9 @@ class Transport:
         """Decode a JSON body, or raise :class:`~scoutframe.errors.APIError` saying what came."""
         try:
             content = response.content  # a streamed body is read here and may break off
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except WIRE_EXCEPTIONS as exc:
             method = str(response.request.method)
-            raise self._transport_error(exc, method, response.url, 0.0, charging=True) from None
+            raise self._translate(exc, method, response.url, 0.0, charging=True) from None
         try:
             return jsonlib.loads(content)
         except ValueError:
@@ -497,45 +346,49 @@ class Transport:
         auth: OriginAuth | None,
         charging: bool,
     ) -> requests.Response:
-        started = time.monotonic()
-        policy = getattr(session, "policy", None)
+        started = retries.clock().monotonic()
         # urllib3's Retry covers everything up to the response headers; the body is read after
-        # it returns. A free idempotent call whose body breaks off is sent again, up to
-        # max_retries times, with the Retry policy's jittered backoff and total-time bound.
-        body_tries = 1 if stream or charging or method not in _IDEMPOTENT else self._body_tries
-        for body_try in range(body_tries):
-            if policy is not None:
-                policy.charging = charging
-            in_body = False
+        # it returns. A free idempotent call whose body breaks off is sent again under the
+        # policy's request budget (same count and time bound as urllib3's retries).
+        again = not (stream or charging or method not in IDEMPOTENT_METHODS)
+        budget = self.retry.request() if again else retries.Budget("one try", attempts=1)
+        pauses = budget.pauses()
+        error: ScoutError | None = None
+        for pause in pauses:
+            retries.sleep(pause)
+            if isinstance(session, _ApiSession):
+                session.charging(charging)
             try:
                 response = session.request(
                     method, url, params=params, json=json, stream=True, auth=auth,
                     headers=dict(headers) if headers else None,
                     timeout=_check_timeout(timeout) if timeout is not None else self.timeout,
                 )  # fmt: skip
-                if not stream:
-                    in_body = True
-                    _ = response.content
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                elapsed = time.monotonic() - started
-                error = self._transport_error(exc, method, url, elapsed, charging)
-                logger.debug("%s %s failed after %.3fs (body try %d): %s", method,
-                             self._where(None, url), elapsed, body_try + 1, error)  # fmt: skip
-                pause = jittered_backoff(self.safe_policy.backoff_factor, body_try + 1,
-                                         self.safe_policy.backoff_max)  # fmt: skip
-                if in_body and body_try + 1 < body_tries and elapsed + pause <= self._max_elapsed:
-                    time.sleep(pause)
-                    continue
-                raise error from None
+            except WIRE_EXCEPTIONS as exc:
+                raise self._translate(exc, method, url, started, charging) from None
             finally:
-                if policy is not None:
-                    policy.charging = False
+                if isinstance(session, _ApiSession):
+                    session.charging(False)
+            if stream:
+                break
+            try:
+                _ = response.content
+            except WIRE_EXCEPTIONS as exc:
+                error = self._translate(exc, method, url, started, charging)
+                logger.debug("%s %s: the body broke off (try %d): %s", method,
+                             self._where(None, url), pauses.tries, error)  # fmt: skip
+                continue
+            error = None
             break
+        if error is not None:
+            raise error
         if logger.isEnabledFor(logging.DEBUG):  # skip the redaction work when nobody listens
-            retries = getattr(getattr(response.raw, "retries", None), "history", ())
+            raw_retries = getattr(response.raw, "retries", None)  # urllib3's, not ours
+            history = raw_retries.history if raw_retries is not None else ()
             logger.debug(
                 "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
-                response.status_code, time.monotonic() - started, len(retries) + body_try,
+                response.status_code, retries.clock().monotonic() - started,
+                len(history) + pauses.tries - 1,
             )  # fmt: skip
         return response
 
@@ -549,7 +402,7 @@ class Transport:
     def _api_error(self, response: requests.Response, method: str, url: str) -> APIError:
         try:
             content = response.content
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        except WIRE_EXCEPTIONS:
             content = b""
         finally:
             response.close()
@@ -568,91 +421,19 @@ class Transport:
             retry_after=retry_after, method=method, url=path,
         )  # fmt: skip
 
-    def _transport_error(
-        self, exc: BaseException, method: str, url: str, elapsed: float, charging: bool
+    def _translate(
+        self, exc: BaseException, method: str, url: str, started: float, charging: bool
     ) -> ScoutError:
         try:
-            parts = urlsplit(url)
-            host = parts.netloc.rsplit("@", 1)[-1] or url
+            host = urlsplit(url).netloc.rsplit("@", 1)[-1] or url
         except ValueError:
             host = "?"
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                            requests.exceptions.InvalidSchema, requests.exceptions.URLRequired,
-                            requests.exceptions.InvalidHeader)):  # fmt: skip
-            return ConfigurationError(
-                f"Invalid request to {self._where(method, url)}: {type(exc).__name__}; check "
-                "base_url and the arguments"
-            )
-        tries = "" if charging else " (after retries)"
-        reason = _reason(exc)
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            read = self.timeout[1]
-            text = (
-                f"No answer from {host} within the read timeout ({read:g} s){tries} for "
-                f"{self._where(method, url)}. The server may be overloaded; try again, or "
-                "raise it: Client(timeout=(5, 120))"
-            )
-        elif isinstance(exc, requests.exceptions.ConnectTimeout):
-            text = (
-                f"Could not connect to {host} within {self.timeout[0]:g} s{tries}. Check the "
-                "address (base_url / SPHERESCOUT_BASE_URL), your network, proxy and firewall"
-            )
-        elif isinstance(exc, requests.exceptions.SSLError):
-            text = (
-                f"TLS to {host} failed: {reason}. Check the system clock, corporate proxies "
-                "that intercept TLS, and REQUESTS_CA_BUNDLE"
-            )
-        elif isinstance(exc, requests.exceptions.ProxyError):
-            text = f"The proxy refused the connection to {host}: {reason}. Check HTTPS_PROXY"
-        elif isinstance(exc, requests.exceptions.ConnectionError) and _is_connect_failure(exc):
-            text = (
-                f"Could not connect to {host}{tries}: {reason}. Check that the address is "
-                "right (base_url / SPHERESCOUT_BASE_URL), that the server is up, and your "
-                "network, proxy and firewall"
-            )
-        else:
-            text = (
-                f"The connection to {host} broke during {self._where(method, url)} after "
-                f"{elapsed:.1f} s{tries}: {reason}. Try again; if it persists check your network"
-            )
-        return TransportError(redact(text, self._secrets))
-
-
-def _is_connect_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
-            return True
-        if isinstance(current, urllib3.exceptions.MaxRetryError) and isinstance(
-            current.reason, urllib3.exceptions.NewConnectionError
-        ):
-            return True
-        current = (current.args[0] if current.args and isinstance(current.args[0], BaseException)
-                   else current.__cause__ or current.__context__)  # fmt: skip
-    return False
-
-
-def _reason(exc: BaseException) -> str:
-    """Describe a low-level error briefly, without credentials."""
-    inner: Any = exc.args[0] if exc.args else exc
-    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
-        inner = inner.reason
-    if isinstance(inner, urllib3.exceptions.NewConnectionError):
-        text = str(inner).split(": ", 1)[-1]
-        return redact_url(text)
-    if isinstance(inner, tuple | list) and inner and isinstance(inner[0], str):
-        inner = inner[0]  # ("Connection broken: ...", IncompleteRead(...))
-    elif (
-        isinstance(inner, BaseException) and len(inner.args) > 1 and isinstance(inner.args[0], str)
-    ):
-        inner = inner.args[0]
-    text = str(inner)
-    # urllib3 messages quote the request path (and its query) after "url:".
-    if "url:" in text:
-        text = text.split("url:", 1)[0].rstrip(" (,")
-    return redact(text)[:300] or type(inner).__name__
+        failure = Failure(
+            host=host, where=self._where(method, url),
+            elapsed=retries.clock().monotonic() - started if started else 0.0,
+            charging=charging, timeout=self.timeout, secrets=self._secrets,
+        )  # fmt: skip
+        return translate(exc, failure)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -668,7 +449,9 @@ def _retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - retries.clock().now()).total_seconds())
 
 
 def _check_timeout(timeout: Timeout) -> tuple[float, float]:

@@ -17,3 +17,45 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         upper = name.upper()
         if upper.startswith(_SCRUBBED_PREFIXES) or upper in _PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="reliability suite: run the long soak (more seeds and crash points)",
+    )
+
+
+class FakeClock:
+    """The retry clock for tests: sleeping only moves time forward and is recorded."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.sleeps: list[float] = []
+        self.mono = 1000.0
+        self.start = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.mono += seconds
+
+    def now(self):  # type: ignore[no-untyped-def]
+        from datetime import timedelta
+
+        return self.start + timedelta(seconds=self.mono - 1000.0)
+
+
+@pytest.fixture
+def fake_clock():  # type: ignore[no-untyped-def]
+    """Swap scoutframe's retry clock (every sleep and timeout of the client) for a fake one."""
+    from scoutframe import retry
+
+    clock = FakeClock()
+    with retry.use_clock(clock):  # type: ignore[arg-type]
+        yield clock

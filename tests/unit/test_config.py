@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scoutframe.config import DEFAULT_BASE_URL, describe, load_settings, read_config_file
-from scoutframe.errors import ConfigurationError
+from scoutframe.errors import ArgumentError, ConfigurationError
 
 
 def write_config(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -164,20 +164,23 @@ def test_failing_keyring_backend_is_fine(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"max_retries": -1}, "max_retries must be an integer >= 0"),
-        ({"max_retries": 2.5}, "max_retries must be an integer >= 0"),
-        ({"poll_interval": (5.0, 1.0)}, "0 < min <= max"),
-        ({"poll_interval": 3}, "poll_interval must be a"),
-        ({"timeout": "fast"}, "timeout must be a number"),
-        ({"base_url": "http://example.com"}, "allow_http=True"),
+        # Whole numbers and positive numbers: the shared checks (scoutframe.checks).
+        ({"max_retries": -1}, ArgumentError, "max_retries must be >= 0, not -1"),
+        ({"max_retries": 2.5}, ArgumentError, r"max_retries must be a whole number .*2\.5"),
+        ({"backoff_factor": 0}, ArgumentError, "backoff_factor must be a number > 0"),
+        ({"retry_after_cap": "60"}, ArgumentError, "retry_after_cap must be a number > 0"),
+        ({"poll_interval": (5.0, 1.0)}, ConfigurationError, "0 < min <= max"),
+        ({"poll_interval": 3}, ConfigurationError, "poll_interval must be a"),
+        ({"timeout": "fast"}, ConfigurationError, "timeout must be a number"),
+        ({"base_url": "http://example.com"}, ConfigurationError, "allow_http=True"),
     ],
 )
-def test_client_options_are_checked_at_construction(tmp_path, kwargs, message):
+def test_client_options_are_checked_at_construction(tmp_path, kwargs, error, message):
     from scoutframe.client import Client
 
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(error, match=message):
         Client("k" * 64, config_file=tmp_path / "n.toml", **kwargs)
 
 
