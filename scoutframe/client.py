@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import checks
 from ._redact import redact
 from .auth import ApiKeyAuth, JWTAuth, OriginAuth
 from .config import Settings, describe, load_settings
-from .endpoints.account import ApiKeys
-from .endpoints.locations import Locations
 from .endpoints.reference import fetch_categories, fetch_countries, fetch_professions
 from .errors import ConfigurationError, FilterError, NotFoundError
 from .filters import Filters
-from .models import Profile, SearchPage
+from .models import Profile, SearchPage, ServerFlavor
+from .retry import RetryPolicy
 from .transport import Timeout, Transport
 
 if TYPE_CHECKING:
+    from .endpoints.account import ApiKeys
     from .endpoints.exports import Exports
     from .endpoints.history import History
+    from .endpoints.locations import Locations
     from .jobs import ExportJob
+    from .jobstore import JobStore
 
 __all__ = ["Client"]
-
-Flavor = Literal["docs", "live", "unknown"]
 
 
 class Client:
@@ -93,9 +95,12 @@ class Client:
             api_key, base_url, username=username, password=password,
             config_file=Path(config_file) if config_file is not None else None,
         )  # fmt: skip
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
-        low, high = _poll_bounds(poll_interval)
+        self.retry = RetryPolicy(
+            max_retries=checks.whole_number("max_retries", max_retries, minimum=0),
+            backoff_factor=checks.positive_number("backoff_factor", backoff_factor),
+            retry_after_cap=checks.positive_number("retry_after_cap", retry_after_cap),
+            poll_interval=_poll_bounds(poll_interval),
+        )
         self._settings: Settings = settings
         auth: OriginAuth | None = None
         if settings.api_key:
@@ -103,25 +108,20 @@ class Client:
         elif settings.username:
             auth = JWTAuth(settings.username, settings.password, settings.base_url)
         self.transport = Transport(
-            settings.base_url, auth=auth, timeout=timeout, max_retries=max_retries,
-            backoff_factor=backoff_factor, retry_after_cap=retry_after_cap,
+            settings.base_url, auth=auth, timeout=timeout, retry=self.retry,
             allow_http=allow_http, secrets=settings.secrets(),
         )  # fmt: skip
         self.base_url = self.transport.base_url
-        self.poll_interval = (low, high)
+        self.poll_interval = self.retry.poll_interval
         if state_dir is None:
             import platformdirs
 
             state_dir = platformdirs.user_state_dir("scoutframe")
         self.state_dir = Path(state_dir)
-        self._flavor: Flavor = "unknown"
+        self._flavor: ServerFlavor = "unknown"
         self._reference: dict[str, pd.DataFrame] = {}
         self._absent: dict[str, NotFoundError] = {}
         self._lock = threading.Lock()
-        self.locations = Locations(self)
-        self.api_keys = ApiKeys(self)
-        self._exports: Exports | None = None
-        self._history: History | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -144,13 +144,13 @@ class Client:
         self.transport.close()
 
     @property
-    def flavor(self) -> Flavor:
+    def flavor(self) -> ServerFlavor:
         """Which API flavour the server has shown so far: ``"docs"``, ``"live"``, ``"unknown"``."""
         return self._flavor
 
-    def _set_flavor(self, flavor: str) -> None:
-        if flavor in ("docs", "live"):
-            self._flavor = flavor  # type: ignore[assignment]
+    def _set_flavor(self, flavor: ServerFlavor) -> None:
+        if flavor != "unknown":
+            self._flavor = flavor
 
     @property
     def auth_scheme(self) -> str | None:
@@ -158,23 +158,41 @@ class Client:
         auth = self.transport.auth
         return auth.scheme if isinstance(auth, ApiKeyAuth) else None
 
-    @property
+    # -- endpoint groups (built on first use; the import is inside, to keep the client light)
+    @functools.cached_property
+    def locations(self) -> Locations:
+        """Location search and browsing: ``client.locations.search("Paris")``."""
+        from .endpoints.locations import Locations
+
+        return Locations(self)
+
+    @functools.cached_property
+    def api_keys(self) -> ApiKeys:
+        """The account's API keys: ``client.api_keys.list()``."""
+        from .endpoints.account import ApiKeys
+
+        return ApiKeys(self)
+
+    @functools.cached_property
     def exports(self) -> Exports:
         """CSV exports: ``client.exports.start(filters)``."""
-        if self._exports is None:
-            from .endpoints.exports import Exports
+        from .endpoints.exports import Exports
 
-            self._exports = Exports(self)
-        return self._exports
+        return Exports(self)
 
-    @property
+    @functools.cached_property
     def history(self) -> History:
         """Export history, freshness and deltas."""
-        if self._history is None:
-            from .endpoints.history import History
+        from .endpoints.history import History
 
-            self._history = History(self)
-        return self._history
+        return History(self)
+
+    @functools.cached_property
+    def job_store(self) -> JobStore:
+        """Saved export handles and the history, asked as one (which export is this?)."""
+        from .jobstore import JobStore
+
+        return JobStore(self)
 
     def export_job(self, job_id: str) -> ExportJob:
         """Return the export ``job_id`` (task id or search id) started earlier, to resume it."""
@@ -219,8 +237,7 @@ class Client:
         """
         params = self._search_params(filters, filter_kwargs)
         if page is not None:
-            if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-                raise FilterError(f"page must be an integer >= 1 (or None), not {page!r}")
+            page = checks.whole_number("page", page, minimum=1)
             params += [("paginate", "true"), ("page", str(page))]
         return SearchPage.from_json(self.transport.get_json("/api/companies", params=params))
 
@@ -293,9 +310,7 @@ class Client:
         """
         if q is not None and not isinstance(q, str):
             raise FilterError(f"q must be a string, not {type(q).__name__}")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):  # fmt: skip
-            raise FilterError(f"limit must be a positive integer, not {limit!r}")
+        limit = checks.optional_whole_number("limit", limit, minimum=1)
         if q is None and limit is None:
             return self._cached("categories", lambda: fetch_categories(self.transport))
         return fetch_categories(self.transport, q, limit)

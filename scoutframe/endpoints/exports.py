@@ -1,50 +1,41 @@
 """Starting CSV exports (``/api/download-csv``) without ever paying twice: ``client.exports``.
 
-An export start spends credits, so it goes through the transport's *charging* policy (retried
-only when the request surely never reached the server). After an ambiguous failure (read
-timeout, connection dropped after sending, 5xx) the job is looked up before anything is
-started again: the account's balance and the export history (documented flavour) or the
-status by search id (live flavour) tell whether the first attempt took effect; if it did, the
-job is adopted; only when it surely did not is the start sent once more. When the request
-may still be running on the server (a read timeout, a gateway's 502/504), the client watches
-for the charge for a while and, if none shows, raises rather than sending it again.
+An export start spends credits: it is sent through :func:`scoutframe.charging.charge_once`
+(looked up before it is ever sent again). A job that lost its answer is found again by the
+:class:`~scoutframe.jobstore.JobStore`: the status by search id (live flavour) or the newest
+full export of the search in the history (documented flavour).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-import requests
-
+from .. import retry
+from ..charging import AmbiguousAnswerError, ChargingCall, charge_once
 from ..errors import (
     APIError,
     BadRequestError,
     BudgetError,
     ExportError,
-    FilterError,
     InsufficientCreditsError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
 )
 from ..filters import Filters
-from ..jobs import ExportJob, Flavor, JobStore, poll_delays
+from ..jobs import ExportJob
+from ..jobstore import JobStore, filters_from
+from ..models import Flavor, HandleState, optional_int
 
 if TYPE_CHECKING:
     from ..client import Client
 
-__all__ = ["Exports"]
+__all__ = ["Exports", "check_budget", "ensure_affordable"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
+Request = tuple[str, list[tuple[str, str]]]
 
 
 class Exports:
@@ -64,8 +55,8 @@ class Exports:
 
     @property
     def store(self) -> JobStore:
-        """The directory of persisted job handles (``client.state_dir / "jobs"``)."""
-        return JobStore.of(self._client)
+        """The saved job handles and the history (``client.job_store``)."""
+        return self._client.job_store
 
     # -- public --------------------------------------------------------------------------
 
@@ -109,14 +100,11 @@ class Exports:
         >>> job.wait(); job.download("plumbers.csv")  # doctest: +SKIP
         """
         client = self._client
-        filters: Filters | None
-        count: int | None
         search_id: str | None = None
-        filters = None
-        count = None
+        count: int | None = None
         if isinstance(filters_or_search_id, str):
             search_id = filters_or_search_id
-            filters = self._known_filters(filters_or_search_id)
+            filters = self.store.filters_of(search_id)
         else:
             filters = Filters.from_any(filters_or_search_id).resolve(client)
         if filters is not None:  # count it now (free), so budget and balance are checked first
@@ -147,11 +135,10 @@ class Exports:
         count, flavour); otherwise builds one from the id alone. Nothing is charged.
         """
         client = self._client
-        handle = self.store.find(job_id, origin=client.base_url)
+        handle = self.store.find(job_id)
         if handle is not None:
-            job = ExportJob.from_dict(client, handle)
-            _remember_flavor(client, job.flavor)
-            return job
+            client._set_flavor(handle.flavor)
+            return ExportJob.from_handle(client, handle)
         # No record here: a task id is the documented flavour's, anything else a search id.
         is_task = job_id.startswith("task_") and client.flavor != "live"
         unknown_age = datetime(1970, 1, 1, tzinfo=UTC)  # no 404 grace
@@ -163,41 +150,53 @@ class Exports:
                 flavor="docs" if is_task else "live",
                 created_at=unknown_age,
             )
-        return self._from_search_id(job_id, unknown_age)
+        job = self.find(job_id, created_at=unknown_age)
+        if job is None:
+            raise NotFoundError(
+                404,
+                f"no export of search {job_id!r} was found: no handle is saved under "
+                "client.state_dir and the export history has no full export of it; resume "
+                "with the task id (client.export_job('task_...')), see client.history.list(), "
+                "or start one with client.exports.start(...)",
+            )
+        return job
 
-    def _from_search_id(self, search_id: str, created_at: datetime) -> ExportJob:
-        """Find the export of ``search_id`` when the flavour is documented (or not known yet).
+    def find(
+        self,
+        search_id: str,
+        *,
+        created_at: datetime,
+        filters: Filters | None = None,
+        lead_count: int | None = None,
+        after_id: int | None = None,
+    ) -> ExportJob | None:
+        """Find the export of ``search_id`` on the server, without a saved handle.
 
-        The documented API has no status by search id: the newest full export of that search
-        in the history is followed instead. An unknown flavour first tries the live status.
+        A server of the live flavour (or one not known yet) is asked for the status by search
+        id; the documented flavour has none, so the newest full export of that search in the
+        history (newer than ``after_id``, if given) is followed instead. A failed export is
+        not returned. Free.
         """
         client = self._client
         if client.flavor != "docs":
-            live = ExportJob(client, search_id=search_id, flavor="live", created_at=created_at)
+            live = ExportJob(client, search_id=search_id, lead_count=lead_count,
+                             filters=filters, flavor="live", created_at=created_at)  # fmt: skip
             try:
                 live.refresh()
             except NotFoundError:
                 pass  # a documented server (or no such live export): look in the history
             else:
-                _remember_flavor(client, "live")
+                client._set_flavor("live")
                 return live
-        for entry in client.history.entries():  # newest first
-            if entry.search_id == search_id and entry.kind == "full":
-                filters = None
-                with contextlib.suppress(FilterError, TypeError, ValueError):
-                    filters = Filters.from_any(entry.filters) if entry.filters else None
-                return ExportJob(
-                    client, search_id=search_id, task_id=None, lead_count=entry.row_count,
-                    filters=filters, flavor="docs", created_at=entry.created_at or created_at,
-                    history_id=entry.id,
-                )  # fmt: skip
-        raise NotFoundError(
-            404,
-            f"no export of search {search_id!r} was found: no handle is saved under "
-            "client.state_dir and the export history has no full export of it; resume with "
-            "the task id (client.export_job('task_...')), see client.history.list(), or start "
-            "one with client.exports.start(...)",
-        )
+        entry = self.store.newest_export(search_id, after_id=after_id)
+        if entry is None or entry.status == "failed":
+            return None
+        return ExportJob(
+            client, search_id=search_id, task_id=None,
+            lead_count=entry.row_count if entry.row_count is not None else lead_count,
+            filters=filters if filters is not None else filters_from(entry.filters),
+            flavor="docs", created_at=entry.created_at or created_at, history_id=entry.id,
+        )  # fmt: skip
 
     def list_saved(self, *, include_done: bool = False) -> list[ExportJob]:
         """Return the jobs whose handles are saved under ``client.state_dir``, newest first.
@@ -207,33 +206,17 @@ class Exports:
         include_done
             Also list jobs already downloaded (or failed).
         """
-        handles = self.store.handles_for(self._client.base_url)
-        jobs = [ExportJob.from_dict(self._client, h) for h in handles]
-        return jobs if include_done else [j for j in jobs if j.state == "active"]
+        states: tuple[HandleState, ...] | None = None if include_done else ("active",)
+        return [ExportJob.from_handle(self._client, h) for h in self.store.handles(states=states)]
 
     # -- start, both flavours ------------------------------------------------------------
-
-    def _known_filters(self, search_id: str) -> Filters | None:
-        """Return the filters of a search exported before (saved handle, else the history)."""
-        handle = self.store.find(search_id, origin=self._client.base_url)
-        if handle is not None and handle.get("filters"):
-            return ExportJob.from_dict(self._client, handle).filters
-        try:
-            entries = self._client.history.entries()
-        except (APIError, TransportError):
-            return None
-        for entry in entries:
-            if entry.search_id == search_id and entry.filters:
-                try:
-                    return Filters.from_any(entry.filters)
-                except (FilterError, TypeError, ValueError):
-                    return None  # filters this client cannot express: treat as unknown
-        return None
 
     def _start(
         self, search_id: str | None, filters: Filters | None, count: int | None, balance: int
     ) -> ExportJob:
-        live_form = None if filters is None else ("/api/download-csv/", filters.to_params())
+        live_form: Request | None = None
+        if filters is not None:
+            live_form = ("/api/download-csv/", filters.to_params())
         if filters is None:
             if self._client.flavor == "live":
                 raise ExportError(
@@ -243,111 +226,60 @@ class Exports:
                 )
             # Only the documented flavour starts from a bare search_id (the sandbox's live
             # flavour refuses it with 400; a server that ignored it would export everything).
-            first = ("/api/download-csv", [("search_id", str(search_id))])
+            first: Request = ("/api/download-csv", [("search_id", str(search_id))])
         elif search_id is None or self._client.flavor == "live":
-            first = cast(tuple[str, list[tuple[str, str]]], live_form)
+            assert live_form is not None
+            first = live_form
         else:
             # The documented form plus the filters: a documented server reads search_id, a
             # live one re-reads the filters (ignoring search_id), so one request is right for
             # both and its answer (task_id or not) tells which one answered.
             first = ("/api/download-csv", [("search_id", search_id), *filters.to_params()])
         try:
-            return self._attempt(first, search_id, filters, count, balance)
+            return self._charge(first, search_id, filters, count, balance)
         except (NotFoundError, BadRequestError):
             if live_form is None or first == live_form:
                 raise
         # The documented form was refused (404/400): try the live one.
-        return self._attempt(live_form, search_id, filters, count, balance)
+        return self._charge(live_form, search_id, filters, count, balance)
 
-    def _attempt(
+    def _charge(
         self,
-        request: tuple[str, list[tuple[str, str]]],
+        request: Request,
         search_id: str | None,
         filters: Filters | None,
         count: int | None,
         balance: int,
     ) -> ExportJob:
-        started = datetime.now(UTC)
+        started = retry.clock().now()
         path, params = request
-        refusals = 0
-        attempt = 0
-        while True:
-            sent = time.monotonic()
-            try:
-                response = self._client.transport.request("GET", path, params=params, charging=True)
-                data = response.json()
-            except RateLimitError as exc:
-                # A 429 is refused before anything runs: wait and send the start again.
-                refusals += 1
-                wait = self._rate_limit_wait(exc, refusals)
-                if wait is None:
-                    raise
-                logger.info("export start refused with 429; retrying in %.2f s", wait)
-                time.sleep(wait)
-                continue
-            except APIError as exc:
-                if not isinstance(exc, ServerError):
-                    if exc.status == 403 and _is_insufficient(exc):
-                        raise _insufficient_from(exc) from exc
-                    raise
-                error: Exception = exc
-            except _AMBIGUOUS_LOCAL as exc:
-                error = exc
-            else:
-                if not isinstance(data, Mapping):
-                    raise ExportError("the export start answered something other than an "
-                                      "object", job=None)  # fmt: skip
-                return self._job_from_answer(data, search_id, filters, count, started)
-            # Ambiguous: the start may or may not have happened. Look before starting again.
-            in_flight = may_still_run(self._client, error, time.monotonic() - sent)
-            patience = self._settle_seconds() if in_flight else 0.0
-            job, charged = self._look_for_start(search_id, filters, count, balance, started,
-                                                patience)  # fmt: skip
-            if job is not None:
-                return job
-            if charged is None:
-                raise ExportError(
-                    "the export start broke off and the account's balance could not be read "
-                    "afterwards, so whether it was charged is unknown; check "
-                    "client.profile().credits and client.history.list() before starting again",
-                    job=None,
-                ) from error
-            if charged:
-                raise ExportError(
-                    "the export start broke off after the server charged it, and the job "
-                    "could not be found; check client.history.list() before starting again",
-                    job=None,
-                ) from error
-            if in_flight:
-                raise ExportError(
-                    "the export start got no answer in time and nothing shows it was charged "
-                    f"after {patience:g} s; the server may still run it, so it was not sent "
-                    "again: check client.profile().credits and client.history.list() before "
-                    "starting again",
-                    job=None,
-                ) from error
-            if attempt:
-                raise ExportError(
-                    "the export start failed twice without taking effect; nothing was charged",
-                    job=None,
-                ) from error
-            # The server answered, and neither balance nor jobs moved: nothing happened (a
-            # zero-contact export is free anyway). One more start is safe.
-            attempt += 1
 
-    def _rate_limit_wait(self, exc: RateLimitError, refusals: int) -> float | None:
-        """Seconds to wait before re-sending a start refused with 429; ``None``: give up."""
-        transport = self._client.transport
-        policy = getattr(transport, "charging_policy", None)
-        max_retries = int(getattr(policy, "total", None) or 5)
-        if refusals > max_retries:
-            return None
-        cap = float(getattr(transport, "retry_after_cap", 60.0))
-        backoff = float(getattr(transport, "backoff_factor", 0.5) or 0.5)
-        wait = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (refusals - 1)
-        if wait > cap:
-            return None  # longer than the client is willing to wait: let the caller decide
-        return max(0.0, wait)
+        def send() -> ExportJob:
+            try:
+                response = self._client.transport.request("GET", path, params=params,
+                                                          charging=True)  # fmt: skip
+            except APIError as exc:
+                if exc.status == 403 and _is_insufficient(exc):
+                    raise _insufficient_from(exc) from exc
+                raise
+            try:
+                data = self._client.transport.json_of(response)
+            except APIError as exc:  # a 2xx that is not JSON: it may have charged
+                raise AmbiguousAnswerError(exc.detail) from exc
+            if not isinstance(data, Mapping):
+                raise AmbiguousAnswerError(f"the export start answered {type(data).__name__}")
+            return self._job_from_answer(data, search_id, filters, count, started)
+
+        def adopt() -> ExportJob | None:
+            if search_id is None:
+                return None
+            return self.find(search_id, created_at=started, filters=filters, lead_count=count)
+
+        call = ChargingCall(
+            what="the export start", send=send, adopt=adopt,
+            error=lambda message: ExportError(message, job=None),
+        )  # fmt: skip
+        return charge_once(self._client, call, balance=balance)
 
     def _job_from_answer(
         self,
@@ -359,119 +291,22 @@ class Exports:
     ) -> ExportJob:
         task_id = data.get("task_id") or None
         flavor: Flavor = "docs" if task_id else "live"
-        _remember_flavor(self._client, flavor)
-        lead_count = data.get("lead_count")
+        self._client._set_flavor(flavor)
+        lead_count = optional_int(data.get("lead_count"))
         sid = str(data.get("search_id") or search_id or "")
         if not sid and task_id is None:
-            raise ExportError("the export start answered neither a task id nor a search id",
-                              job=None)  # fmt: skip
-        job = ExportJob(
+            raise AmbiguousAnswerError("the export start answered neither a task id nor a "
+                                       "search id")  # fmt: skip
+        return ExportJob(
             self._client,
             search_id=sid,
             task_id=None if task_id is None else str(task_id),
-            lead_count=count if lead_count is None else int(lead_count),
+            lead_count=count if lead_count is None else lead_count,
             filters=filters,
             flavor=flavor,
             created_at=started,
+            history_id=optional_int(data.get("history_id")),
         )
-        history_id = data.get("history_id")
-        if history_id is not None:
-            job.history_id = int(history_id)
-        return job
-
-    # -- after an ambiguous failure ------------------------------------------------------
-
-    def _settle_seconds(self) -> float:
-        """How long to watch for a start that may still be running: at least 5 s, at most 60."""
-        return min(max(5.0, _read_timeout(self._client) or 0.0), 60.0)
-
-    def _look_for_start(
-        self,
-        search_id: str | None,
-        filters: Filters | None,
-        count: int | None,
-        balance: int,
-        started: datetime,
-        patience: float,
-    ) -> tuple[ExportJob | None, bool | None]:
-        """Watch up to ``patience`` s for the charge and the job of a start that lost its answer.
-
-        Returns the adopted job (or ``None``) and whether the balance shows the charge
-        (``None`` when the balance could not be read).
-        """
-        deadline = time.monotonic() + patience
-        delays = poll_delays(self._client.poll_interval)
-        while True:
-            charged = self._charged_since(balance)
-            if charged and search_id is not None:
-                adopt = functools.partial(self._adopt, search_id, filters, count, started)
-                try:
-                    job = _retry_free(adopt)
-                except (APIError, TransportError, requests.RequestException, ValueError):
-                    job = None  # not readable now: look again until the deadline
-                if job is not None:
-                    return job, True
-            if charged is None or time.monotonic() >= deadline:
-                return None, charged
-            time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
-
-    def _charged_since(self, balance: int) -> bool | None:
-        """Whether the balance dropped since ``balance`` was read; ``None`` if unknowable."""
-        try:
-            credits = _retry_free(lambda: self._client.profile().credits)
-        except (APIError, TransportError):
-            return None
-        return credits < balance
-
-    def _adopt(
-        self, search_id: str, filters: Filters | None, count: int | None, started: datetime
-    ) -> ExportJob | None:
-        """Find the job a start that lost its answer created (the balance shows the charge).
-
-        Raises the lookup's ``APIError``/``TransportError`` (the caller retries them).
-        """
-        client = self._client
-        if client.flavor != "docs":
-            live = ExportJob(client, search_id=search_id, lead_count=count,
-                             filters=filters, flavor="live", created_at=started)  # fmt: skip
-            try:
-                live.refresh()
-            except NotFoundError:
-                pass  # not a live server (or no such export): look in the history
-            else:
-                _remember_flavor(client, "live")
-                return live
-        for entry in client.history.entries():  # newest first
-            if entry.search_id == search_id and entry.kind == "full":
-                if entry.status == "failed":
-                    return None
-                return ExportJob(
-                    client, search_id=search_id, task_id=None,
-                    lead_count=entry.row_count if entry.row_count is not None else count,
-                    filters=filters, flavor="docs", created_at=started,
-                    history_id=entry.id,
-                )  # fmt: skip
-        return None
-
-
-#: Tries of a free lookup (profile, history, status) after a start lost its answer.
-_LOOKUP_TRIES = 5
-
-
-def _retry_free(lookup: Callable[[], _T]) -> _T:
-    """Run a free, read-only lookup, retrying transient failures a few times (short backoff).
-
-    A 4xx other than 429 is final and raised at once; so is the last failure.
-    """
-    for attempt in range(_LOOKUP_TRIES):
-        try:
-            return lookup()
-        except (APIError, TransportError, requests.RequestException, ValueError) as exc:
-            final = isinstance(exc, APIError) and not isinstance(exc, (ServerError, RateLimitError))
-            if final or attempt == _LOOKUP_TRIES - 1:
-                raise
-            time.sleep(min(0.1 * 2**attempt, 1.0))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def check_budget(cost: int | None, max_credits: int | None, *, what: str, hint: str) -> None:
@@ -498,35 +333,6 @@ def ensure_affordable(
     return balance
 
 
-# Local failures of a charging request that leave its effect unknown (5xx is an APIError).
-_AMBIGUOUS_LOCAL = (TransportError, requests.RequestException, ValueError)
-
-
-def may_still_run(client: Client, error: BaseException, elapsed: float) -> bool:
-    """Whether a failed charging request may still be running on the server.
-
-    A read timeout (the failure took about the read timeout) or a gateway's 502/504 leave the
-    request possibly in flight upstream; a broken answer or a 500/503 mean the server has
-    already decided, so the balance and the history show whether it took effect.
-    """
-    if isinstance(error, ServerError):
-        return error.status in (502, 504)
-    read_timeout = _read_timeout(client)
-    return read_timeout is not None and elapsed >= 0.9 * read_timeout
-
-
-def _read_timeout(client: Client) -> float | None:
-    timeout = getattr(client.transport, "timeout", None)
-    if isinstance(timeout, tuple) and len(timeout) == 2:
-        return float(timeout[1])
-    return None
-
-
-def _remember_flavor(client: Client, flavor: str) -> None:
-    """Tell the client which API flavour the server has shown."""
-    client._set_flavor(flavor)
-
-
 def _is_insufficient(exc: APIError) -> bool:
     if isinstance(exc, InsufficientCreditsError):
         return True
@@ -539,5 +345,6 @@ def _insufficient_from(exc: APIError) -> InsufficientCreditsError:
         return exc
     body = exc.body if isinstance(exc.body, Mapping) else {}
     return InsufficientCreditsError.from_counts(
-        int(body.get("required_credits") or 0), int(body.get("available_credits") or 0)
+        optional_int(body.get("required_credits")) or 0,
+        optional_int(body.get("available_credits")) or 0,
     )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,147 +13,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from ..errors import ServerError, TransportError
-from ..jobs import STREAM_ERRORS, optional_int, parse_timestamp, write_body
-from .exports import ensure_affordable, may_still_run
+from ..charging import ChargingCall, charge_once
+from ..downloads import write_body
+from ..errors import TransportError
+from ..files import atomic_path
+from ..models import Delta, Freshness, HistoryEntry, optional_int
+from .exports import ensure_affordable
 
 if TYPE_CHECKING:
     from ..client import Client
 
 __all__ = ["Delta", "Freshness", "History", "HistoryEntry"]
 
-_ENTRY_FIELDS = (
-    "id", "search_id", "filters", "created_at", "row_count", "status", "kind", "parent_id",
-    "download_url", "expires_at",
-)  # fmt: skip
-_FRESHNESS_FIELDS = ("id", "exported_at", "new_count", "is_fresh", "checked_at")
 _PATH = "/api/user/search-history"
 _HISTORY_ID_HEADER = "X-Search-History-Id"
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One export (``kind="full"``) or delta download (``kind="delta"``) of the account.
-
-    Attributes
-    ----------
-    id
-        History entry id (what :meth:`History.freshness` and ``download_delta`` take).
-    search_id
-        The search the export was made from.
-    filters
-        The search's filters as the server reports them.
-    created_at
-        When it was exported (UTC); the cut-off of the next delta.
-    row_count
-        Contacts exported (credits charged).
-    status
-        The export's status (``pending`` ... ``ready``, ``failed``).
-    kind
-        ``"full"`` or ``"delta"``.
-    parent_id
-        For a delta: the entry it continues.
-    download_url
-        Signed URL of the file while valid; hidden from ``repr``.
-    expires_at
-        When ``download_url`` stops working.
-    extra
-        Other fields as sent.
-    """
-
-    id: int
-    search_id: str | None
-    filters: Mapping[str, Any]
-    created_at: datetime | None
-    row_count: int | None
-    status: str | None
-    kind: str
-    parent_id: int | None
-    download_url: str | None = field(default=None, repr=False)
-    expires_at: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> HistoryEntry:
-        """Build an entry leniently from one item of the history answer."""
-        filters = data.get("filters")
-        return cls(
-            id=int(data["id"]),
-            search_id=None if data.get("search_id") is None else str(data["search_id"]),
-            filters=dict(filters) if isinstance(filters, Mapping) else {},
-            created_at=parse_timestamp(data.get("created_at")),
-            row_count=optional_int(data.get("row_count")),
-            status=None if data.get("status") is None else str(data["status"]),
-            kind=str(data.get("kind") or "full"),
-            parent_id=optional_int(data.get("parent_id")),
-            download_url=data.get("download_url") or None,
-            expires_at=parse_timestamp(data.get("expires_at")),
-            extra={k: v for k, v in data.items() if k not in _ENTRY_FIELDS},
-        )
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How many contacts matching an entry's filters were collected after it was exported.
-
-    Attributes
-    ----------
-    id
-        The history entry.
-    exported_at
-        Its export time (UTC).
-    new_count
-        New or re-collected contacts since then: the rows (and credits) of a delta.
-    is_fresh
-        ``new_count == 0``.
-    checked_at
-        When the server counted.
-    extra
-        Other fields as sent.
-    """
-
-    id: int
-    exported_at: datetime | None
-    new_count: int
-    is_fresh: bool
-    checked_at: datetime | None
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Freshness:
-        """Build from the freshness answer."""
-        new_count = int(data.get("new_count") or 0)
-        is_fresh = data.get("is_fresh")
-        return cls(
-            id=int(data["id"]),
-            exported_at=parse_timestamp(data.get("exported_at")),
-            new_count=new_count,
-            is_fresh=bool(is_fresh) if is_fresh is not None else new_count == 0,
-            checked_at=parse_timestamp(data.get("checked_at")),
-            extra={k: v for k, v in data.items() if k not in _FRESHNESS_FIELDS},
-        )
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A downloaded delta CSV.
-
-    Attributes
-    ----------
-    path
-        Where the CSV was written.
-    history_id
-        Id of the ``delta`` history entry the server recorded (the next delta's parent).
-    row_count
-        Data rows in the file.
-    credits_spent
-        Credits charged (1 a row).
-    """
-
-    path: Path
-    history_id: int | None
-    row_count: int
-    credits_spent: int
 
 
 class History:
@@ -278,55 +149,44 @@ class History:
             same rows again (and costs them again).
         """
         client = self._client
+        entry_id = int(entry_id)
         expected = self.freshness(entry_id).new_count
-        available = ensure_affordable(
+        balance = ensure_affordable(
             client, expected, max_credits, what=f"the delta of history entry {entry_id}",
             hint="Raise max_credits, or check freshness() until fewer contacts are new.",
         )
         target = Path(path)
-        part = target.with_name(f".{target.name}.delta-{int(entry_id)}.part")
         known_ids = {e.id for e in self.entries()}
-        for attempt in range(2):
-            sent = time.monotonic()
-            try:
-                history_id = self._fetch_delta(entry_id, part)
-            except (TransportError, ServerError, *STREAM_ERRORS) as exc:
-                part.unlink(missing_ok=True)
-                recorded = [
-                    e for e in self.entries()
-                    if e.kind == "delta" and e.parent_id == int(entry_id) and e.id not in known_ids
-                ]  # fmt: skip
-                if recorded or client.profile().credits != available:
-                    where = f" as history entry {recorded[0].id}" if recorded else ""
-                    raise TransportError(
-                        f"the delta download of entry {entry_id} broke off after the server "
-                        f"charged it{where}; it was not retried to avoid paying twice"
-                    ) from exc
-                if may_still_run(client, exc, time.monotonic() - sent):
-                    raise TransportError(
-                        f"the delta download of entry {entry_id} got no answer in time; the "
-                        "server may still charge it, so it was not retried: check "
-                        "client.history.list() in a minute before asking again"
-                    ) from exc
-                if attempt:
-                    raise TransportError(
-                        f"the delta download of entry {entry_id} failed twice without being "
-                        "charged; try again later"
-                    ) from exc
-                continue  # surely not charged (no new entry, same balance): one more try
-            rows = _count_csv_rows(part)
-            os.replace(part, target)
-            return Delta(target, history_id, rows, rows)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fetch_delta(self, entry_id: int, part: Path) -> int | None:
+        def send() -> Delta:
+            with atomic_path(target, private=True) as temp:
+                history_id = self._fetch_delta(entry_id, temp)
+                rows = _count_csv_rows(temp)
+            return Delta(target, history_id, rows, rows)
+
+        def trace() -> str:
+            with contextlib.suppress(Exception):  # best effort: only for the message
+                for entry in self.entries():
+                    new = entry.id not in known_ids and entry.parent_id == entry_id
+                    if entry.kind == "delta" and new:
+                        return f" as history entry {entry.id}"
+            return ""
+
+        call = ChargingCall(
+            what=f"the delta download of entry {entry_id}", send=send,
+            adopt=lambda: None,  # a delta's body is served once: it cannot be fetched again
+            error=TransportError, trace=trace,
+        )  # fmt: skip
+        return charge_once(client, call, balance=balance)
+
+    def _fetch_delta(self, entry_id: int, path: Path) -> int | None:
         response = self._client.transport.request(
-            "GET", f"{_PATH}/{int(entry_id)}/download-delta", charging=True, stream=True
+            "GET", f"{_PATH}/{entry_id}/download-delta", charging=True, stream=True
         )
         with contextlib.closing(response):
             header = response.headers.get(_HISTORY_ID_HEADER)
             total = optional_int(response.headers.get("Content-Length"))
-            written = write_body(response, part)
+            written = write_body(response, path)
         if total is not None and written != total:
             raise TransportError(f"delta body has {written} of {total} bytes")
         return optional_int(header)

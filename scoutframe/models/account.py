@@ -96,7 +96,7 @@ class Profile:
             id=optional_int(data.get("id")),
             email=optional_str(data.get("email")),
             username=optional_str(data.get("username")),
-            credits=optionaloptional_int(data.get("credits")) or 0,
+            credits=optional_int(data.get("credits")) or 0,
             credits_used=optional_int(data.get("credits_used")),
             plan=optional_str(data.get("plan")),
             first_name=optional_str(data.get("first_name")),

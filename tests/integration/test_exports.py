@@ -436,3 +436,55 @@ def test_resume_by_search_id_without_a_saved_handle(
     fresh = account(state_dir=tmp_path / "third", api_key=acct.api_key).client
     with pytest.raises(NotFoundError, match="no export of search"):
         fresh.export_job("srch_00000000").wait(timeout=5)
+
+
+def _export_server(loopback_server: Any, start_answer: tuple[int, dict[str, str], bytes]) -> Any:
+    """A scripted API: profile and an empty history answer; every export start gets
+    ``start_answer``."""
+    import json
+
+    def respond(method: str, path: str, headers: dict[str, str]) -> Any:
+        if path.startswith("/api/user/profile"):
+            return 200, {"Content-Type": "application/json"}, json.dumps({"credits": 10}).encode()
+        if path.startswith("/api/user/search-history"):
+            body = json.dumps({"count": 0, "results": []}).encode()
+            return 200, {"Content-Type": "application/json"}, body
+        if path.startswith("/api/download-csv"):
+            return start_answer
+        return 404, {"Content-Type": "application/json"}, b'{"detail": "Not found."}'
+
+    return loopback_server(respond)
+
+
+def _starts(server: Any) -> int:
+    return sum(1 for _, path, _ in server.requests if path.startswith("/api/download-csv"))
+
+
+def test_export_start_429_obeys_the_clients_retry_after_cap(
+    loopback_server: Any, client_for: Any, fake_clock: Any
+) -> None:
+    """Regression: the start's 429 loop read retry_after_cap off the transport with getattr and
+    a default of 60 s, so Client(retry_after_cap=...) was ignored."""
+    refused = (429, {"Retry-After": "1", "Content-Type": "application/json"},
+               b'{"detail": "Slow down."}')  # fmt: skip
+    server = _export_server(loopback_server, refused)
+    client = client_for(SimpleNamespace(url=server.url, api_key="a" * 64), retry_after_cap=0.5)
+    with pytest.raises(RateLimitError) as caught:
+        client.exports.start("srch_1")
+    assert caught.value.retry_after == 1.0
+    assert _starts(server) == 1  # 1 s is over the 0.5 s cap: not sent again, not waited for
+    assert fake_clock.sleeps == []
+
+
+def test_export_start_429_backs_off_with_the_clients_backoff_factor(
+    loopback_server: Any, client_for: Any, fake_clock: Any
+) -> None:
+    refused = (429, {"Content-Type": "application/json"}, b'{"detail": "Slow down."}')
+    server = _export_server(loopback_server, refused)
+    client = client_for(SimpleNamespace(url=server.url, api_key="a" * 64), max_retries=2,
+                        backoff_factor=0.01)  # fmt: skip
+    with pytest.raises(RateLimitError):
+        client.exports.start("srch_1")
+    assert _starts(server) == 3  # the first send and max_retries more
+    assert len(fake_clock.sleeps) == 2
+    assert all(pause <= 0.02 for pause in fake_clock.sleeps)  # 0.01 then 0.02 at most

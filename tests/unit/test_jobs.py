@@ -1,8 +1,7 @@
-"""Export jobs without sockets: backoff, status normalisation, handle persistence, redaction."""
+"""Export jobs without sockets: polling, handle persistence, resumable downloads, redaction."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import stat
 from datetime import UTC, datetime, timedelta
@@ -13,10 +12,12 @@ from typing import Any
 import pytest
 import urllib3.exceptions
 
-from scoutframe import jobs
-from scoutframe.errors import ExportFailedError, ExportTimeoutError, NotFoundError
+from scoutframe import retry
+from scoutframe.errors import ExportFailedError, ExportTimeoutError, NotFoundError, TransportError
 from scoutframe.filters import Filters
-from scoutframe.jobs import ExportJob, ExportStatus, JobStore, normalize_status, poll_delays
+from scoutframe.jobs import ExportJob
+from scoutframe.jobstore import JobStore
+from scoutframe.retry import RetryPolicy
 
 SECRET_KEY = "f" * 64
 SIGNED_URL = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"
@@ -24,6 +25,8 @@ SIGNED_URL = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbee
 
 class FakeTransport:
     """Answers status requests from a script; records the paths asked."""
+
+    timeout = (5.0, 60.0)
 
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers
@@ -41,61 +44,21 @@ class FakeClient:
     def __init__(self, state_dir: Path, answers: list[Any]) -> None:
         self.state_dir = state_dir
         self.transport = FakeTransport(answers)
-        self.poll_interval = (0.5, 2.0)
+        self.retry = RetryPolicy(poll_interval=(0.5, 2.0))
         self.base_url = "http://127.0.0.1:8000"
         self.api_key = SECRET_KEY
         self.history = SimpleNamespace(entries=list)  # no history entries to match
+        self.job_store = JobStore(self)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record time.sleep calls instead of sleeping; a fake monotonic clock follows them."""
-    slept: list[float] = []
-    clock = [1000.0]
-
-    def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    monkeypatch.setattr(jobs.time, "sleep", fake_sleep)
-    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
-    return slept
+def sleeps(fake_clock: Any) -> list[float]:
+    """The pauses the job takes, on the fake retry clock (nothing really sleeps)."""
+    return fake_clock.sleeps  # type: ignore[no-any-return]
 
 
 def _not_found() -> NotFoundError:
     return NotFoundError(404, "Not found.", {"detail": "Not found."}, None)
-
-
-def test_poll_delays_grow_exponentially_then_cap() -> None:
-    delays = list(itertools.islice(poll_delays((2.0, 5.0)), 6))
-    assert delays == [2.0, 3.0, 4.5, 5.0, 5.0, 5.0]
-
-
-def test_poll_delays_with_inverted_bounds_stay_at_the_lower_one() -> None:
-    assert list(itertools.islice(poll_delays((3.0, 1.0)), 3)) == [3.0, 3.0, 3.0]
-
-
-@pytest.mark.parametrize(
-    ("word", "expected"),
-    [("pending", "pending"), ("PROCESSING", "processing"), ("completed", "ready"),
-     ("ready", "ready"), ("failed", "failed"), ("something-new", "processing"),
-     (None, "processing")],
-)  # fmt: skip
-def test_status_words_are_normalised(word: str | None, expected: str) -> None:
-    assert normalize_status(word) == expected
-
-
-def test_status_from_live_answer_keeps_unknown_fields_and_hides_the_url() -> None:
-    status = ExportStatus.from_json(
-        {"status": "completed", "search_id": "s1", "lead_count": "12", "download_url": SIGNED_URL,
-         "expires_at": "2026-12-28T10:00:00Z", "shard": 3}
-    )  # fmt: skip
-    assert status.status == "ready"
-    assert status.lead_count == 12
-    assert status.expires_at == datetime(2026, 12, 28, 10, tzinfo=UTC)
-    assert status.extra == {"search_id": "s1", "shard": 3}
-    assert "signature" not in repr(status)
-    assert status.is_finished
 
 
 def _job(tmp_path: Path, answers: list[Any], **kwargs: Any) -> tuple[ExportJob, FakeClient]:
@@ -113,9 +76,9 @@ def test_handle_round_trips_through_a_private_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
-    found = JobStore(path.parent).find("srch_1")
+    found = client.job_store.find("srch_1")
     assert found is not None
-    again = ExportJob.from_dict(client, found)  # type: ignore[arg-type]
+    again = ExportJob.from_handle(client, found)  # type: ignore[arg-type]
     assert (again.task_id, again.search_id, again.lead_count) == ("task_1", "srch_1", 7)
     assert again.filters == job.filters
     assert again.created_at == job.created_at
@@ -130,7 +93,8 @@ def test_handle_carries_no_credential_nor_signed_url(tmp_path: Path) -> None:
     assert "signature" not in text
     assert "exports/" not in text
     assert set(json.loads(text)) == {"version", "task_id", "search_id", "lead_count", "filters",
-                                     "flavor", "origin", "created_at", "history_id", "state"}
+                                     "flavor", "origin", "created_at", "history_id", "state",
+                                     "newest_history_id"}
     assert "signature" not in repr(job)
     assert SECRET_KEY not in repr(job)
 
@@ -142,8 +106,8 @@ def test_store_lists_newest_first_and_skips_damaged_files(tmp_path: Path) -> Non
     old.save()
     new.save()
     (tmp_path / "state" / "jobs" / "junk.json").write_text("{not json")
-    handles = JobStore(tmp_path / "state" / "jobs").handles()
-    assert [h["task_id"] for h in handles] == ["task_new", "task_old"]
+    handles = client.job_store.handles()
+    assert [h.task_id for h in handles] == ["task_new", "task_old"]
     assert client.state_dir.exists()
 
 
@@ -180,7 +144,8 @@ def test_wait_tolerates_404_right_after_creation(tmp_path: Path, sleeps: list[fl
 
 
 def test_wait_raises_404_for_an_old_job(tmp_path: Path, sleeps: list[float]) -> None:
-    job, _ = _job(tmp_path, [_not_found()], created_at=datetime.now(UTC) - timedelta(hours=2))
+    old = retry.clock().now() - timedelta(hours=2)
+    job, _ = _job(tmp_path, [_not_found()], created_at=old)
     with pytest.raises(NotFoundError):
         job.wait(timeout=60)
     assert sleeps == []
@@ -297,9 +262,10 @@ def test_download_gives_up_after_bounded_attempts_and_leaves_no_target(
     storage.content = b""  # every answer breaks before a single byte arrives
     client.transport.download = storage.download  # type: ignore[attr-defined]
     target = tmp_path / "out.csv"
-    with pytest.raises(jobs.TransportError, match="6 times"):
+    with pytest.raises(TransportError, match="6 times"):
         job.download(target)
-    assert len(storage.ranges) == ExportJob.max_download_attempts
+    assert len(storage.ranges) == retry.DOWNLOAD_STALLS.attempts
+    assert sleeps == [0.2, 0.4, 0.8, 1.6, 2.0]  # the budget's pauses between the 6 tries
     assert not target.exists()
 
 
@@ -309,9 +275,9 @@ def test_handles_of_another_server_are_not_offered(tmp_path: Path) -> None:
     there.origin = "https://www.spherescout.io"
     here.save()
     there.save()
-    store = JobStore(tmp_path / "state" / "jobs")
-    assert [h["task_id"] for h in store.handles_for(client.base_url)] == ["task_here"]
-    assert store.find("task_there", origin=client.base_url) is None
-    found = store.find("task_there", origin="https://www.spherescout.io")
+    assert [h.task_id for h in client.job_store.handles()] == ["task_here"]
+    assert client.job_store.find("task_there") is None
+    elsewhere = SimpleNamespace(state_dir=client.state_dir, base_url=there.origin)
+    found = JobStore(elsewhere).find("task_there")  # type: ignore[arg-type]
     assert found is not None
-    assert found["task_id"] == "task_there"
+    assert found.task_id == "task_there"

@@ -107,3 +107,59 @@ def test_reference_frames_have_dtypes_and_keep_extra_fields():
     assert list(empty.columns) == list(LOCATION_DTYPES)
     assert len(empty) == 0
     assert str(empty["parent_id"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("pending", "pending"), ("PROCESSING", "processing"), ("completed", "ready"),
+     ("ready", "ready"), ("failed", "failed"), ("something-new", "processing"),
+     (None, "processing")],
+)  # fmt: skip
+def test_status_words_are_normalised(word, expected):
+    from scoutframe.models import normalize_status
+
+    assert normalize_status(word) == expected
+
+
+def test_status_from_live_answer_keeps_unknown_fields_and_hides_the_url():
+    from scoutframe.models import ExportStatus
+
+    signed = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"
+    status = ExportStatus.from_json(
+        {"status": "completed", "search_id": "s1", "lead_count": "12", "download_url": signed,
+         "expires_at": "2026-12-28T10:00:00Z", "shard": 3}
+    )  # fmt: skip
+    assert status.status == "ready"
+    assert status.lead_count == 12
+    assert status.expires_at == datetime(2026, 12, 28, 10, tzinfo=UTC)
+    assert status.extra == {"search_id": "s1", "shard": 3}
+    assert "signature" not in repr(status)
+    assert status.is_finished
+
+
+def test_link_validity_follows_the_retry_clock(fake_clock):
+    from datetime import timedelta
+
+    from scoutframe.models import ExportStatus, link_is_valid
+
+    now = fake_clock.now()
+    assert link_is_valid("u", None)
+    assert link_is_valid("u", now + timedelta(seconds=1))
+    assert not link_is_valid("u", now)
+    assert not link_is_valid(None, None)
+    ready = ExportStatus(status="ready", download_url="u", expires_at=now + timedelta(days=1))
+    assert ready.has_valid_link
+    fake_clock.sleep(2 * 86400)
+    assert not ready.has_valid_link
+
+
+def test_job_handles_read_leniently():
+    from scoutframe.models import JobHandle
+
+    handle = JobHandle.from_json({"search_id": "s", "state": "weird", "lead_count": "x",
+                                  "created_at": "not a date", "flavor": "live"})  # fmt: skip
+    assert handle.state == "active"
+    assert handle.lead_count is None
+    assert handle.flavor == "live"
+    assert handle.created_at.year == 1970
+    assert JobHandle.from_json(handle.to_json()) == handle

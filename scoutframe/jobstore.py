@@ -1,0 +1,209 @@
+"""Which export is this? Saved job handles and the export history, asked in one place.
+
+Handles are JSON files under ``client.state_dir / "jobs"`` (mode 0600, directory 0700), one
+per job, written atomically (:func:`scoutframe.files.write_private_json`). A state directory
+may be shared by clients of several servers (a sandbox and the real API): a handle only means
+something to the origin that started it, so every question is asked for one origin.
+
+Every caller that needs to know "which saved job or history entry is this search id or task
+id" asks a :class:`JobStore`; nothing else walks the handles or the history.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import APIError, FilterError, TransportError
+from .files import write_private_json
+from .filters import Filters
+from .models import HandleState, HistoryEntry, JobHandle
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["JobStore", "SearchRecord", "filters_from"]
+
+
+def _safe_name(job_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)[:120] or "job"
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """What this client knows of a search id: where it was found, its size and filters."""
+
+    where: str
+    row_count: int | None
+    filters: Filters | None
+
+
+class JobStore:
+    """Saved export handles of one client (one origin), and its export history.
+
+    Parameters
+    ----------
+    client
+        Its ``state_dir`` holds the handles, its ``base_url`` is the origin they belong to,
+        and its ``history`` answers the questions handles cannot.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.directory = Path(client.state_dir) / "jobs"
+        self.origin = client.base_url
+
+    def __repr__(self) -> str:
+        return f"JobStore({str(self.directory)!r})"
+
+    # -- handles -------------------------------------------------------------------------
+
+    def path_for(self, job_id: str) -> Path:
+        """Return the file that holds the handle of ``job_id``."""
+        return self.directory / f"{_safe_name(job_id)}.json"
+
+    def save(self, handle: JobHandle) -> Path:
+        """Write one handle (atomic, mode 0600)."""
+        path = self.path_for(handle.job_id)
+        write_private_json(path, handle.to_json())
+        return path
+
+    def remove(self, job_id: str) -> None:
+        """Forget a handle (a provisional one replaced by the started job, say)."""
+        self.path_for(job_id).unlink(missing_ok=True)
+
+    def handles(self, *, states: Iterable[HandleState] | None = None) -> list[JobHandle]:
+        """Return this origin's readable handles, newest first (only in ``states``, if given)."""
+        wanted = None if states is None else set(states)
+        found: list[JobHandle] = []
+        if not self.directory.is_dir():
+            return found
+        for path in self.directory.glob("*.json"):
+            try:
+                data: Any = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a foreign or damaged file: not ours to fix
+            if not isinstance(data, dict) or not (data.get("search_id") or data.get("task_id")):
+                continue
+            handle = JobHandle.from_json(data)
+            if handle.origin not in ("", self.origin):
+                continue
+            if wanted is None or handle.state in wanted:
+                found.append(handle)
+        found.sort(key=lambda h: h.created_at, reverse=True)
+        return found
+
+    def find(self, job_id: str) -> JobHandle | None:
+        """Return the newest handle whose task id or search id is ``job_id``."""
+        for handle in self.handles():
+            if job_id in (handle.task_id, handle.search_id):
+                return handle
+        return None
+
+    def same_search(
+        self,
+        filters: Filters | None,
+        search_id: str | None,
+        *,
+        states: Iterable[HandleState],
+    ) -> list[JobHandle]:
+        """Return the handles of the same search (same canonical filters, else search id)."""
+        key = None if filters is None else filters.cache_key
+        out = []
+        for handle in self.handles(states=states):
+            theirs = filters_from(handle.filters)
+            if key is not None and theirs is not None:
+                same = theirs.cache_key == key
+            else:
+                same = bool(search_id) and handle.search_id == search_id
+            if same:
+                out.append(handle)
+        return out
+
+    # -- history -------------------------------------------------------------------------
+
+    def entries(self) -> list[HistoryEntry]:
+        """Return the account's export history, newest first (one free request)."""
+        return self._client.history.entries()
+
+    def entry(self, history_id: int) -> HistoryEntry | None:
+        """Return the history entry ``history_id``, or ``None``."""
+        return next((e for e in self.entries() if e.id == history_id), None)
+
+    def newest_export(
+        self,
+        search_id: str,
+        *,
+        after_id: int | None = None,
+        url: str | None = None,
+        row_count: int | None = None,
+    ) -> HistoryEntry | None:
+        """Return the newest full export of ``search_id`` in the history.
+
+        Parameters
+        ----------
+        after_id
+            Only entries newer than this one (made after a start whose answer was lost).
+        url
+            Prefer the entry that lists this signed URL (the job's own).
+        row_count
+            Only entries of this size, when known.
+        """
+        entries = self.entries()
+        if url is not None:
+            for entry in entries:
+                if entry.download_url == url:
+                    return entry
+        for entry in entries:
+            if entry.kind != "full" or entry.search_id != search_id:
+                continue
+            if after_id is not None and entry.id <= after_id:
+                continue
+            if row_count is not None and entry.row_count not in (None, row_count):
+                continue
+            return entry
+        return None
+
+    def newest_id(self) -> int | None:
+        """Return the newest history entry id (the baseline of a charging start), or ``None``."""
+        entries = self.entries()
+        return max((e.id for e in entries), default=None)
+
+    # -- search ids ----------------------------------------------------------------------
+
+    def describe(self, search_id: str) -> SearchRecord | None:
+        """Tell what is known of ``search_id``: a saved handle first, else the history."""
+        handle = self.find(search_id)
+        filters = None if handle is None else filters_from(handle.filters)
+        if handle is not None and filters is not None:
+            return SearchRecord("a saved export handle", handle.lead_count, filters)
+        try:
+            entry = next((e for e in self.entries() if e.search_id == search_id), None)
+        except (APIError, TransportError):
+            entry = None
+        if handle is not None:  # the handle names the search; the history may know its filters
+            known = None if entry is None else filters_from(entry.filters)
+            return SearchRecord("a saved export handle", handle.lead_count, known)
+        if entry is not None:
+            return SearchRecord("the export history", entry.row_count,
+                                filters_from(entry.filters))  # fmt: skip
+        return None
+
+    def filters_of(self, search_id: str) -> Filters | None:
+        """Return the filters of a search exported before, or ``None`` when unknown here."""
+        record = self.describe(search_id)
+        return None if record is None else record.filters
+
+
+def filters_from(data: Any) -> Filters | None:
+    """Read filters from a handle or history entry; ``None`` when absent or unreadable."""
+    if not data:
+        return None
+    try:
+        return Filters.from_any(data)
+    except (FilterError, TypeError, ValueError):
+        return None
