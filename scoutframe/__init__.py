@@ -10,15 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from scoutframe._version import __version__
 from scoutframe.read import read_spherescout, register_pandas
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from scoutframe.client import Client
-    from scoutframe.endpoints.history import Delta, Freshness, HistoryEntry
     from scoutframe.errors import (
         APIError,
+        ArgumentError,
         AuthenticationError,
         BadRequestError,
         BudgetError,
@@ -38,14 +37,25 @@ if TYPE_CHECKING:
         TransportError,
     )
     from scoutframe.filters import Filters
-    from scoutframe.frames import MaskedEmailWarning, Provenance, SchemaDriftWarning
-    from scoutframe.jobs import ExportJob, ExportStatus
-    from scoutframe.models import ApiKey, Profile, SearchPage
-    from scoutframe.read import PageDriftWarning, ReadPlan, read_export_csv
+    from scoutframe.jobs import ExportJob
+    from scoutframe.models import (
+        ApiKey,
+        Delta,
+        ExportStatus,
+        Freshness,
+        HistoryEntry,
+        Profile,
+        Provenance,
+        ReadPlan,
+        SearchPage,
+    )
+    from scoutframe.read import PageDriftWarning, read_export_csv
+    from scoutframe.schema import MaskedEmailWarning, SchemaDriftWarning
 
 __all__ = [
     "APIError",
     "ApiKey",
+    "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetError",
@@ -86,19 +96,19 @@ __all__ = [
 _LAZY = {
     "ApiKey": "scoutframe.models",
     "Client": "scoutframe.client",
-    "Delta": "scoutframe.endpoints.history",
-    "Freshness": "scoutframe.endpoints.history",
-    "HistoryEntry": "scoutframe.endpoints.history",
+    "Delta": "scoutframe.models",
+    "Freshness": "scoutframe.models",
+    "HistoryEntry": "scoutframe.models",
     "ExportJob": "scoutframe.jobs",
-    "ExportStatus": "scoutframe.jobs",
+    "ExportStatus": "scoutframe.models",
     "Filters": "scoutframe.filters",
-    "MaskedEmailWarning": "scoutframe.frames",
+    "MaskedEmailWarning": "scoutframe.schema",
     "PageDriftWarning": "scoutframe.read",
     "Profile": "scoutframe.models",
-    "Provenance": "scoutframe.frames",
-    "ReadPlan": "scoutframe.read",
+    "Provenance": "scoutframe.models",
+    "ReadPlan": "scoutframe.models",
     "read_export_csv": "scoutframe.read",
-    "SchemaDriftWarning": "scoutframe.frames",
+    "SchemaDriftWarning": "scoutframe.schema",
     "SearchPage": "scoutframe.models",
     **{
         name: "scoutframe.errors"

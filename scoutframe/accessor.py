@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .frames import PROVENANCE_ATTR, Provenance
+from .models import PROVENANCE_ATTR, Provenance
 
 if TYPE_CHECKING:
     import polars

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _version() -> str:
-    from scoutframe import __version__
+    from scoutframe._version import __version__
 
     return f"scoutframe {__version__}"
 
@@ -125,7 +123,7 @@ def _id_or_name(value: str) -> int | str:
 
 def search_main(argv: list[str]) -> int:
     """Run ``scoutframe search``; see ``scoutframe search --help``."""
-    from scoutframe.errors import ScoutError
+    from scoutframe.errors import ArgumentError, ScoutError
     from scoutframe.read import read_spherescout
 
     options = _search_parser().parse_args(argv)
@@ -145,12 +143,12 @@ def search_main(argv: list[str]) -> int:
                 max_credits=options.max_credits, nrows=options.nrows, columns=columns,
                 progress=options.progress, dry_run=options.dry_run,
             )
+    except ArgumentError as error:  # bad options, e.g. an unknown column: a usage error
+        print(f"scoutframe search: {error}", file=sys.stderr)
+        return 2
     except ScoutError as error:
         print(f"scoutframe search: {error}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError) as error:  # bad options, e.g. an unknown column
-        print(f"scoutframe search: {error}", file=sys.stderr)
-        return 2
     # Warnings (masked emails, schema drift) are messages for the user, not code locations.
     for message in dict.fromkeys(str(item.message) for item in caught):
         print(f"scoutframe search: note: {message}", file=sys.stderr)
@@ -165,35 +163,32 @@ def search_main(argv: list[str]) -> int:
 
 
 def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write next to the target, then rename: an interrupted run leaves no half file."""
+    """Write beside the target, then rename: an interrupted run leaves no half file."""
+    from scoutframe.files import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path, private=True) as temp:
         if path.suffix.lower() == ".parquet":
-            _write_parquet(frame, temp_name)
+            _write_parquet(frame, temp)
         else:
-            lists_joined(frame).to_csv(temp_name, index=False)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+            lists_joined(frame).to_csv(temp, index=False)
 
 
-def _write_parquet(frame: pd.DataFrame, path: str) -> None:
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write through Arrow, with the provenance as JSON in the schema metadata.
 
     pandas' own metadata is left out: pandas 3 cannot read its ``list<...>[pyarrow]`` dtype
     names back, so ``pd.read_parquet`` would fail on the file.
     """
-    import json
-
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    provenance = json.dumps(frame.attrs.get("scoutframe", {}), default=str)
-    table = table.replace_schema_metadata({b"scoutframe": provenance.encode()})
+    from scoutframe import frames
+    from scoutframe.models import PROVENANCE_ATTR, Provenance
+
+    table = frames.table_from_pandas(frame)
+    attrs = frame.attrs.get(PROVENANCE_ATTR)
+    if attrs:
+        table = frames.with_provenance(table, Provenance.from_dict(attrs))
     pq.write_table(table, path)
 
 
@@ -203,13 +198,14 @@ def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from scoutframe.schema import LIST_SEPARATOR
+
     joined = frame.copy(deep=False)
     for name, dtype in frame.dtypes.items():
         if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
             values = pa.array(frame[name])
-            joined[name] = pd.Series(
-                pc.binary_join(values, "; "), index=frame.index, dtype=pd.ArrowDtype(pa.string())
-            )
+            joined[name] = pd.Series(pc.binary_join(values, LIST_SEPARATOR), index=frame.index,
+                                     dtype=pd.ArrowDtype(pa.string()))  # fmt: skip
         elif pd.api.types.is_object_dtype(dtype):
             joined[name] = frame[name].map(_join_if_sequence)
     return joined
@@ -217,7 +213,9 @@ def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _join_if_sequence(value: object) -> object:
     if isinstance(value, list | tuple) or hasattr(value, "tolist"):
-        return "; ".join(map(str, list(value)))  # type: ignore[call-overload]
+        from scoutframe.schema import LIST_SEPARATOR
+
+        return LIST_SEPARATOR.join(map(str, list(value)))  # type: ignore[call-overload]
     return value
 
 

@@ -16,22 +16,28 @@ from __future__ import annotations
 
 import logging
 import math
-import random
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .frames import warn_from_caller
-from .progress import Bar
+from ..progress import Bar
+from ..schema import warn_from_caller
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .filters import Filters
-    from .models import SearchPage
+    from ..client import Client
+    from ..filters import Filters
+    from ..models import SearchPage
 
-__all__ = ["DEFAULT_CONCURRENCY", "MAX_PAGE_PASSES", "PAGE_SIZE", "PageDriftWarning", "PageWalker"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "MAX_PAGE_PASSES",
+    "PAGE_SIZE",
+    "PageDriftWarning",
+    "PageWalker",
+    "batched_tables",
+    "fetch_page",
+]
 
 # Logged under the front door's name: users switch on one logger for a read.
 logger = logging.getLogger("scoutframe.read")
@@ -40,18 +46,42 @@ logger = logging.getLogger("scoutframe.read")
 PAGE_SIZE = 50
 #: Concurrent page requests. Against a rate-limited server the limit, not this number, sets
 #: the pace: the transport waits out each 429's Retry-After and :meth:`PageWalker.fetch`
-#: pauses and retries a page whose retries ran out. Kept below requests' pool size (10).
+#: pauses and retries a page whose retries ran out (``client.retry.page_rate_limited``).
+#: Kept below requests' pool size (10).
 DEFAULT_CONCURRENCY = 8
 #: How many times the pages are walked before giving up on a consistent count.
 MAX_PAGE_PASSES = 3
-#: Extra attempts of a page after the transport gave up on a 429.
-_RATE_LIMIT_ATTEMPTS = 5
 
 Records = list[dict[str, Any]]
 
 
 class PageDriftWarning(UserWarning):
     """The result changed while it was being paged, and re-reading did not settle it."""
+
+
+def fetch_page(client: Client, filters: Filters, number: int) -> SearchPage | None:
+    """Fetch page ``number``; ``None`` for a page past the end (404: the result shrank).
+
+    A page whose transport retries all met 429s is tried again under the client's
+    ``page_rate_limited`` budget; a ``Retry-After`` above ``retry_after_cap`` is raised at once
+    (:class:`~scoutframe.errors.RateLimitError`), never slept through.
+    """
+    from .. import retry
+    from ..errors import NotFoundError, RateLimitError
+
+    policy = client.retry
+
+    def again(exc: Exception) -> float | None:
+        if isinstance(exc, RateLimitError):
+            return policy.retry_after(exc.retry_after)
+        return None
+
+    try:
+        return retry.call_with_retries(
+            policy.page_rate_limited(), lambda: client.search(filters, page=number), again
+        )
+    except NotFoundError:
+        return None
 
 
 class PageWalker:
@@ -89,26 +119,11 @@ class PageWalker:
         self.total_count = 0
 
     def fetch(self, number: int) -> SearchPage | None:
-        """Fetch page ``number``; ``None`` for a page past the end (404: the result shrank)."""
-        from .errors import NotFoundError, RateLimitError
-
-        for attempt in range(_RATE_LIMIT_ATTEMPTS + 1):
-            try:
-                page = self.client.search(self.filters, page=number)
-            except NotFoundError:
-                return None
-            except RateLimitError as exc:
-                if attempt == _RATE_LIMIT_ATTEMPTS:
-                    raise
-                wait = min(exc.retry_after or 1.0, 60.0) * (1 + random.random() / 4)
-                logger.info("read_spherescout: page %d rate-limited; waiting %.1f s",
-                            number, wait)  # fmt: skip
-                time.sleep(wait)
-            else:
-                if number == 1:
-                    self.total_count = page.total_count
-                return page
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Fetch page ``number`` (see :func:`fetch_page`); page 1 updates the total."""
+        page = fetch_page(self.client, self.filters, number)
+        if number == 1 and page is not None:
+            self.total_count = page.total_count
+        return page
 
     def expected(self, page: SearchPage | None) -> int:
         """Rows a walk that starts from ``page`` (page 1) should return."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoutframe.cli import main
+from scoutframe.client import Client
 from scoutframe.sandbox import Sandbox
 
 CSV_COLUMNS = [
@@ -78,11 +80,16 @@ def test_pages_to_parquet_keeps_types(
     assert "note: Emails from search pages are masked" in captured.err
     assert "Traceback" not in captured.err
     frame = pd.read_parquet(target)
-    assert len(frame) > 0
+    with Client(account_env["api_key"], sandbox_docs.url, allow_http=True,
+                state_dir=tmp_path / "state") as client:  # fmt: skip
+        expected = client.search(countries=["FR", "BE"], category="Plumber").total_count
+    assert len(frame) == expected
     assert frame["place_id"].is_unique
     assert set(frame["country"]) <= {"FR", "BE"}
     assert frame["zipcode"].map(lambda value: isinstance(value, str)).all()
-    assert frame["email"].map(len).sum() > 0
+    emails = [address for addresses in frame["email"] for address in addresses]
+    assert emails
+    assert all(re.fullmatch(r"\w\*+@\w\*+\.\w+", address) for address in emails)  # masked
     assert f"wrote {len(frame):,} rows" in captured.out
     provenance = json.loads(pq.read_schema(target).metadata[b"scoutframe"])
     assert provenance["method"] == "pages"

@@ -163,9 +163,12 @@ def test_search_checks_codes_and_ids_against_the_cached_reference_lists(
         client.search(countries="FR", category=999999)
     with pytest.raises(FilterError, match=r"Unknown country 'XX'"):
         client.search(countries="XX", page=1)
+    first_id = int(client.categories()["id"].iloc[0])
+    by_name = client.search(countries="FR", category=str(client.categories()["name"].iloc[0]))
     caplog.set_level("DEBUG", logger="scoutframe")
-    known = client.search(countries="FR", category=int(client.categories()["id"].iloc[0]))
-    assert known.total_count >= 0
+    known = client.search(countries="FR", category=first_id)
+    assert known.total_count == by_name.total_count
+    assert known.search_id == by_name.search_id
     client.search(countries="BE")
     lines = [r.getMessage() for r in caplog.records if r.name == "scoutframe" and "-> " in
              r.getMessage()]  # fmt: skip

@@ -316,3 +316,14 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(SchemaDriftWarning) as caught:
         records_to_table([{**PLAIN, "brand_new": 1}])
     assert caught[0].filename == __file__
+
+
+def test_contact_schema_matches_the_sandboxs_for_the_contract_columns() -> None:
+    """The client's schema and the emulator's agree on the 20 contract columns, in CSV order."""
+    from scoutframe.sandbox import dataset
+
+    sandbox_fields = [dataset.CONTACT_SCHEMA.field(name) for name in dataset.CONTACT_COLUMNS]
+    assert [f.name for f in sandbox_fields] == list(frames.CONTACT_COLUMNS)
+    assert len(frames.CONTACT_COLUMNS) == 20
+    for field in sandbox_fields:
+        assert frames.CONTACT_SCHEMA.field(field.name).type == field.type, field.name

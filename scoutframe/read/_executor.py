@@ -1,0 +1,39 @@
+"""Carries out one checked :class:`~scoutframe.read.request.ReadRequest`: plan, source, output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..schema import MaskedEmailWarning, warn_from_caller
+from . import output
+from .plan import check_budget, plan_read
+from .request import ReadRequest
+from .sources import make_source
+
+__all__ = ["execute"]
+
+_MASKED = (
+    "Emails from search pages are masked (e.g. 'j***@d*****.fr'), not real addresses; "
+    "df.attrs['scoutframe']['emails_masked'] is True. Use method='export' (1 credit a "
+    "contact) for full data."
+)
+
+
+def execute(request: ReadRequest) -> Any:
+    """Run the read; close a client built for it (after the last chunk, when chunked)."""
+    streaming = False
+    try:
+        planned = plan_read(request)
+        if request.dry_run:
+            return planned.plan
+        check_budget(request, planned.plan)
+        if planned.plan.method == "pages":
+            warn_from_caller(_MASKED, MaskedEmailWarning)
+        source = make_source(request, planned)
+        if request.chunksize is not None:
+            streaming = True
+            return output.chunks(request, planned, source)
+        return output.whole(request, planned, source)
+    finally:
+        if request.own_client and not streaming:
+            request.client.close()

@@ -1,0 +1,375 @@
+"""``read_spherescout``: a search as a DataFrame, by pages (free) or by an export (full data).
+
+The front door: signatures, documentation and argument checks. A checked call becomes a
+frozen :class:`~scoutframe.read.request.ReadRequest` that the private executor carries out
+(:mod:`scoutframe.read.plan` chooses, :mod:`scoutframe.read.sources` reads,
+:mod:`scoutframe.read.output` converts).
+
+Methods
+-------
+``"pages"``
+    Walks the search's pages (50 rows a page, free, **emails masked**), deduplicated and
+    reconciled against ``totalCount`` (:mod:`scoutframe.read.pages`). No row read is ever
+    dropped.
+``"export"``
+    Runs an export job (one credit per **matching** contact, whatever ``nrows`` says),
+    downloads its CSV and parses it column-wise with pyarrow.
+``"auto"`` (default)
+    Pages when the read returns at most :data:`~scoutframe.read.plan.AUTO_PAGES_MAX_ROWS`
+    rows, otherwise an export; the choice and its reason are in the plan and the provenance.
+
+This module imports nothing heavy at import time (no tqdm, no requests, no sandbox), so
+:func:`register_pandas` can run from ``import scoutframe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
+
+import pandas as pd
+import pyarrow as pa
+
+from .. import checks
+from ..checks import DtypeBackend
+from ..errors import ArgumentError
+from ..models import ReadPlan
+from ..progress import progress_enabled
+from ..schema import check_columns
+from .pages import DEFAULT_CONCURRENCY
+from .request import Method, ReadRequest, ReturnType
+
+if TYPE_CHECKING:
+    import polars
+
+    from ..client import Client
+    from ..filters import Filters
+
+__all__ = ["read_export_csv", "read_spherescout", "register_pandas"]
+
+
+# Overloads: a plan for dry runs, an iterator with chunksize, else one object per return_type.
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    dry_run: Literal[True],
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    chunksize: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    return_type: ReturnType = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> ReadPlan: ...
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    chunksize: int,
+    return_type: Literal["pandas"] = ...,
+    dry_run: Literal[False] = ...,
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> Iterator[pd.DataFrame]: ...
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    chunksize: int,
+    return_type: Literal["arrow"],
+    dry_run: Literal[False] = ...,
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> Iterator[pa.Table]: ...
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    chunksize: None = ...,
+    return_type: Literal["pandas"] = ...,
+    dry_run: Literal[False] = ...,
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> pd.DataFrame: ...
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    return_type: Literal["arrow"],
+    chunksize: None = ...,
+    dry_run: Literal[False] = ...,
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> pa.Table: ...
+
+
+@overload
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = ...,
+    /,
+    *,
+    return_type: Literal["polars"],
+    chunksize: None = ...,
+    dry_run: Literal[False] = ...,
+    client: Client | None = ...,
+    method: Method = ...,
+    columns: Sequence[str] | None = ...,
+    nrows: int | None = ...,
+    dtype_backend: DtypeBackend = ...,
+    progress: bool | None = ...,
+    max_credits: int | None = ...,
+    concurrency: int = ...,
+    **filter_kwargs: Any,
+) -> polars.DataFrame: ...
+
+
+def read_spherescout(
+    filters: Filters | Mapping[str, Any] | str | None = None,
+    /,
+    *,
+    client: Client | None = None,
+    method: Method = "auto",
+    columns: Sequence[str] | None = None,
+    nrows: int | None = None,
+    chunksize: int | None = None,
+    dtype_backend: DtypeBackend = "pyarrow",
+    return_type: ReturnType = "pandas",
+    progress: bool | None = None,
+    max_credits: int | None = None,
+    dry_run: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    **filter_kwargs: Any,
+) -> Any:
+    """Read the contacts matching a search into a DataFrame.
+
+    Also available as ``pd.read_spherescout`` once ``scoutframe`` is imported.
+
+    Parameters
+    ----------
+    filters
+        A :class:`~scoutframe.filters.Filters`, a mapping of filters, or a search id string
+        (export only). Keyword filters (``countries="FR"``, ``category="Plumber"``,
+        ``email=True``, ...) are merged in, as ``Filters.from_any`` accepts them.
+    client
+        The client to use; default: one built from the environment (``SPHERESCOUT_API_KEY``,
+        ``SPHERESCOUT_BASE_URL``), closed afterwards.
+    method
+        ``"auto"`` (default), ``"pages"`` (free, emails masked) or ``"export"`` (full data,
+        1 credit per matching contact). See the module documentation.
+    columns
+        Return only these columns, in this order.
+    nrows
+        Return at most this many rows. With ``method="auto"`` a small ``nrows`` (at most
+        :data:`AUTO_PAGES_MAX_ROWS`) reads by pages, free. **An export still charges every
+        matching contact**, however few rows are returned; ``dry_run=True`` shows the cost.
+    chunksize
+        Return an iterator of frames of this many rows (bounded memory).
+    dtype_backend
+        ``"pyarrow"`` (``pd.ArrowDtype`` columns) or ``"numpy_nullable"``.
+    return_type
+        ``"pandas"`` (default), ``"arrow"`` (a ``pyarrow.Table``; provenance in the schema
+        metadata under ``b"scoutframe"``) or ``"polars"``.
+    progress
+        Show progress bars; default: on unless ``SCOUTFRAME_PROGRESS=0``.
+    max_credits
+        Refuse with :class:`~scoutframe.errors.BudgetError`, before spending anything, when
+        the read would cost more credits.
+    dry_run
+        Spend nothing; return the :class:`ReadPlan`.
+    concurrency
+        Page requests in flight at once (``method="pages"``).
+    **filter_kwargs
+        Filters by keyword.
+
+    Returns
+    -------
+    pandas.DataFrame or Iterator[pandas.DataFrame] or pyarrow.Table or ReadPlan
+        Every frame carries its provenance in ``df.attrs["scoutframe"]``. pandas keeps
+        ``attrs`` through ``df.copy()``, slicing, column selection and ``pd.concat`` of
+        frames with equal ``attrs`` (the chunks of one read share theirs); it drops them when
+        concatenating frames of different reads. ``df.spherescout.provenance`` is then
+        ``None``.
+
+    Warns
+    -----
+    MaskedEmailWarning
+        Once per read by pages: the ``email`` column holds masked placeholders.
+    SchemaDriftWarning
+        The API sent columns the schema does not know (kept as strings).
+    PageDriftWarning
+        The result kept changing while it was paged.
+
+    Examples
+    --------
+    >>> df = pd.read_spherescout(countries="FR", category="Plumber", client=client)
+    ... # doctest: +SKIP
+    >>> plan = pd.read_spherescout(countries="US", dry_run=True, client=client)
+    ... # doctest: +SKIP
+    """
+    request = _request(
+        filters, filter_kwargs, client=client, method=method, columns=columns, nrows=nrows,
+        chunksize=chunksize, dtype_backend=dtype_backend, return_type=return_type,
+        progress=progress, max_credits=max_credits, dry_run=dry_run, concurrency=concurrency,
+    )  # fmt: skip
+    from ._executor import execute  # on use: keeps `import scoutframe` light
+
+    return execute(request)
+
+
+def _request(
+    filters: Filters | Mapping[str, Any] | str | None,
+    filter_kwargs: Mapping[str, Any],
+    *,
+    client: Client | None,
+    method: object,
+    columns: Sequence[str] | None,
+    nrows: object,
+    chunksize: object,
+    dtype_backend: object,
+    return_type: object,
+    progress: bool | None,
+    max_credits: object,
+    dry_run: bool,
+    concurrency: object,
+) -> ReadRequest:
+    """Check every argument once (:mod:`scoutframe.checks`); build the client if none."""
+    checked_method = cast(Method, checks.one_of("method", method, ("auto", "pages", "export")))
+    checked_return = cast(ReturnType, checks.one_of("return_type", return_type,
+                                                    ("pandas", "arrow", "polars")))  # fmt: skip
+    backend = checks.dtype_backend(dtype_backend)
+    rows = checks.optional_whole_number("nrows", nrows, minimum=0)
+    chunk = checks.optional_whole_number("chunksize", chunksize, minimum=1)
+    budget = checks.optional_whole_number("max_credits", max_credits, minimum=0)
+    pages_at_once = checks.whole_number("concurrency", concurrency, minimum=1)
+    if chunk is not None and checked_return == "polars":
+        raise ArgumentError("chunksize is not supported with return_type='polars'")
+    if "filters" in filter_kwargs:
+        raise ArgumentError(
+            "read_spherescout() takes the filters mapping as its first positional argument, "
+            "not filters=...: write read_spherescout({...}) or pass each filter as a keyword "
+            "(countries='FR', category='Plumber')"
+        )
+    search_id: str | None = None
+    resolved_filters: Filters | None = None
+    if isinstance(filters, str):
+        if filter_kwargs:
+            raise ArgumentError("Pass either a search id or filters, not both")
+        search_id = filters
+    else:
+        from ..filters import Filters
+
+        resolved_filters = Filters.from_any(filters, **filter_kwargs)
+    selected = check_columns(columns)
+    own_client = client is None
+    if client is None:
+        from ..client import Client
+
+        client = Client()
+    return ReadRequest(
+        client=client, own_client=own_client, filters=resolved_filters, search_id=search_id,
+        method=checked_method, columns=selected, nrows=rows, chunksize=chunk,
+        dtype_backend=backend, return_type=checked_return,
+        progress=progress_enabled(progress), max_credits=budget, dry_run=bool(dry_run),
+        concurrency=pages_at_once,
+    )  # fmt: skip
+
+
+def read_export_csv(
+    path: str | Path,
+    *,
+    columns: Sequence[str] | None = None,
+    dtype_backend: DtypeBackend = "pyarrow",
+) -> pd.DataFrame:
+    """Read a downloaded export (or delta) CSV into the typed contacts frame.
+
+    ``pd.read_csv`` loses what the API's CSV format means: leading zeros of postal codes
+    and phone numbers, ``email``/``phone``/``categories`` lists (they come back as strings),
+    UTC timestamps. This parses the file column-wise with the same schema
+    ``read_spherescout`` uses, without any request.
+
+    Parameters
+    ----------
+    path
+        The CSV file, as written by ``ExportJob.download`` or ``client.history.download_delta``.
+    columns
+        Return only these columns, in this order.
+    dtype_backend
+        ``"pyarrow"`` (``pd.ArrowDtype`` columns, default) or ``"numpy_nullable"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per contact, no provenance (``df.attrs`` is empty: the file alone does not
+        say which search it came from).
+
+    Warns
+    -----
+    SchemaDriftWarning
+        The file has columns the schema does not know (kept as strings).
+
+    Examples
+    --------
+    >>> job.download("plumbers.csv")  # doctest: +SKIP
+    >>> df = read_export_csv("plumbers.csv")  # doctest: +SKIP
+    """
+    from .. import frames
+
+    backend = checks.dtype_backend(dtype_backend)
+    table = frames.read_csv(path, columns=check_columns(columns))
+    return frames.to_pandas(table, dtype_backend=backend, self_destruct=True)
+
+
+def register_pandas() -> None:
+    """Expose ``pd.read_spherescout`` and register the ``df.spherescout`` accessor."""
+    from .. import accessor  # noqa: F401 - importing it registers the accessor
+
+    pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]

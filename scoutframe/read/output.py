@@ -1,0 +1,86 @@
+"""What a read hands back: one pandas/Arrow/Polars object, or an iterator of chunks.
+
+Every output carries its :class:`~scoutframe.models.Provenance`, made from the plan and the
+source's facts. A whole read fixes it once the source is exhausted; each chunk carries the
+facts known when it was made (an export's are all known before its first chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from .. import frames
+from .._version import __version__
+from ..models import Provenance
+
+if TYPE_CHECKING:
+    from .plan import Planned
+    from .request import ReadRequest
+    from .sources import Source
+
+__all__ = ["chunks", "provenance", "whole"]
+
+
+def provenance(request: ReadRequest, planned: Planned, source: Source) -> Provenance:
+    """Return the provenance of this read, from the plan and what the source knows now."""
+    from datetime import UTC, datetime
+
+    facts = source.facts()
+    plan = planned.plan
+    filters = planned.filters
+    return Provenance(
+        filters=filters.to_dict() if filters is not None else {},
+        search_id=facts.search_id,
+        total_count=facts.total_count,
+        method=plan.method,
+        credits_spent=facts.credits_spent,
+        task_id=facts.task_id,
+        history_id=facts.history_id,
+        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        api_origin=request.client.base_url,
+        library_version=__version__,
+        emails_masked=plan.method == "pages",
+        reason=plan.why,
+    )
+
+
+def whole(request: ReadRequest, planned: Planned, source: Source) -> Any:
+    """Read everything, then convert once (provenance fixed after the source is exhausted)."""
+    parts = list(source.tables(None))
+    if not parts:
+        table = frames.empty_table(request.columns)
+    elif len(parts) == 1:
+        table = parts[0]
+    else:
+        table = pa.concat_tables(parts, promote_options="default").combine_chunks()
+    del parts
+    fixed = provenance(request, planned, source)
+    if request.return_type == "arrow":
+        return frames.with_provenance(table, fixed)
+    if request.return_type == "polars":
+        return frames.to_polars(table)
+    return frames.to_pandas(table, dtype_backend=request.dtype_backend, provenance=fixed,
+                            self_destruct=True)  # fmt: skip
+
+
+def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[Any]:
+    """Yield chunks of ``request.chunksize`` rows; close a client built for this read after."""
+    assert request.chunksize is not None
+    try:
+        start = 0
+        for table in source.tables(request.chunksize):
+            known = provenance(request, planned, source)
+            if request.return_type == "arrow":
+                yield frames.with_provenance(table, known)
+            else:
+                n = table.num_rows
+                yield frames.to_pandas(table, dtype_backend=request.dtype_backend,
+                                       provenance=known, index_start=start,
+                                       self_destruct=True)  # fmt: skip
+                start += n
+    finally:
+        if request.own_client:
+            request.client.close()

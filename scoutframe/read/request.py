@@ -1,0 +1,41 @@
+"""One read, as checked by the front door: a frozen request the executor carries out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..checks import DtypeBackend
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..filters import Filters
+
+__all__ = ["Method", "ReadRequest", "ReturnType"]
+
+Method = Literal["auto", "pages", "export"]
+ReturnType = Literal["pandas", "arrow", "polars"]
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Every argument of one ``read_spherescout`` call, checked.
+
+    Exactly one of ``filters`` (as given, names not yet resolved) and ``search_id`` is set.
+    ``own_client`` says the client was built for this read and is closed after it.
+    """
+
+    client: Client
+    own_client: bool
+    filters: Filters | None
+    search_id: str | None
+    method: Method
+    columns: list[str] | None
+    nrows: int | None
+    chunksize: int | None
+    dtype_backend: DtypeBackend
+    return_type: ReturnType
+    progress: bool
+    max_credits: int | None
+    dry_run: bool
+    concurrency: int
