@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from scoutframe.sandbox.server import main
+from scoutframe.sandbox.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,13 @@
 """The ``/_sandbox/`` control plane: server routes and `AdminControl`, its HTTP client.
 
 Every control route needs the header ``X-Sandbox-Admin-Token``. It adds and re-collects
-contacts, moves the sandbox clock, changes faults and export pacing, creates extra accounts
-and shows credit ledgers. None of it exists in the real API.
+contacts, moves the sandbox clock, changes faults and export pacing, creates extra accounts,
+shows credit ledgers and what the storage origin received. None of it exists in the real API.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,12 @@ if TYPE_CHECKING:
 
     from scoutframe.sandbox.runtime import Runtime
 
-__all__ = ["ADMIN_HEADER", "AdminControl", "add_control_routes"]
+__all__ = ["ADMIN_HEADER", "LATEST_CLOCK", "AdminControl", "add_control_routes"]
 
 ADMIN_HEADER = "X-Sandbox-Admin-Token"
+#: The furthest the control plane moves the sandbox clock (epoch seconds of 9000-01-01):
+#: timestamps, expiries and ISO dates stay representable.
+LATEST_CLOCK = 221845392000.0
 
 
 class AdminControl:
@@ -107,13 +111,53 @@ class AdminControl:
         return result
 
     def set_export_pacing(
-        self, *, min_polls: int | None = None, delay_seconds: float | None = None
-    ) -> dict[str, Any]:
-        """Hold finished exports back until ``min_polls`` polls / ``delay_seconds`` seconds."""
-        body = {k: v for k, v in (("min_polls", min_polls), ("delay_seconds", delay_seconds))
-                if v is not None}  # fmt: skip
+        self, *, min_polls: int | None = None, delay_seconds: float | None = None,
+        processing_seconds: float | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Slow exports down; returns the pacing.
+
+        Parameters
+        ----------
+        min_polls, delay_seconds
+            Report a finished export ready only after this many status polls and this many
+            seconds (sandbox clock) since it started.
+        processing_seconds
+            Hold each export in ``processing`` this many real seconds before its file is
+            written (it is really unfinished: what a restart test needs).
+
+        Returns
+        -------
+        dict
+            ``{"min_polls", "delay_seconds", "processing_seconds"}``.
+        """
+        given = (("min_polls", min_polls), ("delay_seconds", delay_seconds),
+                 ("processing_seconds", processing_seconds))  # fmt: skip
+        body = {k: v for k, v in given if v is not None}
         result: dict[str, Any] = self._call("PATCH", "exports", body)
         return result
+
+    def storage_requests(self, *, clear: bool = False) -> list[dict[str, Any]]:
+        """Return what the storage origin received, oldest first (the last 10,000 requests).
+
+        Parameters
+        ----------
+        clear
+            Empty the log in the same call (nothing recorded in between is lost).
+
+        Returns
+        -------
+        list of dict
+            ``{"seq", "at", "method", "path", "query_keys", "authorization",
+            "proxy_authorization", "cookie", "status"}`` per request: the flags say whether
+            the header was sent (its value is never kept); ``path`` has no query string.
+        """
+        path = "storage-requests?clear=true" if clear else "storage-requests"
+        result: list[dict[str, Any]] = self._call("GET", path)
+        return result
+
+    def clear_storage_requests(self) -> int:
+        """Empty the storage request log; returns how many entries were dropped."""
+        return int(self._call("DELETE", "storage-requests")["cleared"])
 
 
 def add_control_routes(app: FastAPI, rt: Runtime) -> None:
@@ -123,6 +167,7 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
 
     from scoutframe.sandbox.server import DEMO_EMAIL
     from scoutframe.sandbox.state import iso
+    from scoutframe.sandbox.store import parse_bool
     from scoutframe.sandbox.web import ApiError, json_body, json_response, not_found, path_id, route
 
     def check(request: Request) -> None:
@@ -170,7 +215,10 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     async def clock(request: Request) -> Response:
         check(request)
         body = await json_body(request)
-        now = rt.clock.advance(number(body, "advance"))
+        advance = number(body, "advance")
+        if rt.clock() + advance > LATEST_CLOCK:  # dates (and 30-day expiries) must stay valid
+            raise ApiError(400, {"advance": ["The sandbox clock cannot go past 9000-01-01."]})
+        now = rt.clock.advance(advance)
         rt.state.set_meta("clock_offset", repr(rt.clock.offset))
         await run_in_threadpool(rt.exports.sweep)  # moved time may expire export files
         return json_response({"now": iso(now)})
@@ -213,8 +261,20 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
             pacing.min_polls = int(number(body, "min_polls"))
         if "delay_seconds" in body:
             pacing.delay_seconds = number(body, "delay_seconds")
-        return json_response({"min_polls": pacing.min_polls,
-                              "delay_seconds": pacing.delay_seconds})  # fmt: skip
+        if "processing_seconds" in body:
+            pacing.processing_seconds = number(body, "processing_seconds")
+        return json_response(dataclasses.asdict(pacing))
+
+    async def storage_requests(request: Request) -> Response:
+        check(request)
+        log = rt.storage_log
+        if request.method == "DELETE":
+            return json_response({"cleared": log.clear()})
+        errors: dict[str, list[str]] = {}
+        clear = parse_bool("clear", request.query_params.get("clear", "false"), errors)
+        if errors:
+            raise ApiError(400, errors)
+        return json_response(log.entries(clear=bool(clear)))
 
     route(app, "/_sandbox", info, ["GET"])
     route(app, "/_sandbox/contacts", contacts, ["POST"])
@@ -223,3 +283,4 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     route(app, "/_sandbox/accounts", accounts, ["POST"])
     route(app, "/_sandbox/accounts/{account_id}/ledger", ledger, ["GET"])
     route(app, "/_sandbox/exports", exports, ["PATCH"])
+    route(app, "/_sandbox/storage-requests", storage_requests, ["GET", "DELETE"])

@@ -3,19 +3,23 @@
 Handlers are plain Starlette endpoints registered on a FastAPI app, each under its path with
 and without the trailing slash (no redirects); they live in `auth`, `account_routes`,
 `search_routes` and `export_routes`, and the ``/_sandbox/`` control plane in `admin`.
+``/openapi.json`` serves the flavour's OpenAPI document (`scoutframe.sandbox.openapi`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import Response
 
 from scoutframe.sandbox.account_routes import AccountRoutes
 from scoutframe.sandbox.auth import Authenticator
 from scoutframe.sandbox.export_routes import ExportRoutes
 from scoutframe.sandbox.faults import FaultMiddleware
+from scoutframe.sandbox.openapi import openapi_document
 from scoutframe.sandbox.runtime import Runtime
 from scoutframe.sandbox.search_routes import SearchRoutes
 from scoutframe.sandbox.web import ApiError, ResponseHeaders, install_error_handlers, route
@@ -38,6 +42,17 @@ def _method_not_allowed(auth: Authenticator, allowed: list[str]) -> Any:
     def endpoint(request: Request) -> Any:
         auth.authenticate(request)
         raise ApiError(405, {"detail": "Method Not Allowed"}, {"Allow": allow})
+
+    endpoint.__name__ = "method_not_allowed"  # tells these routes apart from the served ones
+    return endpoint
+
+
+def _openapi_endpoint(flavor: str) -> Any:
+    """Return an endpoint serving the flavour's OpenAPI document (no credential needed)."""
+    body = orjson.dumps(openapi_document(flavor))
+
+    def endpoint(_: Request) -> Response:
+        return Response(body, media_type="application/json")
 
     return endpoint
 
@@ -81,6 +96,8 @@ def create_app(rt: Runtime) -> Any:
             served = {*methods, "HEAD"} if "GET" in methods else set(methods)
             others = [m for m in _METHODS if m not in served]
             route(app, path, _method_not_allowed(auth, methods), others)
+    app.router.add_route("/openapi.json", _openapi_endpoint(rt.flavor), methods=["GET"],
+                         include_in_schema=False)  # fmt: skip
     add_control_routes(app, rt)
     install_error_handlers(app)
     return FaultMiddleware(ResponseHeaders(app), rt.faults)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,13 +33,14 @@ from scoutframe.sandbox.catalog import (
     FIRM_PROFESSIONS,
     PLACE_NAMED_PROFESSIONS,
     LanguageWords,
+    NamePool,
     language_of,
     language_words,
     load_catalog,
     name_pool,
     slug,
 )
-from scoutframe.sandbox.geo import COUNTRIES, build_geography
+from scoutframe.sandbox.geo import COUNTRIES, CountryProfile, build_geography
 
 __all__ = [
     "CATEGORY_SCHEMA",
@@ -323,21 +325,18 @@ def _pick_template(rng: np.random.Generator, lang: LanguageWords,
     return out
 
 
-def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np.int64],
-           rng: np.random.Generator) -> dict[str, pa.Array]:
-    """All columns (but place_id and collected_at) for contacts of one country and locale.
+# The helpers below each draw from the block's generator in turn: their order in `_block` is
+# part of the dataset (the same seed must give the same bytes).
+_FIELD = {f: i for i, f in enumerate(COVERAGE_FIELDS)}
 
-    ``local`` holds each row's city as a position in ``cities``.
+
+def _categories(profile: CountryProfile, lang: LanguageWords, n: int,
+                rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array]:
+    """Draw a main category per row, then up to two more from the same profession.
+
+    Returns the main categories (catalog positions), the category names and ids as lists.
     """
-    city = cities.index[local]
-    geo, catalog, names = build_geography(), load_catalog(), _names()
-    profile = COUNTRIES[code]
-    pool = name_pool(locale)
-    lang = language_words(language_of(locale))
-    n = len(city)
-    pop = geo.city_population[city]
-
-    # Categories: a main one, then up to two from the same profession.
+    catalog, names = load_catalog(), _names()
     weight = catalog.weight
     if profile.local_categories_only:  # no English category words inside Japanese names
         weight = np.where(lang.is_local, weight, 0.0)
@@ -354,17 +353,36 @@ def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np
     per_row = valid.sum(axis=1)
     categories = _lists(names.category_names.take(pa.array(flat)), per_row)
     category_ids = _lists(pa.array(catalog.ids[flat], pa.int32()), per_row)
+    return main, categories, category_ids
 
-    # Which contact methods this business shows.
-    cov = catalog.coverage[main].copy()
-    fields = {f: i for i, f in enumerate(COVERAGE_FIELDS)}
-    cov[:, fields["email"]] *= profile.email_rate
-    cov[:, fields["website"]] *= profile.website_rate
-    cov[:, fields["instagram"]] *= profile.social_rate
-    cov[:, fields["facebook"]] *= profile.social_rate
-    has = rng.random((n, len(COVERAGE_FIELDS))) < np.clip(cov, 0.0, 0.99)
 
-    # Names from the language's templates ("{W} {S}" → "Plomberie Dupont").
+def _contact_methods(profile: CountryProfile, main: npt.NDArray[np.int64],
+                     rng: np.random.Generator) -> npt.NDArray[np.bool_]:
+    """Which contact methods each business shows: ``(n, len(COVERAGE_FIELDS))`` booleans."""
+    cov = load_catalog().coverage[main].copy()
+    cov[:, _FIELD["email"]] *= profile.email_rate
+    cov[:, _FIELD["website"]] *= profile.website_rate
+    cov[:, _FIELD["instagram"]] *= profile.social_rate
+    cov[:, _FIELD["facebook"]] *= profile.social_rate
+    has: npt.NDArray[np.bool_] = rng.random((len(main), len(COVERAGE_FIELDS))) < np.clip(
+        cov, 0.0, 0.99)
+    return has
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Business names and the people and words they were made from."""
+
+    name: pa.Array
+    surname: npt.NDArray[np.int64]  # positions in the locale's name pool
+    first_name: npt.NDArray[np.int64]
+    city_name: pa.Array
+
+
+def _business_names(pool: NamePool, lang: LanguageWords, main: npt.NDArray[np.int64],
+                    city: npt.NDArray[np.int64], rng: np.random.Generator) -> _Named:
+    """Names from the language's templates ("{W} {S}" → "Plomberie Dupont")."""
+    names, n = _names(), len(main)
     surname_i = rng.integers(0, len(pool.surnames), n)
     first_i = rng.integers(0, len(pool.first_names), n)
     city_name = names.city_names.take(pa.array(city))
@@ -378,14 +396,23 @@ def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np
     }
     template = _pick_template(rng, lang, names.name_kind[main])
     name = _choose([_render(t, tokens) for t in lang.templates], template)
+    return _Named(name, surname_i, first_i, city_name)
 
-    # Web identity: one domain per business, reused by website, email and handles.
-    s_slug = pool.surname_slugs.take(pa.array(surname_i))
+
+def _web_identity(named: _Named, pool: NamePool, lang: LanguageWords, tld: str,
+                  main: npt.NDArray[np.int64], city: npt.NDArray[np.int64],
+                  rng: np.random.Generator) -> dict[str, pa.Array]:
+    """One domain per business, reused by website, handles and e-mail.
+
+    Returns ``domain``, ``website``, ``instagram`` and ``facebook`` arrays.
+    """
+    n = len(main)
+    s_slug = pool.surname_slugs.take(pa.array(named.surname))
     w_slug = lang.word_slugs.take(pa.array(main))
-    c_slug = names.city_slugs.take(pa.array(city))
+    c_slug = _names().city_slugs.take(pa.array(city))
     # Domains follow the name ("Plomberie Dupont" → plomberiedupont.fr) when it has enough
     # Latin letters; otherwise (Japanese names) surname + romanised business word.
-    ascii_name = pc.utf8_lower(pc.utf8_normalize(name, form="NFKD"))
+    ascii_name = pc.utf8_lower(pc.utf8_normalize(named.name, form="NFKD"))
     joined = pc.replace_substring_regex(ascii_name, r"[^a-z0-9]+", "")
     dashed = pc.utf8_trim(pc.replace_substring_regex(ascii_name, r"[^a-z0-9]+", "-"), "-")
     fallback = _join(s_slug, w_slug)
@@ -394,65 +421,97 @@ def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np
     style = rng.choice(3, n, p=[0.55, 0.3, 0.15])
     domain_base = pc.if_else(
         usable, _choose([joined, dashed, _join(s_slug, "-", w_slug)], style), fallback)
-    domain = _join(domain_base, "." + profile.tld)
+    domain = _join(domain_base, "." + tld)
     website = _choose([_join("https://www.", domain, "/"), _join("https://", domain),
                        _join("http://www.", domain, "/")], rng.choice(3, n, p=[0.6, 0.3, 0.1]))
     handle = _choose([_join(s_slug, "_", w_slug), pc.replace_substring(domain_base, "-", "_"),
                       _join(w_slug, c_slug)], rng.choice(3, n, p=[0.4, 0.4, 0.2]))
-    instagram = _join("https://www.instagram.com/", handle, "/")
-    facebook = _join("https://www.facebook.com/", handle)
+    return {
+        "domain": domain,
+        "website": website,
+        "instagram": _join("https://www.instagram.com/", handle, "/"),
+        "facebook": _join("https://www.facebook.com/", handle),
+    }
 
-    f_slug = pool.first_name_slugs.take(pa.array(first_i))
+
+def _emails(named: _Named, pool: NamePool, domain: pa.Array, has: npt.NDArray[np.bool_],
+            rng: np.random.Generator) -> pa.Array:
+    """Up to two addresses: one at the business's domain, one at a free mailbox."""
+    n = len(has)
+    names = _names()
+    s_slug = pool.surname_slugs.take(pa.array(named.surname))
+    f_slug = pool.first_name_slugs.take(pa.array(named.first_name))
     user = _choose([pa.array(["info"] * n), pa.array(["contact"] * n),
                     _join(f_slug), _join(f_slug, ".", s_slug)],
                    rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]))
     email1 = _join(user, "@", domain)
     free = names.free_mail.take(pa.array(rng.integers(0, len(names.free_mail), n)))
     email2 = _join(s_slug, _strings_from_matrix(_fill_pattern("##", n, rng)), "@", free)
-    email_count = np.where(has[:, fields["email"]], 1 + (rng.random(n) < 0.12), 0)
+    email_count = np.where(has[:, _FIELD["email"]], 1 + (rng.random(n) < 0.12), 0)
     # Without a website the address is usually a free mailbox.
-    mailbox = np.where(has[:, fields["website"]], 0, 1)
-    emails = _interleave(_choose([email1, email2], mailbox),
-                         _choose([email2, email1], mailbox), email_count)
+    mailbox = np.where(has[:, _FIELD["website"]], 0, 1)
+    return _interleave(_choose([email1, email2], mailbox),
+                       _choose([email2, email1], mailbox), email_count)
 
-    two = np.repeat(local, 2)  # up to two numbers per business
+
+def _phones(profile: CountryProfile, cities: _CountryCities, local: npt.NDArray[np.int64],
+            has: npt.NDArray[np.bool_], rng: np.random.Generator) -> pa.Array:
+    """Up to two numbers per business, national or international style."""
+    n = len(local)
+    two = np.repeat(local, 2)
     phone_national = cities.phones(profile.phone_national, two, rng)
     phone_intl = cities.phones(profile.phone_international, two, rng)
     style = np.repeat(rng.random(n) < 0.5, 2).astype(np.int64)
     phone_all = _choose([phone_national, phone_intl], style)
-    phone_count = np.where(has[:, fields["phone"]], 1 + (rng.random(n) < 0.15), 0)
+    phone_count = np.where(has[:, _FIELD["phone"]], 1 + (rng.random(n) < 0.15), 0)
     keep = (np.arange(2)[None, :] < phone_count[:, None]).ravel()
-    phones = _lists(phone_all.filter(pa.array(keep)), phone_count)
+    return _lists(phone_all.filter(pa.array(keep)), phone_count)
 
-    # Address, zipcode, coordinates.
+
+def _addresses(profile: CountryProfile, locale: str, pool: NamePool, n: int,
+               rng: np.random.Generator) -> pa.Array:
+    """Street addresses in the country's order ("12 Main Street", "Hauptstraße 12")."""
     street = _take(pool.streets, rng, n)
     number = pa.array(rng.integers(1, 250, n).astype(str))
     if locale == "ja_JP":
-        address = _join(street, number, "-", pa.array(rng.integers(1, 30, n).astype(str)))
-    elif profile.address_order == "number_street":
-        address = _join(number, " ", street)
-        if code == "US":  # some offices sit in a suite: "12 Main Street, Suite 210"
-            suite = _join(", Suite ", pa.array(rng.integers(100, 999, n).astype(str)))
-            address = pc.if_else(pa.array(rng.random(n) < 0.08), _join(address, suite),
-                                 address)
-    else:
-        address = _join(street, " ", number)
+        return _join(street, number, "-", pa.array(rng.integers(1, 30, n).astype(str)))
+    if profile.address_order != "number_street":
+        return _join(street, " ", number)
+    address = _join(number, " ", street)
+    if profile.code == "US":  # some offices sit in a suite: "12 Main Street, Suite 210"
+        suite = _join(", Suite ", pa.array(rng.integers(100, 999, n).astype(str)))
+        address = pc.if_else(pa.array(rng.random(n) < 0.08), _join(address, suite), address)
+    return address
+
+
+def _zipcodes(cities: _CountryCities, local: npt.NDArray[np.int64],
+              pop: npt.NDArray[Any], rng: np.random.Generator) -> pa.Array:
+    """Return each row's postcode; big cities span several (the last digit or two vary)."""
     zips = cities.zip_bases[local]
     zip_digit_cols = cities.zip_digit_cols
-    # Big cities span several postcodes: vary the last digit, or the last two.
     for threshold, col in ((100_000, -1), (500_000, -2)):
         big = pop > threshold
         if len(zip_digit_cols) >= 3:
             zips[big, zip_digit_cols[col]] = rng.integers(48, 58, int(big.sum()), np.uint8)
-    zipcode = _strings_from_matrix(zips)
+    return _strings_from_matrix(zips)
 
+
+def _coordinates(city: npt.NDArray[np.int64], pop: npt.NDArray[Any],
+                 rng: np.random.Generator) -> tuple[pa.Array, pa.Array]:
+    """Latitude and longitude scattered around the city centre, wider for big cities."""
+    geo, n = build_geography(), len(city)
     spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop / 1e6), 1.0, 12.0)
     lat0 = geo.city_lat[city]
     lat = lat0 + rng.normal(0.0, 1.0, n) * spread_km / 111.0
     lon = geo.city_lon[city] + rng.normal(0.0, 1.0, n) * spread_km / (
         111.0 * np.maximum(np.cos(np.radians(lat0)), 0.2))
+    return pa.array(lat), pa.array(lon)
 
-    rated = has[:, fields["rating"]]
+
+def _ratings(has: npt.NDArray[np.bool_], rng: np.random.Generator) -> tuple[pa.Array, pa.Array]:
+    """Ratings (null when unrated) and review counts."""
+    n = len(has)
+    rated = has[:, _FIELD["rating"]]
     reviews = np.where(rated, np.ceil(rng.lognormal(3.2, 1.3, n)), 0).astype(np.int32)
     # A business's true standing, seen through the noise of few reviews: places with a
     # handful of reviews show 5.0 or 1.0, busy ones cluster around 4.0-4.7.
@@ -460,32 +519,59 @@ def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np
     seen = true + rng.normal(0.0, 1.0, n) * 1.1 / np.sqrt(np.maximum(reviews, 1))
     rating = np.clip(np.round(seen, 1), 1.0, 5.0)
     rating = np.where(reviews == 1, np.clip(np.round(seen), 1.0, 5.0), rating)
+    return pa.array(rating, mask=~rated), pa.array(reviews, pa.int32())
+
+
+def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np.int64],
+           rng: np.random.Generator) -> dict[str, pa.Array]:
+    """All columns (but place_id and collected_at) for contacts of one country and locale.
+
+    ``local`` holds each row's city as a position in ``cities``.
+    """
+    city = cities.index[local]
+    geo, names = build_geography(), _names()
+    profile = COUNTRIES[code]
+    pool = name_pool(locale)
+    lang = language_words(language_of(locale))
+    n = len(city)
+    pop = geo.city_population[city]
+
+    main, categories, category_ids = _categories(profile, lang, n, rng)
+    has = _contact_methods(profile, main, rng)
+    named = _business_names(pool, lang, main, city, rng)
+    web = _web_identity(named, pool, lang, profile.tld, main, city, rng)
+    emails = _emails(named, pool, web["domain"], has, rng)
+    phones = _phones(profile, cities, local, has, rng)
+    address = _addresses(profile, locale, pool, n, rng)
+    zipcode = _zipcodes(cities, local, pop, rng)
+    latitude, longitude = _coordinates(city, pop, rng)
+    rating, review_count = _ratings(has, rng)
     level1 = geo.city_level1[city]
     level2 = geo.city_level2[city]
     return {
-        "name": name,
+        "name": named.name,
         "email": emails,
         "phone": phones,
-        "website": _blank_unless(has[:, fields["website"]], website),
-        "instagram": _blank_unless(has[:, fields["instagram"]], instagram),
-        "facebook": _blank_unless(has[:, fields["facebook"]], facebook),
+        "website": _blank_unless(has[:, _FIELD["website"]], web["website"]),
+        "instagram": _blank_unless(has[:, _FIELD["instagram"]], web["instagram"]),
+        "facebook": _blank_unless(has[:, _FIELD["facebook"]], web["facebook"]),
         "address": address,
-        "city": city_name,
+        "city": named.city_name,
         "zipcode": zipcode,
         "level1_location": names.location_name(level1),
         "level2_location": names.location_name(level2),
-        "level3_location": city_name,
+        "level3_location": named.city_name,
         "country": pa.array(np.full(n, code, dtype=object), pa.string()),
         "categories": categories,
-        "rating": pa.array(rating, mask=~rated),
-        "review_count": pa.array(reviews, pa.int32()),
-        "latitude": pa.array(lat),
-        "longitude": pa.array(lon),
+        "rating": rating,
+        "review_count": review_count,
+        "latitude": latitude,
+        "longitude": longitude,
         "level1_id": pa.array(level1, pa.int32()),
         "level2_id": pa.array(level2, pa.int32()),
         "level3_id": pa.array(geo.city_id[city], pa.int32()),
         "category_ids": category_ids,
-        "main_category_id": pa.array(catalog.ids[main], pa.int32()),
+        "main_category_id": pa.array(load_catalog().ids[main], pa.int32()),
     }
 
 

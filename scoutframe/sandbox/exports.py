@@ -3,7 +3,11 @@
 Life cycle ``pending → processing → ready | failed``. The charge (balance check, debit, ledger
 row), the task and its history entry are one SQLite transaction in `State.start_export`; a
 failure refunds in one transaction too. Pacing (ready only after N polls / S seconds) lets
-clients exercise their poll loops.
+clients exercise their poll loops; ``processing_seconds`` keeps a job really unfinished (its
+worker waits before writing the file), for restart and crash tests.
+
+[DESIGN] A restart never leaves a job stuck: jobs a stopped (or killed) server left
+``pending``/``processing`` are failed and refunded by `ExportManager.recover` at start.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +37,16 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class Pacing:
-    """When a finished job may be reported ready: after ``min_polls`` polls, ``delay_seconds``."""
+    """How fast jobs go.
+
+    A finished job is reported ready only after ``min_polls`` polls and ``delay_seconds``
+    (sandbox clock) since it started; ``processing_seconds`` (real seconds) is how long the
+    worker holds each job in ``processing`` before it writes the file.
+    """
 
     min_polls: int = 0
     delay_seconds: float = 0.0
+    processing_seconds: float = 0.0
 
 
 class ExportManager:
@@ -65,6 +76,7 @@ class ExportManager:
         export_dir.mkdir(parents=True, exist_ok=True)
         self._should_fail = should_fail
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-export")
+        self._stopping = threading.Event()
         self.pacing = Pacing()
 
     def recover(self) -> int:
@@ -77,6 +89,9 @@ class ExportManager:
         stale = self.state.unfinished_tasks()
         for task_id in stale:
             self.state.fail_task(task_id, "The sandbox restarted while this export was running.")
+            # A file written just before the server died, its task never marked ready.
+            for orphan in self.export_dir.glob(f"{task_id}-*.csv"):
+                orphan.unlink(missing_ok=True)
         for part in self.export_dir.glob(".*.part"):  # their writers died with the server
             part.unlink(missing_ok=True)
         return len(stale)
@@ -111,6 +126,9 @@ class ExportManager:
     def _run(self, task_id: str, table: pa.Table, idx: Index) -> None:
         try:
             self.state.set_task_status(task_id, "processing")
+            if self.pacing.processing_seconds > 0:
+                # cut short by shutdown; capped: Event.wait overflows on huge timeouts
+                self._stopping.wait(min(self.pacing.processing_seconds, 86_400.0))
             if self._should_fail():
                 self.state.fail_task(task_id, "Export failed (injected fault); credits refunded.")
                 return
@@ -137,4 +155,5 @@ class ExportManager:
 
     def shutdown(self) -> None:
         """Wait for running jobs and stop the workers."""
+        self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)

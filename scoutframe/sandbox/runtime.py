@@ -10,6 +10,7 @@ import pyarrow as pa
 from scoutframe.sandbox.exports import ExportManager
 from scoutframe.sandbox.faults import FaultInjector
 from scoutframe.sandbox.ratelimit import RateLimiter
+from scoutframe.sandbox.requestlog import StorageRequestLog
 from scoutframe.sandbox.state import SandboxClock, State
 from scoutframe.sandbox.storage import UrlSigner
 from scoutframe.sandbox.store import ContactStore
@@ -38,6 +39,7 @@ class Runtime:
     seed: int = 0
     auth_cache: dict[str, tuple[int, int, float | None]] = field(default_factory=dict, repr=False)
     known_searches: set[tuple[int, str]] = field(default_factory=set, repr=False)
+    storage_log: StorageRequestLog = field(default_factory=StorageRequestLog, repr=False)
 
     @property
     def live(self) -> bool:

@@ -1,4 +1,4 @@
-"""Run the sandbox: the `Sandbox` context manager and ``scoutframe sandbox`` (`main`).
+"""Run the sandbox: the `Sandbox` context manager (``scoutframe sandbox`` is in `cli`).
 
 Two uvicorn servers: the API origin (``/api/`` and the ``/_sandbox/`` control plane) and the
 "storage" origin serving pre-signed export downloads, on another loopback address
@@ -7,7 +7,6 @@ Two uvicorn servers: the API origin (``/api/`` and the ``/_sandbox/`` control pl
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import hmac
@@ -26,8 +25,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    import requests
-
     from scoutframe.sandbox.admin import AdminControl
     from scoutframe.sandbox.faults import FaultConfig
     from scoutframe.sandbox.runtime import Runtime
@@ -37,45 +34,6 @@ __all__ = ["DEMO_EMAIL", "Sandbox", "main"]
 DEMO_EMAIL = "demo@sandbox.spherescout.test"
 _log = logging.getLogger(__name__)
 _READY_TIMEOUT = 120.0
-
-_HELP = """\
-Run a local emulator of the SphereScout REST API on loopback, with synthetic data. It prints
-the SPHERESCOUT_* variables a client needs (origin, the demo account's API key, username,
-password) and the control plane's token, then serves until Ctrl-C.
-
-What it emulates (the API contract, over real HTTP):
-  - API keys as "Bearer <key>" or "Token <key>" (--flavor live: Token only), JWT login
-    and refresh, profile, API-key list/create/revoke (key shown once, optional expiry)
-  - search /api/companies with every filter, 10-contact preview or 50-row pages, masked
-    e-mails; /api/public/companies (no credential, 10 a minute per address)
-  - reference data: categories (?q= fuzzy), countries, location search and browsing,
-    professions summary
-  - CSV exports charged at start and refunded on failure, pending/processing/ready/failed,
-    pre-signed expiring download URLs with Range on a second "storage" origin
-  - export history, freshness and delta downloads
-  - rate limits (X-RateLimit-*, 429 + Retry-After), 401 + WWW-Authenticate, JSON 404/405,
-    DRF-style field errors, paths with and without a trailing slash
-  - --flavor live: what third-party clients observe in production (contract section 9)
-    instead of the vendor documentation
-
-What it does not emulate: real data, billing plans, payments and top-ups, TLS, sign-up, e-mail
-verification, password reset, webhooks, team accounts, the production edge's HTML 403 and
-User-Agent filtering, plan-specific rate limits, formats other than CSV.
-
-[DESIGN] (this project's decisions where the vendor says nothing; not promises about
-production): search_id = HMAC of account and canonical filters; different filters AND,
-values of one filter OR, location levels OR; unknown codes/ids are 400 field errors (live:
-ignored, totalCount 0); an empty result has one empty page; masking j***@d*****.fr; every
-export call charges (no deduplication); exports left running by a stopped server fail and
-are refunded at start; delta entries even with 0 rows; expiry judged by the sandbox clock,
-rate limits by the real clock; export files are deleted once their URL expires. The full
-list: docs/sandbox.md in the scoutframe repository.
-
-State (accounts, keys, credits, history, added contacts, the moved clock) lives in --data-dir
-and survives a restart. The control plane under /_sandbox/ (header X-Sandbox-Admin-Token)
-adds and re-collects contacts, moves the clock, sets faults and export pacing; from a shell:
-`scoutframe sandbox admin info|add-contacts N|recollect N|advance-clock S|faults k=v,...`.
-"""
 
 
 @dataclass(frozen=True)
@@ -183,6 +141,7 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     from scoutframe.sandbox.exports import ExportManager
     from scoutframe.sandbox.faults import FaultInjector, quiet_injected_disconnects
     from scoutframe.sandbox.ratelimit import RateLimiter
+    from scoutframe.sandbox.requestlog import StorageRequestLog
     from scoutframe.sandbox.runtime import Runtime
     from scoutframe.sandbox.state import SandboxClock, State, hash_api_key
     from scoutframe.sandbox.storage import UrlSigner, create_storage_app
@@ -242,11 +201,12 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
         public_limiter=RateLimiter(10 / 60, 10) if rate > 0 else None,
         access_lifetime=opts.access_lifetime, refresh_lifetime=opts.refresh_lifetime,
         admin_token=_derive(secret, "admin-token")[:32], new_contacts=new_contacts,
-        seed=opts.seed,
+        seed=opts.seed, storage_log=StorageRequestLog(clock),
     )  # fmt: skip
     quiet_injected_disconnects()
     apps = [(create_app(runtime), api_sock),
-            (create_storage_app(data_dir / "exports", signer, injector), storage_sock)]
+            (create_storage_app(data_dir / "exports", signer, injector, runtime.storage_log),
+             storage_sock)]
     servers, threads = [], []
     for app, sock in apps:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
@@ -469,6 +429,11 @@ class Sandbox:
         return self._admin
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id in process mode while running (None in thread mode)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def runtime(self) -> Runtime:
         """The in-process runtime (thread mode only; for tests and benchmarks)."""
         if self._core is None:
@@ -476,145 +441,23 @@ class Sandbox:
         return self._core.runtime
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="scoutframe sandbox", description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
-    p.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
-    p.add_argument("--contacts", type=int, default=200_000, help="size of the synthetic dataset")
-    p.add_argument("--credits", type=int, default=100_000,
-                   help="opening balance of the demo account (first start only)")
-    p.add_argument("--rate-limit", type=float, default=20.0,
-                   help="requests/second per credential, burst twice that; 0 = off")
-    p.add_argument("--flavor", choices=("docs", "live"), default="docs",
-                   help="docs: vendor documentation; live: observed production behaviour")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="where data and state live (default: the user cache dir)")
-    p.add_argument("--faults", default="",
-                   help="fault injection, e.g. p500=0.1,p429=0.05,latency=20ms,reset=0.1,"
-                        "truncate=0.5,export_fail=1,seed=3")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="dataset seed")
-    p.add_argument("--access-token-lifetime", type=float, default=900.0, help=argparse.SUPPRESS)
-    p.add_argument("--refresh-token-lifetime", type=float, default=7 * 86400.0,
-                   help=argparse.SUPPRESS)  # fmt: skip
-    return p
-
-
-def _error_detail(response: requests.Response | None) -> str:
-    if response is None:
-        return "no answer"
-    try:
-        body = response.json()
-    except ValueError:
-        return f"{response.status_code} {response.reason}"
-    return f"{response.status_code} {body.get('detail', body) if isinstance(body, dict) else body}"
-
-
-def _admin_main(argv: list[str]) -> int:
-    """``scoutframe sandbox admin ...``: drive a running sandbox's control plane."""
-    import json
-
-    import requests
-
-    from scoutframe.sandbox.admin import AdminControl
-    from scoutframe.sandbox.faults import parse_fault_changes
-
-    p = argparse.ArgumentParser(
-        prog="scoutframe sandbox admin",
-        description="Drive a running sandbox's /_sandbox/ control plane. The origin and token "
-                    "come from SPHERESCOUT_BASE_URL and SCOUTFRAME_SANDBOX_ADMIN_TOKEN.",
-    )  # fmt: skip
-    p.add_argument("action", choices=("info", "add-contacts", "recollect", "advance-clock",
-                                      "faults", "create-account", "ledger"))  # fmt: skip
-    p.add_argument("value", nargs="?", default=None,
-                   help="count, seconds, account id, credits, or name=value,... for faults")
-    options = p.parse_args(argv)
-    url = os.environ.get("SPHERESCOUT_BASE_URL")
-    token = os.environ.get("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
-    if not url or not token:
-        print("scoutframe sandbox admin: set SPHERESCOUT_BASE_URL and "
-              "SCOUTFRAME_SANDBOX_ADMIN_TOKEN (printed by `scoutframe sandbox`)", file=sys.stderr)
-        return 2
-    admin = AdminControl(url, token)
-    value = options.value
-    try:
-        if options.action == "info":
-            result: Any = admin.info()
-        elif options.action == "add-contacts":
-            result = admin.add_contacts(int(value or 1))
-        elif options.action == "recollect":
-            result = admin.recollect(int(value or 1))
-        elif options.action == "advance-clock":
-            result = {"now": admin.advance_clock(float(value or 0))}
-        elif options.action == "faults":
-            changes = parse_fault_changes(value or "")
-            result = admin.set_faults(**changes) if changes else admin.faults()
-        elif options.action == "create-account":
-            result = admin.create_account(int(value or 1_000))
-        else:
-            result = admin.ledger(int(value or 1))
-    except ValueError as exc:
-        print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
-        return 2
-    except requests.HTTPError as exc:
-        # The control plane explains what was wrong in its JSON body; show that, not the URL.
-        print(f"scoutframe sandbox admin: {_error_detail(exc.response)}", file=sys.stderr)
-        return 1
-    except requests.RequestException as exc:
-        print(f"scoutframe sandbox admin: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        admin.close()
-    print(json.dumps(result, indent=2))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``scoutframe sandbox`` until Ctrl-C; returns the exit status.
 
-    ``scoutframe sandbox admin <action> [value]`` drives a running sandbox's control plane.
+    Kept here for ``from scoutframe.sandbox.server import main``; the command line lives in
+    `scoutframe.sandbox.cli`.
+
+    Parameters
+    ----------
+    argv
+        Arguments (default: ``sys.argv[1:]``); ``admin <action> [value]`` drives a running
+        sandbox's control plane.
+
+    Returns
+    -------
+    int
+        The exit status.
     """
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["admin"]:
-        return _admin_main(args[1:])
-    options = _parser().parse_args(args)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        sandbox = Sandbox(
-            options.contacts, flavor=options.flavor, data_dir=options.data_dir,
-            credits=options.credits, rate_limit=options.rate_limit, faults=options.faults or None,
-            seed=options.seed, host=options.host, port=options.port,
-            access_token_lifetime=options.access_token_lifetime,
-            refresh_token_lifetime=options.refresh_token_lifetime,
-        )  # fmt: skip
-    except ValueError as exc:
-        print(f"scoutframe sandbox: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
+    from scoutframe.sandbox.cli import main as cli_main
 
-    def on_signal(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        sandbox.start()
-    except OSError as exc:
-        print(f"scoutframe sandbox: cannot listen: {exc}", file=sys.stderr)
-        return 1
-    try:
-        for name, value in sandbox._info.items():
-            if name != "SCOUTFRAME_SANDBOX_STORAGE_URL":
-                print(f"{name}={value}")
-        print(f"SCOUTFRAME_SANDBOX_STORAGE_URL={sandbox.storage_url}", flush=True)
-        info = sandbox.admin.info()
-        print(f"# {info['flavor']} flavour, {info['contacts']:,} contacts; demo account "
-              f"{sandbox.username} has {info['demo_credits']:,} credits; storage at "
-              f"{sandbox.storage_url}; Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-    return 0
+    return cli_main(argv)

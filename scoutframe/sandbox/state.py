@@ -75,12 +75,13 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds → ISO-8601 UTC with a ``Z`` (seconds precision)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: "%Y" drops the zero padding of years before 1000 (RFC 3339).
+    return datetime.fromtimestamp(ts, UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def parse_iso(text: str) -> float:
     """ISO-8601 (``Z`` or offset; naive means UTC) → epoch seconds; ValueError if malformed."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))  # RFC 3339: t, z
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()

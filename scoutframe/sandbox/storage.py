@@ -8,6 +8,8 @@ move). Single byte ranges are supported (206) so that interrupted downloads can 
 
 The app is raw ASGI: it streams the file in chunks from an open descriptor (never the whole
 file in memory) and can break a download on purpose (faults ``truncate`` and ``reset``).
+Every HTTP request it receives is noted in a `StorageRequestLog` when one is given (never a
+header's value, nor the signature).
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote
 
 from scoutframe.sandbox.faults import (
     ASGIApp,
     FaultInjector,
     InjectedDisconnect,
+    Message,
     Receive,
     Scope,
     Send,
     quiet_injected_disconnects,
 )
+from scoutframe.sandbox.requestlog import StorageRequestLog
 
 __all__ = [
     "ExpiredError",
@@ -203,10 +207,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 class _StorageApp:
     """The ASGI callable returned by :func:`create_storage_app`."""
 
-    def __init__(self, export_dir: Path, signer: UrlSigner, faults: FaultInjector | None) -> None:
+    def __init__(
+        self, export_dir: Path, signer: UrlSigner, faults: FaultInjector | None,
+        log: StorageRequestLog | None,
+    ) -> None:  # fmt: skip
         self.export_dir = Path(export_dir)
         self.signer = signer
         self.faults = faults
+        self.log = log
         if faults is not None:
             quiet_injected_disconnects()
 
@@ -216,6 +224,8 @@ class _StorageApp:
             return
         if scope["type"] != "http":
             return
+        if self.log is not None:
+            send = _noting_status(send, self.log.record(scope))
         path: str = scope["path"]
         name = path[len(_PREFIX) :] if path.startswith(_PREFIX) else ""
         if not _OBJECT_NAME.fullmatch(name):
@@ -314,6 +324,17 @@ class _StorageApp:
             raise InjectedDisconnect(f"download of {name} cut after {sent} of {length} bytes")
 
 
+def _noting_status(send: Send, entry: dict[str, Any]) -> Send:
+    """Wrap ``send`` so the status answered lands in the log ``entry``."""
+
+    async def noting(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            entry["status"] = int(message["status"])
+        await send(message)
+
+    return noting
+
+
 async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
     """Set ``disconnected`` when the client closes the connection mid-download."""
     while True:
@@ -324,8 +345,9 @@ async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> No
 
 
 def create_storage_app(
-    export_dir: Path, signer: UrlSigner, faults: FaultInjector | None = None
-) -> ASGIApp:
+    export_dir: Path, signer: UrlSigner, faults: FaultInjector | None = None,
+    log: StorageRequestLog | None = None,
+) -> ASGIApp:  # fmt: skip
     """Build the storage origin's ASGI app.
 
     Parameters
@@ -337,10 +359,13 @@ def create_storage_app(
     faults
         Optional injector: ``truncate`` sends half the body, ``reset`` a first part only, both
         then close the connection while the advertised ``Content-Length`` is not reached.
+    log
+        Optional: where each request received is noted (method, path, credential headers
+        present or not, status).
 
     Returns
     -------
     ASGIApp
         Serves ``GET``/``HEAD /exports/{object_name}``.
     """
-    return _StorageApp(export_dir, signer, faults)
+    return _StorageApp(export_dir, signer, faults, log)

@@ -497,7 +497,12 @@ def _apply_overlay(base: pa.Table, overlay: pa.Table) -> pa.Table:
 
 
 def _isin(values: npt.NDArray[Any], wanted: Sequence[int]) -> Mask:
-    """Membership test; a few equality passes beat `np.isin`'s sort for small sets."""
+    """Membership test; a few equality passes beat `np.isin`'s sort for small sets.
+
+    Values ``values``' dtype cannot hold (a huge id in the live flavour) match nothing.
+    """
+    info = np.iinfo(values.dtype)
+    wanted = [w for w in wanted if info.min <= w <= info.max]
     if len(wanted) <= 4:
         out = np.zeros(values.shape, dtype=np.bool_)
         for w in wanted:

@@ -10,6 +10,7 @@ request state, whether the handler then answered or raised.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from scoutframe.sandbox.state import InsufficientCredits
 
 __all__ = [
+    "MAX_ID",
     "ApiError",
     "ResponseHeaders",
     "install_error_handlers",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS
+_DIGITS = re.compile(r"[0-9]{1,30}")
+#: The largest id a path may name: SQLite integers are signed 64-bit.
+MAX_ID = 2**63 - 1
 
 
 class ApiError(Exception):
@@ -105,11 +110,20 @@ def int_param(params: Any, key: str, default: int | None) -> int | None:
 
 
 def path_id(request: Request, name: str) -> int:
-    """Return an integer path parameter; anything else names nothing (404)."""
-    try:
-        return int(request.path_params[name])
-    except ValueError:
-        raise not_found() from None
+    """Return an integer path parameter; anything else names nothing (404).
+
+    Only plain ASCII digits (at most 30) naming a value SQLite can hold (below 2**63) are
+    ids, as with a ``[0-9]+`` route pattern: ``-1``, ``+5``, `` 1``, ``1_000``, ``1e3``,
+    ``0x10``, non-ASCII digits and huge numbers are unknown ids like any other (404), never
+    a 500.
+    """
+    text = str(request.path_params[name])
+    if not _DIGITS.fullmatch(text):
+        raise not_found()
+    value = int(text)
+    if value > MAX_ID:
+        raise not_found()
+    return value
 
 
 def route(app: FastAPI, path: str, endpoint: Any, methods: list[str]) -> None:

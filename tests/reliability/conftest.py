@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -49,8 +48,8 @@ class Figures:
 
 
 @pytest.fixture(scope="session")
-def figures() -> Iterator[Figures]:
-    yield Figures()
+def figures() -> Figures:
+    return Figures()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

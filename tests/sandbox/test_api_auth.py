@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -137,3 +138,22 @@ def test_bad_expiry_is_field_error(api):
     r = api.post("/api/user/api-keys", json={"expiry": "next tuesday"})
     assert r.status_code == 400
     assert list(r.json()) == ["expiry"]
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+@pytest.mark.parametrize(("sent", "shown"), [
+    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),  # zero-padded, as RFC 3339 wants
+    ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59Z"),
+    ("2999-01-01t00:00:00z", "2999-01-01T00:00:00Z"),  # RFC 3339 allows lower case
+])
+def test_key_expiry_is_rfc3339_both_ways(account, sent, shown):
+    """``expiry`` is an RFC 3339 date-time (the OpenAPI document says so): accepted, answered."""
+    _, api = account
+    r = api.post("/api/user/api-keys", json={"name": "dated", "expiry": sent})
+    assert r.status_code == 201, r.text
+    assert r.json()["expiry"] == shown
+    assert _RFC3339.fullmatch(r.json()["created"])
+    listed = {k["id"]: k for k in api.get("/api/user/api-keys").json()}
+    assert listed[r.json()["id"]]["expiry"] == shown

@@ -152,7 +152,8 @@ def test_signed_url_expires_with_the_clock(make_sandbox, api_for, wait_export):
 def test_pacing_holds_ready_back(make_sandbox, api_for):
     sb = make_sandbox()
     api = api_for(sb.url, f"Bearer {sb.api_key}")
-    assert sb.admin.set_export_pacing(min_polls=3) == {"min_polls": 3, "delay_seconds": 0.0}
+    assert sb.admin.set_export_pacing(min_polls=3) == {
+        "min_polls": 3, "delay_seconds": 0.0, "processing_seconds": 0.0}
     sid, _ = _search(api, {"countries": "NZ"})
     task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
     sb.runtime.exports.shutdown()  # wait for the worker: only pacing holds it back now

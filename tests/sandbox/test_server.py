@@ -30,8 +30,13 @@ def test_restart_keeps_state(make_sandbox, api_for, wait_export):
     profile = api.get("/api/user/profile").json()
     sb.stop()
 
+    assert len(list((data_dir / "exports").glob(f"{second}-*.csv"))) == 1
+
     again = make_sandbox(data_dir=data_dir)
     assert (again.api_key, again.password) == (key, password)
+    # The failed export's file (written, never marked ready) went; the ready one's stays.
+    files = [p.name.partition("-")[0] for p in (data_dir / "exports").iterdir()]
+    assert files == [task["task_id"]]
     api2 = api_for(again.url, f"Token {key}")
     after = api2.get("/api/user/profile").json()
     assert after["credits"] == profile["credits"] + second_start["lead_count"]  # refund
@@ -122,6 +127,20 @@ def test_control_plane_info(sandbox, api):
     assert info["flavor"] == "docs"
     assert info["contacts"] >= 20_000
     assert info["demo_credits"] == api.get("/api/user/profile").json()["credits"]
+
+
+def test_clock_cannot_be_moved_past_representable_dates(make_sandbox, api_for):
+    sb = make_sandbox()
+    api = api_for(sb.url, f"Bearer {sb.api_key}")
+    for advance in (1e12, 1e308):
+        with pytest.raises(requests.HTTPError) as exc:
+            sb.admin.advance_clock(advance)
+        assert exc.value.response.status_code == 400
+        assert "advance" in exc.value.response.json()
+    # Nothing moved: dates still render, and a big but valid move works.
+    assert api.get("/api/user/api-keys").status_code == 200
+    assert sb.admin.advance_clock(100 * 365 * 86400) >= "2126"
+    assert api.get("/api/user/api-keys").status_code == 200
 
 
 def test_admin_command(sandbox, monkeypatch, capsys):
