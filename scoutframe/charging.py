@@ -65,13 +65,14 @@ class ChargingCall(Generic[_T]):
     trace
         Where the charge shows, for messages (``" as history entry 12"``); ``""`` if unknown.
     error
-        Builds the error to raise from a message (each caller keeps its documented class).
+        Builds the error to raise from a message and whether the call was charged (``True``),
+        surely not (``False``) or unknown (``None``); each caller keeps its documented class.
     """
 
     what: str
     send: Callable[[], _T]
     adopt: Callable[[], _T | None]
-    error: Callable[[str], ScoutError]
+    error: Callable[[str, bool | None], ScoutError]
     trace: Callable[[], str] = lambda: ""
 
 
@@ -125,7 +126,8 @@ def charge_once(client: Client, call: ChargingCall[_T], *, balance: int) -> _T:
         sends += 1
         message = _outcome(call, charged, in_flight, patience, sends)
         if message is not None:
-            raise call.error(message) from error
+            surely = None if in_flight and not charged else charged
+            raise call.error(message, surely) from error
         logger.info("%s failed without taking effect; sending it once more", call.what)
 
 

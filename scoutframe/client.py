@@ -65,6 +65,11 @@ class Client:
         Base delay (seconds) of the retry backoff.
     retry_after_cap
         Longest ``Retry-After`` (seconds) to wait for before raising ``RateLimitError``.
+    max_credits
+        The default budget of every read and export: a read may spend up to this many
+        credits without its own ``max_credits=``. Default: ``SCOUTFRAME_MAX_CREDITS``, else
+        ``max_credits`` in the config file, else none (reads spend only with
+        ``method="export"`` or a ``max_credits=`` of their own).
 
     Examples
     --------
@@ -90,9 +95,10 @@ class Client:
         config_file: Path | str | None = None,
         backoff_factor: float = 0.5,
         retry_after_cap: float = 60.0,
+        max_credits: int | None = None,
     ) -> None:
         settings = load_settings(
-            api_key, base_url, username=username, password=password,
+            api_key, base_url, username=username, password=password, max_credits=max_credits,
             config_file=Path(config_file) if config_file is not None else None,
         )  # fmt: skip
         self.retry = RetryPolicy(
@@ -102,6 +108,8 @@ class Client:
             poll_interval=_poll_bounds(poll_interval),
         )
         self._settings: Settings = settings
+        #: The default budget of reads and exports (``None``: spend only when asked).
+        self.max_credits: int | None = settings.max_credits
         auth: OriginAuth | None = None
         if settings.api_key:
             auth = ApiKeyAuth(settings.api_key, settings.base_url)
@@ -110,6 +118,7 @@ class Client:
         self.transport = Transport(
             settings.base_url, auth=auth, timeout=timeout, retry=self.retry,
             allow_http=allow_http, secrets=settings.secrets(),
+            missing_credential=None if auth is not None else _no_credential(settings),
         )  # fmt: skip
         self.base_url = self.transport.base_url
         self.poll_interval = self.retry.poll_interval
@@ -349,3 +358,15 @@ def _poll_bounds(value: Any) -> tuple[float, float]:
     if not 0 < low <= high:
         raise ConfigurationError(f"poll_interval needs 0 < min <= max, not {value!r}")
     return low, high
+
+
+def _no_credential(settings: Settings) -> str:
+    """Say what to do when an authenticated request is made without any credential."""
+    where = settings.config_file or "config.toml in the user config directory"
+    return (
+        "No SphereScout credential is configured, so this request was not sent. Set "
+        "SPHERESCOUT_API_KEY (or SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD), pass "
+        f"Client(api_key=...), put api_key in {where}, or store it in the keyring (service "
+        "'scoutframe'). To try scoutframe without a key, run `scoutframe sandbox` and use "
+        "the variables it prints"
+    )

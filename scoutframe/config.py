@@ -42,6 +42,8 @@ ENV_BASE_URL = "SPHERESCOUT_BASE_URL"
 ENV_USERNAME = "SPHERESCOUT_USERNAME"
 ENV_PASSWORD = "SPHERESCOUT_PASSWORD"  # noqa: S105 - a variable name, not a password
 ENV_CONFIG = "SPHERESCOUT_CONFIG"
+#: The default budget of every read and export (credits), when no ``max_credits=`` is given.
+ENV_MAX_CREDITS = "SCOUTFRAME_MAX_CREDITS"
 _FILE_KEYS = frozenset({"api_key", "base_url", "username", "password"})
 
 KeyringGetter = Callable[[str, str], str | None]
@@ -60,6 +62,10 @@ class Settings:
     sources
         Where each setting came from (``"argument"``, ``"environment"``, a file path,
         ``"keyring"``, ``"default"``), for error messages and ``Client.__repr__``.
+    max_credits
+        The default budget of reads and exports (``None``: spend only when asked to).
+    config_file
+        The config file that was (or would have been) read, for messages.
     """
 
     base_url: str
@@ -67,6 +73,8 @@ class Settings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
+    max_credits: int | None = None
+    config_file: Path | None = None
 
     @property
     def auth_kind(self) -> str:
@@ -92,8 +100,9 @@ def default_config_file() -> Path:
 def read_config_file(path: Path) -> dict[str, str]:
     """Read the TOML config file; ``{}`` when it does not exist.
 
-    Top-level keys ``api_key``, ``base_url``, ``username``, ``password`` are read (also when
-    they sit in a ``[spherescout]`` table). Other keys are ignored.
+    Top-level keys ``api_key``, ``base_url``, ``username``, ``password`` (strings) and
+    ``max_credits`` (a whole number) are read, also when they sit in a ``[spherescout]``
+    table. Other keys are ignored.
 
     Raises
     ------
@@ -132,6 +141,14 @@ def read_config_file(path: Path) -> dict[str, str]:
             )
         if value:
             out[key] = value
+    budget = table.get("max_credits")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise ConfigurationError(
+                f"max_credits in the config file {path} must be a whole number >= 0, not "
+                f"{budget!r}"
+            )
+        out["max_credits"] = str(budget)
     return out
 
 
@@ -154,6 +171,7 @@ def load_settings(
     *,
     username: str | None = None,
     password: str | None = None,
+    max_credits: int | None = None,
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     keyring_get: KeyringGetter | None = _keyring_get,
@@ -164,6 +182,9 @@ def load_settings(
     ----------
     api_key, base_url, username, password
         Explicit arguments; they win over everything else.
+    max_credits
+        The default budget of reads and exports; else ``SCOUTFRAME_MAX_CREDITS``, else the
+        file's ``max_credits``, else none.
     config_file
         The TOML file to read; default: ``SPHERESCOUT_CONFIG`` or :func:`default_config_file`.
     environ
@@ -255,13 +276,41 @@ def load_settings(
         secret = keyring_get(KEYRING_SERVICE, user)
         if secret:
             sources["password"] = "keyring"  # noqa: S105 - a source name
+    budget = _budget(max_credits, env.get(ENV_MAX_CREDITS), file_values.get("max_credits"),
+                     sources)  # fmt: skip
     return Settings(
         base_url=resolved_url.strip().rstrip("/"),
         api_key=key.strip() if key else None,
         username=user,
         password=secret,
         sources=sources,
+        max_credits=budget,
+        config_file=Path(path),
     )
+
+
+def _budget(
+    argument: int | None, environment: str | None, file: str | None, sources: dict[str, str]
+) -> int | None:
+    """Pick the default budget: the argument, else ``SCOUTFRAME_MAX_CREDITS``, else the file."""
+    from .checks import whole_number
+
+    if argument is not None:
+        sources["max_credits"] = "argument"
+        return whole_number("max_credits", argument, minimum=0)
+    if environment is not None and environment.strip():
+        sources["max_credits"] = "environment"
+        text = environment.strip().replace("_", "").replace(",", "")
+        if not text.isdigit():
+            raise ConfigurationError(
+                f"{ENV_MAX_CREDITS} must be a whole number of credits (e.g. 5000), not "
+                f"{environment!r}"
+            )
+        return int(text)
+    if file is not None:
+        sources["max_credits"] = "config file"
+        return int(file)
+    return None
 
 
 def refuse_userinfo(url: str, source: str) -> None:

@@ -17,8 +17,10 @@
     ├── ExportError                   .job (resumable handle)
     │   ├── ExportFailedError         the server's message
     │   ├── ExportTimeoutError        deadline passed; the job is still resumable
-    │   └── DownloadExpiredError      signed URL expired and no fresh one could be had
+    │   ├── DownloadExpiredError      signed URL expired and no fresh one could be had
+    │   └── ExportParseError          the paid file could not be read; .path keeps it
     ├── BudgetError                   refused before spending (max_credits)
+    │   └── ConsentError              a read would spend credits and no budget was given
     ├── FilterError                   unknown category / location / country name
     └── ArgumentError                 an argument of the wrong type or out of range
 
@@ -35,7 +37,10 @@ from urllib.parse import parse_qsl, urlsplit
 from ._redact import redact
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .jobs import ExportJob
+    from .models import ReadPlan
 
 __all__ = [
     "APIError",
@@ -44,10 +49,12 @@ __all__ = [
     "BadRequestError",
     "BudgetError",
     "ConfigurationError",
+    "ConsentError",
     "DownloadExpiredError",
     "EdgeBlockedError",
     "ExportError",
     "ExportFailedError",
+    "ExportParseError",
     "ExportTimeoutError",
     "FilterError",
     "InsufficientCreditsError",
@@ -83,6 +90,19 @@ class TransportError(ScoutError):
 
 class BudgetError(ScoutError):
     """An operation was refused before spending anything, because it exceeds ``max_credits``."""
+
+
+class ConsentError(BudgetError):
+    """A read would spend credits, and the caller gave no budget: nothing was spent.
+
+    :attr:`plan` is the read's plan (rows, credits, balance). Pass ``max_credits=`` (or set a
+    default budget: ``Client(max_credits=...)``, ``SCOUTFRAME_MAX_CREDITS``), ask for
+    ``method="export"``, read by pages for free (``method="pages"``), or narrow the filters.
+    """
+
+    def __init__(self, message: str, *, plan: ReadPlan | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
 
 
 class FilterError(ScoutError, ValueError):
@@ -243,11 +263,18 @@ class ServerError(APIError):
 
 
 class ExportError(ScoutError):
-    """An export failed or could not be completed; :attr:`job` resumes it when not ``None``."""
+    """An export failed or could not be completed; :attr:`job` resumes it when not ``None``.
 
-    def __init__(self, message: str, *, job: ExportJob | None = None) -> None:
+    :attr:`charged` says what is known of the money: ``True`` charged, ``False`` surely not,
+    ``None`` unknown (check the balance and the history before starting again).
+    """
+
+    def __init__(
+        self, message: str, *, job: ExportJob | None = None, charged: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.job = job
+        self.charged = charged
 
 
 class ExportFailedError(ExportError):
@@ -260,6 +287,18 @@ class ExportTimeoutError(ExportError):
 
 class DownloadExpiredError(ExportError):
     """The signed download URL expired and no fresh one could be obtained."""
+
+
+class ExportParseError(ExportError):
+    """A paid export file could not be read; it is kept at :attr:`path` (nothing is lost).
+
+    ``scoutframe.read_export_csv(exc.path)`` reads it again; the same ``read_spherescout``
+    call also finds it again without paying.
+    """
+
+    def __init__(self, message: str, *, job: ExportJob | None = None, path: Path) -> None:
+        super().__init__(message, job=job)
+        self.path = path
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -166,7 +166,8 @@ class ExportJob:
         """Persist the handle now (atomic write, mode 0600)."""
         return self.store.save(self.to_handle())
 
-    def _set_state(self, state: HandleState) -> None:
+    def set_state(self, state: HandleState) -> None:
+        """Record the handle's life on this machine (saved at once; a failed save is ignored)."""
         self.state = state
         with contextlib.suppress(OSError):  # the handle is a convenience; never fail the job
             self.save()
@@ -264,7 +265,7 @@ class ExportJob:
             if status.status == "ready":
                 return status
             if status.status == "failed":
-                self._set_state("failed")
+                self.set_state("failed")
                 message = status.error or "the server reported the export as failed"
                 raise ExportFailedError(
                     f"export {self.job_id} failed: {message} (its credits are refunded)",
@@ -322,6 +323,7 @@ class ExportJob:
         *,
         on_bytes: OnBytes | None = None,
         chunk_size: int = 1 << 20,
+        mark_done: bool = True,
     ) -> Path:
         """Download the export's CSV to ``path`` (waiting for it first if needed).
 
@@ -340,6 +342,9 @@ class ExportJob:
             Called as ``on_bytes(bytes_so_far, total_or_None)`` after each chunk.
         chunk_size
             Bytes per read.
+        mark_done
+            Mark the handle ``"done"`` once the file is in place (``read_spherescout`` passes
+            ``False``: its job is done only when the rows reached the caller).
 
         Returns
         -------
@@ -374,7 +379,7 @@ class ExportJob:
         promote(part, target)
         if self.history_id is None:
             self.history_id = self._find_history_id(url)
-        self._set_state("done")
+        self.set_state("done" if mark_done else self.state)
         return target
 
     def _find_history_id(self, url: str) -> int | None:

@@ -1,7 +1,10 @@
 """Which export is this? Saved job handles and the export history, asked in one place.
 
 Handles are JSON files under ``client.state_dir / "jobs"`` (mode 0600, directory 0700), one
-per job, written atomically (:func:`scoutframe.files.write_private_json`). A state directory
+per job, written atomically (:func:`scoutframe.files.write_private_json`). A paid export file
+waits in ``client.state_dir / "downloads"`` (0600 in a 0700 directory) until its rows reached
+the caller, so that an interrupted read resumes it instead of paying again; nothing with
+contact data goes to the system's temporary directory. A state directory
 may be shared by clients of several servers (a sandbox and the real API): a handle only means
 something to the origin that started it, so every question is asked for one origin.
 
@@ -18,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import retry
 from .errors import APIError, FilterError, TransportError
-from .files import write_private_json
+from .files import private_directory, write_private_json
 from .filters import Filters
 from .models import HandleState, HistoryEntry, JobHandle
 
@@ -52,9 +56,16 @@ class JobStore:
         and its ``history`` answers the questions handles cannot.
     """
 
+    #: Handles of delivered exports are kept this long: their signed links live 30 days, and
+    #: a re-run of the same read downloads them again for free while nothing is new.
+    KEEP_DONE_DAYS = 31
+    #: Handles of failed (refunded) exports are kept this long, for ``list_saved``.
+    KEEP_FAILED_DAYS = 1
+
     def __init__(self, client: Client) -> None:
         self._client = client
         self.directory = Path(client.state_dir) / "jobs"
+        self.downloads = Path(client.state_dir) / "downloads"
         self.origin = client.base_url
 
     def __repr__(self) -> str:
@@ -75,6 +86,36 @@ class JobStore:
     def remove(self, job_id: str) -> None:
         """Forget a handle (a provisional one replaced by the started job, say)."""
         self.path_for(job_id).unlink(missing_ok=True)
+
+    def download_path(self, job_id: str) -> Path:
+        """Where the paid file of ``job_id`` waits until its rows reached the caller."""
+        private_directory(self.downloads)
+        return self.downloads / f"{_safe_name(job_id)}.csv"
+
+    def prune(self) -> int:
+        """Drop old handles of delivered or failed exports, and paid files no handle claims.
+
+        Active and provisional handles are never dropped: they stand for money spent.
+        Returns how many files were removed.
+        """
+        now = retry.clock().now()
+        removed = 0
+        kept: set[str] = set()
+        for handle in self.handles():
+            age = (now - handle.created_at).days
+            stale = (handle.state == "done" and age > self.KEEP_DONE_DAYS) or (
+                handle.state == "failed" and age > self.KEEP_FAILED_DAYS)  # fmt: skip
+            if stale:
+                self.remove(handle.job_id)
+                removed += 1
+            else:
+                kept.add(f"{_safe_name(handle.job_id)}.csv")
+        if self.downloads.is_dir():
+            for path in self.downloads.glob("*.csv"):
+                if path.name not in kept and not _claimed_elsewhere(path, self.directory):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def handles(self, *, states: Iterable[HandleState] | None = None) -> list[JobHandle]:
         """Return this origin's readable handles, newest first (only in ``states``, if given)."""
@@ -197,6 +238,11 @@ class JobStore:
         """Return the filters of a search exported before, or ``None`` when unknown here."""
         record = self.describe(search_id)
         return None if record is None else record.filters
+
+
+def _claimed_elsewhere(path: Path, jobs: Path) -> bool:
+    """Whether a handle of another origin (same state directory) claims this paid file."""
+    return (jobs / f"{path.stem}.json").exists()
 
 
 def filters_from(data: Any) -> Filters | None:

@@ -7,12 +7,14 @@ otherwise), imported only when a bar is actually shown, so ``import scoutframe``
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ENV_VAR", "Bar", "progress_enabled"]
+__all__ = ["ENV_VAR", "Bar", "notify", "progress_enabled"]
 
 #: Environment variable that turns bars off when set to 0/false/no/off.
 ENV_VAR = "SCOUTFRAME_PROGRESS"
@@ -34,6 +36,16 @@ def progress_enabled(progress: bool | None = None) -> bool:
     if progress is not None:
         return bool(progress)
     return os.environ.get(ENV_VAR, "1").strip().lower() not in _OFF
+
+
+def notify(message: str) -> None:
+    """Tell the user something they must not miss (money spent, a paid file kept): one line.
+
+    Written to standard error, where notebooks show it under the cell and shells keep it out
+    of piped output, and logged (logger ``scoutframe``) for scheduled jobs.
+    """
+    logging.getLogger("scoutframe").info(message)
+    print(f"scoutframe: {message}", file=sys.stderr, flush=True)
 
 
 class Bar:

@@ -143,6 +143,9 @@ class Transport:
         Allow plain http to hosts other than loopback.
     secrets
         Values to scrub from every message (the key, the password).
+    missing_credential
+        With no ``auth``: the message of the :class:`~scoutframe.errors.ConfigurationError`
+        raised, before anything is sent, by a request that needs authentication.
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         allow_http: bool = False,
         secrets: Sequence[str] = (),
+        missing_credential: str | None = None,
     ) -> None:
         base_url = base_url.strip().rstrip("/")
         check_url(base_url, allow_http=allow_http)
@@ -173,6 +177,7 @@ class Transport:
         self.timeout = _check_timeout(timeout)
         self.allow_http = allow_http
         self._secrets = tuple(s for s in secrets if s)
+        self._missing_credential = missing_credential
         self.retry = retry if retry is not None else RetryPolicy()
         self._session = _ApiSession(
             self.origin, HTTPAdapter(max_retries=self.retry.charging_urllib3())
@@ -243,6 +248,8 @@ class Transport:
             raise ValueError(f"path must start with '/', got {path!r}")
         method = method.upper()
         url = self.base_url + path
+        if authenticate and self.auth is None and self._missing_credential is not None:
+            raise ConfigurationError(self._missing_credential)
         auth = self.auth if authenticate else None
         if auth is not None:
             auth.prepare(self)
@@ -287,14 +294,29 @@ class Transport:
         try:
             return jsonlib.loads(content)
         except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
+            where = self._where(response.request.method, response.url)
+            kind = response.headers.get("Content-Type", "")
+            if not content.strip():
+                detail = f"{where} answered {response.status_code} with an empty body"
+            elif "json" in kind.lower():
+                detail = (f"{where} answered {response.status_code} with malformed JSON "
+                          f"({len(content):,} bytes)")  # fmt: skip
+            else:
+                raise self._not_the_api(response, where) from None
             raise APIError(
-                response.status_code,
-                f"expected JSON from {self._where(response.request.method, response.url)} "
-                f"but got {kind}",
-                response.text[:200],
-                hint="Check that base_url points at the SphereScout API",
+                response.status_code, detail, content[:200].decode("utf-8", "replace"),
+                hint="The server sent a broken answer; try again in a minute, and check "
+                "SPHERESCOUT_BASE_URL if it persists",
             ) from None
+
+    def _not_the_api(self, response: requests.Response, where: str) -> ConfigurationError:
+        """Explain an answer that is not JSON: ``base_url`` points at another HTTP server."""
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
+        return ConfigurationError(
+            f"{self.base_url} does not look like the SphereScout API: {where} answered "
+            f"{response.status_code} with {kind}, not JSON. Check base_url "
+            "(SPHERESCOUT_BASE_URL): it must be the API origin, e.g. https://www.spherescout.io"
+        )
 
     # -- downloads ---------------------------------------------------------------------------
     def download(
@@ -323,7 +345,7 @@ class Transport:
             timeout=timeout, headers=headers, auth=None, charging=False,
         )  # fmt: skip
         if response.status_code >= 400:
-            raise self._api_error(response, "GET", url)
+            raise self._api_error(response, "GET", url, api=False)
         return response
 
     def close(self) -> None:
@@ -399,7 +421,9 @@ class Transport:
         text = redact(text, self._secrets)
         return f"{method} {text}" if method else text
 
-    def _api_error(self, response: requests.Response, method: str, url: str) -> APIError:
+    def _api_error(
+        self, response: requests.Response, method: str, url: str, *, api: bool = True
+    ) -> ScoutError:
         try:
             content = response.content
         except WIRE_EXCEPTIONS:
@@ -407,6 +431,9 @@ class Transport:
         finally:
             response.close()
         content_type = response.headers.get("Content-Type", "")
+        if api and response.status_code in (404, 405) and "json" not in content_type.lower():
+            # The API answers every unknown path and id with a JSON body: this is another server.
+            return self._not_the_api(response, self._where(method, response.url or url))
         body: Any = None
         if content:
             try:

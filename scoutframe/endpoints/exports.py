@@ -22,11 +22,12 @@ from ..errors import (
     ExportError,
     InsufficientCreditsError,
     NotFoundError,
+    TransportError,
 )
 from ..filters import Filters
 from ..jobs import ExportJob
 from ..jobstore import JobStore, filters_from
-from ..models import Flavor, HandleState, optional_int
+from ..models import Flavor, HandleState, HistoryEntry, JobHandle, optional_int
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -120,13 +121,117 @@ class Exports:
             )
         balance = ensure_affordable(client, count, max_credits, what="this export",
                                     hint="Narrow the filters or raise max_credits.")  # fmt: skip
-        job = self._start(search_id, filters, count, balance)
+        provisional = self._provisional(search_id, filters, count)
+        try:
+            job = self._start(search_id, filters, count, balance)
+        except ExportError as exc:
+            if provisional is not None and exc.charged is False:
+                self.store.remove(provisional.job_id)  # surely nothing happened
+            raise
+        except (APIError, BudgetError):  # refused: nothing was charged
+            if provisional is not None:
+                self.store.remove(provisional.job_id)
+            raise
+        self._keep(job, replacing=provisional)
+        return job
+
+    def _provisional(
+        self, search_id: str | None, filters: Filters | None, count: int | None
+    ) -> JobHandle | None:
+        """Save what is about to be charged, so a start that dies in flight is found again.
+
+        The newest history entry now is the baseline: an export of this search newer than it,
+        found after a crash, is the one this start made (:meth:`settle`).
+        """
+        if search_id is None:
+            return None
+        try:
+            newest = self.store.newest_id()
+        except (APIError, TransportError):
+            newest = None  # settle() then compares times instead
+        client = self._client
+        handle = JobHandle(
+            search_id=search_id, lead_count=count,
+            filters=None if filters is None else filters.to_dict(),
+            flavor="live" if client.flavor == "live" else "docs", origin=client.base_url,
+            created_at=retry.clock().now(), state="provisional", newest_history_id=newest,
+        )  # fmt: skip
+        try:
+            self.store.save(handle)
+        except OSError as exc:
+            logger.warning("could not save a provisional handle under %s: %s",
+                           self.store.directory, exc)  # fmt: skip
+            return None
+        return handle
+
+    def _keep(self, job: ExportJob, *, replacing: JobHandle | None) -> None:
+        """Save the started job's handle; drop the provisional one it replaces."""
         try:
             job.save()
         except OSError as exc:  # the export is running and paid for: hand it over anyway
             logger.warning("could not save the handle of export %s under %s: %s",
                            job.job_id, self.store.directory, exc)  # fmt: skip
+            return
+        if replacing is not None and replacing.job_id != job.job_id:
+            self.store.remove(replacing.job_id)
+
+    def settle(self, handle: JobHandle) -> ExportJob | None:
+        """Resolve a provisional handle: a start whose answer this machine never saw.
+
+        The export history tells: an export of the same search newer than the handle's
+        baseline is the one that start made, and is adopted (saved as active, nothing paid);
+        none means the start never took effect, and the handle is dropped. A start younger
+        than the settle time may still be in flight: it is watched for that long first.
+
+        Returns
+        -------
+        ExportJob or None
+            The adopted job, or ``None`` when the start made nothing.
+        """
+        client = self._client
+        age = (retry.clock().now() - handle.created_at).total_seconds()
+        patience = max(0.0, client.retry.settle_seconds(client.transport.timeout[1]) - age)
+        entry = None
+        for pause in client.retry.polling(patience).pauses():
+            retry.sleep(pause)
+            entry = self._made_by(handle)
+            if entry is not None:
+                break
+        if entry is None or entry.status == "failed":
+            self.store.remove(handle.job_id)
+            return None
+        filters = filters_from(handle.filters)
+        live = handle.flavor == "live" or client.flavor == "live"
+        job = ExportJob(
+            client, search_id=handle.search_id, lead_count=entry.row_count,
+            filters=filters, flavor="live" if live else "docs",
+            created_at=entry.created_at or handle.created_at, history_id=entry.id,
+        )  # fmt: skip
+        if not live and client.flavor == "unknown":
+            probe = ExportJob(client, search_id=handle.search_id, flavor="live",
+                              created_at=job.created_at)  # fmt: skip
+            try:
+                probe.refresh()
+            except NotFoundError:
+                pass  # the documented flavour: followed by its history entry
+            else:
+                client._set_flavor("live")
+                job.flavor = "live"
+        logger.info("adopted export %s (history entry %d) that an interrupted start made",
+                    job.job_id, entry.id)  # fmt: skip
+        self._keep(job, replacing=handle)
         return job
+
+    def _made_by(self, handle: JobHandle) -> HistoryEntry | None:
+        """Find the full export that the handle's start made, if the history has it."""
+        if handle.newest_history_id is not None:
+            return self.store.newest_export(handle.search_id, after_id=handle.newest_history_id)
+        # No baseline: an export of that search made since the start (a minute of clock skew).
+        entry = self.store.newest_export(handle.search_id)
+        made = entry.created_at if entry is not None else None
+        if made is not None and (handle.created_at - made).total_seconds() <= 60:
+            return entry
+        return None
 
     def resume(self, job_id: str) -> ExportJob:
         """Return the job ``job_id`` (task id or search id), started earlier, to wait on.
@@ -206,7 +311,8 @@ class Exports:
         include_done
             Also list jobs already downloaded (or failed).
         """
-        states: tuple[HandleState, ...] | None = None if include_done else ("active",)
+        states: tuple[HandleState, ...] = ("active", "done", "failed") if include_done else (
+            "active",)
         return [ExportJob.from_handle(self._client, h) for h in self.store.handles(states=states)]
 
     # -- start, both flavours ------------------------------------------------------------
@@ -277,7 +383,7 @@ class Exports:
 
         call = ChargingCall(
             what="the export start", send=send, adopt=adopt,
-            error=lambda message: ExportError(message, job=None),
+            error=lambda message, charged: ExportError(message, job=None, charged=charged),
         )  # fmt: skip
         return charge_once(self._client, call, balance=balance)
 

@@ -175,7 +175,7 @@ class History:
         call = ChargingCall(
             what=f"the delta download of entry {entry_id}", send=send,
             adopt=lambda: None,  # a delta's body is served once: it cannot be fetched again
-            error=TransportError, trace=trace,
+            error=lambda message, _charged: TransportError(message), trace=trace,
         )  # fmt: skip
         return charge_once(client, call, balance=balance)
 

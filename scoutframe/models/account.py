@@ -9,14 +9,35 @@ from datetime import datetime
 from typing import Any, Self
 
 from .._redact import MASK
+from ..errors import APIError
 from ._coerce import extra_fields, optional_int, optional_str, parse_datetime, require_mapping
 
-__all__ = ["ApiKey", "LoginUser", "Profile", "SearchPage"]
+__all__ = ["LIST_FIELDS", "ApiKey", "LoginUser", "Profile", "SearchPage", "normalise_contact"]
 
 
-def _count(value: object, default: int) -> int:
-    number = optional_int(value)
-    return default if number is None else number
+#: Contact fields that are lists (the live API sends ``phone`` as a plain string too).
+LIST_FIELDS = frozenset({"email", "phone", "categories"})
+
+
+def normalise_contact(contact: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a contact as the frames hold it: list fields as lists, empty strings as ``None``.
+
+    The live API sends ``phone`` as a plain string when there is one number, and empty strings
+    for missing social links; ``client.search`` and ``read_spherescout`` agree on both.
+    """
+    out: dict[str, Any] = {}
+    for key, value in contact.items():
+        if key in LIST_FIELDS:
+            if value is None or value == "":
+                value = []
+            elif isinstance(value, str):
+                value = [value]
+            elif isinstance(value, list):
+                value = [v for v in value if v is not None and v != ""]
+        elif value == "":
+            value = None
+        out[str(key)] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,18 +72,34 @@ class SearchPage:
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        """Build from the decoded JSON answer."""
+        """Build from the decoded JSON answer.
+
+        Raises
+        ------
+        APIError
+            The answer is not a search answer: no contact list, or no whole ``totalCount``
+            (an empty result must not be made up from a malformed answer).
+        """
         data = require_mapping(data, "a search answer")
-        contacts: Any = next(
-            (data[k] for k in ("preview", "results", "contacts") if isinstance(data.get(k), list)),
-            [],
-        )
-        total = next((data[k] for k in ("totalCount", "total_count", "count") if k in data), None)
+        key = next((k for k in ("preview", "results", "contacts") if k in data), None)
+        contacts: Any = data.get(key) if key is not None else None
+        total = optional_int(next(
+            (data[k] for k in ("totalCount", "total_count", "count") if k in data), None
+        ))  # a numeric string is read leniently; anything else is no count
+        if not isinstance(contacts, list) or total is None or total < 0:
+            raise APIError(
+                200,
+                "the search answer is malformed: expected 'totalCount' (a whole number) and "
+                f"'preview' (a list of contacts), got keys {sorted(map(str, data))[:8]}",
+                dict(data),
+                hint="Check that base_url points at the SphereScout API; if it does, the "
+                "server sent a broken answer: try again later",
+            )
         search_id = data.get("search_id", data.get("searchId"))
         return cls(
-            total_count=_count(total, len(contacts)),
+            total_count=total,
             search_id=optional_str(search_id),
-            contacts=[dict(c) for c in contacts if isinstance(c, Mapping)],
+            contacts=[normalise_contact(c) for c in contacts if isinstance(c, Mapping)],
             page=optional_int(data.get("page")),
             num_pages=optional_int(data.get("num_pages", data.get("numPages"))),
             extra=extra_fields(data, set(cls._KNOWN)),

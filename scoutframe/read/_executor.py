@@ -6,7 +6,7 @@ from typing import Any
 
 from ..schema import MaskedEmailWarning, warn_from_caller
 from . import output
-from .plan import check_budget, plan_read
+from .plan import check_spending, plan_read
 from .request import ReadRequest
 from .sources import make_source
 
@@ -26,7 +26,7 @@ def execute(request: ReadRequest) -> Any:
         planned = plan_read(request)
         if request.dry_run:
             return planned.plan
-        check_budget(request, planned.plan)
+        check_spending(request, planned.plan)
         if planned.plan.method == "pages":
             warn_from_caller(_MASKED, MaskedEmailWarning)
         source = make_source(request, planned)

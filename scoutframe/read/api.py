@@ -68,6 +68,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> ReadPlan: ...
 
@@ -88,6 +89,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pd.DataFrame]: ...
 
@@ -108,6 +110,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pa.Table]: ...
 
@@ -128,6 +131,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> pd.DataFrame: ...
 
@@ -148,6 +152,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> pa.Table: ...
 
@@ -168,6 +173,7 @@ def read_spherescout(
     progress: bool | None = ...,
     max_credits: int | None = ...,
     concurrency: int = ...,
+    all: bool = ...,
     **filter_kwargs: Any,
 ) -> polars.DataFrame: ...
 
@@ -187,6 +193,7 @@ def read_spherescout(
     max_credits: int | None = None,
     dry_run: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    all: bool = False,  # the word a user expects: read_spherescout(all=True)
     **filter_kwargs: Any,
 ) -> Any:
     """Read the contacts matching a search into a DataFrame.
@@ -221,12 +228,20 @@ def read_spherescout(
     progress
         Show progress bars; default: on unless ``SCOUTFRAME_PROGRESS=0``.
     max_credits
-        Refuse with :class:`~scoutframe.errors.BudgetError`, before spending anything, when
-        the read would cost more credits.
+        The read's budget, and the consent to spend it: refuse with
+        :class:`~scoutframe.errors.BudgetError`, before spending anything, when the read would
+        cost more. Default: the client's (``Client(max_credits=...)``,
+        ``SCOUTFRAME_MAX_CREDITS``, ``max_credits`` in the config file). **Without a budget,
+        a read spends credits only with** ``method="export"``: ``method="auto"`` reads by
+        pages (free) when that is what it would do, and otherwise stops with a
+        :class:`~scoutframe.errors.ConsentError` that shows the plan and the ways on.
     dry_run
         Spend nothing; return the :class:`ReadPlan`.
     concurrency
         Page requests in flight at once (``method="pages"``).
+    all
+        Allow a search without any filter (every contact of the database). Without it such a
+        read is refused, since it is almost always a mistake and a costly one.
     **filter_kwargs
         Filters by keyword.
 
@@ -259,6 +274,7 @@ def read_spherescout(
         filters, filter_kwargs, client=client, method=method, columns=columns, nrows=nrows,
         chunksize=chunksize, dtype_backend=dtype_backend, return_type=return_type,
         progress=progress, max_credits=max_credits, dry_run=dry_run, concurrency=concurrency,
+        include_all=all,
     )  # fmt: skip
     from ._executor import execute  # on use: keeps `import scoutframe` light
 
@@ -280,6 +296,7 @@ def _request(
     max_credits: object,
     dry_run: bool,
     concurrency: object,
+    include_all: bool,
 ) -> ReadRequest:
     """Check every argument once (:mod:`scoutframe.checks`); build the client if none."""
     checked_method = cast(Method, checks.one_of("method", method, ("auto", "pages", "export")))
@@ -308,12 +325,20 @@ def _request(
         from ..filters import Filters
 
         resolved_filters = Filters.from_any(filters, **filter_kwargs)
+        if resolved_filters.is_empty() and not include_all:
+            raise ArgumentError(
+                "No filters were given: this would read every contact in the database "
+                "(one credit each by export). Pass filters (countries='FR', "
+                "category='Plumber', ...), or all=True if you really mean all of them"
+            )
     selected = check_columns(columns)
     own_client = client is None
     if client is None:
         from ..client import Client
 
         client = Client()
+    if budget is None:
+        budget = client.max_credits
     return ReadRequest(
         client=client, own_client=own_client, filters=resolved_filters, search_id=search_id,
         method=checked_method, columns=selected, nrows=rows, chunksize=chunk,

@@ -43,27 +43,39 @@ def provenance(request: ReadRequest, planned: Planned, source: Source) -> Proven
         api_origin=request.client.base_url,
         library_version=__version__,
         emails_masked=plan.method == "pages",
-        reason=plan.why,
+        reason=plan.why + facts.note,
     )
 
 
 def whole(request: ReadRequest, planned: Planned, source: Source) -> Any:
-    """Read everything, then convert once (provenance fixed after the source is exhausted)."""
+    """Read everything, then convert once (provenance fixed after the source is exhausted).
+
+    The source learns that its rows were delivered only once the result exists, so a paid
+    file stays until then.
+    """
     parts = list(source.tables(None))
-    if not parts:
-        table = frames.empty_table(request.columns)
-    elif len(parts) == 1:
-        table = parts[0]
-    else:
-        table = pa.concat_tables(parts, promote_options="default").combine_chunks()
-    del parts
-    fixed = provenance(request, planned, source)
-    if request.return_type == "arrow":
-        return frames.with_provenance(table, fixed)
-    if request.return_type == "polars":
-        return frames.to_polars(table)
-    return frames.to_pandas(table, dtype_backend=request.dtype_backend, provenance=fixed,
-                            self_destruct=True)  # fmt: skip
+    try:
+        if not parts:
+            table = frames.empty_table(request.columns)
+        elif len(parts) == 1:
+            table = parts[0]
+        else:
+            table = pa.concat_tables(parts, promote_options="default").combine_chunks()
+        del parts
+        fixed = provenance(request, planned, source)
+        result: Any
+        if request.return_type == "arrow":
+            result = frames.with_provenance(table, fixed)
+        elif request.return_type == "polars":
+            result = frames.to_polars(table)
+        else:
+            result = frames.to_pandas(table, dtype_backend=request.dtype_backend,
+                                      provenance=fixed, self_destruct=True)  # fmt: skip
+    except KeyboardInterrupt as exc:
+        source.note_interrupt(exc)
+        raise
+    source.delivered()
+    return result
 
 
 def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[Any]:
@@ -81,6 +93,7 @@ def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[A
                                        provenance=known, index_start=start,
                                        self_destruct=True)  # fmt: skip
                 start += n
+        source.delivered()  # the caller took the last chunk: a paid file may go
     finally:
         if request.own_client:
             request.client.close()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from ..errors import APIError, ArgumentError, FilterError, TransportError
+from ..errors import APIError, ArgumentError, ConsentError, FilterError, TransportError
 from ..models import ReadPlan
 from .pages import fetch_page
 
@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from ..models import SearchPage
     from .request import ReadRequest
 
-__all__ = ["AUTO_PAGES_MAX_ROWS", "Planned", "check_budget", "plan_read"]
+__all__ = [
+    "AUTO_PAGES_MAX_ROWS",
+    "Planned",
+    "check_spending",
+    "consent_message",
+    "has_consent",
+    "plan_read",
+]
 
 logger = logging.getLogger("scoutframe.read")
 
@@ -58,7 +65,7 @@ def plan_read(request: ReadRequest) -> Planned:
         counted = first if first is not None else client.search(filters)  # 0 matches: preview
         search_id, total = counted.search_id, counted.total_count
         rows = _rows(total, request.nrows)
-    elif with_balance:
+    else:  # a bare search id: what this client knows of it (free)
         total, known = _look_up_search_id(request)
         rows = None if total is None else _rows(total, request.nrows)
     method, why = _choose(request, rows, total)
@@ -69,6 +76,9 @@ def plan_read(request: ReadRequest) -> Planned:
         why += f"; the account has only {available:,} credits"
     if request.max_credits is not None and needed is not None and needed > request.max_credits:
         why += f"; over max_credits={request.max_credits:,}"
+    if method == "export" and not has_consent(request):
+        why += ("; needs your consent to spend: pass max_credits= or method='export' "
+                "(or method='pages', free)")  # fmt: skip
     logger.info("read_spherescout: method %s: %s", method, why)
     plan = ReadPlan(rows=rows, method=method, credits_needed=needed,
                     credits_available=available, search_id=search_id, why=why,
@@ -136,13 +146,42 @@ def _choose(
     )
 
 
-def check_budget(request: ReadRequest, plan: ReadPlan) -> None:
-    """Refuse before spending when the plan costs more than ``max_credits``."""
+def has_consent(request: ReadRequest) -> bool:
+    """Whether the caller agreed to spend: ``method="export"``, or a budget of any source."""
+    return request.method == "export" or request.max_credits is not None
+
+
+def check_spending(request: ReadRequest, plan: ReadPlan) -> None:
+    """Refuse, before anything is spent, an export without consent or over ``max_credits``."""
     from ..endpoints.exports import check_budget as refuse_over
 
-    if plan.method == "export":
-        refuse_over(
-            plan.credits_needed, request.max_credits, what="this export",
-            hint="Narrow the filters, raise max_credits, or use method='pages' (free, "
-            "emails masked).",
-        )  # fmt: skip
+    if plan.method != "export":
+        return
+    if not has_consent(request):
+        balance = request.client.profile().credits  # free: the error shows what is at stake
+        raise ConsentError(consent_message(plan, balance), plan=replace(
+            plan, credits_available=balance))  # fmt: skip
+    refuse_over(
+        plan.credits_needed, request.max_credits, what="this export",
+        hint="Narrow the filters, raise max_credits, or use method='pages' (free, "
+        "emails masked).",
+    )  # fmt: skip
+
+
+def consent_message(plan: ReadPlan, balance: int | None) -> str:
+    """Say what a read would buy and the three ways on (Python spelling)."""
+    has = "" if balance is None else f" (the account has {balance:,})"
+    if plan.credits_needed is None:
+        what, exact = f"an unknown number of contacts, 1 credit each{has}", "N"
+    else:
+        rows = plan.rows if plan.rows is not None else plan.credits_needed
+        what = f"{rows:,} contacts for {plan.credits_needed:,} credits{has}"
+        exact = str(plan.credits_needed)
+    return (
+        f"This read would buy an export: {what}, and no budget was given, so nothing was "
+        "spent. "
+        "Choose one: method='pages' reads them for free, with masked emails; "
+        f"max_credits={exact} (or method='export') buys the full data; narrower filters "
+        "(a region or city, email=True, ...) make it smaller. A default budget for every "
+        "read: Client(max_credits=...) or SCOUTFRAME_MAX_CREDITS"
+    )

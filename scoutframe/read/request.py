@@ -23,6 +23,9 @@ class ReadRequest:
 
     Exactly one of ``filters`` (as given, names not yet resolved) and ``search_id`` is set.
     ``own_client`` says the client was built for this read and is closed after it.
+    ``max_credits`` is the read's budget: its own argument, else the client's default
+    (``Client(max_credits=...)``, ``SCOUTFRAME_MAX_CREDITS``, the config file); ``None``
+    means no consent to spend unless ``method="export"``.
     """
 
     client: Client

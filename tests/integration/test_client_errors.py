@@ -11,6 +11,7 @@ import urllib3
 
 from scoutframe.client import Client
 from scoutframe.errors import (
+    APIError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -24,6 +25,7 @@ from scoutframe.errors import (
     TransportError,
 )
 from scoutframe.filters import Filters
+from scoutframe.read import read_spherescout
 
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -62,12 +64,34 @@ def test_401_wrong_key(sandbox, client_for):
     assert client.auth_scheme == "Bearer"  # the failed fallback is not remembered
 
 
-def test_401_without_credential(sandbox, monkeypatch):
+def test_no_credential_fails_before_any_request(loopback_server, monkeypatch):
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
-    client = Client(base_url=sandbox.url, allow_http=True, config_file="/nonexistent/c.toml")
+    server = loopback_server(lambda *_: (200, {"Content-Type": "application/json"}, b"{}"))
+    client = Client(base_url=server.url, allow_http=True, config_file="/nonexistent/c.toml")
     try:
-        with pytest.raises(AuthenticationError):
+        for call in (client.profile, lambda: client.search(countries="FR"),
+                     lambda: read_spherescout(countries="FR", client=client)):  # fmt: skip
+            with pytest.raises(ConfigurationError) as caught:
+                call()
+            message = str(caught.value)
+            assert "SPHERESCOUT_API_KEY" in message
+            assert "SPHERESCOUT_USERNAME" in message
+            assert "/nonexistent/c.toml" in message
+        assert server.requests == []  # refused before anything was sent
+    finally:
+        client.close()
+
+
+def test_a_server_that_is_not_the_api_is_named_as_such(loopback_server):
+    html = b"<html><body>Welcome to nginx!</body></html>"
+    server = loopback_server(lambda *_: (404, {"Content-Type": "text/html"}, html))
+    client = Client("k" * 64, server.url, allow_http=True, config_file="/nonexistent/c.toml")
+    try:
+        with pytest.raises(ConfigurationError, match="does not look like the SphereScout API") \
+                as caught:  # fmt: skip
             client.profile()
+        assert "SPHERESCOUT_BASE_URL" in str(caught.value)
+        assert "text/html" in str(caught.value)
     finally:
         client.close()
 
@@ -282,15 +306,28 @@ def test_no_requests_or_urllib3_exception_escapes(make_call, client_for, sandbox
     assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, ScoutError)
 
 
-def test_non_json_answers_are_api_errors(loopback_server, client_for, sandbox_docs):
+def test_html_answers_say_the_origin_is_not_the_api(loopback_server, client_for, sandbox_docs):
     page = b"<html><body>captive portal</body></html>"
     portal = loopback_server(lambda *_: (200, {"Content-Type": "text/html"}, page))
     for client in (client_for(sandbox_docs, "k" * 64, base_url=portal.url),
                    client_for(sandbox_docs, username="me@x.io", password="pw",
                               base_url=portal.url)):  # fmt: skip
-        with pytest.raises(ScoutError, match="expected JSON") as caught:
+        with pytest.raises(ConfigurationError, match="does not look like the SphereScout API"):
             client.profile()
-        assert not isinstance(caught.value, requests.RequestException | ValueError)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [(b"", "with an empty body"), (b'{"credits": 1', r"with malformed JSON \(13 bytes\)")],
+)
+def test_broken_json_answers_say_what_came(loopback_server, client_for, sandbox_docs, body,
+                                           words):  # fmt: skip
+    server = loopback_server(lambda *_: (200, {"Content-Type": "application/json"}, body))
+    client = client_for(sandbox_docs, "k" * 64, base_url=server.url)
+    with pytest.raises(APIError, match=words) as caught:
+        client.profile()
+    assert "but got application/json" not in str(caught.value)
+    assert not isinstance(caught.value, requests.RequestException | ValueError)
 
 
 def test_ids_are_checked_and_a_missing_country_list_is_asked_for_once(

@@ -27,7 +27,11 @@ START_BALANCE = 1_000
 
 
 class ScriptedError(ScoutError):
-    """The error class this caller documents."""
+    """The error class this caller documents; it keeps what the protocol knew of the charge."""
+
+    def __init__(self, message: str, charged: bool | None = None) -> None:
+        super().__init__(message)
+        self.charged = charged
 
 
 @dataclass
@@ -125,10 +129,11 @@ def test_a_500_that_took_no_effect_is_sent_once_more(fake_clock: Any) -> None:
 
 def test_two_failures_without_effect_stop_with_the_run_it_again_message(fake_clock: Any) -> None:
     script = Script(sends=[ServerError(503, "busy"), AmbiguousAnswerError("[]")])
-    with pytest.raises(ScriptedError, match="failed 2 times without taking effect; nothing was "
-                                            "charged. Run it again"):  # fmt: skip
+    with pytest.raises(ScriptedError, match=r"failed 2 times without taking effect; nothing "
+                                            r"was charged\. Run it again") as caught:  # fmt: skip
         run(script)
     assert script.sent == 2
+    assert caught.value.charged is False
 
 
 def test_a_charged_call_that_lost_its_answer_is_adopted_not_sent_again(fake_clock: Any) -> None:
@@ -145,6 +150,7 @@ def test_a_charge_whose_job_cannot_be_found_is_reported_with_its_trace(fake_cloc
     assert script.sent == 1
     assert "not sent again" in str(caught.value)
     assert isinstance(caught.value.__cause__, ServerError)
+    assert caught.value.charged is True
 
 
 def test_a_gateway_timeout_is_watched_then_adopted_when_the_charge_shows(fake_clock: Any) -> None:
@@ -160,16 +166,18 @@ def test_a_gateway_timeout_is_watched_then_adopted_when_the_charge_shows(fake_cl
 def test_a_request_that_may_still_run_is_never_sent_again(fake_clock: Any) -> None:
     script = Script(sends=[60.0, "job-2"], read_timeout=60.0)  # hangs for the read timeout
     with pytest.raises(ScriptedError, match="no answer in time and nothing shows it was "
-                                            "charged after 60 s"):  # fmt: skip
+                                            "charged after 60 s") as caught:  # fmt: skip
         run(script)
     assert script.sent == 1
+    assert caught.value.charged is None  # it may still be charged
     waited = sum(fake_clock.sleeps) - 60.0
     assert waited == pytest.approx(60.0)  # watched for the settle time (read timeout, <= 60 s)
 
 
 def test_an_unreadable_balance_says_the_outcome_is_unknown(fake_clock: Any) -> None:
     script = Script(sends=[ServerError(500, "oops")], balances=[ServerError(503, "down")])
-    with pytest.raises(ScriptedError, match="balance could not be read"):
+    with pytest.raises(ScriptedError, match="balance could not be read") as caught:
         run(script)
+    assert caught.value.charged is None
     assert script.sent == 1
     assert script.looks == retry.LOOKUP.attempts

@@ -17,7 +17,7 @@ def test_search_page_docs_shape():
     page = SearchPage.from_json({"totalCount": 1842, "search_id": "srch_1", "preview": [CONTACT],
                                  "page": 1, "num_pages": 37})  # fmt: skip
     assert (page.total_count, page.search_id, page.page, page.num_pages) == (1842, "srch_1", 1, 37)
-    assert page.contacts == [CONTACT]
+    assert page.contacts == [{**CONTACT, "phone": [CONTACT["phone"]]}]  # normalised
     assert page.extra == {}
     assert len(page) == 1
 
@@ -28,7 +28,8 @@ def test_search_page_live_extras_and_missing_fields():
     assert page.total_count == 12
     assert page.search_id is None
     assert page.page is None
-    assert page.contacts == [CONTACT]  # a non-object entry is dropped, the phone string kept
+    # A non-object entry is dropped; the live phone string becomes a list, as in the frames.
+    assert page.contacts == [{**CONTACT, "phone": [CONTACT["phone"]]}]
     assert page.extra == {"credits_per_lead": 1, "is_capped": False}
 
 
@@ -163,3 +164,22 @@ def test_job_handles_read_leniently():
     assert handle.flavor == "live"
     assert handle.created_at.year == 1970
     assert JobHandle.from_json(handle.to_json()) == handle
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"foo": 1}, {"totalCount": 3, "preview": {"a": 1}}, {"totalCount": "many", "preview": []},
+     {"totalCount": True, "preview": []}, {"preview": []}, {"totalCount": 2}, [], "ok"],
+)  # fmt: skip
+def test_malformed_search_answers_are_errors_not_empty_results(answer):
+    with pytest.raises(APIError, match=r"malformed|expected a JSON object"):
+        SearchPage.from_json(answer)
+
+
+def test_search_contacts_are_normalised_like_the_frames():
+    page = SearchPage.from_json({"totalCount": 1, "preview": [
+        {"place_id": "p", "phone": "+1 555", "email": None, "categories": ["Plumber", ""],
+         "website": "", "instagram": "", "rating": 4.5}]})  # fmt: skip
+    assert page.contacts == [{"place_id": "p", "phone": ["+1 555"], "email": [],
+                              "categories": ["Plumber"], "website": None, "instagram": None,
+                              "rating": 4.5}]  # fmt: skip

@@ -47,7 +47,8 @@ def test_backoff_grows_with_jitter():
         delays.append(policy.get_backoff_time())
     for n, delay in enumerate(delays):
         assert 2**n / 2 <= delay <= 2**n
-    samples = {RetryPolicy(max_retries=10, backoff_factor=1.0, max_elapsed=600).safe_urllib3().increment("GET", "/x", response=response(503))
+    fresh = RetryPolicy(max_retries=10, backoff_factor=1.0, max_elapsed=600).safe_urllib3
+    samples = {fresh().increment("GET", "/x", response=response(503))
                .increment("GET", "/x", response=response(503)).get_backoff_time()
                for _ in range(20)}  # fmt: skip
     assert len(samples) > 1  # jittered
