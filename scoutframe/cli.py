@@ -80,7 +80,10 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("auto", "pages", "export"), default="auto",
                         help="pages: free, emails masked; export: full data, 1 credit a row")
     parser.add_argument("--max-credits", type=_count, default=None,
-                        help="refuse before spending more than this")
+                        help="the budget: spend at most this many credits (default: "
+                        "SCOUTFRAME_MAX_CREDITS; without one, only --method export spends)")
+    parser.add_argument("--all", dest="include_all", action="store_true",
+                        help="allow a search without any filter (every contact)")
     parser.add_argument("--nrows", type=_count, default=None, help="stop after this many rows")
     parser.add_argument("--columns", default=None, help="comma-separated columns to keep")
     parser.add_argument("--dry-run", action="store_true",
@@ -141,13 +144,13 @@ def search_main(argv: list[str]) -> int:
             result = read_spherescout(
                 **_filters_from(options), method=options.method,
                 max_credits=options.max_credits, nrows=options.nrows, columns=columns,
-                progress=options.progress, dry_run=options.dry_run,
+                progress=options.progress, dry_run=options.dry_run, all=options.include_all,
             )
     except ArgumentError as error:  # bad options, e.g. an unknown column: a usage error
-        print(f"scoutframe search: {error}", file=sys.stderr)
+        print(f"scoutframe search: {in_cli_terms(str(error))}", file=sys.stderr)
         return 2
     except ScoutError as error:
-        print(f"scoutframe search: {error}", file=sys.stderr)
+        print(f"scoutframe search: {in_cli_terms(str(error))}", file=sys.stderr)
         return 1
     # Warnings (masked emails, schema drift) are messages for the user, not code locations.
     for message in dict.fromkeys(str(item.message) for item in caught):
@@ -160,6 +163,30 @@ def search_main(argv: list[str]) -> int:
     print(f"wrote {len(result):,} rows to {options.output} "
           f"(method {meta.get('method')}, credits spent {meta.get('credits_spent', 0)})")
     return 0
+
+
+#: Python spellings in library messages, and what to type at the shell instead.
+_CLI_TERMS = (
+    (r"method='(pages|export|auto)'", r"--method \1"),
+    (r"max_credits=(\d+|N)", r"--max-credits \1"),
+    (r"\(or set a default budget.*?\)", ""),
+    (r"Client\(max_credits=\.\.\.\) or SCOUTFRAME_MAX_CREDITS", "SCOUTFRAME_MAX_CREDITS"),
+    (r"all=True", "--all"),
+    (r"pass filters \(countries='FR', category='Plumber', \.\.\.\)",
+     "pass filters (--countries FR --category Plumber ...)"),
+    (r"\(a region or city, email=True, \.\.\.\)", "(--level1 ..., --level3 ..., --email, ...)"),
+    (r"See client\.countries\(\) for the names", "See `scoutframe countries` for the names"),
+    (r"client\.categories\('name'\)", "`scoutframe categories NAME`"),
+)
+
+
+def in_cli_terms(message: str) -> str:
+    """Say a library message in the command line's words (flags, not keyword arguments)."""
+    import re
+
+    for pattern, replacement in _CLI_TERMS:
+        message = re.sub(pattern, replacement, message)
+    return message
 
 
 def _write_atomically(frame: pd.DataFrame, path: Path) -> None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import retry
 from ..progress import Bar
 from ..schema import warn_from_caller
 
@@ -57,6 +60,25 @@ Records = list[dict[str, Any]]
 
 class PageDriftWarning(UserWarning):
     """The result changed while it was being paged, and re-reading did not settle it."""
+
+
+#: Pages of a read that failed part-way are kept this long on the client, so that the same
+#: read, run again with the same client, continues where it stopped.
+KEEP_PAGES_SECONDS = 600.0
+
+
+@dataclass
+class _Kept:
+    """The pages a failed walk had read, valid while the search and its count are the same."""
+
+    search_id: str | None
+    total_count: int
+    pages: dict[int, SearchPage] = field(default_factory=dict)
+    until: float = 0.0
+
+
+# Per client (weakly: gone with the client), per search (canonical filters).
+_KEPT: weakref.WeakKeyDictionary[Client, dict[str, _Kept]] = weakref.WeakKeyDictionary()
 
 
 def fetch_page(client: Client, filters: Filters, number: int) -> SearchPage | None:
@@ -117,6 +139,7 @@ class PageWalker:
         self.progress = progress
         #: ``totalCount`` of the latest page 1 (updated when a pass starts again).
         self.total_count = 0
+        self._kept: _Kept | None = None
 
     def fetch(self, number: int) -> SearchPage | None:
         """Fetch page ``number`` (see :func:`fetch_page`); page 1 updates the total."""
@@ -131,7 +154,53 @@ class PageWalker:
         return total if self.nrows is None else min(total, self.nrows)
 
     def records(self, first: SearchPage | None) -> Iterator[Records]:
-        """Yield the new unique records page by page; walk again while counts disagree."""
+        """Yield the new unique records page by page; walk again while counts disagree.
+
+        A walk that fails part-way keeps the pages it read on the client (for
+        :data:`KEEP_PAGES_SECONDS`) and says so in a note on the error: the same read, run
+        again with the same client, fetches only the pages it lacks.
+        """
+        self._kept = self._kept_pages(first)
+        try:
+            yield from self._walk(first)
+        except (Exception, KeyboardInterrupt) as exc:
+            self._note_progress(exc)
+            raise
+        self._forget()
+
+    def _kept_pages(self, first: SearchPage | None) -> _Kept | None:
+        if first is None:
+            return None
+        by_search = _KEPT.setdefault(self.client, {})
+        key = self.filters.cache_key
+        kept = by_search.get(key)
+        now = retry.clock().monotonic()
+        fresh = (kept is not None and kept.until > now and kept.search_id == first.search_id
+                 and kept.total_count == first.total_count)  # fmt: skip
+        if not fresh:
+            kept = by_search[key] = _Kept(first.search_id, first.total_count)
+        assert kept is not None
+        kept.until = now + KEEP_PAGES_SECONDS
+        kept.pages[1] = first
+        return kept
+
+    def _forget(self) -> None:
+        _KEPT.get(self.client, {}).pop(self.filters.cache_key, None)
+
+    def _note_progress(self, exc: BaseException) -> None:
+        kept = self._kept
+        if kept is None or len(kept.pages) <= 1:
+            return
+        rows = sum(len(page.contacts) for page in kept.pages.values())
+        last = max(kept.pages)
+        exc.add_note(
+            f"scoutframe: {len(kept.pages):,} pages ({rows:,} of {kept.total_count:,} rows) "
+            "were read before this failure and are kept on this client for "
+            f"{KEEP_PAGES_SECONDS / 60:g} minutes: run the same read_spherescout call again "
+            f"with the same client to fetch only the missing pages (page {last + 1} on)"
+        )
+
+    def _walk(self, first: SearchPage | None) -> Iterator[Records]:
         seen: set[str] = set()
         limit = self.nrows
         history: list[str] = []
@@ -170,7 +239,9 @@ class PageWalker:
                 )
                 logger.info("read_spherescout: pages changed while reading (%s); reading "
                             "them again", history[-1])  # fmt: skip
+                self._forget()  # the result moved: pages kept from before are no longer good
                 first = self.fetch(1)
+                self._kept = self._kept_pages(first)
                 bar.set_total(self.expected(first))
         warn_from_caller(
             f"The result kept changing while it was paged ({'; '.join(history)}). "
@@ -193,7 +264,7 @@ class PageWalker:
         try:
             while pending or next_page <= n_pages:
                 while next_page <= n_pages and len(pending) < window:
-                    pending.append(pool.submit(self.fetch, next_page))
+                    pending.append(self._page(pool, next_page))
                     next_page += 1
                 page = pending.popleft().result()  # re-raises the worker's own exception
                 yield page
@@ -205,6 +276,22 @@ class PageWalker:
             raise
         finally:
             pool.shutdown(wait=wait, cancel_futures=True)
+
+
+    def _fetch_keeping(self, number: int) -> SearchPage | None:
+        page = self.fetch(number)
+        if page is not None and self._kept is not None:
+            self._kept.pages[number] = page
+        return page
+
+    def _page(self, pool: ThreadPoolExecutor, number: int) -> Future[SearchPage | None]:
+        """Return a page kept from an earlier failed walk, or a fetch of it."""
+        kept = None if self._kept is None else self._kept.pages.get(number)
+        if kept is not None:
+            done: Future[SearchPage | None] = Future()
+            done.set_result(kept)
+            return done
+        return pool.submit(self._fetch_keeping, number)
 
 
 def batched_tables(

@@ -630,3 +630,41 @@ def test_read_export_csv_gives_the_typed_frame_of_a_downloaded_export(sandbox, a
     picked = read_export_csv(path, columns=["place_id", "email"], dtype_backend="numpy_nullable")
     assert list(picked.columns) == ["place_id", "email"]
     assert all(isinstance(v, list) for v in picked["email"] if v is not None)
+
+
+def test_a_pages_read_that_fails_part_way_continues_where_it_stopped(small_sandbox, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    with Client(small_sandbox.api_key, small_sandbox.url, allow_http=True, max_retries=0,
+                state_dir=tmp_path / "state") as client:  # fmt: skip
+        real_search = client.search
+        asked: list[int] = []
+        broken: list[bool] = []
+
+        def search(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("page") is not None:
+                asked.append(kwargs["page"])
+            if kwargs.get("page") == 9 and not broken:  # the first walk breaks at page 9
+                broken.append(True)
+                small_sandbox.admin.set_faults(p500=1.0)
+            return real_search(*args, **kwargs)
+
+        monkeypatch.setattr(client, "search", search)
+        read = {"countries": "US", "client": client, "method": "pages", "concurrency": 1,
+                "progress": False}  # fmt: skip
+        try:
+            with pytest.warns(MaskedEmailWarning), pytest.raises(ServerError) as caught:
+                read_spherescout(**read)
+        finally:
+            small_sandbox.admin.set_faults(p500=0)
+        note = " ".join(caught.value.__notes__)
+        assert "8 pages (400 of" in note
+        assert "page 9 on" in note
+        assert "run the same read_spherescout call again" in note
+        asked.clear()
+        with pytest.warns(MaskedEmailWarning):
+            df = read_spherescout(**read)
+        expected = real_search(countries="US").total_count
+        assert len(df) == expected
+        assert df["place_id"].is_unique
+        assert 2 not in asked and 8 not in asked  # pages kept from the first walk
+        assert asked[:2] == [1, 9]  # page 1 to check nothing moved, then where it stopped
