@@ -125,8 +125,9 @@ def test_a_search_without_filters_is_refused(sandbox_docs: Sandbox, tmp_path: Pa
         assert plan.rows == client.search().total_count
 
 
-def test_the_client_default_budget_gives_consent(sandbox_docs: Sandbox, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_client_default_budget_gives_consent(
+    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     account = sandbox_docs.admin.create_account(credits=1_000_000)
     filters = {"countries": "FR"}
     with Client(account["api_key"], sandbox_docs.url, allow_http=True,

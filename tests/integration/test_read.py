@@ -666,5 +666,5 @@ def test_a_pages_read_that_fails_part_way_continues_where_it_stopped(small_sandb
         expected = real_search(countries="US").total_count
         assert len(df) == expected
         assert df["place_id"].is_unique
-        assert 2 not in asked and 8 not in asked  # pages kept from the first walk
+        assert not set(range(2, 9)) & set(asked)  # pages kept from the first walk
         assert asked[:2] == [1, 9]  # page 1 to check nothing moved, then where it stopped
