@@ -18,12 +18,78 @@ from .schema import (
     normalise_table,
 )
 
-__all__ = ["iter_csv", "read_csv"]
+__all__ = ["ContractCheck", "iter_csv", "read_csv"]
+
+
+class ContractCheck:
+    """Checks an export file against the contract as it is read.
+
+    A broken file must not be mistaken for data: the contract's columns in the header, each
+    ``place_id`` once, and as many rows as were paid for.
+
+    Parameters
+    ----------
+    path
+        The CSV file (its header is read at once).
+    expected_rows
+        The rows the export was charged for (``lead_count``); ``None``: not checked (a read
+        with ``nrows``, a file of unknown origin).
+    """
+
+    def __init__(self, path: str | Path, expected_rows: int | None = None) -> None:
+        header = _read_header(Path(path))
+        self.missing = [name for name in CONTACT_COLUMNS if name not in header]
+        self.expected_rows = expected_rows
+        self.rows = 0
+        self.repeated = 0
+        self._last: str | None = None
+
+    def header_problems(self) -> list[str]:
+        """Return what is wrong with the header (known before any row is read)."""
+        if not self.missing:
+            return []
+        return [f"the columns {self.missing} of the export format are missing"]
+
+    def feed(self, table: pa.Table) -> None:
+        """Count a table's rows and its repeated ``place_id`` values (the file is sorted)."""
+        import pyarrow.compute as pc
+
+        self.rows += table.num_rows
+        if "place_id" not in table.column_names or table.num_rows == 0:
+            return
+        ids = table.column("place_id").combine_chunks()
+        if self._last is not None and ids[0].as_py() == self._last:
+            self.repeated += 1
+        if len(ids) > 1:
+            self.repeated += pc.sum(pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py() or 0
+        self._last = ids[-1].as_py()
+
+    def problems(self) -> list[str]:
+        """Everything found wrong so far (call it once the file was read whole)."""
+        found = self.header_problems()
+        if self.repeated:
+            found.append(f"{self.repeated:,} rows repeat the place_id of the row before")
+        if self.expected_rows is not None and self.rows != self.expected_rows:
+            found.append(f"it has {self.rows:,} rows where {self.expected_rows:,} were paid for")
+        return found
+
+
+#: Quoted values may hold line breaks (a name or an address over two lines).
+PARSE = pacsv.ParseOptions(newlines_in_values=True)
+
+
+def _checked(table: pa.Table) -> pa.Table:
+    """Refuse list cells that are Python list reprs (a file from ``DataFrame.to_csv``)."""
+    from .formats import check_not_list_repr  # here: formats imports frames, frames us
+
+    return check_not_list_repr(table)
 
 
 def _read_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), [])
+    """Return the header row (``UnicodeDecodeError`` on bytes that are not UTF-8)."""
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    return next(csv.reader([first.decode("utf-8").rstrip("\r\n")]), [])
 
 
 def _csv_options(
@@ -86,7 +152,8 @@ def read_csv(
     read, convert, extra = _csv_options(path, columns, None)
     if warn_drift and columns is None:
         announce_drift(extra)
-    return normalise_table([pacsv.read_csv(path, read_options=read, convert_options=convert)])
+    return _checked(normalise_table([pacsv.read_csv(path, read_options=read, parse_options=PARSE,
+                                                    convert_options=convert)]))  # fmt: skip
 
 
 def iter_csv(
@@ -117,7 +184,7 @@ def iter_csv(
     read, convert, extra = _csv_options(path, columns, block_size)
     if warn_drift and columns is None:
         announce_drift(extra)
-    reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+    reader = pacsv.open_csv(path, read_options=read, parse_options=PARSE, convert_options=convert)
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     remaining = nrows if nrows is not None else -1
@@ -128,7 +195,7 @@ def iter_csv(
             while pending_rows >= chunksize and remaining != 0:
                 table = pa.Table.from_batches(pending)
                 take = chunksize if remaining < 0 else min(chunksize, remaining)
-                yield normalise_table([table.slice(0, take)])
+                yield _checked(normalise_table([table.slice(0, take)]))
                 rest = table.slice(take)
                 pending = rest.to_batches() if rest.num_rows else []
                 pending_rows = rest.num_rows
@@ -138,6 +205,6 @@ def iter_csv(
         if pending_rows and remaining != 0:
             table = pa.Table.from_batches(pending)
             take = pending_rows if remaining < 0 else min(pending_rows, remaining)
-            yield normalise_table([table.slice(0, take)])
+            yield _checked(normalise_table([table.slice(0, take)]))
     finally:
         reader.close()

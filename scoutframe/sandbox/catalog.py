@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+#: Serialises Faker's first imports of its locale modules (see name_pool).
+_FAKER_IMPORTS = threading.Lock()
 
 __all__ = [
     "COVERAGE_FIELDS",
@@ -216,7 +220,11 @@ def name_pool(locale: str) -> NamePool:
     from faker import Faker
 
     def faker(loc: str) -> Faker:
-        fake = Faker(loc)
+        # Faker imports its locale modules on first use. Under pytest those imports are
+        # rewritten (faker ships a pytest plugin), and CPython 3.11.7's AST code is not
+        # thread-safe (gh-106905): the worker threads build their pools one at a time.
+        with _FAKER_IMPORTS:
+            fake = Faker(loc)
         fake.seed_instance(sum(map(ord, locale)))
         return fake
 

@@ -1,0 +1,146 @@
+"""The merge rule of the Parquet cache's delta refresh: :func:`upsert` of two Arrow tables.
+
+The rule, for every key (``place_id``):
+
+* the row with the newer ``collected_at`` wins; a null ``collected_at`` is the oldest;
+* on a tie the delta's row wins, and among rows of one table the later row wins;
+* the winner replaces the other rows **whole**: a field that is empty in the winning row is
+  empty in the result (no field-by-field coalescing);
+* keys found only in the delta are added; nothing is deleted;
+* the result is sorted by key, ascending, with unique keys (duplicate keys inside the base
+  or the delta are resolved by the same rule).
+
+So merging deltas one by one equals one merge of their concatenation, in order
+(``upsert(upsert(b, d1), d2) == upsert(b, pa.concat_tables([d1, d2]))``), and merging the
+same delta twice changes nothing.
+
+Everything is vectorised: one sort of the keys of both tables (with the timestamp and the
+row's position as tie-breakers) and one ``take`` of the winners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ArgumentError
+
+__all__ = ["upsert"]
+
+
+def upsert(
+    base: pa.Table,
+    delta: pa.Table,
+    *,
+    key: str = "place_id",
+    newer: str = "collected_at",
+) -> pa.Table:
+    """Merge ``delta`` into ``base``: per key, the newest row wins whole.
+
+    Parameters
+    ----------
+    base
+        The rows known so far (e.g. the cached table).
+    delta
+        The new rows (e.g. a delta download). Same columns and types as ``base``, in any
+        order.
+    key
+        Column that identifies a row. Nulls are refused.
+    newer
+        Column ordering the versions of a row (a timestamp); a null counts as the oldest.
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per key of ``base`` or ``delta``, sorted by ``key`` ascending, with the
+        columns (and schema metadata) of ``base``. For each key it is the row with the
+        greatest ``newer``; on a tie the delta's row, and within one table the later row.
+
+    Raises
+    ------
+    ArgumentError
+        When the two tables differ in columns or types, when ``key`` or ``newer`` is not a
+        column, or when ``key`` has nulls.
+
+    Examples
+    --------
+    >>> merged = upsert(cached, delta)  # doctest: +SKIP
+    """
+    for table in (base, delta):
+        if not isinstance(table, pa.Table):
+            raise ArgumentError(
+                f"upsert() takes pyarrow Tables, got {type(table).__name__}; convert a "
+                "DataFrame with df.spherescout.to_arrow()"
+            )
+    _check_same_columns(base, delta)
+    for name in (key, newer):
+        if name not in base.column_names:
+            raise ArgumentError(
+                f"upsert(): no column {name!r} to merge on; columns: {base.column_names}"
+            )
+    delta = pa.Table.from_arrays(delta.select(base.column_names).columns, schema=base.schema)
+    for label, table in (("base", base), ("delta", delta)):
+        nulls = table.column(key).null_count
+        if nulls:
+            raise ArgumentError(
+                f"upsert(): the {label} has {nulls} row(s) with a null {key!r}; every row "
+                f"needs a key (drop them first: table.filter(pc.is_valid(table[{key!r}])))"
+            )
+    both = pa.concat_tables([base, delta])
+    keys = both.column(key)
+    order = pc.sort_indices(
+        pa.table({
+            "key": keys,
+            "newer": both.column(newer),
+            # the row's position: delta rows come after base rows, later rows after earlier
+            "position": pa.array(np.arange(both.num_rows, dtype=np.int64)),
+        }),
+        # Nulls sort at the end (the default) whatever the order: a null timestamp comes
+        # after every real one, so it is the oldest.
+        sort_keys=[("key", "ascending"), ("newer", "descending"), ("position", "descending")],
+    )
+    return both.take(_first_of_each_key(keys.take(order), order))
+
+
+def _first_of_each_key(sorted_keys: pa.ChunkedArray, order: pa.Array) -> pa.Array:
+    """Return the indices (from ``order``) of the first row of each run of equal keys."""
+    n = len(sorted_keys)
+    if n == 0:
+        return order
+    flat = sorted_keys.combine_chunks()
+    changed = pc.not_equal(flat.slice(1), flat.slice(0, n - 1))
+    first = pa.concat_arrays([pa.array([True]), changed])
+    return order.filter(first)
+
+
+def _check_same_columns(base: pa.Table, delta: pa.Table) -> None:
+    """Refuse tables whose columns differ in names or types (their order may differ)."""
+    for label, table in (("base", base), ("delta", delta)):
+        names = table.column_names
+        if len(set(names)) != len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ArgumentError(f"upsert(): the {label} has repeated columns {repeated}")
+    base_types = dict(zip(base.column_names, base.schema.types, strict=True))
+    delta_types = dict(zip(delta.column_names, delta.schema.types, strict=True))
+    problems = []
+    only_base = [n for n in base_types if n not in delta_types]
+    only_delta = [n for n in delta_types if n not in base_types]
+    if only_base:
+        problems.append(f"missing from the delta: {only_base}")
+    if only_delta:
+        problems.append(f"not in the base: {only_delta}")
+    differ = [
+        f"{n} ({base_types[n]} in the base, {delta_types[n]} in the delta)"
+        for n in base_types
+        if n in delta_types and base_types[n] != delta_types[n]
+    ]
+    if differ:
+        problems.append("of different types: " + ", ".join(differ))
+    if problems:
+        raise ArgumentError(
+            "upsert() needs two tables with the same columns and types; columns "
+            + "; ".join(problems)
+            + ". Read both with scoutframe (the contacts schema) or cast one to the other's "
+            "schema (delta.select(base.column_names).cast(base.schema))"
+        )
