@@ -30,8 +30,14 @@ DtypeBackend = Literal["pyarrow", "numpy_nullable"]
 DTYPE_BACKENDS: tuple[DtypeBackend, ...] = ("pyarrow", "numpy_nullable")
 
 
-def whole_number(name: str, value: object, *, minimum: int = 0) -> int:
-    """Return ``value`` as an ``int`` when it is a whole number >= ``minimum``.
+#: The largest whole number an argument may take (Arrow's and NumPy's int64).
+MAX_WHOLE = 2**63 - 1
+
+
+def whole_number(
+    name: str, value: object, *, minimum: int = 0, maximum: int = MAX_WHOLE
+) -> int:
+    """Return ``value`` as an ``int`` when it is a whole number in ``[minimum, maximum]``.
 
     Booleans, floats and numeric strings are refused (with the spelling to use instead), so
     ``nrows="5"`` or ``nrows=2.0`` never slips through as something else.
@@ -54,12 +60,17 @@ def whole_number(name: str, value: object, *, minimum: int = 0) -> int:
     number = int(value)
     if number < minimum:
         raise ArgumentError(f"{name} must be >= {minimum}, not {number}")
+    if number > maximum:
+        raise ArgumentError(f"{name} must be <= {maximum:,}, not {number:,}")
     return number
 
 
-def optional_whole_number(name: str, value: object, *, minimum: int = 0) -> int | None:
+def optional_whole_number(
+    name: str, value: object, *, minimum: int = 0, maximum: int = MAX_WHOLE
+) -> int | None:
     """:func:`whole_number`, letting ``None`` through."""
-    return None if value is None else whole_number(name, value, minimum=minimum)
+    return None if value is None else whole_number(name, value, minimum=minimum,
+                                                   maximum=maximum)  # fmt: skip
 
 
 def positive_number(name: str, value: object) -> float:

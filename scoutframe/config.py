@@ -325,8 +325,9 @@ def refuse_userinfo(url: str, source: str) -> None:
     where = f"{parts.scheme}://{host}" if parts.scheme else host
     raise ConfigurationError(
         f"base_url (from {source}) holds a user name or password before the host; give the "
-        f"origin alone ({where!r}) and pass credentials as api_key=, or username= and "
-        "password= (or SPHERESCOUT_API_KEY, SPHERESCOUT_USERNAME/SPHERESCOUT_PASSWORD)"
+        f"origin alone ({where!r}) and pass the credential apart: Client(api_key=...) or "
+        "Client(username=..., password=...), or set SPHERESCOUT_API_KEY, or "
+        "SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD"
     )
 
 

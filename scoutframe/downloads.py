@@ -32,6 +32,8 @@ __all__ = ["STREAM_ERRORS", "RangedDownload", "write_body"]
 STREAM_ERRORS: tuple[type[BaseException], ...] = (*WIRE_EXCEPTIONS, TransportError)
 
 OnBytes = Callable[[int, int | None], None]
+#: Failed attempts in a row after which the download URL is asked for again.
+RECHECK_AFTER = 3
 
 
 class _RangeMismatchError(Exception):
@@ -109,8 +111,10 @@ class RangedDownload:
     name
         What is downloaded, for messages (``"export task_1"``).
     fresh_url
-        Called with the stale URL after the storage answered 403; returns a new URL or raises
-        (:class:`~scoutframe.errors.DownloadExpiredError`).
+        Asks the server for the download URL again. Called as ``fresh_url(url, True)`` after
+        the storage answered 403 (a new URL, or :class:`~scoutframe.errors.DownloadExpiredError`)
+        and as ``fresh_url(url, False)`` after :data:`RECHECK_AFTER` failed attempts in a row
+        (the storage may have moved: the URL the server gives now, maybe the same one).
     """
 
     def __init__(
@@ -119,7 +123,7 @@ class RangedDownload:
         part: Path,
         *,
         name: str,
-        fresh_url: Callable[[str], str],
+        fresh_url: Callable[[str, bool], str],
     ) -> None:
         self.transport = transport
         self.part = part
@@ -151,7 +155,7 @@ class RangedDownload:
             except PermissionDeniedError:
                 if refreshed:
                     raise
-                url, refreshed = self.fresh_url(url), True
+                url, refreshed = self.fresh_url(url, True), True
                 pauses.restart()  # a new link is a new start
                 continue
             except _RETRIED as exc:
@@ -162,6 +166,10 @@ class RangedDownload:
                         raise
                 if self._size() > offset:
                     pauses.restart()  # progress: the count starts again
+                elif pauses.tries % RECHECK_AFTER == 0:
+                    # Failing again and again: the storage may have moved (a restart on another
+                    # port); the server hands out the URL that works now.
+                    url = self.fresh_url(url, False)
                 last = exc
                 continue
             if total is None or done == total:

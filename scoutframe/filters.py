@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import numbers
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -302,8 +303,13 @@ def _countries(value: Any) -> tuple[str, ...]:
                 f"countries must be ISO codes or names as strings, not {item!r}: "
                 "e.g. countries='FR' or countries=['FR', 'BE']"
             )
-        for part in item.split(","):
-            part = part.strip()
+        parts = [part.strip() for part in item.split(",")]
+        if not any(parts):
+            raise FilterError(
+                f"countries got an empty value {item!r}: it would widen the search to every "
+                "country. Give ISO codes (countries='FR') or leave the filter out"
+            )
+        for part in parts:
             if part:
                 codes.add(part.upper() if len(part) == 2 else part)
     return tuple(sorted(codes, key=str.casefold))
@@ -312,6 +318,8 @@ def _countries(value: Any) -> tuple[str, ...]:
 def _ids_or_names(name: str, value: Any) -> tuple[IdOrName, ...]:
     seen: dict[Any, IdOrName] = {}
     for item in _as_items(name, value):
+        if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            item = int(item)  # NumPy and pandas integers, e.g. from client.categories()["id"]
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise FilterError(
                 f"{name} values must be integer ids or names, not {item!r}: "
@@ -320,16 +328,25 @@ def _ids_or_names(name: str, value: Any) -> tuple[IdOrName, ...]:
         if isinstance(item, str):
             item = item.strip()
             if not item:
-                continue
+                raise FilterError(
+                    f"{name} got an empty name: it would be dropped and widen the search (and "
+                    f"the cost of an export). Give a name or an id, or leave {name} out"
+                )
             if item.isdigit():
                 item = int(item)
+        if isinstance(item, int) and item <= 0:
+            lookup = "categories('name')" if name == "category" else "locations.search('name')"
+            raise FilterError(
+                f"{name} ids are positive integers, not {item}; look them up with "
+                f"client.{lookup}"
+            )
         # Numpy integers and the like arrive as int subclasses: store plain ints.
         item = int(item) if isinstance(item, int) else item
         seen.setdefault(item if isinstance(item, int) else item.casefold(), item)
     return tuple(sorted(seen.values(), key=_sort_key))
 
 
-def _suggest(what: str, given: str, names: Iterable[str]) -> FilterError:
+def _suggest(what: str, given: str, names: Iterable[str], *, where: str = "") -> FilterError:
     pool = sorted(set(names))
     lowered = {n.casefold(): n for n in pool}
     close = [lowered[c] for c in difflib.get_close_matches(given.casefold(), list(lowered), n=5,
@@ -337,7 +354,7 @@ def _suggest(what: str, given: str, names: Iterable[str]) -> FilterError:
     if not close:
         close = [n for n in pool if given.casefold() in n.casefold()][:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return FilterError(f"Unknown {what} {given!r}.{hint}")
+    return FilterError(f"Unknown {what} {given!r}{where}.{hint}")
 
 
 def _resolve_countries(values: tuple[str, ...], table: pd.DataFrame | None) -> tuple[str, ...]:
@@ -418,5 +435,5 @@ def _resolve_location(client: Client, name: str, level: int, countries: tuple[st
     others = [f"{c['name']} ({c.get('type')})" for c in candidates if c not in same_level]
     hint = f" It exists at another level: {', '.join(others[:5])}." if others else ""
     names = [str(c.get("name")) for c in same_level]
-    suggestion = _suggest(f"{wanted} location", name, names).message
-    raise FilterError(f"{suggestion}{where and f' (searched{where})'}{hint}")
+    suggestion = _suggest(f"{wanted} location", name, names, where=where).message
+    raise FilterError(f"{suggestion}{hint}")

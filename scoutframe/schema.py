@@ -90,6 +90,9 @@ def check_columns(columns: Iterable[str] | None) -> list[str] | None:
     if isinstance(columns, str):
         columns = [columns]
     selected = list(dict.fromkeys(columns))
+    if not selected:
+        raise ArgumentError("columns=[] selects no column; pass None for all of them, or name "
+                            "some: columns=['name', 'email']")  # fmt: skip
     unknown = [c for c in selected if c not in CONTACT_COLUMNS]
     if unknown:
         known = ", ".join(CONTACT_COLUMNS)

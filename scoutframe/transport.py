@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,7 +30,7 @@ from .errors import APIError, ConfigurationError, ScoutError, error_for_status
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 from .wire_errors import WIRE_EXCEPTIONS, Failure, translate
 
-__all__ = ["Transport", "check_url", "is_loopback", "user_agent"]
+__all__ = ["Transport", "check_download_url", "check_url", "is_loopback", "user_agent"]
 
 logger = logging.getLogger("scoutframe")
 
@@ -57,9 +57,12 @@ def user_agent() -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` is ``localhost``, in 127.0.0.0/8 or ``::1``."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """Whether ``host`` is ``localhost`` itself or a literal loopback address (127/8, ``::1``).
+
+    Names under ``.localhost`` are not trusted: a resolver may send them anywhere.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -83,6 +86,29 @@ def check_url(url: str, *, allow_http: bool, what: str = "base_url") -> None:
         raise ConfigurationError(
             f"Refusing plain http to {host}: credentials and data would travel unencrypted. "
             "Use https, or pass allow_http=True if you really mean it"
+        )
+
+
+def check_download_url(
+    url: str, *, api_host: str, allow_http: bool, what: str = "download URL"
+) -> None:
+    """Refuse a download URL the server handed out unless it is https or on loopback.
+
+    ``allow_http`` lets plain http reach the API's own host (a test server elsewhere), never a
+    third host: a signed URL names the data it opens, and plain http would show it to anyone
+    on the way.
+    """
+    check_url(url, allow_http=allow_http, what=what)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return  # check_url reported it
+    if parts.scheme == "http" and not is_loopback(host) and host != api_host:
+        raise ConfigurationError(
+            f"Refusing the {what} on plain http to {host}: it is neither the API's host nor "
+            "a loopback address, and the signed link and the contacts would travel "
+            "unencrypted. Ask SphereScout support for an https download link"
         )
 
 
@@ -111,9 +137,28 @@ class _ApiSession(requests.Session):
         if "Authorization" in prepared_request.headers and origin_of(url) != self._origin:
             del prepared_request.headers["Authorization"]
 
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Follow a redirect only within the API origin; refuse one that leaves it."""
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        absolute = urljoin(resp.url, target)
+        if origin_of(absolute) != self._origin:
+            resp.close()
+            raise ConfigurationError(
+                f"the API answered {resp.status_code} with a redirect to another origin "
+                f"({redact_url(absolute)}); scoutframe does not follow redirects away from the "
+                "API origin, whose answers it could not trust. Check base_url "
+                "(SPHERESCOUT_BASE_URL): it must be the API origin itself"
+            )
+        return target
+
 
 class _NoAuthSession(requests.Session):
     """The download session: never sends an Authorization header, whatever it is given."""
+
+    allow_http = False
+    api_host = ""
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         request.auth = None
@@ -124,6 +169,19 @@ class _NoAuthSession(requests.Session):
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:  # noqa: ARG002
         prepared_request.headers.pop("Authorization", None)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Check every redirect of a download as a direct download URL is checked."""
+        target = super().get_redirect_target(resp)
+        if target is not None:
+            try:
+                check_download_url(urljoin(resp.url, target), api_host=self.api_host,
+                                   allow_http=self.allow_http,
+                                   what="download redirect")  # fmt: skip
+            except ConfigurationError:
+                resp.close()
+                raise
+        return target
 
 
 class Transport:
@@ -183,6 +241,8 @@ class Transport:
             self.origin, HTTPAdapter(max_retries=self.retry.charging_urllib3())
         )
         self._downloads = _NoAuthSession()
+        self._downloads.allow_http = allow_http
+        self._downloads.api_host = self.origin[1]
         for session in (self._session, self._downloads):
             adapter = HTTPAdapter(max_retries=self.retry.safe_urllib3())
             session.mount("http://", adapter)
@@ -339,7 +399,7 @@ class Transport:
         ConfigurationError
             For plain http to a host other than loopback (unless ``allow_http``).
         """
-        check_url(url, allow_http=self.allow_http, what="download URL")
+        check_download_url(url, api_host=self.origin[1], allow_http=self.allow_http)
         response = self._send(
             self._downloads, "GET", url, params=None, json=None, stream=True,
             timeout=timeout, headers=headers, auth=None, charging=False,

@@ -8,7 +8,7 @@ walks every exception class of both libraries and fails on any that only a catch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,11 +133,16 @@ def _broken(exc: BaseException, at: Failure) -> ScoutError:
 
 def _connection(exc: BaseException, at: Failure) -> ScoutError:
     """Tell "could not connect" from "broke off" (requests' ConnectionError wraps both)."""
-    inner = _innermost(exc)
-    if isinstance(inner, uex.NameResolutionError):
-        return _name_resolution(inner, at)
-    if isinstance(inner, uex.NewConnectionError | ConnectionRefusedError):
-        return _connect_failed(exc, at)
+    causes = list(_chain(exc))
+    for kind, build in (
+        (uex.NameResolutionError, _name_resolution),
+        (uex.NewConnectionError | ConnectionRefusedError, _connect_failed),
+        (uex.ReadTimeoutError, _read_timeout),  # the last retry timed out
+        (uex.ConnectTimeoutError, _connect_timeout),
+    ):
+        found = next((c for c in causes if isinstance(c, kind)), None)
+        if found is not None:
+            return build(exc if build is _connect_failed else found, at)
     return _broken(exc, at)
 
 
@@ -204,12 +209,13 @@ def translate(exc: BaseException, at: Failure) -> ScoutError:
     return type(error)(redact(error.message, at.secrets))
 
 
-def _innermost(exc: BaseException) -> BaseException:
-    """Follow args, causes and contexts down to the root exception."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield ``exc`` and what it wraps (args, a MaxRetryError's reason, causes, contexts)."""
     seen: set[int] = set()
-    current: BaseException = exc
-    while id(current) not in seen:
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
         nxt: Any = None
         if isinstance(current, uex.MaxRetryError) and current.reason is not None:
             nxt = current.reason
@@ -217,10 +223,7 @@ def _innermost(exc: BaseException) -> BaseException:
             nxt = current.args[0]
         else:
             nxt = current.__cause__ or current.__context__
-        if not isinstance(nxt, BaseException):
-            return current
-        current = nxt
-    return current
+        current = nxt if isinstance(nxt, BaseException) else None
 
 
 def reason(exc: BaseException) -> str:

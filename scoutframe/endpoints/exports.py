@@ -22,6 +22,7 @@ from ..errors import (
     ExportError,
     InsufficientCreditsError,
     NotFoundError,
+    ScoutError,
     TransportError,
 )
 from ..filters import Filters
@@ -124,12 +125,11 @@ class Exports:
         provisional = self._provisional(search_id, filters, count)
         try:
             job = self._start(search_id, filters, count, balance)
-        except ExportError as exc:
-            if provisional is not None and exc.charged is False:
-                self.store.remove(provisional.job_id)  # surely nothing happened
-            raise
-        except (APIError, BudgetError):  # refused: nothing was charged
-            if provisional is not None:
+        except ScoutError as exc:
+            # Kept only while the start may have been charged (the protocol could not tell);
+            # a refusal, a redirect or a failure without effect made nothing.
+            maybe = isinstance(exc, ExportError) and exc.charged is not False
+            if provisional is not None and not maybe:
                 self.store.remove(provisional.job_id)
             raise
         self._keep(job, replacing=provisional)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -90,7 +91,9 @@ class Locations:
 
     def lookup(self, ids: int | Iterable[int]) -> pd.DataFrame:
         """Look locations up by id, whatever their level."""
-        wanted = [_id(i) for i in ([ids] if isinstance(ids, int) else ids)]
+        items: Iterable[Any] = [ids] if isinstance(ids, numbers.Integral) else cast(
+            Iterable[Any], ids)  # fmt: skip
+        wanted = [_id(i) for i in items]
         if not wanted:
             return records_frame([], LOCATION_DTYPES)
         params = [("ids", str(i)) for i in wanted]
@@ -107,6 +110,7 @@ def _code(country: str) -> str:
 
 
 def _id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # NumPy and pandas integers (from the library's own tables) are whole numbers too.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise FilterError(f"location ids are integers, not {value!r}")
     return int(value)

@@ -11,6 +11,7 @@ from typing import Any, Self
 from .._redact import MASK
 from ..errors import APIError
 from ._coerce import extra_fields, optional_int, optional_str, parse_datetime, require_mapping
+from ._display import card, number
 
 __all__ = ["LIST_FIELDS", "ApiKey", "LoginUser", "Profile", "SearchPage", "normalise_contact"]
 
@@ -129,11 +130,18 @@ class Profile:
         """Build from the decoded JSON answer."""
         data = require_mapping(data, "the profile")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        credits = optional_int(data.get("credits"))
+        if credits is None:
+            # The balance decides whether a charging call took effect: never guess it.
+            raise APIError(
+                200, f"the profile answer has no 'credits' balance (keys {sorted(data)[:8]})",
+                dict(data), hint="Check that base_url points at the SphereScout API",
+            )  # fmt: skip
         return cls(
             id=optional_int(data.get("id")),
             email=optional_str(data.get("email")),
             username=optional_str(data.get("username")),
-            credits=optional_int(data.get("credits")) or 0,
+            credits=credits,
             credits_used=optional_int(data.get("credits_used")),
             plan=optional_str(data.get("plan")),
             first_name=optional_str(data.get("first_name")),
@@ -141,6 +149,15 @@ class Profile:
             date_joined=parse_datetime(data.get("date_joined")),
             extra=extra_fields(data, names),
         )
+
+    def _repr_html_(self) -> str:
+        return card(
+            f"SphereScout account {self.email or self.username or self.id}",
+            [("credits left", number(self.credits)), ("credits used", number(self.credits_used)),
+             ("plan", self.plan), ("joined", self.date_joined)],
+            "Searches, previews and reads by pages are free; an export costs 1 credit a "
+            "contact.",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

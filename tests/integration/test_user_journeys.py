@@ -297,6 +297,7 @@ def test_jwt_user_through_expiry_and_cli_leaves_no_secret_behind(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     out = tmp_path / "out" / "plumbers.parquet"
+    out.parent.mkdir()
     assert cli.main(["search", "-o", str(out), "--countries", "FR", "--category", "Plumber",
                      "--method", "export", "--verbose"]) == 0  # fmt: skip
     written = pq.read_table(out)

@@ -281,3 +281,38 @@ def test_handles_of_another_server_are_not_offered(tmp_path: Path) -> None:
     found = JobStore(elsewhere).find("task_there")  # type: ignore[arg-type]
     assert found is not None
     assert found.task_id == "task_there"
+
+
+def test_a_download_whose_storage_moved_asks_for_the_url_again(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    """Regression: after a storage restart (a new address) the same ExportJob kept the old
+    signed URL for ever; now repeated failures make it ask the server for the URL again."""
+    moved = SIGNED_URL.replace("127.0.0.2:9", "127.0.0.2:10")
+    ready_old = {"status": "ready", "download_url": SIGNED_URL}
+    ready_new = {"status": "ready", "download_url": moved}
+    job, client = _job(tmp_path, [ready_old, ready_new])
+    content = b"place_id,name\np1,A\n" * 50
+    asked: list[str] = []
+
+    def download(url: str, *, headers: dict[str, str] | None = None) -> FakeResponse:
+        asked.append(url)
+        if url == SIGNED_URL:  # the old storage is gone: every attempt breaks at once
+            return FakeResponse(200, {"Content-Length": str(len(content))}, b"", cut=True)
+        return FakeResponse(200, {"Content-Length": str(len(content))}, content, cut=False)
+
+    client.transport.download = download  # type: ignore[attr-defined]
+    target = tmp_path / "out.csv"
+    assert job.download(target) == target
+    assert target.read_bytes() == content
+    assert asked == [SIGNED_URL] * 3 + [moved]
+    assert client.transport.paths.count("/api/download-status/task_1") == 2
+
+
+def test_an_unknown_status_word_is_named_when_the_wait_times_out(
+    tmp_path: Path, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    job, _ = _job(tmp_path, [{"status": "quarantined"}])
+    with pytest.raises(ExportTimeoutError, match="kept answering 'quarantined'"):
+        job.wait(timeout=5.0)
+    assert [r.levelname for r in caplog.records if "quarantined" in r.getMessage()] == ["WARNING"]

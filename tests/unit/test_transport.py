@@ -12,14 +12,16 @@ from scoutframe.transport import Transport, check_url, is_loopback, user_agent
 KEY = "ef" * 32
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.255.0.9", "::1", "[::1]",
-                                  "app.localhost"])  # fmt: skip
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1",
+                                  "[::1]"])  # fmt: skip
 def test_loopback_hosts(host):
     assert is_loopback(host)
 
 
-@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "127.0.0.1.nip.io", "::2", ""])
+@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "127.0.0.1.nip.io", "::2", "",
+                                  "evil.localhost", "app.localhost"])  # fmt: skip
 def test_non_loopback_hosts(host):
+    """Only literal loopback addresses and localhost itself: a name is resolved elsewhere."""
     assert not is_loopback(host)
 
 
