@@ -1,20 +1,29 @@
-"""The ``df.spherescout`` accessor: provenance and conversions of a contacts frame.
+"""The ``df.spherescout`` accessor: provenance, refresh and conversions of a contacts frame.
 
 Registered by :func:`scoutframe.read.register_pandas` (run by ``import scoutframe``). It keeps
-no state of its own: everything comes from the frame and its ``attrs``.
+no state of its own: everything comes from the frame and its ``attrs``; the work is done by
+the modules it delegates to.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .errors import ArgumentError
 from .models import PROVENANCE_ATTR, Provenance
 
 if TYPE_CHECKING:
     import polars
     import pyarrow as pa
+
+    from .client import Client
+    from .filters import Filters
+    from .models import Freshness
 
 __all__ = ["SphereScoutAccessor"]
 
@@ -48,11 +57,123 @@ class SphereScoutAccessor:
         data = self._df.attrs.get(PROVENANCE_ATTR)
         return Provenance.from_dict(data) if data else None
 
+    def _required(self, what: str) -> Provenance:
+        provenance = self.provenance
+        if provenance is None:
+            raise ArgumentError(
+                f"df.spherescout.{what} needs the frame's provenance, and this frame has none "
+                "(df.attrs['scoutframe'] is missing: it did not come from read_spherescout, "
+                "or pandas dropped the attrs, e.g. in a concat of different reads)"
+            )
+        return provenance
+
+    @property
+    def filters(self) -> Filters:
+        """The search's filters (from the provenance)."""
+        from .filters import Filters
+
+        return Filters.from_any(dict(self._required("filters").filters))
+
+    @property
+    def search_id(self) -> str | None:
+        """The API's id of the search (from the provenance)."""
+        return self._required("search_id").search_id
+
+    @property
+    def cache_entry(self) -> Path | None:
+        """The cache entry the frame came from, or ``None`` when it was not cached."""
+        entry = self._required("cache_entry").cache_entry
+        return None if entry is None else Path(entry)
+
+    def freshness(self, *, client: Client | None = None) -> Freshness:
+        """Ask how many contacts are new since the frame's export (free).
+
+        Raises
+        ------
+        ArgumentError
+            The frame was not read by export (pages have no history entry).
+        """
+        provenance = self._required("freshness()")
+        ids = provenance.history_ids or (
+            () if provenance.history_id is None else (provenance.history_id,))  # fmt: skip
+        if not ids:
+            raise ArgumentError(
+                "df.spherescout.freshness() needs an export's history entry; this frame was "
+                f"read by {provenance.method}, which has none"
+            )
+        own = client is None
+        if client is None:
+            from .client import Client
+
+            client = Client()
+        try:
+            return client.history.freshness(ids[-1])
+        finally:
+            if own:
+                client.close()
+
+    def refresh(
+        self, *, full: bool = False, max_credits: int | None = None, client: Client | None = None
+    ) -> pd.DataFrame:
+        """Return the frame brought up to date.
+
+        From its cache entry when it has one (by delta for an export, paying only what
+        changed; pages are read again for free); an export frame that was not cached takes
+        the delta since its history entry, merged by ``place_id``; ``full=True`` reads it
+        again whole (an export then pays in full). Calling it is the consent to pay for the
+        delta; ``max_credits`` bounds it.
+
+        Raises
+        ------
+        ArgumentError
+            The frame did not come from scoutframe (no provenance).
+        BudgetError
+            The delta costs more than ``max_credits``; nothing is spent.
+        """
+        from .read.api import refresh_frame
+
+        self._required("refresh()")
+        return refresh_frame(self._df, full=full, max_credits=max_credits, client=client)
+
     @property
     def emails_masked(self) -> bool:
         """Whether the ``email`` column holds masked placeholders (read by pages)."""
         provenance = self.provenance
         return bool(provenance and provenance.emails_masked)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
+        """Write the frame to Parquet, atomically.
+
+        ``scoutframe.read_parquet(path)`` gives back the dtypes, the lists and the provenance;
+        plain ``pd.read_parquet(path)`` reads it too (see :mod:`scoutframe.formats`).
+        """
+        from .formats import to_parquet
+
+        return to_parquet(self._df, path)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the frame in the API's export CSV format (``read_export_csv`` reads it back)."""
+        from .formats import to_csv
+
+        return to_csv(self._df, path)
+
+    def to_excel(self, path: str | os.PathLike[str]) -> Path:
+        """Write the frame to an Excel workbook (``pip install "scoutframe[excel]"``).
+
+        Timestamps are written without their zone, named in the header (``(UTC)``); lists
+        are joined with ``"; "``; zip codes stay text.
+        """
+        from .formats import to_excel
+
+        return to_excel(self._df, path)
+
+    def to_dataset(
+        self, path: str | os.PathLike[str], *, partition_by: Sequence[str] = ("country",)
+    ) -> Path:
+        """Write the frame as a hive-partitioned Parquet dataset, swapped in atomically."""
+        from .datasets import write_dataset
+
+        return write_dataset(self._df, path, partition_by=partition_by)
 
     def to_arrow(self) -> pa.Table:
         """Return the frame as a ``pyarrow.Table`` with the contacts schema (no index)."""

@@ -128,6 +128,7 @@ class Client:
             state_dir = platformdirs.user_state_dir("scoutframe")
         self.state_dir = Path(state_dir)
         self._flavor: ServerFlavor = "unknown"
+        self._account: str | None = None
         self._reference: dict[str, pd.DataFrame] = {}
         self._absent: dict[str, NotFoundError] = {}
         self._lock = threading.Lock()
@@ -210,7 +211,25 @@ class Client:
     # -- account -----------------------------------------------------------------------------
     def profile(self) -> Profile:
         """Return the account profile; ``.credits`` is the remaining balance."""
-        return Profile.from_json(self.transport.get_json("/api/user/profile"))
+        profile = Profile.from_json(self.transport.get_json("/api/user/profile"))
+        if self._account is None:
+            self._account = _account_of(profile)
+        return profile
+
+    @property
+    def known_account(self) -> str | None:
+        """The account's id if this client has asked for it already, else ``None`` (free)."""
+        return self._account
+
+    def account_id(self) -> str:
+        """Return the account's id (asked once per client: one free request), never a secret.
+
+        Cache entries are keyed by it, so two accounts never share an entry.
+        """
+        if self._account is None:
+            self.profile()
+        assert self._account is not None
+        return self._account
 
     # -- search ------------------------------------------------------------------------------
     def search(
@@ -370,3 +389,10 @@ def _no_credential(settings: Settings) -> str:
         "'scoutframe'). To try scoutframe without a key, run `scoutframe sandbox` and use "
         "the variables it prints"
     )
+
+
+def _account_of(profile: Profile) -> str:
+    """Return the account's stable id: its numeric id, else its e-mail address."""
+    if profile.id is not None:
+        return str(profile.id)
+    return str(profile.email or profile.username or "unknown")

@@ -22,7 +22,9 @@
     ├── BudgetError                   refused before spending (max_credits)
     │   └── ConsentError              a read would spend credits and no budget was given
     ├── FilterError                   unknown category / location / country name
-    └── ArgumentError                 an argument of the wrong type or out of range
+    ├── ArgumentError                 an argument of the wrong type or out of range
+    └── CacheError                    the Parquet cache cannot serve or store an entry
+        └── CacheMissError            cache="only" and no entry for this search
 
 Every message says what happened and what to do next, and is passed through
 :func:`scoutframe._redact.redact`, so no credential ever ends up in a traceback.
@@ -48,6 +50,8 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetError",
+    "CacheError",
+    "CacheMissError",
     "ConfigurationError",
     "ConsentError",
     "DownloadExpiredError",
@@ -115,6 +119,17 @@ class ArgumentError(ScoutError, TypeError, ValueError):
     It is also a :class:`TypeError` and a :class:`ValueError`, so code written against the
     built-in exceptions keeps catching it.
     """
+
+
+class CacheError(ScoutError):
+    """The Parquet cache cannot serve or store an entry; the message names it and the fix.
+
+    A damaged entry, or a cache directory that is a file or not writable.
+    """
+
+
+class CacheMissError(CacheError):
+    """``cache="only"`` and this search has no entry: nothing was read from the network."""
 
 
 class APIError(ScoutError):

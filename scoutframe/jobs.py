@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["ExportJob"]
+
+logger = logging.getLogger(__name__)
 
 
 class ExportJob:
@@ -119,6 +122,26 @@ class ExportJob:
     def job_id(self) -> str:
         """The id that names this job: the task id, else the search id."""
         return self.task_id or self.search_id
+
+    def _repr_html_(self) -> str:
+        from .models._display import card, number
+
+        status = self.last_status.status if self.last_status is not None else "not asked yet"
+        steps = {
+            "active": f"Paid for: job.wait(), then job.download(path); from another process: "
+                      f"client.export_job({self.job_id!r}).",
+            "done": "Downloaded. A re-run of the same read downloads it again for free while "
+                    "nothing is new.",
+            "failed": "Failed on the server; its credits are refunded.",
+            "provisional": "Its start may have been charged: the same read adopts it.",
+        }  # fmt: skip
+        return card(
+            f"Export {self.job_id}",
+            [("search", self.search_id), ("contacts (credits)", number(self.lead_count)),
+             ("server status", status), ("here", self.state), ("flavour", self.flavor),
+             ("history entry", self.history_id), ("started", self.created_at)],
+            steps[self.state],
+        )  # fmt: skip
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -252,6 +275,7 @@ class ExportJob:
         ExportTimeoutError
             ``timeout`` passed; the job (``exc.job``) can be resumed later.
         """
+        unknown: str | None = None
         for pause in self._client.retry.polling(timeout).pauses():
             retry.sleep(pause)
             try:
@@ -260,6 +284,11 @@ class ExportJob:
                 if not self._within_grace():
                     raise
                 continue
+            if status.unknown_word is not None and unknown is None:
+                unknown = status.unknown_word
+                logger.warning("export %s: the server answers a status word this version "
+                               "does not know (%r); waiting as if it were 'processing'",
+                               self.job_id, unknown)  # fmt: skip
             if on_status is not None:
                 on_status(status)
             if status.status == "ready":
@@ -271,8 +300,12 @@ class ExportJob:
                     f"export {self.job_id} failed: {message} (its credits are refunded)",
                     job=self,
                 )
+        last = self.last_status.word if self.last_status is not None else None
+        seen = f" (the server kept answering {last!r}, a status this version does not know)" \
+            if unknown is not None and last == unknown else (
+                f" (its last status: {last!r})" if last else "")  # fmt: skip
         raise ExportTimeoutError(
-            f"export {self.job_id} not ready after {timeout} s; resume it later "
+            f"export {self.job_id} not ready after {timeout} s{seen}; resume it later "
             f"with client.export_job({self.job_id!r})",
             job=self,
         )
@@ -298,8 +331,19 @@ class ExportJob:
             )
         return status
 
-    def _fresh_url(self, stale_url: str) -> str:
-        """Ask the server for a new signed URL after the storage answered 403."""
+    def _fresh_url(self, stale_url: str, expired: bool) -> str:
+        """Ask the server for the signed URL again.
+
+        After a 403 (``expired``) the URL must be a new one; after repeated connection
+        failures the URL the server gives now is taken, the same one included.
+        """
+        if not expired:
+            try:
+                status = self.refresh()
+            except (APIError, TransportError):
+                return stale_url  # cannot ask now: keep trying the old one
+            return status.download_url if status.has_valid_link and status.download_url else (
+                stale_url)  # fmt: skip
         try:
             status = self.refresh()
         except APIError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from ._coerce import extra_fields, optional_float, optional_int, optional_str, parse_datetime
+from ._display import card, number
 
 __all__ = [
     "Delta",
@@ -94,6 +95,8 @@ class ExportStatus:
         The server's message when the export failed.
     extra
         Every other field of the answer, as sent.
+    word
+        The status word as the server sent it (``"completed"``, or one never seen before).
     """
 
     status: StatusName
@@ -103,6 +106,7 @@ class ExportStatus:
     expires_at: datetime | None = None
     error: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    word: str | None = field(default=None, repr=False)
 
     _FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"status", "progress", "lead_count", "download_url", "expires_at", "error"}
@@ -119,7 +123,15 @@ class ExportStatus:
             expires_at=parse_datetime(data.get("expires_at")),
             error=optional_str(data.get("error")),
             extra=extra_fields(data, cls._FIELDS),
+            word=optional_str(data.get("status")),
         )
+
+    @property
+    def unknown_word(self) -> str | None:
+        """The server's status word if this client does not know it (then "processing")."""
+        if self.word is None or self.word.strip().lower() in _STATUS_ALIASES:
+            return None
+        return self.word
 
     @property
     def is_finished(self) -> bool:
@@ -130,6 +142,23 @@ class ExportStatus:
     def has_valid_link(self) -> bool:
         """Whether the export is ready with a download link that has not expired."""
         return self.status == "ready" and link_is_valid(self.download_url, self.expires_at)
+
+    def _repr_html_(self) -> str:
+        steps = {
+            "pending": "Waiting to start: job.wait() polls until it is ready.",
+            "processing": "Being built: job.wait() polls until it is ready.",
+            "ready": ("Ready: job.download(path) fetches the CSV (free)." if self.has_valid_link
+                      else "Ready, but its link expired: start a new export."),
+            "failed": "Failed on the server; its credits are refunded. Start it again.",
+        }  # fmt: skip
+        progress = None if self.progress is None else f"{self.progress:.0%}" if (
+            self.progress <= 1) else f"{self.progress:.0f}%"  # fmt: skip
+        return card(
+            f"Export status: {self.status}",
+            [("contacts (credits)", number(self.lead_count)), ("progress", progress),
+             ("link expires", self.expires_at), ("error", self.error)],
+            steps[self.status],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
+from ._display import card, number
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -59,6 +61,26 @@ class ReadPlan:
             f"  why: {self.why}"
         )
 
+    def _repr_html_(self) -> str:
+        spends = self.method == "export" and bool(self.credits_needed)
+        if self.method == "pages":
+            step = "Free: read it with the same call without dry_run=True (emails masked)."
+        elif "consent" in self.why:
+            step = ("Buying it needs your consent: max_credits= (or method='export'); "
+                    "method='pages' reads it for free with masked emails.")  # fmt: skip
+        elif spends and self.credits_available is not None and (
+                (self.credits_needed or 0) > self.credits_available):  # fmt: skip
+            step = "The balance does not cover it: narrow the filters or read by pages (free)."
+        else:
+            step = "Run the same call without dry_run=True to read it."
+        return card(
+            f"Read plan: {number(self.rows)} rows by {self.method}",
+            [("search", self.search_id), ("matching contacts", number(self.total_count)),
+             ("credits needed", number(self.credits_needed)),
+             ("credits available", number(self.credits_available)), ("why", self.why)],
+            step,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -88,6 +110,13 @@ class Provenance:
         True when the emails are masked placeholders, not real addresses.
     reason : str
         Why the method was chosen (``method="auto"`` explains itself here).
+    history_ids : tuple of int
+        The export history entries that built the data, in order: the full export, then each
+        delta merged into it (a cache entry's chain; the last is where the next delta starts).
+    cache_entry : str or None
+        The cache entry the frame was served from (its directory), when it was.
+    cache_age_seconds : float or None
+        How long before the read that entry was last brought up to date.
     """
 
     filters: Mapping[str, Any] = field(default_factory=dict)
@@ -102,22 +131,57 @@ class Provenance:
     library_version: str = ""
     emails_masked: bool = False
     reason: str = ""
+    history_ids: tuple[int, ...] = ()
+    cache_entry: str | None = None
+    cache_age_seconds: float | None = None
 
-    #: Bumped when the layout of :meth:`to_dict` changes incompatibly.
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: Bumped when the layout of :meth:`to_dict` changes: 2 added the cache fields.
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dictionary (with a ``version`` key)."""
         data = asdict(self)
         data["filters"] = json.loads(json.dumps(dict(self.filters), default=str))
+        data["history_ids"] = list(self.history_ids)
         data["version"] = self.SCHEMA_VERSION
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build from :meth:`to_dict` output; unknown keys are ignored."""
+        """Build from :meth:`to_dict` output (any version); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "history_ids" in values:
+            values["history_ids"] = tuple(int(i) for i in values["history_ids"] or ())
+        elif data.get("history_id") is not None:  # version 1: one export, no chain
+            values["history_ids"] = (int(data["history_id"]),)
+        return cls(**values)
+
+    def __str__(self) -> str:
+        spent = f"{self.credits_spent:,} credits" if self.credits_spent else "no credits"
+        cached = f", cache entry {self.cache_entry}" if self.cache_entry else ""
+        return (
+            f"Provenance: {number(self.total_count)} contacts by {self.method} from "
+            f"{self.api_origin or '?'} at {self.fetched_at or '?'}, {spent}{cached}"
+        )
+
+    def _repr_html_(self) -> str:
+        history = " → ".join(str(i) for i in self.history_ids) or None
+        age = None if self.cache_age_seconds is None else f"{self.cache_age_seconds:,.0f} s"
+        step = ("Emails are masked: method='export' reads full data (1 credit a contact)."
+                if self.emails_masked else
+                "df.spherescout.refresh() brings it up to date, paying only what changed."
+                if history else "")  # fmt: skip
+        return card(
+            f"Provenance: {self.method} read of {number(self.total_count)} contacts",
+            [("filters", dict(self.filters) or "none"), ("search", self.search_id),
+             ("credits spent", number(self.credits_spent)), ("task", self.task_id),
+             ("history", history), ("fetched", self.fetched_at), ("origin", self.api_origin),
+             ("cache entry", self.cache_entry), ("cache age", age),
+             ("emails masked", self.emails_masked), ("scoutframe", self.library_version),
+             ("why", self.reason)],
+            step,
+        )  # fmt: skip
 
     def attach(self, df: pd.DataFrame) -> pd.DataFrame:
         """Store this provenance in ``df.attrs`` and return *df*."""

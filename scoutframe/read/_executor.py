@@ -6,7 +6,7 @@ from typing import Any
 
 from ..schema import MaskedEmailWarning, warn_from_caller
 from . import output
-from .plan import check_spending, plan_read
+from .plan import plan_read
 from .request import ReadRequest
 from .sources import make_source
 
@@ -23,10 +23,15 @@ def execute(request: ReadRequest) -> Any:
     """Run the read; close a client built for it (after the last chunk, when chunked)."""
     streaming = False
     try:
+        if request.cache is not None:
+            from .cached import read_cached
+
+            result = read_cached(request)
+            streaming = request.chunksize is not None and not request.dry_run
+            return result
         planned = plan_read(request)
         if request.dry_run:
             return planned.plan
-        check_spending(request, planned.plan)
         if planned.plan.method == "pages":
             warn_from_caller(_MASKED, MaskedEmailWarning)
         source = make_source(request, planned)

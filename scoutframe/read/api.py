@@ -24,7 +24,9 @@ This module imports nothing heavy at import time (no tqdm, no requests, no sandb
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
@@ -37,8 +39,8 @@ from ..errors import ArgumentError
 from ..models import ReadPlan
 from ..progress import progress_enabled
 from ..schema import check_columns
-from .pages import DEFAULT_CONCURRENCY
-from .request import Method, ReadRequest, ReturnType
+from .pages import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from .request import CacheRequest, Method, ReadRequest, ReturnType
 
 if TYPE_CHECKING:
     import polars
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..filters import Filters
 
-__all__ = ["read_export_csv", "read_spherescout", "register_pandas"]
+__all__ = ["read_export_csv", "read_spherescout", "refresh_frame", "register_pandas"]
 
 
 # Overloads: a plan for dry runs, an iterator with chunksize, else one object per return_type.
@@ -69,6 +71,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> ReadPlan: ...
 
@@ -90,6 +95,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pd.DataFrame]: ...
 
@@ -111,6 +119,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pa.Table]: ...
 
@@ -132,6 +143,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> pd.DataFrame: ...
 
@@ -153,6 +167,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> pa.Table: ...
 
@@ -174,6 +191,9 @@ def read_spherescout(
     max_credits: int | None = ...,
     concurrency: int = ...,
     all: bool = ...,
+    cache: bool | Literal["refresh", "only"] = ...,
+    max_age: timedelta | str | float | None = ...,
+    cache_dir: str | os.PathLike[str] | None = ...,
     **filter_kwargs: Any,
 ) -> polars.DataFrame: ...
 
@@ -194,6 +214,9 @@ def read_spherescout(
     dry_run: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     all: bool = False,  # the word a user expects: read_spherescout(all=True)
+    cache: bool | Literal["refresh", "only"] = False,
+    max_age: timedelta | str | float | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     **filter_kwargs: Any,
 ) -> Any:
     """Read the contacts matching a search into a DataFrame.
@@ -242,6 +265,19 @@ def read_spherescout(
     all
         Allow a search without any filter (every contact of the database). Without it such a
         read is refused, since it is almost always a mistake and a costly one.
+    cache
+        Keep the result in the Parquet cache (see ``docs/caching.md``): ``True`` returns the
+        stored frame when it is younger than ``max_age`` and otherwise brings it up to date
+        (pages: read again, free; export: by delta, paying only what changed); ``"refresh"``
+        brings it up to date now; ``"only"`` never touches the network
+        (:class:`~scoutframe.errors.CacheMissError` without an entry). The whole result is
+        stored; ``nrows`` and ``columns`` apply to what is returned.
+    max_age
+        With ``cache=True``: how old an entry may be before it is refreshed, as a
+        ``timedelta``, seconds, or ``"12h"``, ``"7d"``; ``None``: any age.
+    cache_dir
+        Where the cache lives; default ``SCOUTFRAME_CACHE_DIR``, else the user cache
+        directory.
     **filter_kwargs
         Filters by keyword.
 
@@ -274,7 +310,7 @@ def read_spherescout(
         filters, filter_kwargs, client=client, method=method, columns=columns, nrows=nrows,
         chunksize=chunksize, dtype_backend=dtype_backend, return_type=return_type,
         progress=progress, max_credits=max_credits, dry_run=dry_run, concurrency=concurrency,
-        include_all=all,
+        include_all=all, cache=_cache_request(cache, max_age, cache_dir),
     )  # fmt: skip
     from ._executor import execute  # on use: keeps `import scoutframe` light
 
@@ -297,6 +333,7 @@ def _request(
     dry_run: bool,
     concurrency: object,
     include_all: bool,
+    cache: CacheRequest | None,
 ) -> ReadRequest:
     """Check every argument once (:mod:`scoutframe.checks`); build the client if none."""
     checked_method = cast(Method, checks.one_of("method", method, ("auto", "pages", "export")))
@@ -306,7 +343,8 @@ def _request(
     rows = checks.optional_whole_number("nrows", nrows, minimum=0)
     chunk = checks.optional_whole_number("chunksize", chunksize, minimum=1)
     budget = checks.optional_whole_number("max_credits", max_credits, minimum=0)
-    pages_at_once = checks.whole_number("concurrency", concurrency, minimum=1)
+    pages_at_once = checks.whole_number("concurrency", concurrency, minimum=1,
+                                        maximum=MAX_CONCURRENCY)  # fmt: skip
     if chunk is not None and checked_return == "polars":
         raise ArgumentError("chunksize is not supported with return_type='polars'")
     if "filters" in filter_kwargs:
@@ -344,8 +382,26 @@ def _request(
         method=checked_method, columns=selected, nrows=rows, chunksize=chunk,
         dtype_backend=backend, return_type=checked_return,
         progress=progress_enabled(progress), max_credits=budget, dry_run=bool(dry_run),
-        concurrency=pages_at_once,
+        concurrency=pages_at_once, cache=cache,
     )  # fmt: skip
+
+
+def _cache_request(
+    cache: object, max_age: object, cache_dir: str | os.PathLike[str] | None
+) -> CacheRequest | None:
+    """Check ``cache=``, ``max_age=`` and ``cache_dir=``; ``None`` when the cache is off."""
+    from ..cache.store import parse_age
+
+    if cache is False or cache is None:
+        if max_age is not None or cache_dir is not None:
+            raise ArgumentError("max_age= and cache_dir= need cache=True (or 'refresh', 'only')")
+        return None
+    modes = {True: "use", "refresh": "refresh", "only": "only"}
+    if not isinstance(cache, bool | str) or cache not in modes:
+        raise ArgumentError(f"cache must be True, False, 'refresh' or 'only', not {cache!r}")
+    age = parse_age(max_age)  # type: ignore[arg-type]
+    return CacheRequest(mode=modes[cache], max_age=age,  # type: ignore[arg-type]
+                        cache_dir=None if cache_dir is None else Path(cache_dir))
 
 
 def read_export_csv(
@@ -376,6 +432,11 @@ def read_export_csv(
         One row per contact, no provenance (``df.attrs`` is empty: the file alone does not
         say which search it came from).
 
+    Raises
+    ------
+    ExportParseError
+        The file misses columns of the export format, or repeats a ``place_id``.
+
     Warns
     -----
     SchemaDriftWarning
@@ -387,9 +448,29 @@ def read_export_csv(
     >>> df = read_export_csv("plumbers.csv")  # doctest: +SKIP
     """
     from .. import frames
+    from ..csvread import ContractCheck
+    from ..errors import ExportParseError
 
     backend = checks.dtype_backend(dtype_backend)
-    table = frames.read_csv(path, columns=check_columns(columns))
+    try:
+        check = ContractCheck(path)
+        table = frames.read_csv(path, columns=check_columns(columns))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ExportParseError(
+            f"{path} cannot be read as an export CSV ({type(exc).__name__}: {reason}); read "
+            "only files written by ExportJob.download, client.history.download_delta or "
+            "df.spherescout.to_csv",
+            path=Path(path),
+        ) from exc
+    check.feed(table)
+    if check.problems():
+        raise ExportParseError(
+            f"{path} does not match the export format: {'; '.join(check.problems())}. Read "
+            "only files written by ExportJob.download, client.history.download_delta or "
+            "df.spherescout.to_csv",
+            path=Path(path),
+        )
     return frames.to_pandas(table, dtype_backend=backend, self_destruct=True)
 
 
@@ -398,3 +479,69 @@ def register_pandas() -> None:
     from .. import accessor  # noqa: F401 - importing it registers the accessor
 
     pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]
+
+
+def refresh_frame(
+    df: pd.DataFrame,
+    *,
+    full: bool = False,
+    max_credits: int | None = None,
+    client: Client | None = None,
+) -> pd.DataFrame:
+    """Bring a frame from ``read_spherescout`` up to date (``df.spherescout.refresh()``).
+
+    A frame served from the cache refreshes its entry (by delta for an export, by pages for a
+    pages read; ``full=True`` reads it again in full) and comes back from it. An export frame
+    that was not cached takes the delta since its last history entry, merged by ``place_id``
+    (:func:`scoutframe.merge.upsert`). A pages frame is read again (free).
+
+    Raises
+    ------
+    ArgumentError
+        When the frame carries no scoutframe provenance (name what is missing).
+    """
+    from dataclasses import replace
+
+    from ..models import PROVENANCE_ATTR, Provenance
+
+    raw = df.attrs.get(PROVENANCE_ATTR)
+    if not raw:
+        raise ArgumentError(
+            "this frame has no scoutframe provenance (df.attrs['scoutframe'] is missing: it "
+            "did not come from read_spherescout, or pandas dropped the attrs, e.g. in a "
+            "concat of different reads); read it again with read_spherescout"
+        )
+    provenance = Provenance.from_dict(raw)
+    backend: DtypeBackend = "pyarrow" if any(
+        isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"  # fmt: skip
+    method = provenance.method if provenance.method in ("pages", "export") else "export"
+    common: dict[str, Any] = {"client": client, "method": method, "dtype_backend": backend,
+                              "max_credits": max_credits, "progress": False}  # fmt: skip
+    if provenance.cache_entry is not None:
+        entry = Path(provenance.cache_entry)
+        request = _request(
+            dict(provenance.filters), {}, columns=None, nrows=None, chunksize=None,
+            return_type="pandas", dry_run=False, concurrency=DEFAULT_CONCURRENCY,
+            include_all=True, cache=CacheRequest(mode="full" if full else "refresh",
+                                                 max_age=None, cache_dir=entry.parent),
+            **common,
+        )  # fmt: skip
+        from ._executor import execute
+
+        return execute(request)  # type: ignore[no-any-return]
+    if method == "pages" or full:
+        fresh: pd.DataFrame = read_spherescout(dict(provenance.filters), all=True, **common)
+        return fresh
+    parent = provenance.history_ids[-1] if provenance.history_ids else provenance.history_id
+    if parent is None:
+        raise ArgumentError(
+            "this export frame does not record its history entry (provenance history_id), "
+            "so there is nothing to take a delta from; read it again, or with cache=True"
+        )
+    from ._delta import merge_delta
+
+    merged, spent, new_id = merge_delta(df, parent, client=client, max_credits=max_credits)
+    refreshed = replace(provenance, history_id=new_id, credits_spent=spent,
+                        history_ids=(*provenance.history_ids, new_id) if new_id else
+                        provenance.history_ids, total_count=len(merged))  # fmt: skip
+    return refreshed.attach(merged)

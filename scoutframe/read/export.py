@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from .. import frames
+from ..csvread import ContractCheck
 from ..errors import APIError, ExportParseError, InsufficientCreditsError, TransportError
 from ..jobs import ExportJob
 from ..progress import Bar, notify
+from .plan import check_spending
 from .sources import DriftWatch, Facts
 
 if TYPE_CHECKING:
@@ -131,7 +133,8 @@ class ExportSource:
         client = self.request.client
         job = self._reuse()
         if job is not None:
-            return job
+            return job  # paid for already: free, whatever the budget
+        check_spending(self.request, self.planned.plan)  # consent and budget, before paying
         target: Filters | str
         if self.planned.filters is not None:
             target = self.planned.filters
@@ -232,6 +235,13 @@ class ExportSource:
 
     def _parse(self, job: ExportJob, path: Path, rows: int | None) -> Iterator[pa.Table]:
         request = self.request
+        paid = job.lead_count if request.nrows is None else None
+        try:
+            check = ContractCheck(path, expected_rows=paid)
+        except _PARSE_ERRORS as exc:
+            raise _parse_error(job, path, exc) from exc
+        if check.header_problems():
+            raise _broken(job, path, check.header_problems())
         with Bar.rows(request.progress, self.facts().total_count, "parsing") as bar:
             try:
                 if rows is None:
@@ -242,11 +252,14 @@ class ExportSource:
                                             nrows=request.nrows, warn_drift=False)  # fmt: skip
                 for table in _guarded(parts, job, path):
                     bar.update(table.num_rows)
+                    check.feed(table)
                     yield self.drift.check(table)
             except ExportParseError:
                 raise
             except _PARSE_ERRORS as exc:
                 raise _parse_error(job, path, exc) from exc
+        if check.problems():
+            raise _broken(job, path, check.problems())
 
 
 def _guarded(parts: Iterator[pa.Table], job: ExportJob, path: Path) -> Iterator[pa.Table]:
@@ -267,6 +280,16 @@ def _parse_error(job: ExportJob, path: Path, exc: BaseException) -> ExportParseE
         f"the file of export {job.job_id} could not be read ({type(exc).__name__}: {reason}). "
         f"It is paid for and kept at {path}: read it with scoutframe.read_export_csv(path) "
         "once the cause is fixed, or run the same call again (it will not pay again)",
+        job=job, path=path,
+    )  # fmt: skip
+
+
+def _broken(job: ExportJob, path: Path, problems: list[str]) -> ExportParseError:
+    return ExportParseError(
+        f"the file of export {job.job_id} does not match the export format: "
+        f"{'; '.join(problems)}. The server sent a broken export; it is kept at {path}. Run "
+        "the same call again later (it will not pay again), and report it to SphereScout "
+        "support if it persists",
         job=job, path=path,
     )  # fmt: skip
 

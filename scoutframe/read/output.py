@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .request import ReadRequest
     from .sources import Source
 
-__all__ = ["chunks", "provenance", "whole"]
+__all__ = ["chunks", "deliver", "deliver_chunks", "provenance", "whole"]
 
 
 def provenance(request: ReadRequest, planned: Planned, source: Source) -> Provenance:
@@ -44,6 +44,7 @@ def provenance(request: ReadRequest, planned: Planned, source: Source) -> Proven
         library_version=__version__,
         emails_masked=plan.method == "pages",
         reason=plan.why + facts.note,
+        history_ids=() if facts.history_id is None else (facts.history_id,),
     )
 
 
@@ -62,15 +63,7 @@ def whole(request: ReadRequest, planned: Planned, source: Source) -> Any:
         else:
             table = pa.concat_tables(parts, promote_options="default").combine_chunks()
         del parts
-        fixed = provenance(request, planned, source)
-        result: Any
-        if request.return_type == "arrow":
-            result = frames.with_provenance(table, fixed)
-        elif request.return_type == "polars":
-            result = frames.to_polars(table)
-        else:
-            result = frames.to_pandas(table, dtype_backend=request.dtype_backend,
-                                      provenance=fixed, self_destruct=True)  # fmt: skip
+        result = deliver(request, table, provenance(request, planned, source))
     except KeyboardInterrupt as exc:
         source.note_interrupt(exc)
         raise
@@ -94,6 +87,34 @@ def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[A
                                        self_destruct=True)  # fmt: skip
                 start += n
         source.delivered()  # the caller took the last chunk: a paid file may go
+    finally:
+        if request.own_client:
+            request.client.close()
+
+
+def deliver(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Any:
+    """Convert one table to what the read returns, with its provenance."""
+    if request.return_type == "arrow":
+        return frames.with_provenance(table, fixed)
+    if request.return_type == "polars":
+        return frames.to_polars(table)
+    return frames.to_pandas(table, dtype_backend=request.dtype_backend, provenance=fixed,
+                            self_destruct=True)  # fmt: skip
+
+
+def deliver_chunks(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Iterator[Any]:
+    """Yield a table in chunks of ``request.chunksize`` rows (a cached read's chunks)."""
+    assert request.chunksize is not None
+    try:
+        for start in range(0, max(table.num_rows, 1), request.chunksize):
+            part = table.slice(start, request.chunksize)
+            if part.num_rows == 0:
+                return
+            if request.return_type == "arrow":
+                yield frames.with_provenance(part, fixed)
+            else:
+                yield frames.to_pandas(part, dtype_backend=request.dtype_backend,
+                                       provenance=fixed, index_start=start)  # fmt: skip
     finally:
         if request.own_client:
             request.client.close()

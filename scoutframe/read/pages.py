@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "MAX_CONCURRENCY",
     "MAX_PAGE_PASSES",
     "PAGE_SIZE",
     "PageDriftWarning",
@@ -52,6 +53,8 @@ PAGE_SIZE = 50
 #: pauses and retries a page whose retries ran out (``client.retry.page_rate_limited``).
 #: Kept below requests' pool size (10).
 DEFAULT_CONCURRENCY = 8
+#: At most this many pages in flight: requests keeps 10 connections per host.
+MAX_CONCURRENCY = 10
 #: How many times the pages are walked before giving up on a consistent count.
 MAX_PAGE_PASSES = 3
 

@@ -183,5 +183,5 @@ def consent_message(plan: ReadPlan, balance: int | None) -> str:
         "Choose one: method='pages' reads them for free, with masked emails; "
         f"max_credits={exact} (or method='export') buys the full data; narrower filters "
         "(a region or city, email=True, ...) make it smaller. A default budget for every "
-        "read: Client(max_credits=...) or SCOUTFRAME_MAX_CREDITS"
+        "read: Client(max_credits=...) or SCOUTFRAME_MAX_CREDITS."
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..checks import DtypeBackend
@@ -11,10 +13,20 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..filters import Filters
 
-__all__ = ["Method", "ReadRequest", "ReturnType"]
+__all__ = ["CacheMode", "CacheRequest", "Method", "ReadRequest", "ReturnType"]
 
 Method = Literal["auto", "pages", "export"]
 ReturnType = Literal["pandas", "arrow", "polars"]
+CacheMode = Literal["use", "refresh", "full", "only"]
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    """How a read uses the Parquet cache (``cache=True`` is ``"use"``)."""
+
+    mode: CacheMode
+    max_age: timedelta | None
+    cache_dir: Path | None
 
 
 @dataclass(frozen=True)
@@ -42,3 +54,4 @@ class ReadRequest:
     max_credits: int | None
     dry_run: bool
     concurrency: int
+    cache: CacheRequest | None = None

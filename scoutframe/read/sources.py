@@ -87,6 +87,8 @@ class PagesSource:
         self.planned = planned
         self.walker = PageWalker(request.client, planned.filters, nrows=request.nrows,
                                  concurrency=request.concurrency, progress=request.progress)
+        if planned.first_page is not None:  # the planner fetched page 1 already
+            self.walker.total_count = planned.first_page.total_count
         self.total_count = planned.plan.total_count
         self.drift = DriftWatch()
 

@@ -15,7 +15,8 @@ FLOORS: list[set[str]] = [
     {"retry", "wire_errors", "transport"},
     # jobs sits with the client: client.exports returns ExportJob handles.
     {"models", "filters", "endpoints", "client", "jobstore", "charging", "downloads", "jobs"},
-    {"schema", "csvread", "frames", "progress"},
+    {"schema", "csvread", "frames", "progress", "merge", "formats"},
+    {"cache", "datasets"},
     {"read"},
     {"accessor", "cli", "demo", "widgets"},
 ]

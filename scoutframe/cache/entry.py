@@ -1,0 +1,314 @@
+"""One cache entry on disk: a plain Parquet file, its manifest, its lock.
+
+::
+
+    <cache dir>/<key>/
+        data.parquet        the table, sorted by place_id; the provenance in its metadata
+        _manifest.json      what the entry is (filters, method, account, history chain, sizes)
+        .lock               the entry's file lock (filelock)
+        _delta-<id>.csv     a paid delta not merged yet (kept so that it is never paid twice)
+        .data.parquet.*.tmp a write in progress
+
+Only ``data.parquet`` lacks a ``.`` or ``_`` prefix, so Spark, pyarrow, Dask, DuckDB and Polars
+pointed at the directory see exactly the current table. Every write goes to a temporary file
+in the same directory, is fsynced and moved into place (:mod:`scoutframe.files`): a process
+killed at any moment leaves the old entry or the new one. The Parquet file is the commit
+point: its metadata holds the full manifest, so a manifest left behind by a crash is rebuilt
+from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import frames
+from ..errors import CacheError
+from ..files import atomic_path, private_directory
+from ..models import Provenance
+
+__all__ = ["CacheEntry", "Manifest"]
+
+DATA = "data.parquet"
+MANIFEST = "_manifest.json"
+LOCK = ".lock"
+#: Schema-metadata key of the manifest inside the Parquet file.
+_MANIFEST_META = b"scoutframe_cache"
+
+CachedMethod = Literal["pages", "export"]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a cache entry holds. Never a credential.
+
+    Attributes
+    ----------
+    key
+        The entry's directory name: a hash of origin, account, filters, method and schema.
+    origin
+        The API origin the data came from.
+    account
+        The account's id (not a credential).
+    filters
+        The canonical, resolved filters.
+    method
+        ``"pages"`` (free, emails masked) or ``"export"`` (full data, refreshed by delta).
+    schema_version
+        :data:`scoutframe.cache.keys.SCHEMA_VERSION` when written.
+    rows, bytes
+        Rows in the table and size of the Parquet file.
+    created_at, refreshed_at
+        When the entry was first written and last brought up to date (UTC, ISO-8601).
+    history_ids
+        The export history entries that built it, in order: the full export, then each
+        delta. The last one is where the next delta starts.
+    search_id
+        The API's id of the search.
+    aliases
+        Other spellings of the same filters that led here (names before resolution), so a
+        read with ``cache="only"`` finds the entry without the network.
+    """
+
+    key: str
+    origin: str
+    account: str
+    filters: Mapping[str, Any]
+    method: CachedMethod
+    schema_version: int
+    rows: int = 0
+    bytes: int = 0
+    created_at: str = ""
+    refreshed_at: str = ""
+    history_ids: tuple[int, ...] = ()
+    search_id: str | None = None
+    aliases: tuple[str, ...] = ()
+    credits_spent: int = field(default=0)
+
+    VERSION = 1
+
+    def __repr__(self) -> str:
+        return (f"Manifest(key={self.key[:12]!r}, method={self.method!r}, rows={self.rows:,}, "
+                f"filters={dict(self.filters)!r}, refreshed_at={self.refreshed_at!r})")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        from ..models._display import card, number
+
+        history = " → ".join(str(i) for i in self.history_ids) or None
+        step = ("Refreshed by delta: read_spherescout(..., cache='refresh') pays only what "
+                "changed." if self.method == "export" else
+                "Read again by pages (free) on refresh; emails are masked.")  # fmt: skip
+        return card(
+            f"Cache entry {self.key[:12]} ({self.method})",
+            [("filters", dict(self.filters)), ("rows", number(self.rows)),
+             ("size", number(self.bytes, "bytes")), ("created", self.created_at),
+             ("refreshed", self.refreshed_at), ("history", history),
+             ("credits spent on it", number(self.credits_spent)), ("origin", self.origin)],
+            step,
+        )  # fmt: skip
+
+    @property
+    def last_history_id(self) -> int | None:
+        """Where the next delta starts (``None`` for a pages entry)."""
+        return self.history_ids[-1] if self.history_ids else None
+
+    def age_seconds(self, now: datetime) -> float:
+        """Seconds since the entry was last brought up to date."""
+        return (now - datetime.fromisoformat(self.refreshed_at)).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form (the file, and the Parquet metadata copy)."""
+        data = asdict(self)
+        data["filters"] = dict(self.filters)
+        data["history_ids"] = list(self.history_ids)
+        data["aliases"] = list(self.aliases)
+        data["version"] = self.VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """Read a manifest; raises ``KeyError``/``TypeError``/``ValueError`` when damaged."""
+        method = data["method"]
+        if method not in ("pages", "export"):
+            raise ValueError(f"unknown method {method!r}")
+        return cls(
+            key=str(data["key"]), origin=str(data["origin"]), account=str(data["account"]),
+            filters=dict(data["filters"]), method=method,
+            schema_version=int(data["schema_version"]), rows=int(data.get("rows", 0)),
+            bytes=int(data.get("bytes", 0)), created_at=str(data.get("created_at", "")),
+            refreshed_at=str(data.get("refreshed_at", "")),
+            history_ids=tuple(int(i) for i in data.get("history_ids", ())),
+            search_id=data.get("search_id"),
+            aliases=tuple(str(a) for a in data.get("aliases", ())),
+            credits_spent=int(data.get("credits_spent", 0)),
+        )  # fmt: skip
+
+
+def now_iso() -> str:
+    """Return the current UTC time as entries record it (ISO-8601)."""
+    from .. import retry
+
+    return retry.clock().now().astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class CacheEntry:
+    """The files of one entry (which may not exist yet).
+
+    Parameters
+    ----------
+    directory
+        ``<cache dir>/<key>``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.data_path = self.directory / DATA
+        self.manifest_path = self.directory / MANIFEST
+        self.lock_path = self.directory / LOCK
+
+    def __repr__(self) -> str:
+        return f"CacheEntry({str(self.directory)!r})"
+
+    @property
+    def key(self) -> str:
+        """The entry's key (its directory name)."""
+        return self.directory.name
+
+    def exists(self) -> bool:
+        """Whether a committed table is there."""
+        return self.data_path.is_file()
+
+    def lock(self, timeout: float = 600.0) -> Any:
+        """Return the entry's inter-process lock (a context manager): one writer at a time.
+
+        A second process (or notebook) waits here, then finds the entry as the first one
+        left it: a refresh it would have done is already done, and not paid twice.
+        """
+        import filelock
+
+        private_directory(self.directory)
+        return filelock.FileLock(self.lock_path, timeout=timeout, mode=0o600)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def manifest(self) -> Manifest | None:
+        """Return the committed manifest (rebuilt from the Parquet file if the JSON is stale)."""
+        if not self.exists():
+            return None
+        inside = self._manifest_in_parquet()
+        try:
+            outside = Manifest.from_json(json.loads(self.manifest_path.read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            outside = None
+        if inside is None:
+            return outside
+        if outside is not None and _same_data(outside, inside):
+            return outside  # the JSON copy knows the size and the latest check
+        # A crash between the data and the manifest: the data wins.
+        inside = replace(inside, bytes=self.data_path.stat().st_size)
+        self.write_manifest(inside)
+        return inside
+
+    def _manifest_in_parquet(self) -> Manifest | None:
+        try:
+            meta = pq.read_schema(self.data_path).metadata or {}
+            raw = meta.get(_MANIFEST_META)
+            return None if raw is None else Manifest.from_json(json.loads(raw))
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+            raise CacheError(
+                f"the cache entry {self.directory} is damaged ({type(exc).__name__}); remove "
+                "it with scoutframe.Cache().remove(...) or `scoutframe cache clear`"
+            ) from exc
+
+    def read(self, columns: Sequence[str] | None = None) -> tuple[pa.Table, Provenance | None]:
+        """Return the table (all columns, or ``columns``) and the provenance stored with it."""
+        try:
+            table = pq.read_table(self.data_path, columns=list(columns) if columns else None)
+        except (OSError, pa.ArrowException) as exc:
+            raise CacheError(
+                f"the cache entry {self.directory} cannot be read ({type(exc).__name__}: "
+                f"{exc}); refresh it with cache='refresh' or remove it"
+            ) from exc
+        provenance = frames.provenance_of(table.schema)
+        return table.replace_schema_metadata(None), provenance
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def commit(self, table: pa.Table, manifest: Manifest, provenance: Provenance) -> Manifest:
+        """Write ``table`` as the entry's data, atomically; then its manifest. Return it.
+
+        The caller holds :meth:`lock`.
+        """
+        from ..formats import with_file_metadata
+
+        private_directory(self.directory)
+        self._drop_leftovers()
+        # The metadata of every Parquet file scoutframe writes: the provenance, and what
+        # plain pd.read_parquet needs to read it back (see scoutframe.formats).
+        table = with_file_metadata(table.replace_schema_metadata(None), provenance=provenance)
+        manifest = replace(manifest, rows=table.num_rows, bytes=0)
+        with atomic_path(self.data_path, private=True) as temp:
+            meta = dict(table.schema.metadata or {})
+            meta[_MANIFEST_META] = json.dumps(manifest.to_json()).encode()
+            pq.write_table(table.replace_schema_metadata(meta), temp)
+            manifest = replace(manifest, bytes=os.path.getsize(temp))
+        self.write_manifest(manifest)
+        return manifest
+
+    def _drop_leftovers(self) -> None:
+        """Remove temporary files of writers killed mid-write (the caller holds the lock)."""
+        for path in self.directory.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files a killed writer left (hidden from readers; gone at the next write)."""
+        return sorted(self.directory.glob(".*.tmp")) if self.directory.is_dir() else []
+
+    def touch(self, manifest: Manifest) -> Manifest:
+        """Record that the entry was found up to date now: only the manifest changes."""
+        touched = replace(manifest, refreshed_at=now_iso())
+        self.write_manifest(touched)
+        return touched
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Write the manifest's JSON copy (atomic, 0600); the data file is not touched."""
+        with atomic_path(self.manifest_path, private=True) as temp:
+            temp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True), "utf-8")
+
+    def remove(self) -> int:
+        """Delete the entry's files; return the bytes freed."""
+        freed = 0
+        if self.directory.is_dir():
+            for path in sorted(self.directory.iterdir()):
+                if path.is_file():
+                    freed += path.stat().st_size
+                    path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # something not ours is in it: left alone
+                self.directory.rmdir()
+        return freed
+
+    def pending_delta(self, parent: int) -> Path:
+        """Where a paid delta from history entry ``parent`` waits until it is merged."""
+        return self.directory / f"_delta-{parent}.csv"
+
+
+def _same_data(a: Manifest, b: Manifest) -> bool:
+    """Whether two manifests describe the same table (size, last check, aliases aside)."""
+    blank = {"bytes": 0, "refreshed_at": "", "aliases": ()}
+    return replace(a, **blank) == replace(b, **blank)  # type: ignore[arg-type]
+
+
+def utc_now() -> datetime:
+    """Return the current UTC time on the retry clock (for ages)."""
+    from .. import retry
+
+    return retry.clock().now()

@@ -1,0 +1,283 @@
+"""The cache as a whole: ``scoutframe.Cache`` lists, finds, verifies, prunes and clears entries.
+
+Reads go through ``read_spherescout(..., cache=...)``; this is the management side, and what
+``scoutframe cache list | show | refresh | prune | clear | verify`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ArgumentError, CacheError, CacheMissError
+from ..schema import CONTACT_SCHEMA
+from .entry import CachedMethod, CacheEntry, Manifest, utc_now
+from .keys import SCHEMA_VERSION, cache_root, entry_key
+
+if TYPE_CHECKING:
+    from ..filters import Filters
+
+__all__ = ["Cache", "parse_age"]
+
+
+def parse_age(value: timedelta | str | float | None, *, name: str = "max_age") -> timedelta | None:
+    """Read an age: a ``timedelta``, seconds, or text such as ``"90s"``, ``"12h"``, ``"7d"``.
+
+    Raises
+    ------
+    ArgumentError
+        For anything else, with the accepted spellings.
+    """
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        text = value.strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+        number, unit = text[:-1], text[-1:]
+        if unit in units and number.replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(number) * units[unit])
+    raise ArgumentError(
+        f"{name} must be a timedelta, a number of seconds or a text such as '90s', '30m', "
+        f"'12h', '7d', '2w'; not {value!r}"
+    )
+
+
+class Cache:
+    """The Parquet cache of reads: one directory per entry.
+
+    Parameters
+    ----------
+    cache_dir
+        Where entries live; default ``SCOUTFRAME_CACHE_DIR``, else the platform's user cache
+        directory.
+
+    Examples
+    --------
+    >>> cache = scoutframe.Cache()  # doctest: +SKIP
+    >>> cache.entries()[["method", "rows", "refreshed"]]  # doctest: +SKIP
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        self.root = cache_root(cache_dir)
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def entry(
+        self, origin: str, account: str, filters: Filters, method: CachedMethod
+    ) -> CacheEntry:
+        """Return the entry of a read (which may not exist yet)."""
+        return CacheEntry(self.root / entry_key(origin, account, filters.cache_key, method))
+
+    def _all(self) -> Iterator[tuple[CacheEntry, Manifest | None]]:
+        if not self.root.is_dir():
+            return
+        for directory in sorted(self.root.iterdir()):
+            if directory.is_dir() and not directory.name.startswith((".", "_")):
+                entry = CacheEntry(directory)
+                try:
+                    manifest = entry.manifest()
+                except CacheError:
+                    manifest = None
+                yield entry, manifest
+
+    def find(
+        self,
+        *,
+        origin: str,
+        filters_key: str,
+        method: CachedMethod | None = None,
+        account: str | None = None,
+    ) -> list[tuple[CacheEntry, Manifest]]:
+        """Return the entries of a search, found without the network.
+
+        By canonical filters or a spelling that led to them; export entries first, then the
+        most recently refreshed.
+        """
+        found = []
+        for entry, manifest in self._all():
+            if manifest is None or manifest.origin != origin:
+                continue
+            if manifest.schema_version != SCHEMA_VERSION:
+                continue
+            if method is not None and manifest.method != method:
+                continue
+            if account is not None and manifest.account != account:
+                continue
+            spellings = {_canonical(manifest.filters), *manifest.aliases}
+            if filters_key in spellings:
+                found.append((entry, manifest))
+        found.sort(key=lambda em: em[1].refreshed_at, reverse=True)  # newest first,
+        found.sort(key=lambda em: em[1].method != "export")  # exports before pages (stable)
+        return found
+
+    def entries(self) -> pd.DataFrame:
+        """Return one row per entry: filters, method, rows, bytes, times, history, path.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``key``, ``filters`` (canonical JSON), ``method``, ``rows``, ``bytes``,
+            ``created``, ``refreshed`` (UTC), ``last_history_id``, ``origin``, ``path``; a
+            damaged entry has ``method`` ``"damaged"`` (``verify()`` says more).
+        """
+        rows: list[dict[str, Any]] = []
+        for entry, manifest in self._all():
+            if manifest is None:
+                rows.append({"key": entry.key, "method": "damaged", "path": str(entry.directory)})
+                continue
+            rows.append({
+                "key": manifest.key, "filters": _canonical(manifest.filters),
+                "method": manifest.method, "rows": manifest.rows, "bytes": manifest.bytes,
+                "created": manifest.created_at, "refreshed": manifest.refreshed_at,
+                "last_history_id": manifest.last_history_id, "origin": manifest.origin,
+                "path": str(entry.directory),
+            })  # fmt: skip
+        frame = pd.DataFrame(rows, columns=["key", "filters", "method", "rows", "bytes",
+                                            "created", "refreshed", "last_history_id",
+                                            "origin", "path"])  # fmt: skip
+        for name in ("created", "refreshed"):
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+        for name in ("rows", "bytes", "last_history_id"):
+            frame[name] = frame[name].astype("Int64")
+        return frame
+
+    def _by_key(self, key: str) -> tuple[CacheEntry, Manifest]:
+        matches = [(e, m) for e, m in self._all() if e.key.startswith(key) and m is not None]
+        if len(matches) != 1:
+            what = "no entry" if not matches else f"{len(matches)} entries"
+            raise CacheMissError(
+                f"{what} of the cache at {self.root} has a key starting with {key!r}; see "
+                "Cache().entries() (or `scoutframe cache list`) for the keys"
+            )
+        return matches[0]
+
+    def get(self, key: str, *, dtype_backend: str = "pyarrow") -> pd.DataFrame:
+        """Return an entry's frame by key (or a unique key prefix), without the network."""
+        from .. import checks, frames
+
+        entry, _ = self._by_key(key)
+        table, provenance = entry.read()
+        return frames.to_pandas(table, dtype_backend=checks.dtype_backend(dtype_backend),
+                                provenance=provenance)  # fmt: skip
+
+    def remove(self, key: str) -> int:
+        """Delete an entry (by key or unique key prefix); return the bytes freed."""
+        entry, _ = self._by_key(key)
+        with entry.lock():
+            return entry.remove()
+
+    def clear(self) -> int:
+        """Delete every entry; return how many were removed."""
+        removed = 0
+        for entry, _ in list(self._all()):
+            with entry.lock():
+                entry.remove()
+            removed += 1
+        return removed
+
+    def prune(
+        self,
+        older_than: timedelta | str | float | None = None,
+        max_bytes: int | None = None,
+    ) -> list[str]:
+        """Delete old entries; return the keys removed.
+
+        First those not refreshed for ``older_than``, then the least recently refreshed ones
+        until the cache holds at most ``max_bytes``. Entries of another schema version and
+        damaged ones always go.
+        """
+        age = parse_age(older_than, name="older_than")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(
+                max_bytes, int) or max_bytes < 0):  # fmt: skip
+            raise ArgumentError(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+        now = utc_now()
+        removed: list[str] = []
+        kept: list[tuple[CacheEntry, Manifest]] = []
+        for entry, manifest in list(self._all()):
+            stale = manifest is None or manifest.schema_version != SCHEMA_VERSION or (
+                age is not None and manifest.age_seconds(now) > age.total_seconds())  # fmt: skip
+            if stale:
+                with entry.lock():
+                    entry.remove()
+                removed.append(entry.key)
+            else:
+                assert manifest is not None
+                kept.append((entry, manifest))
+        if max_bytes is not None:
+            kept.sort(key=lambda em: em[1].refreshed_at)  # least recently refreshed first
+            total = sum(m.bytes for _, m in kept)
+            for entry, manifest in kept:
+                if total <= max_bytes:
+                    break
+                with entry.lock():
+                    entry.remove()
+                total -= manifest.bytes
+                removed.append(entry.key)
+        return removed
+
+    def verify(self) -> pd.DataFrame:
+        """Read every entry whole and check it: rows, schema, keys, manifest.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``key``, ``ok`` (bool), ``problem`` (empty when ok), ``path``.
+        """
+        report = []
+        for entry, manifest in self._all():
+            report.append({"key": entry.key, **_check(entry, manifest),
+                           "path": str(entry.directory)})  # fmt: skip
+        return pd.DataFrame(report, columns=["key", "ok", "problem", "path"])
+
+
+def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
+    if manifest is None:
+        return {"ok": False, "problem": "no readable manifest or data file"}
+    try:
+        table, _ = entry.read()
+    except CacheError as exc:
+        return {"ok": False, "problem": str(exc)}
+    problems = []
+    if table.num_rows != manifest.rows:
+        problems.append(f"{table.num_rows} rows, the manifest says {manifest.rows}")
+    for field in CONTACT_SCHEMA:
+        if field.name not in table.column_names:
+            problems.append(f"column {field.name} is missing")
+        elif table.schema.field(field.name).type != field.type:
+            problems.append(f"column {field.name} is {table.schema.field(field.name).type}")
+    if "place_id" in table.column_names:
+        ids = table.column("place_id")
+        if ids.null_count or len(ids.unique()) != len(ids):
+            problems.append("place_id values are missing or repeated")
+        elif len(ids) > 1 and not _sorted(ids):
+            problems.append("rows are not in place_id order")
+    if manifest.bytes and Path(entry.data_path).stat().st_size != manifest.bytes:
+        problems.append("the data file's size differs from the manifest's")
+    return {"ok": not problems, "problem": "; ".join(problems)}
+
+
+def _sorted(ids: pa.ChunkedArray) -> bool:
+    import pyarrow.compute as pc
+
+    flat = ids.combine_chunks()
+    return bool(pc.all(pc.less_equal(flat[:-1], flat[1:])).as_py())
+
+
+def _canonical(filters: Mapping[str, Any]) -> str:
+    from ..filters import Filters
+
+    try:
+        return Filters.from_any(dict(filters)).cache_key
+    except (ValueError, TypeError):
+        return ""

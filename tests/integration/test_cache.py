@@ -1,0 +1,250 @@
+"""The Parquet cache over the sandbox, ledger-checked: pay once, then only for what changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+import scoutframe
+from scoutframe import CacheMissError, Client, ConsentError, read_spherescout
+from scoutframe.cache import Cache, CacheEntry
+from scoutframe.sandbox import Sandbox
+
+FILTERS = {"countries": "FR"}
+
+
+def debits(sb: Sandbox, account_id: int) -> list[int]:
+    return [int(e["delta"]) for e in sb.admin.ledger(account_id) if int(e["delta"]) < 0]
+
+
+@pytest.fixture
+def acct(sandbox_docs: Sandbox, tmp_path: Path) -> Any:
+    account = sandbox_docs.admin.create_account(credits=10_000_000)
+    client = Client(account["api_key"], sandbox_docs.url, allow_http=True,
+                    state_dir=tmp_path / "state", poll_interval=(0.02, 0.1),
+                    backoff_factor=0.01)  # fmt: skip
+    yield type("Acct", (), {"client": client, "id": int(account["id"]), "key": account["api_key"],
+                            "cache": tmp_path / "cache"})  # fmt: skip
+    client.close()
+
+
+def cached(acct: Any, **kwargs: Any) -> pd.DataFrame:
+    options = {**FILTERS, "client": acct.client, "method": "export", "cache": True,
+               "cache_dir": acct.cache, "progress": False, **kwargs}  # fmt: skip
+    return read_spherescout(**options)
+
+
+def test_a_hit_spends_nothing_and_returns_the_frame_stored(
+    sandbox_docs: Sandbox, acct: Any
+) -> None:
+    first = cached(acct)
+    assert first.attrs["scoutframe"]["credits_spent"] == len(first)
+    assert first["place_id"].is_monotonic_increasing
+    spent = debits(sandbox_docs, acct.id)
+    again = cached(acct)
+    assert again.equals(first)
+    assert [again[c].dtype for c in again] == [first[c].dtype for c in first]
+    meta = again.attrs["scoutframe"]
+    assert meta["credits_spent"] == 0
+    assert meta["cache_entry"] == first.attrs["scoutframe"]["cache_entry"]
+    assert meta["history_ids"] == first.attrs["scoutframe"]["history_ids"] != []
+    assert meta["cache_age_seconds"] >= 0
+    assert debits(sandbox_docs, acct.id) == spent == [-len(first)]
+    narrow = cached(acct, columns=["place_id", "email"], nrows=7)
+    assert narrow.equals(first[["place_id", "email"]].head(7))
+
+
+@pytest.mark.parametrize("backend", ["pyarrow", "numpy_nullable"])
+def test_dtypes_and_provenance_round_trip_through_the_cache(acct: Any, backend: str) -> None:
+    fresh = cached(acct, dtype_backend=backend)
+    hit = cached(acct, dtype_backend=backend)
+    assert list(hit.dtypes) == list(fresh.dtypes)
+    pd.testing.assert_frame_equal(hit, fresh)
+    kept = {k: v for k, v in fresh.attrs["scoutframe"].items()
+            if k not in ("credits_spent", "reason", "cache_age_seconds", "fetched_at")}
+    assert {k: hit.attrs["scoutframe"][k] for k in kept} == kept
+
+
+def test_max_age_decides_when_an_entry_is_refreshed(sandbox_docs: Sandbox, acct: Any) -> None:
+    first = cached(acct)
+    sandbox_docs.admin.add_contacts(50)
+    young = cached(acct, max_age="1h")
+    assert young.equals(first)  # young enough: not even asked
+    assert young.attrs["scoutframe"]["history_ids"] == first.attrs["scoutframe"]["history_ids"]
+    with pytest.raises(ConsentError, match=r"costs .* credits \(the delta\)"):
+        cached(acct, method="auto", max_age=0)  # stale, and paying needs a budget
+    fresh = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
+    old = cached(acct, max_age=0)
+    assert old.attrs["scoutframe"]["credits_spent"] == fresh
+    assert len(old) >= len(first)
+
+
+def test_refresh_with_nothing_new_spends_nothing(sandbox_docs: Sandbox, acct: Any) -> None:
+    first = cached(acct)
+    before = debits(sandbox_docs, acct.id)
+    again = cached(acct, cache="refresh")
+    assert again.equals(first)
+    assert again.attrs["scoutframe"]["credits_spent"] == 0
+    assert "nothing new" in again.attrs["scoutframe"]["reason"]
+    assert debits(sandbox_docs, acct.id) == before
+
+
+def test_a_refresh_pays_exactly_the_delta_and_equals_a_full_export(
+    sandbox_docs: Sandbox, acct: Any, tmp_path: Path
+) -> None:
+    first = cached(acct)
+    sandbox_docs.admin.add_contacts(400)
+    sandbox_docs.admin.recollect(400)
+    new = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
+    assert new > 0
+    before = debits(sandbox_docs, acct.id)
+    refreshed = cached(acct, cache="refresh")
+    assert debits(sandbox_docs, acct.id) == [*before, -new]  # exactly the delta's rows
+    assert refreshed.attrs["scoutframe"]["credits_spent"] == new
+    assert len(refreshed.attrs["scoutframe"]["history_ids"]) == 2
+    with Client(acct.key, sandbox_docs.url, allow_http=True, state_dir=tmp_path / "other") as c:
+        full = read_spherescout(**FILTERS, client=c, method="export", progress=False)
+    pd.testing.assert_frame_equal(refreshed.reset_index(drop=True), full.reset_index(drop=True))
+    hit = cached(acct)
+    pd.testing.assert_frame_equal(hit, refreshed)
+
+
+def test_only_reads_with_the_sandbox_stopped(tmp_path: Path) -> None:
+    sb = Sandbox(contacts=5_000, data_dir=tmp_path / "sb", rate_limit=0)
+    sb.start()
+    try:
+        client = Client(sb.api_key, sb.url, allow_http=True, state_dir=tmp_path / "state")
+        kwargs = {"client": client, "cache_dir": tmp_path / "cache", "progress": False}
+        with pytest.warns(scoutframe.MaskedEmailWarning):
+            first = read_spherescout(countries="FR", category="Plumber", cache=True, **kwargs)
+    finally:
+        sb.stop()
+    with pytest.warns(scoutframe.MaskedEmailWarning):  # same names, resolved offline by alias
+        offline = read_spherescout(countries="FR", category="Plumber", cache="only", **kwargs)
+    pd.testing.assert_frame_equal(offline, first)
+    assert offline.attrs["scoutframe"]["emails_masked"] is True
+    with pytest.raises(CacheMissError, match="cache='only' never reads from the network"):
+        read_spherescout(countries="BE", cache="only", **kwargs)
+    client.close()
+
+
+def test_pages_and_export_entries_are_apart(sandbox_docs: Sandbox, acct: Any) -> None:
+    with pytest.warns(scoutframe.MaskedEmailWarning):
+        pages = cached(acct, method="pages")
+    exported = cached(acct)
+    assert pages.attrs["scoutframe"]["cache_entry"] != exported.attrs["scoutframe"]["cache_entry"]
+    assert set(pages["place_id"]) == set(exported["place_id"])
+    assert debits(sandbox_docs, acct.id) == [-len(exported)]  # the pages entry was free
+    entries = Cache(acct.cache).entries()
+    assert sorted(entries["method"]) == ["export", "pages"]
+    assert (entries["rows"] == len(exported)).all()
+
+
+def test_the_entry_is_plain_parquet_private_and_holds_no_credential(acct: Any) -> None:
+    frame = cached(acct)
+    directory = Path(frame.attrs["scoutframe"]["cache_entry"])
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = [p for p in directory.iterdir() if p.is_file()]
+    assert {p.name for p in files} == {"data.parquet", "_manifest.json", ".lock"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+        assert acct.key not in path.read_bytes().decode("latin-1")
+    # Readers pointed at the directory see exactly the table.
+    assert pads.dataset(directory, format="parquet").to_table().num_rows == len(frame)
+    import polars as pl
+
+    assert pl.scan_parquet(directory / "*.parquet").collect().height == len(frame)
+    stored = pq.read_table(directory / "data.parquet")
+    assert stored.column("place_id").to_pylist() == frame["place_id"].tolist()
+    manifest = json.loads((directory / "_manifest.json").read_text())
+    assert manifest["rows"] == len(frame)
+    assert manifest["account"] == str(acct.id)
+
+
+def test_a_delta_paid_but_not_merged_is_not_paid_again(
+    sandbox_docs: Sandbox, acct: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cached(acct)
+    sandbox_docs.admin.add_contacts(60)
+    new = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
+    before = debits(sandbox_docs, acct.id)
+    real_commit = CacheEntry.commit
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # after the delta was paid and saved, before the merge lands
+
+    monkeypatch.setattr(CacheEntry, "commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cached(acct, cache="refresh")
+    directory = Path(first.attrs["scoutframe"]["cache_entry"])
+    assert list(directory.glob("_delta-*.csv"))  # the paid delta waits in the entry
+    assert cached(acct, method="auto").equals(first)  # still the old entry, readable
+    monkeypatch.setattr(CacheEntry, "commit", real_commit)
+    refreshed = cached(acct, cache="refresh")
+    assert debits(sandbox_docs, acct.id) == [*before, -new]  # paid once
+    assert len(refreshed) >= len(first)
+    assert list(directory.glob("_delta-*.csv")) == []
+
+
+def test_the_accessor_refreshes_cached_and_uncached_frames(sandbox_docs: Sandbox, acct: Any,
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    frame = cached(acct)
+    plain = read_spherescout(**FILTERS, client=acct.client, method="export", progress=False)
+    assert plain.spherescout.cache_entry is None
+    assert frame.spherescout.cache_entry == Path(frame.attrs["scoutframe"]["cache_entry"])
+    assert frame.spherescout.filters == scoutframe.Filters(countries="FR")
+    assert frame.spherescout.freshness(client=acct.client).is_fresh
+    sandbox_docs.admin.add_contacts(80)
+    sandbox_docs.admin.recollect(40)
+    new = frame.spherescout.freshness(client=acct.client).new_count
+    before = debits(sandbox_docs, acct.id)
+    via_cache = frame.spherescout.refresh(client=acct.client, max_credits=new)
+    via_delta = plain.spherescout.refresh(client=acct.client, max_credits=new)
+    assert debits(sandbox_docs, acct.id) == [*before, -new, -new]
+    pd.testing.assert_frame_equal(via_cache.reset_index(drop=True),
+                                  via_delta.reset_index(drop=True), check_like=False)
+    with pytest.raises(scoutframe.ArgumentError, match="did not come from read_spherescout"):
+        pd.DataFrame({"place_id": ["x"]}).spherescout.refresh()
+
+
+def test_two_processes_refreshing_one_entry_pay_the_delta_once(
+    sandbox_docs: Sandbox, acct: Any, tmp_path: Path
+) -> None:
+    first = cached(acct)
+    sandbox_docs.admin.add_contacts(120)
+    new = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
+    before = debits(sandbox_docs, acct.id)
+    script = textwrap.dedent(f"""
+        import json, sys
+        from scoutframe import Client, read_spherescout
+        with Client({acct.key!r}, {sandbox_docs.url!r}, allow_http=True,
+                    state_dir=sys.argv[1], poll_interval=(0.02, 0.1)) as client:
+            df = read_spherescout(countries="FR", client=client, method="export",
+                                  cache="refresh", cache_dir={str(acct.cache)!r}, progress=False)
+        print(json.dumps([len(df), df.attrs["scoutframe"]["credits_spent"]]))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"s{n}")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for n in range(2)]  # fmt: skip
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(spent for _, spent in results) == [0, new]  # one paid, the other found it fresh
+    assert results[0][0] == results[1][0]
+    assert debits(sandbox_docs, acct.id) == [*before, -new]
+    report = Cache(acct.cache).verify()
+    assert report["ok"].all(), report["problem"].tolist()

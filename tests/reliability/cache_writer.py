@@ -1,0 +1,39 @@
+"""Commit two tables to one cache entry in turn, for ever (killed by the crash test)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from scoutframe import frames
+from scoutframe.cache.entry import CacheEntry, Manifest, now_iso
+from scoutframe.models import Provenance
+
+
+def table(rows: int, tag: str) -> pa.Table:
+    records = [{"place_id": f"p{n:07d}", "name": f"{tag} {n}", "email": [f"{tag}{n}@x.fr"],
+                "zipcode": "01000", "country": "NA", "collected_at": "2026-01-01T00:00:00Z"}
+               for n in range(rows)]  # fmt: skip
+    return frames.records_to_table(records, warn_drift=False)
+
+
+def main() -> None:
+    entry = CacheEntry(Path(sys.argv[1]))
+    versions = [table(int(sys.argv[2]), "old"), table(int(sys.argv[2]) + 5, "new")]
+    n = 0
+    print("ready", flush=True)
+    while True:
+        current = versions[n % 2]
+        manifest = Manifest(key=entry.key, origin="http://127.0.0.1:1", account="1",
+                            filters={"countries": ["NA"]}, method="export", schema_version=1,
+                            created_at=now_iso(), refreshed_at=now_iso(),
+                            history_ids=(n + 1,))  # fmt: skip
+        with entry.lock():
+            entry.commit(current, manifest, Provenance(history_id=n + 1))
+        n += 1
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""A cache writer killed with SIGKILL at many moments leaves the old entry or the new one."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as pads
+
+from scoutframe.cache import Cache
+from scoutframe.cache.entry import CacheEntry
+
+WRITER = Path(__file__).with_name("cache_writer.py")
+ROWS = 60_000
+
+
+def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
+    tmp_path: Path, soak: bool, figures: Any
+) -> None:
+    points = 50 if soak else 20
+    rng = random.Random(20261129)
+    entry_dir = tmp_path / "cache" / "0123456789abcdef0123456789abcdef"
+    outcomes = {"old": 0, "new": 0}
+    for _ in range(points):
+        writer = subprocess.Popen([sys.executable, str(WRITER), str(entry_dir), str(ROWS)],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.6))  # somewhere in a write (a commit takes ~0.1 s)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        writer.stdout.close()
+        entry = CacheEntry(entry_dir)
+        manifest = entry.manifest()
+        if manifest is None:  # killed before its first commit finished: nothing there yet
+            assert not entry.exists()
+            continue
+        table, provenance = entry.read()
+        assert table.num_rows in (ROWS, ROWS + 5)
+        assert manifest.rows == table.num_rows  # the manifest agrees with the data
+        assert provenance is not None
+        assert provenance.history_id == manifest.last_history_id
+        names = set(table.column("name").to_pylist())
+        tag = "old" if table.num_rows == ROWS else "new"
+        assert {n.split()[0] for n in names} == {tag}  # never a mix of two versions
+        outcomes[tag] += 1
+        visible = pads.dataset(entry_dir, format="parquet").to_table()
+        assert visible.num_rows == table.num_rows  # leftovers are hidden from readers
+        report = Cache(tmp_path / "cache").verify()
+        assert report["ok"].tolist() == [True]
+    assert outcomes["old"] + outcomes["new"] >= points - 2
+    assert outcomes["old"]  # the kills landed on both sides
+    assert outcomes["new"]
+    figures.add("cache writer kills", points)
+    with CacheEntry(entry_dir).lock():  # the next writer clears what killed ones left
+        CacheEntry(entry_dir)._drop_leftovers()
+    assert CacheEntry(entry_dir).leftovers() == []
