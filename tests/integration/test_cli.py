@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from scoutframe.cli import main
+from scoutframe import read_export_csv
+from scoutframe.cli import in_cli_terms, lists_joined, main
 from scoutframe.client import Client
 from scoutframe.sandbox import Sandbox
 
@@ -33,7 +39,18 @@ def account_env(
     monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
+    monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "cache"))
     return {"id": str(account["id"]), "api_key": account["api_key"]}
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[int]:
+    """Run under the umask most systems give users (022): new files are 0644."""
+    previous = os.umask(0o022)
+    try:
+        yield 0o022
+    finally:
+        os.umask(previous)
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,8 +58,57 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("sandbox", "demo", "search"):
-        assert command in out
+    for command in ("sandbox", "demo", "search", "profile", "countries", "categories",
+                    "locations", "history", "exports", "keys", "cache"):
+        assert f"  {command} " in out, command
+    assert "130" in out  # the exit statuses are documented
+
+
+def test_help_imports_nothing_of_the_client() -> None:
+    """``scoutframe --help`` costs what ``import scoutframe`` costs, and nothing more."""
+    code = (
+        "import sys, json, scoutframe\n"
+        "before = set(sys.modules)\n"
+        "from scoutframe.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    output = subprocess.check_output([sys.executable, "-c", code], text=True)
+    added = json.loads(output.splitlines()[-1])
+    for heavy in ("requests", "urllib3", "tqdm", "scoutframe.client", "scoutframe.sandbox",
+                  "scoutframe.cli.search", "scoutframe.cache", "pyarrow.parquet"):
+        assert heavy not in added, heavy
+
+
+def test_sandbox_is_dispatched_without_the_client() -> None:
+    code = (
+        "import sys, json\n"
+        "from scoutframe.cli import main\n"
+        "try:\n    main(['sandbox', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    output = subprocess.check_output([sys.executable, "-c", code], text=True)
+    assert "usage: scoutframe sandbox" in output
+    loaded = json.loads(output.splitlines()[-1])
+    assert "scoutframe.sandbox.server" in loaded
+    for name in ("scoutframe.client", "scoutframe.transport", "requests"):
+        assert name not in loaded, name
+    done = subprocess.run([sys.executable, "-m", "scoutframe.cli", "--version"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout.startswith("scoutframe ")
+
+
+def test_package_keeps_the_old_module_surface() -> None:
+    frame = pd.DataFrame({"email": [["a@b.fr", "c@d.fr"], []], "name": ["x", "y"]})
+    assert list(lists_joined(frame)["email"]) == ["a@b.fr; c@d.fr", ""]
+    assert in_cli_terms("use method='pages'") == "use --method pages"
+    script = Path(sys.executable).with_name("scoutframe")
+    if script.exists():  # the console entry point scoutframe.cli:main
+        done = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0
+        assert done.stdout.startswith("scoutframe ")
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,6 +138,7 @@ def test_pages_to_parquet_keeps_types(
     sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "plumbers.parquet"
     status = main(["search", "-o", str(target), "--countries", "FR,BE", "--category",
                    "Plumber", "--method", "pages"])
@@ -113,6 +180,9 @@ def test_export_to_csv_matches_the_contract_format(
     assert not any("*" in row["email"] for row in rows), "exports carry real emails"
     ledger = sandbox_docs.admin.ledger(int(account_env["id"]))
     assert -sum(entry["delta"] for entry in ledger if entry["delta"] < 0) == len(rows)
+    again = read_export_csv(target)  # the export format: read back typed, exactly
+    assert len(again) == len(rows)
+    assert again["zipcode"].map(lambda value: value is None or isinstance(value, str)).all()
 
 
 def test_misspelt_category_fails_with_suggestions_and_writes_nothing(
@@ -177,3 +247,60 @@ def test_unknown_column_is_a_clear_usage_error(
     assert "nom" in err
     assert "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_outputs_get_the_umask_mode_not_0600(
+    account_env: dict[str, str], tmp_path: Path, usual_umask: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A report written for a shared folder is readable there, as any new file would be."""
+    for name in ("plumbers.parquet", "plumbers.csv"):
+        target = tmp_path / name
+        status = main(["search", "-o", str(target), "--countries", "FR", "--category",
+                       "Plumber", "--method", "pages"])  # fmt: skip
+        assert status == 0, capsys.readouterr().err
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644, name
+
+
+def test_a_missing_output_directory_is_refused_not_created(
+    sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = sandbox_docs.admin.ledger(int(account_env["id"]))
+    target = tmp_path / "typo" / "plumbers.csv"
+    status = main(["search", "-o", str(target), "--countries", "FR", "--category", "Plumber",
+                   "--method", "export"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scoutframe search: ")
+    assert "does not exist" in err
+    assert f"mkdir -p {target.parent}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "typo").exists()
+    assert sandbox_docs.admin.ledger(int(account_env["id"])) == before  # refused before paying
+
+
+def test_output_is_required_unless_dry_run(
+    account_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--countries", "FR"])
+    assert exit_info.value.code == 2
+    assert "-o/--output" in capsys.readouterr().err
+    assert main(["search", "--countries", "FR", "--category", "Plumber", "--dry-run"]) == 0
+    assert "ReadPlan" in capsys.readouterr().out
+
+
+def test_no_api_key_in_any_output(
+    account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["profile"], ["profile", "--json"], ["keys", "list", "--json"],
+                 ["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR", "--category",
+                  "Plumber", "--method", "pages", "-v"]):  # fmt: skip
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        assert account_env["api_key"] not in captured.out + captured.err, argv
+    assert "scoutframe: GET /api/companies" in captured.err  # -v logs requests, not the key
+    import logging
+
+    assert not logging.getLogger("scoutframe").handlers  # -v cleaned up after itself
