@@ -14,13 +14,17 @@ from scoutframe._version import __version__
 from scoutframe.read import read_spherescout, register_pandas
 
 if TYPE_CHECKING:
+    from scoutframe.cache import Cache
     from scoutframe.client import Client
+    from scoutframe.datasets import open_dataset, write_dataset
     from scoutframe.errors import (
         APIError,
         ArgumentError,
         AuthenticationError,
         BadRequestError,
         BudgetError,
+        CacheError,
+        CacheMissError,
         ConfigurationError,
         ConsentError,
         DownloadExpiredError,
@@ -39,7 +43,9 @@ if TYPE_CHECKING:
         TransportError,
     )
     from scoutframe.filters import Filters
+    from scoutframe.formats import read_parquet
     from scoutframe.jobs import ExportJob
+    from scoutframe.merge import upsert
     from scoutframe.models import (
         ApiKey,
         Delta,
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     )
     from scoutframe.read import PageDriftWarning, read_export_csv
     from scoutframe.schema import MaskedEmailWarning, SchemaDriftWarning
+    from scoutframe.widgets import SearchForm, search_form
 
 __all__ = [
     "APIError",
@@ -61,6 +68,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetError",
+    "Cache",
+    "CacheError",
+    "CacheMissError",
     "Client",
     "ConfigurationError",
     "ConsentError",
@@ -88,17 +98,24 @@ __all__ = [
     "ReadPlan",
     "SchemaDriftWarning",
     "ScoutError",
+    "SearchForm",
     "SearchPage",
     "ServerError",
     "TransportError",
     "__version__",
+    "open_dataset",
     "read_export_csv",
+    "read_parquet",
     "read_spherescout",
+    "search_form",
+    "upsert",
+    "write_dataset",
 ]
 
 # Where each lazily imported public name lives.
 _LAZY = {
     "ApiKey": "scoutframe.models",
+    "Cache": "scoutframe.cache",
     "Client": "scoutframe.client",
     "Delta": "scoutframe.models",
     "Freshness": "scoutframe.models",
@@ -113,7 +130,13 @@ _LAZY = {
     "ReadPlan": "scoutframe.models",
     "read_export_csv": "scoutframe.read",
     "SchemaDriftWarning": "scoutframe.schema",
+    "SearchForm": "scoutframe.widgets",
     "SearchPage": "scoutframe.models",
+    "search_form": "scoutframe.widgets",
+    "open_dataset": "scoutframe.datasets",
+    "read_parquet": "scoutframe.formats",
+    "upsert": "scoutframe.merge",
+    "write_dataset": "scoutframe.datasets",
     **{
         name: "scoutframe.errors"
         for name in __all__

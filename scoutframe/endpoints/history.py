@@ -116,6 +116,7 @@ class History:
         path: str | os.PathLike[str],
         *,
         max_credits: int | None = None,
+        freshness: Freshness | None = None,
     ) -> Delta:
         """Download the contacts new or updated since entry ``entry_id``, as CSV.
 
@@ -131,6 +132,8 @@ class History:
             Destination CSV file.
         max_credits
             Refuse (``BudgetError``) if the delta would cost more.
+        freshness
+            The entry's freshness, when the caller has just asked for it (not asked again).
 
         Returns
         -------
@@ -150,13 +153,14 @@ class History:
         """
         client = self._client
         entry_id = int(entry_id)
-        expected = self.freshness(entry_id).new_count
+        if freshness is None or freshness.id != entry_id:
+            freshness = self.freshness(entry_id)
+        expected = freshness.new_count
         balance = ensure_affordable(
             client, expected, max_credits, what=f"the delta of history entry {entry_id}",
             hint="Raise max_credits, or check freshness() until fewer contacts are new.",
         )
         target = Path(path)
-        known_ids = {e.id for e in self.entries()}
 
         def send() -> Delta:
             with atomic_path(target, private=True) as temp:
@@ -166,9 +170,8 @@ class History:
 
         def trace() -> str:
             with contextlib.suppress(Exception):  # best effort: only for the message
-                for entry in self.entries():
-                    new = entry.id not in known_ids and entry.parent_id == entry_id
-                    if entry.kind == "delta" and new:
+                for entry in self.entries():  # newest first: the one just recorded
+                    if entry.kind == "delta" and entry.parent_id == entry_id:
                         return f" as history entry {entry.id}"
             return ""
 
