@@ -6,7 +6,7 @@ from typing import Any
 
 from ..schema import MaskedEmailWarning, warn_from_caller
 from . import output
-from .plan import plan_read
+from .plan import Planned, check_spending, plan_read
 from .request import ReadRequest
 from .sources import make_source
 
@@ -32,6 +32,8 @@ def execute(request: ReadRequest) -> Any:
         planned = plan_read(request)
         if request.dry_run:
             return planned.plan
+        if not _may_reuse(request, planned):
+            check_spending(request, planned.plan)  # now, not at the first chunk
         if planned.plan.method == "pages":
             warn_from_caller(_MASKED, MaskedEmailWarning)
         source = make_source(request, planned)
@@ -42,3 +44,18 @@ def execute(request: ReadRequest) -> Any:
     finally:
         if request.own_client and not streaming:
             request.client.close()
+
+
+def _may_reuse(request: ReadRequest, planned: Planned) -> bool:
+    """Whether this client holds an export of the search that a read could reuse for free.
+
+    A look at the saved handles only (no request): without one, consent and budget are
+    checked before the read returns (a chunk iterator too); with one, the export source checks
+    them once it knows whether the export can be reused.
+    """
+    if planned.plan.method != "export":
+        return False
+    handles = request.client.job_store.same_search(
+        planned.filters, planned.plan.search_id, states=("provisional", "active", "done")
+    )
+    return bool(handles)

@@ -233,7 +233,7 @@ def test_library_messages_read_in_cli_words(name: str) -> None:
 def test_translations_say_what_to_type() -> None:
     assert "--max-credits 4892 (or --method export)" in in_cli_terms(_consent())
     assert in_cli_terms(_consent()).endswith("A default budget for every read: "
-                                             "SCOUTFRAME_MAX_CREDITS")  # fmt: skip
+                                             "SCOUTFRAME_MAX_CREDITS.")  # fmt: skip
     assert "Use --method export (1 credit a contact)" in in_cli_terms(_masked())
     assert "emails_masked" not in in_cli_terms(_masked())
     cache_miss = in_cli_terms(LIBRARY_MESSAGES["cache miss (read/cached)"]())
