@@ -31,6 +31,8 @@ from .errors import (
     ExportFailedError,
     ExportTimeoutError,
     NotFoundError,
+    RateLimitError,
+    ServerError,
     TransportError,
 )
 from .files import promote
@@ -427,9 +429,18 @@ class ExportJob:
         return target
 
     def _find_history_id(self, url: str) -> int | None:
-        """Find this export's history entry (the parent of later deltas); free, best effort."""
+        """Find this export's history entry (the parent of later deltas); free.
+
+        A few tries (``retry.LOOKUP``): a cache entry without it could not be refreshed by
+        delta. ``None`` when the history stays unreadable or does not list it.
+        """
+
+        def again(exc: Exception) -> float | None:
+            return 0.0 if isinstance(exc, TransportError | ServerError | RateLimitError) else None
+
         try:
-            entry = self.store.newest_export(self.search_id, url=url, row_count=self.lead_count)
+            entry = retry.call_with_retries(retry.LOOKUP, lambda: self.store.newest_export(
+                self.search_id, url=url, row_count=self.lead_count), again)  # fmt: skip
         except (APIError, TransportError):
             return None
         return None if entry is None else entry.id

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -89,6 +90,9 @@ def refresh_by_delta(
     """
     parent = manifest.last_history_id
     if parent is None:
+        manifest = _found_history(client, entry, manifest)
+        parent = manifest.last_history_id
+    if parent is None:
         raise CacheError(f"the cache entry {entry.directory} has no export history to refresh "
                          "from; refresh it in full (full=True)")  # fmt: skip
     _drop_merged_deltas(entry, manifest)
@@ -140,6 +144,26 @@ def _aligned(base: pa.Table, changes: pa.Table) -> pa.Table:
                                       pa.nulls(base.num_rows, changes.schema.field(name).type))
     return base.select(changes.column_names) if base.column_names != changes.column_names \
         else base  # fmt: skip
+
+
+def _found_history(client: Client, entry: CacheEntry, manifest: Manifest) -> Manifest:
+    """Find the export an entry was filled from when its history id could not be learnt then.
+
+    The newest full export of the entry's search made no later than the entry: the export
+    history lists it (a passing failure at fill time left the id out).
+    """
+    if manifest.search_id is None:
+        return manifest
+    filled = datetime.fromisoformat(manifest.created_at) if manifest.created_at else None
+    for found in client.history.entries():  # newest first
+        if found.kind != "full" or found.search_id != manifest.search_id:
+            continue
+        if filled is not None and found.created_at is not None and found.created_at > filled:
+            continue  # made after the entry: not the one it holds
+        repaired = replace(manifest, history_ids=(found.id,))
+        entry.write_manifest(repaired)
+        return repaired
+    return manifest
 
 
 def _recorded_delta(client: Client, parent: int) -> int | None:

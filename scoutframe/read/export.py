@@ -26,7 +26,15 @@ import pyarrow as pa
 
 from .. import frames
 from ..csvread import ContractCheck
-from ..errors import APIError, ExportParseError, InsufficientCreditsError, TransportError
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    ExportParseError,
+    InsufficientCreditsError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransportError,
+)
 from ..jobs import ExportJob
 from ..progress import Bar, notify
 from .plan import check_spending
@@ -183,8 +191,15 @@ class ExportSource:
             return job  # downloaded whole before the interruption: read it again
         try:
             status = job.refresh()
-        except (APIError, TransportError):
-            return None  # not this account's, or gone: start afresh
+        except (NotFoundError, AuthenticationError, PermissionDeniedError):
+            return None  # a definite answer: gone, or not this account's: start afresh
+        except (APIError, TransportError) as exc:
+            # A passing failure says nothing about the export: never buy it again for that.
+            exc.add_note(
+                f"scoutframe: export {job.job_id} of this search is paid for and its handle "
+                "is kept; run the same call again in a moment to resume it without paying again"
+            )
+            raise
         if status.status == "failed":
             return None
         if status.status == "ready" and not status.has_valid_link:
@@ -202,8 +217,15 @@ class ExportSource:
             if not job.refresh().has_valid_link:
                 return None
             fresh = client.history.freshness(job.history_id)
-        except (APIError, TransportError):
-            return None
+        except (NotFoundError, AuthenticationError, PermissionDeniedError):
+            return None  # a definite answer: that export is gone for this account
+        except (APIError, TransportError) as exc:
+            # Whether it could be downloaded again for free is unknown: ask again, don't buy.
+            exc.add_note(
+                f"scoutframe: export {job.job_id} of this search may still be downloadable for "
+                "free; run the same call again in a moment rather than buying a new one"
+            )
+            raise
         if fresh.is_fresh:
             self.note = (f"; nothing is new since export {job.job_id}: downloaded again for "
                          "free")  # fmt: skip

@@ -1,0 +1,349 @@
+"""Crashes: processes killed with SIGKILL at seeded points, then run again in fresh processes.
+
+(a) A read by export (``tests/integration/crash_read.py``) killed at a seeded phase and
+    ``--at`` (the start answered, the n-th status poll, the n-th piece of the body, the parse,
+    the n-th chunk), then the same read in a fresh process: the export is paid once (a fresh
+    funded account per point, so its ledger shows exactly one debit), the re-run returns the
+    search's ``totalCount`` rows and pays nothing, and it leaves no file in the state
+    directory's ``downloads/`` (no ``.*.part`` either) and nothing in its ``TMPDIR``.
+
+(b) A delta refresh of an export cache entry (``refresh_worker.py``) killed at a seeded hook
+    (after the freshness answer, after the delta was paid and saved, before and after the
+    merge, inside the commit, after the commit before the cleanup, ...), after contacts were
+    added and re-collected; then a fresh process refreshes again. After the kill the entry is
+    readable (``Cache.verify()``) and holds the old table or the new one; after the re-run it
+    equals a fresh full export taken at the end (place ids, ``collected_at``, review counts),
+    the delta was paid exactly once across the kill and the re-run, and no ``_delta-*.csv``
+    nor ``.*.tmp`` file is left.
+
+One sandbox serves the module; each point of (a) has its own account, state and temporary
+directories; (b) refreshes the entries of one account in turn, checking its ledger per point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from scoutframe import Cache, Client, read_spherescout
+from scoutframe.cache.entry import CacheEntry
+from scoutframe.sandbox import Sandbox
+
+HERE = Path(__file__).parent
+CRASH_READ = HERE.parent / "integration" / "crash_read.py"
+REFRESH_WORKER = HERE / "refresh_worker.py"
+CONTACTS = 5_000
+SEED = 20261129
+#: Status polls before an export shows ``ready`` (so that ``wait --at 1..3`` is always met).
+MIN_POLLS = 3
+
+#: Filters of (a): 230 to 1,260 rows in a 5,000-contact sandbox, CSV bodies of 80 kB to
+#: 400 kB (at least 19 pieces of 4 KiB; ``download --at`` stays at or below 12).
+READ_FILTERS: list[dict[str, Any]] = [
+    {"countries": "FR"},
+    {"countries": "DE"},
+    {"countries": "ES"},
+    {"countries": ["GB", "IT"]},
+    {"countries": ["JP", "IN"]},
+    {"countries": "US"},
+]
+#: The cache entries of (b), refreshed in turn.
+ENTRY_FILTERS: list[dict[str, Any]] = [
+    {"countries": ["US", "GB"]},
+    {"countries": ["FR", "DE", "ES"]},
+]
+REFRESH_HOOKS = ("freshness", "delta-saved", "delta-read", "merged", "commit-temp",
+                 "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
+
+
+def _points(config: pytest.Config) -> int:
+    soak = bool(config.getoption("--soak", default=False)) or os.environ.get(
+        "SCOUTFRAME_SOAK", "").strip() not in ("", "0")  # fmt: skip
+    return 50 if soak else 20
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    data_dir = tmp_path_factory.mktemp("crash-sandbox")
+    with Sandbox(contacts=CONTACTS, data_dir=data_dir, rate_limit=0) as sb:
+        sb.admin.set_export_pacing(min_polls=MIN_POLLS)
+        yield sb
+
+
+def clean_env(scratch: Path) -> dict[str, str]:
+    """The environment of a child: no SphereScout settings, its own TMPDIR."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}  # fmt: skip
+    env["TMPDIR"] = str(scratch)
+    env["SCOUTFRAME_PROGRESS"] = "0"
+    return env
+
+
+def debits(sb: Sandbox, account_id: int, since: int = 0) -> list[int]:
+    return [int(e["delta"]) for e in sb.admin.ledger(account_id)[since:] if int(e["delta"]) < 0]
+
+
+def last_json(out: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# -- (a) a read by export ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadPoint:
+    filters: dict[str, Any]
+    phase: str
+    at: int
+    chunksize: int
+
+    def describe(self) -> str:
+        chunks = f" chunksize={self.chunksize}" if self.chunksize else ""
+        return f"{json.dumps(self.filters)} {self.phase} --at {self.at}{chunks}"
+
+
+def read_points(n: int) -> list[ReadPoint]:
+    """Seeded phases and ``--at`` values, each met for sure by the read it kills."""
+    rng = random.Random(SEED)
+    phases = ["start", "wait", "download", "parse", "chunk"]
+    points = []
+    for number in range(n):
+        phase = phases[number % len(phases)] if number < len(phases) else rng.choice(phases)
+        chunksize = rng.choice([0, 0, 40, 100])
+        at = 1
+        if phase == "wait":
+            at = rng.randint(1, MIN_POLLS)
+        elif phase == "download":
+            at = rng.randint(1, 12)
+        elif phase == "chunk":
+            chunksize = rng.choice([40, 100])
+            at = rng.randint(1, 2)  # every search here has more than 2 * 100 rows
+        points.append(ReadPoint(rng.choice(READ_FILTERS), phase, at, chunksize))
+    return points
+
+
+def run_read(sb: Sandbox, key: str, state: Path, scratch: Path, point: ReadPoint,
+             phase: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    args = [sys.executable, str(CRASH_READ), "--url", sb.url, "--key", key, "--state",
+            str(state), "--filters", json.dumps(point.filters), "--phase", phase,
+            "--signal", "KILL", "--at", str(point.at),
+            "--chunksize", str(point.chunksize)]  # fmt: skip
+    return subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env=clean_env(scratch), check=False)  # fmt: skip
+
+
+def test_an_export_read_killed_at_seeded_points_is_paid_once_and_leaves_nothing(
+    sandbox: Sandbox, tmp_path: Path, pytestconfig: pytest.Config, figures: Any
+) -> None:
+    sb = sandbox
+    points = read_points(_points(pytestconfig))
+    counts: dict[str, int] = {}
+    with Client(sb.api_key, sb.url, allow_http=True, state_dir=tmp_path / "probe",
+                config_file=tmp_path / "no-config.toml") as probe:  # fmt: skip
+        for point in points:
+            key = json.dumps(point.filters, sort_keys=True)
+            if key not in counts:
+                counts[key] = probe.search(**point.filters).total_count
+    problems: list[str] = []
+    for number, point in enumerate(points):
+        what = f"point {number} ({point.describe()})"
+        expected = counts[json.dumps(point.filters, sort_keys=True)]
+        account = sb.admin.create_account(credits=1_000_000)
+        account_id = int(account["id"])
+        home = tmp_path / f"point-{number}"
+        state, scratch = home / "state", home / "tmp"
+        scratch.mkdir(parents=True)
+        crashed = run_read(sb, account["api_key"], state, scratch, point, point.phase)
+        if crashed.returncode != -9:
+            problems.append(f"{what}: not killed (exit {crashed.returncode}): "
+                            f"{crashed.stderr[-1500:]}")  # fmt: skip
+            continue
+        if debits(sb, account_id) != [-expected]:
+            problems.append(f"{what}: the killed read paid {debits(sb, account_id)}, not "
+                            f"[-{expected}]")  # fmt: skip
+        again = run_read(sb, account["api_key"], state, scratch, point, "none")
+        if again.returncode != 0:
+            problems.append(f"{what}: the re-run failed (exit {again.returncode}): "
+                            f"{again.stderr[-2000:]}")  # fmt: skip
+            continue
+        result = last_json(again.stdout)
+        paid = debits(sb, account_id)
+        left = sorted(p.name for p in (state / "downloads").glob("*")) if (
+            state / "downloads").is_dir() else []  # fmt: skip
+        in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
+        for failed, message in [
+            (result["rows"] != expected, f"the re-run read {result['rows']} rows, the search "
+                                         f"counts {expected}"),
+            (result["credits_spent"] != 0, f"the re-run says it spent {result['credits_spent']}"),
+            (paid != [-expected], f"paid {paid} in all, not once [-{expected}]"),
+            (bool(left), f"left in downloads/: {left}"),
+            (bool(in_tmp), f"left in TMPDIR: {in_tmp}"),
+        ]:  # fmt: skip
+            if failed:
+                problems.append(f"{what}: {message}")
+    figures.add("crash points: export read", len(points))
+    assert not problems, "\n".join(problems)
+
+
+# -- (b) a delta refresh of a cache entry --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshPoint:
+    entry: int
+    hook: str
+    added: int
+    recollected: int
+
+    def describe(self) -> str:
+        return (f"entry {self.entry} {json.dumps(ENTRY_FILTERS[self.entry])} hook {self.hook} "
+                f"after +{self.added} added, {self.recollected} re-collected")  # fmt: skip
+
+
+def refresh_points(n: int) -> list[RefreshPoint]:
+    rng = random.Random(SEED + 1)
+    points = []
+    for number in range(n):
+        hook = REFRESH_HOOKS[number] if number < len(REFRESH_HOOKS) else rng.choice(
+            REFRESH_HOOKS)  # fmt: skip
+        added, recollected = rng.choice([(30, 0), (0, 60), (20, 40), (60, 100)])
+        points.append(RefreshPoint(number % len(ENTRY_FILTERS), hook, added, recollected))
+    return points
+
+
+def key_columns(table: pa.Table) -> pa.Table:
+    """What identifies a version of the table: ids, collection times, review counts."""
+    table = table.select(["place_id", "collected_at", "review_count"])
+    table = table.cast(pa.schema([("place_id", pa.string()),
+                                  ("collected_at", pa.timestamp("us", tz="UTC")),
+                                  ("review_count", pa.int64())]))  # fmt: skip
+    return table.take(pc.sort_indices(table, [("place_id", "ascending")])).combine_chunks()
+
+
+def run_refresh(
+    sb: Sandbox,
+    key: str,
+    state: Path,
+    cache: Path,
+    scratch: Path,
+    filters: dict[str, Any],
+    hook: str,
+) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, str(REFRESH_WORKER), "--url", sb.url, "--key", key, "--state",
+            str(state), "--cache", str(cache), "--filters", json.dumps(filters),
+            "--budget", "1000000", "--hook", hook]  # fmt: skip
+    return subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env=clean_env(scratch), check=False)  # fmt: skip
+
+
+def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_once(
+    sandbox: Sandbox, tmp_path: Path, pytestconfig: pytest.Config, figures: Any
+) -> None:
+    sb = sandbox
+    points = refresh_points(_points(pytestconfig))
+    owner = sb.admin.create_account(credits=10_000_000)
+    owner_id = int(owner["id"])
+    witness = sb.admin.create_account(credits=10_000_000)  # takes the fresh full exports
+    state, cache, scratch = tmp_path / "state", tmp_path / "cache", tmp_path / "tmp"
+    scratch.mkdir()
+    entries: list[CacheEntry] = []
+    problems: list[str] = []
+    sides: Counter[str] = Counter()  # what a kill left: the old table or the new one
+    payers: Counter[str] = Counter()  # who paid the delta
+    with Client(owner["api_key"], sb.url, allow_http=True, state_dir=state,
+                config_file=tmp_path / "no-config.toml", backoff_factor=0.01,
+                poll_interval=(0.01, 0.05)) as client, \
+            Client(witness["api_key"], sb.url, allow_http=True, state_dir=tmp_path / "witness",
+                   config_file=tmp_path / "no-config.toml", backoff_factor=0.01,
+                   poll_interval=(0.01, 0.05)) as fresh_client:  # fmt: skip
+
+        def fresh_export(filters: dict[str, Any]) -> pa.Table:
+            frame = read_spherescout(**filters, client=fresh_client, method="export",
+                                     progress=False)  # fmt: skip
+            return key_columns(pa.Table.from_pandas(frame, preserve_index=False))
+
+        for filters in ENTRY_FILTERS:  # fill each entry (a full export), in this process
+            frame = read_spherescout(**filters, client=client, method="export", cache=True,
+                                     cache_dir=cache, progress=False)  # fmt: skip
+            entries.append(CacheEntry(Path(frame.attrs["scoutframe"]["cache_entry"])))
+        for number, point in enumerate(points):
+            what = f"point {number} ({point.describe()})"
+            filters, entry = ENTRY_FILTERS[point.entry], entries[point.entry]
+            old = key_columns(entry.read()[0])
+            if point.added:
+                sb.admin.add_contacts(point.added)
+            if point.recollected:
+                sb.admin.recollect(point.recollected)
+            manifest = entry.manifest()
+            assert manifest is not None
+            assert manifest.last_history_id is not None
+            due = client.history.freshness(manifest.last_history_id).new_count
+            since = len(sb.admin.ledger(owner_id))
+            crashed = run_refresh(sb, owner["api_key"], state, cache, scratch, filters,
+                                  point.hook)  # fmt: skip
+            if crashed.returncode != -9:
+                problems.append(f"{what}: not killed (exit {crashed.returncode}; {due} due): "
+                                f"{crashed.stderr[-1500:]}")  # fmt: skip
+            report = Cache(cache).verify()
+            killed = key_columns(entry.read()[0]) if report["ok"].all() else None
+            if killed is None:
+                problems.append(f"{what}: after the kill the cache does not verify:\n"
+                                f"{report.to_string()}")  # fmt: skip
+            again = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, "none")
+            new = fresh_export(filters)  # the data have not changed since the kill
+            if killed is not None:
+                side = "old" if killed.equals(old) else "new" if killed.equals(new) else None
+                sides[side or "neither"] += 1
+                if side is None:
+                    problems.append(f"{what}: after the kill the entry ({killed.num_rows} rows) "
+                                    f"is neither the old table ({old.num_rows} rows) nor the "
+                                    f"new one ({new.num_rows} rows)")  # fmt: skip
+            if again.returncode != 0:
+                problems.append(f"{what}: the re-run failed (exit {again.returncode}): "
+                                f"{again.stderr[-2000:]}")  # fmt: skip
+                continue
+            result = last_json(again.stdout)
+            payers["re-run" if result["credits_spent"] else "killed run"] += 1
+            report = Cache(cache).verify()
+            now = key_columns(entry.read()[0]) if report["ok"].all() else None
+            paid = debits(sb, owner_id, since)
+            left = sorted(p.name for p in entry.directory.iterdir()
+                          if p.name.startswith("_delta-") or p.name.endswith(".tmp"))  # fmt: skip
+            in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
+            for failed, message in [
+                (now is None, f"after the re-run the cache does not verify:\n"
+                              f"{report.to_string()}"),
+                (now is not None and not now.equals(new),
+                 f"after the re-run the entry ({None if now is None else now.num_rows} rows) "
+                 f"differs from a fresh full export ({new.num_rows} rows)"),
+                (result["rows"] != new.num_rows,
+                 f"the re-run served {result['rows']} rows, a fresh export has {new.num_rows}"),
+                (result["credits_spent"] not in (0, due),
+                 f"the re-run says it spent {result['credits_spent']}, the delta has {due} rows"),
+                (paid != ([-due] if due else []),
+                 f"the delta of {due} rows was paid {paid} across the kill and the re-run"),
+                (bool(left), f"left in the entry: {left}"),
+                (bool(in_tmp), f"left in TMPDIR: {in_tmp}"),
+            ]:  # fmt: skip
+                if failed:
+                    problems.append(f"{what}: {message}")
+    figures.add("crash points: delta refresh", len(points))
+    assert not problems, "\n".join(problems)
+    # The hooks land on both sides of the payment and of the commit.
+    assert sides["old"], sides
+    assert sides["new"], sides
+    assert payers["killed run"], payers
+    assert payers["re-run"], payers
