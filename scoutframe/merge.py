@@ -15,10 +15,14 @@ So merging deltas one by one equals one merge of their concatenation, in order
 same delta twice changes nothing.
 
 Everything is vectorised: one sort of the keys of both tables (with the timestamp and the
-row's position as tie-breakers) and one ``take`` of the winners.
+row's position as tie-breakers) and one ``take`` of the winners. :func:`upsert_slices` applies
+the same rule one slice of a sorted base at a time, so that a cache refresh can write the
+first slices while it merges the next ones.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +30,7 @@ import pyarrow.compute as pc
 
 from .errors import ArgumentError
 
-__all__ = ["upsert"]
+__all__ = ["is_strictly_ascending", "upsert", "upsert_slices"]
 
 
 def upsert(
@@ -101,6 +105,71 @@ def upsert(
         sort_keys=[("key", "ascending"), ("newer", "descending"), ("position", "descending")],
     )
     return both.take(_first_of_each_key(keys.take(order), order))
+
+
+def upsert_slices(
+    base_slices: Iterable[pa.Table],
+    delta: pa.Table,
+    *,
+    key: str = "place_id",
+    newer: str = "collected_at",
+) -> Iterator[pa.Table]:
+    """Merge ``delta`` into a base given as consecutive slices; yield the merged slices.
+
+    The concatenation of what this yields equals ``upsert(pa.concat_tables(base_slices),
+    delta)``, provided the base is sorted by ``key`` with unique keys (a table :func:`upsert`
+    returned is). Each delta row goes with the slice whose key range holds it; a slice that
+    receives none passes through unchanged (no copy); keys past the last slice come last.
+
+    Parameters
+    ----------
+    base_slices
+        Consecutive slices of the base, e.g. record batches of a Parquet file as tables.
+    delta, key, newer
+        As for :func:`upsert`.
+
+    Yields
+    ------
+    pyarrow.Table
+        The merged slices, in key order.
+
+    Raises
+    ------
+    ArgumentError
+        As :func:`upsert` does, and when the base is not sorted with unique keys (found
+        slice by slice, so some slices may have been yielded already).
+    """
+    winners = upsert(delta.slice(0, 0), delta, key=key, newer=newer)  # sorted, unique keys
+    keys = winners.column(key).to_numpy(zero_copy_only=False)
+    start = 0
+    previous: object = None
+    for piece in base_slices:
+        if piece.num_rows == 0:
+            continue
+        piece_keys = piece.column(key)
+        first, last = piece_keys[0].as_py(), piece_keys[-1].as_py()
+        if not is_strictly_ascending(piece_keys) or (previous is not None and first <= previous):
+            raise ArgumentError(
+                f"upsert_slices(): the base is not sorted by {key!r} with unique keys; "
+                "merge it with upsert() instead"
+            )
+        previous = last
+        end = int(np.searchsorted(keys, last, side="right"))
+        yield upsert(piece, winners.slice(start, end - start), key=key, newer=newer) \
+            if end > start else piece  # fmt: skip
+        start = end
+    if start < winners.num_rows:
+        yield winners.slice(start)
+
+
+def is_strictly_ascending(keys: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether ``keys`` has no nulls and each value is greater than the one before it."""
+    n = len(keys)
+    if keys.null_count:
+        return False
+    if n < 2:
+        return True
+    return bool(pc.all(pc.greater(keys.slice(1), keys.slice(0, n - 1))).as_py())
 
 
 def _first_of_each_key(sorted_keys: pa.ChunkedArray, order: pa.Array) -> pa.Array:

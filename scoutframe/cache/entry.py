@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,14 @@ MANIFEST = "_manifest.json"
 LOCK = ".lock"
 #: Schema-metadata key of the manifest inside the Parquet file.
 _MANIFEST_META = b"scoutframe_cache"
+#: Rows per Parquet row group (and per slice of a streamed refresh): readers decode row
+#: groups in parallel and skip them by their statistics.
+ROW_GROUP_ROWS = 131_072
+#: Columns with few distinct values, the only ones dictionary-encoded: trying a dictionary
+#: on the others (ids, names, addresses, coordinates, times) costs time in every row group and
+#: falls back to plain encoding anyway.
+DICTIONARY_COLUMNS = ("country", "level1_location", "level2_location", "level3_location", "city",
+                      "zipcode", "categories", "rating", "review_count")  # fmt: skip
 
 CachedMethod = Literal["pages", "export"]
 
@@ -241,6 +251,21 @@ class CacheEntry:
         provenance = frames.provenance_of(table.schema)
         return table.replace_schema_metadata(None), provenance
 
+    def slices(self) -> Iterator[pa.Table]:
+        """Yield the table in consecutive slices of :data:`ROW_GROUP_ROWS` rows (no metadata)."""
+        try:
+            for batch in pq.ParquetFile(self.data_path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
+        except (OSError, pa.ArrowException) as exc:
+            raise CacheError(
+                f"the cache entry {self.directory} cannot be read ({type(exc).__name__}: "
+                f"{exc}); refresh it with cache='refresh' or remove it"
+            ) from exc
+
+    def stored_provenance(self) -> Provenance | None:
+        """Return the provenance stored with the table, without reading the table."""
+        return frames.provenance_of(pq.read_schema(self.data_path))
+
     # -- writing ------------------------------------------------------------------------------
 
     def commit(self, table: pa.Table, manifest: Manifest, provenance: Provenance) -> Manifest:
@@ -259,10 +284,49 @@ class CacheEntry:
         with atomic_path(self.data_path, private=True) as temp:
             meta = dict(table.schema.metadata or {})
             meta[_MANIFEST_META] = json.dumps(manifest.to_json()).encode()
-            pq.write_table(table.replace_schema_metadata(meta), temp)
+            pq.write_table(table.replace_schema_metadata(meta), temp,
+                           row_group_size=ROW_GROUP_ROWS, **_write_options(table.schema))  # fmt: skip
             manifest = replace(manifest, bytes=os.path.getsize(temp))
         self.write_manifest(manifest)
         return manifest
+
+    def commit_slices(
+        self,
+        slices: Iterable[pa.Table],
+        schema: pa.Schema,
+        manifest: Manifest,
+        provenance: Provenance,
+    ) -> tuple[Manifest, pa.Table]:
+        """Write the table given as slices, atomically, as :meth:`commit` does; return it too.
+
+        A second thread encodes each slice while the next one is made, so producing the
+        slices (a merge) overlaps the writing. ``manifest.rows`` must be the number of rows
+        the slices add up to (the metadata is written first); otherwise nothing is committed.
+        The caller holds :meth:`lock`.
+        """
+        from ..formats import with_file_metadata
+
+        private_directory(self.directory)
+        self._drop_leftovers()
+        schema = with_file_metadata(schema.empty_table().replace_schema_metadata(None),
+                                    provenance=provenance).schema  # fmt: skip
+        meta = {**(schema.metadata or {}),
+                _MANIFEST_META: json.dumps(replace(manifest, bytes=0).to_json()).encode()}
+        parts: list[pa.Table] = []
+        with atomic_path(self.data_path, private=True) as temp:
+            with _BackgroundWriter(temp, schema.with_metadata(meta)) as writer:
+                for part in slices:
+                    parts.append(part)
+                    writer.write(part)
+            table = pa.concat_tables(parts) if parts else schema.empty_table()
+            if table.num_rows != manifest.rows:
+                raise CacheError(
+                    f"the cache entry {self.directory} was not updated: {table.num_rows} rows "
+                    f"were merged where {manifest.rows} were expected; nothing changed"
+                )
+            manifest = replace(manifest, bytes=os.path.getsize(temp))
+        self.write_manifest(manifest)
+        return manifest, table.replace_schema_metadata(None)
 
     def _drop_leftovers(self) -> None:
         """Remove temporary files of writers killed mid-write (the caller holds the lock)."""
@@ -299,6 +363,66 @@ class CacheEntry:
     def pending_delta(self, parent: int) -> Path:
         """Where a paid delta from history entry ``parent`` waits until it is merged."""
         return self.directory / f"_delta-{parent}.csv"
+
+
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """Return the Parquet writer options of an entry's table (see :data:`DICTIONARY_COLUMNS`)."""
+    paths = []
+    for name in DICTIONARY_COLUMNS:
+        if name in schema.names:
+            kind = schema.field(name).type
+            nested = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+            paths.append(f"{name}.list.element" if nested else name)  # a list's values
+    return {"use_dictionary": paths}
+
+
+class _BackgroundWriter:
+    """A Parquet writer whose encoding runs in a thread, two slices behind at most.
+
+    Errors of the thread come out of :meth:`write` or the ``with`` block; leaving the block
+    by an exception (Ctrl-C included) stops the thread and leaves the file to be discarded.
+    """
+
+    _DONE = object()
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema, **_write_options(schema))
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="scoutframe-cache-writer",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (part := self._queue.get()) is not self._DONE:
+            if self._error is None:
+                try:
+                    self._writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+                except BaseException as exc:  # reported to the producer, which stops
+                    self._error = exc
+
+    def write(self, part: pa.Table) -> None:
+        self._raise_error()
+        self._queue.put(part)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise CacheError(f"the cache entry could not be written ({type(self._error).__name__}: "
+                             f"{self._error}); nothing changed") from self._error  # fmt: skip
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self._queue.put(self._DONE)
+        self._thread.join()
+        if kind is None and self._error is None:
+            self._writer.close()
+        else:  # the file is discarded: only release it
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        if kind is None:
+            self._raise_error()
 
 
 def _same_data(a: Manifest, b: Manifest) -> bool:

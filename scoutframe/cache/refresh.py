@@ -6,6 +6,8 @@
    killed between paying and committing finds it there next time instead of paying again;
 3. :func:`scoutframe.merge.upsert` merges it by ``place_id`` (the newer ``collected_at``
    wins, the delta wins a tie, whole rows, nothing deleted: the API has no tombstones);
+   the entry's table is sorted by ``place_id``, so it is merged slice by slice
+   (:func:`~scoutframe.merge.upsert_slices`) while a second thread writes the merged slices;
 4. the new table is committed (atomic), then the delta file goes.
 
 The caller holds the entry's lock, so a second process waits and then finds nothing new.
@@ -19,10 +21,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import csvread
 from ..errors import APIError, CacheError, ConsentError, TransportError
-from ..merge import upsert
+from ..merge import is_strictly_ascending, upsert, upsert_slices
 from ..models import Provenance
 from .entry import CacheEntry, Manifest, now_iso
 
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["DeltaResult", "refresh_by_delta"]
 
 logger = logging.getLogger("scoutframe.cache")
+
+KEY = "place_id"
 
 
 class DeltaResult:
@@ -122,18 +127,48 @@ def refresh_by_delta(
             "history entry is unknown; refresh again in a minute (it will not be paid twice)"
         )
     changes = csvread.read_csv(pending, warn_drift=False)
-    base, provenance = entry.read()
-    merged = upsert(_aligned(base, changes), changes)
     result = replace(
         manifest, history_ids=(*manifest.history_ids, new_id), refreshed_at=now_iso(),
         credits_spent=manifest.credits_spent + spent,
     )  # fmt: skip
-    stored = replace(provenance or Provenance(), history_id=new_id, credits_spent=spent,
-                     total_count=merged.num_rows, fetched_at=result.refreshed_at,
-                     history_ids=result.history_ids)  # fmt: skip
-    committed = entry.commit(merged, result, stored)
+    keys = entry.read([KEY])[0].column(KEY)
+    if is_strictly_ascending(keys):
+        committed, merged, stored = _commit_streamed(entry, keys, changes, result, spent)
+    else:  # written by an older scoutframe, or damaged: merge it whole (sorts it)
+        base, provenance = entry.read()
+        merged = upsert(_aligned(base, changes), changes)
+        del base
+        stored = _provenance(provenance, result, merged.num_rows, spent)
+        committed = entry.commit(merged, result, stored)
     pending.unlink(missing_ok=True)
     return DeltaResult(committed, changes.num_rows, spent, merged, stored)
+
+
+def _commit_streamed(
+    entry: CacheEntry, keys: pa.ChunkedArray, changes: pa.Table, result: Manifest, spent: int
+) -> tuple[Manifest, pa.Table, Provenance]:
+    """Merge the delta into the sorted entry slice by slice while the slices are written.
+
+    The row count goes into the file's metadata before the first slice, so it is counted
+    first: the base's rows plus the delta's keys the base lacks.
+    """
+    delta_keys = pc.unique(changes.column(KEY))
+    known = pc.sum(pc.is_in(keys, value_set=delta_keys)).as_py() or 0
+    rows = len(keys) + len(delta_keys) - known
+    stored = _provenance(entry.stored_provenance(), result, rows, spent)
+    slices = upsert_slices((_aligned(part, changes) for part in entry.slices()), changes)
+    committed, merged = entry.commit_slices(slices, changes.schema, replace(result, rows=rows),
+                                            stored)  # fmt: skip
+    return committed, merged, stored
+
+
+def _provenance(
+    old: Provenance | None, result: Manifest, rows: int, spent: int
+) -> Provenance:
+    """Return the provenance of the refreshed table."""
+    return replace(old or Provenance(), history_id=result.last_history_id, credits_spent=spent,
+                   total_count=rows, fetched_at=result.refreshed_at,
+                   history_ids=result.history_ids)  # fmt: skip
 
 
 def _aligned(base: pa.Table, changes: pa.Table) -> pa.Table:

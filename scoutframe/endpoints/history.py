@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
+import pyarrow as pa
 
 from ..charging import ChargingCall, charge_once
 from ..downloads import write_body
@@ -201,9 +202,16 @@ def _utc_column(values: list[datetime | None]) -> pd.Series:
 
 def _count_csv_rows(path: Path) -> int:
     """Count the data rows of a CSV file (quoted fields may span lines, so parse it)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return 0
-        return sum(1 for _ in reader)
+    import pyarrow.csv as pacsv
+
+    if path.stat().st_size == 0:
+        return 0
+    options = pacsv.ConvertOptions(column_types={}, include_columns=[])
+    try:
+        reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                                convert_options=options)  # fmt: skip
+    except pa.ArrowInvalid:  # only a header (or nothing pyarrow can read: count by hand)
+        with open(path, encoding="utf-8", newline="") as handle:
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    with reader:
+        return sum(batch.num_rows for batch in reader)

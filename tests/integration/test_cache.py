@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ import pytest
 import scoutframe
 from scoutframe import CacheMissError, Client, ConsentError, read_spherescout
 from scoutframe.cache import Cache, CacheEntry
+from scoutframe.cache import entry as cache_entry
+from scoutframe.errors import CacheError
+from scoutframe.models import Provenance
 from scoutframe.sandbox import Sandbox
 
 FILTERS = {"countries": "FR"}
@@ -120,6 +125,56 @@ def test_a_refresh_pays_exactly_the_delta_and_equals_a_full_export(
     pd.testing.assert_frame_equal(hit, refreshed)
 
 
+@pytest.mark.parametrize("stored", ["sorted", "unsorted"])
+def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
+    sandbox_docs: Sandbox, acct: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stored: str,
+) -> None:
+    monkeypatch.setattr(cache_entry, "ROW_GROUP_ROWS", 128)  # many slices of a small entry
+    first = cached(acct)
+    data = Path(first.attrs["scoutframe"]["cache_entry"]) / "data.parquet"
+    assert pq.ParquetFile(data).metadata.num_row_groups == -(-len(first) // 128)
+    if stored == "unsorted":  # as an older scoutframe might have left it: merged whole
+        table = pq.read_table(data)
+        pq.write_table(table.take(list(range(table.num_rows))[::-1]), data)
+    sandbox_docs.admin.add_contacts(300)
+    sandbox_docs.admin.recollect(300)
+    calls: list[str] = []
+    for name in ("commit", "commit_slices"):
+        real = getattr(CacheEntry, name)
+        monkeypatch.setattr(CacheEntry, name, lambda self, *a, _n=name, _r=real, **k: (
+            calls.append(_n), _r(self, *a, **k))[1])  # fmt: skip
+    refreshed = cached(acct, cache="refresh")
+    assert calls == (["commit_slices"] if stored == "sorted" else ["commit"])
+    with Client(acct.key, sandbox_docs.url, allow_http=True, state_dir=tmp_path / "other") as c:
+        full = read_spherescout(**FILTERS, client=c, method="export", progress=False)
+    pd.testing.assert_frame_equal(refreshed.reset_index(drop=True), full.reset_index(drop=True))
+    pd.testing.assert_frame_equal(cached(acct), refreshed)
+    assert refreshed.attrs["scoutframe"]["total_count"] == len(full)
+    assert Cache(acct.cache).verify()["ok"].all()  # sorted, unique, rows as the manifest says
+    assert max(pq.ParquetFile(data).metadata.row_group(i).num_rows
+               for i in range(pq.ParquetFile(data).metadata.num_row_groups)) <= 128
+
+
+def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
+    first = cached(acct)
+    entry = CacheEntry(Path(first.attrs["scoutframe"]["cache_entry"]))
+    manifest, before = entry.manifest(), entry.data_path.read_bytes()
+    assert manifest is not None
+    table, provenance = entry.read()
+    with pytest.raises(CacheError, match=r"were merged where .* expected; nothing changed"):
+        entry.commit_slices([table], table.schema, replace(manifest, rows=len(table) + 1),
+                            provenance or Provenance())  # fmt: skip
+    wrong = table.drop_columns(["name"])  # the writer thread refuses it: reported, not lost
+    with pytest.raises(CacheError, match="could not be written"):
+        entry.commit_slices([table.slice(0, 5), wrong, table], table.schema, manifest,
+                            provenance or Provenance())  # fmt: skip
+    assert entry.data_path.read_bytes() == before
+    assert entry.manifest() == manifest
+    assert entry.leftovers() == []
+    assert not [t for t in threading.enumerate() if t.name == "scoutframe-cache-writer"]
+
+
 def test_only_reads_with_the_sandbox_stopped(tmp_path: Path) -> None:
     sb = Sandbox(contacts=5_000, data_dir=tmp_path / "sb", rate_limit=0)
     sb.start()
@@ -179,18 +234,18 @@ def test_a_delta_paid_but_not_merged_is_not_paid_again(
     sandbox_docs.admin.add_contacts(60)
     new = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
     before = debits(sandbox_docs, acct.id)
-    real_commit = CacheEntry.commit
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt  # after the delta was paid and saved, before the merge lands
 
-    monkeypatch.setattr(CacheEntry, "commit", crash)
-    with pytest.raises(KeyboardInterrupt):
-        cached(acct, cache="refresh")
-    directory = Path(first.attrs["scoutframe"]["cache_entry"])
-    assert list(directory.glob("_delta-*.csv"))  # the paid delta waits in the entry
-    assert cached(acct, method="auto").equals(first)  # still the old entry, readable
-    monkeypatch.setattr(CacheEntry, "commit", real_commit)
+    with monkeypatch.context() as patched:
+        for commit in ("commit", "commit_slices"):  # whole, or slice by slice
+            patched.setattr(CacheEntry, commit, crash)
+        with pytest.raises(KeyboardInterrupt):
+            cached(acct, cache="refresh")
+        directory = Path(first.attrs["scoutframe"]["cache_entry"])
+        assert list(directory.glob("_delta-*.csv"))  # the paid delta waits in the entry
+        assert cached(acct, method="auto").equals(first)  # still the old entry, readable
     refreshed = cached(acct, cache="refresh")
     assert debits(sandbox_docs, acct.id) == [*before, -new]  # paid once
     assert len(refreshed) >= len(first)

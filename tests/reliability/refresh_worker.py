@@ -9,7 +9,8 @@ order a refresh meets them:
 ``freshness``        the freshness of the entry's last history entry was answered (nothing paid)
 ``delta-saved``      the delta was paid and its file moved into the entry (``_delta-<id>.csv``)
 ``delta-read``       the saved delta is about to be parsed for the merge
-``merged``           the merge is done, nothing committed yet
+``merged``           a merge is done (the first slice of a streamed merge, or the whole
+                     table), nothing committed yet
 ``commit-temp``      inside the commit: the new table is written to its temporary file, not
                      yet moved over ``data.parquet``
 ``commit-replaced``  inside the commit: the new table is in place, its JSON manifest not yet
@@ -33,7 +34,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from scoutframe import Client, read_spherescout
+from scoutframe import Client, merge, read_spherescout
 from scoutframe.cache import entry as cache_entry
 from scoutframe.cache import refresh as cache_refresh
 from scoutframe.endpoints import history
@@ -41,6 +42,8 @@ from scoutframe.read import cached
 
 HOOKS = ("none", "freshness", "delta-saved", "delta-read", "merged", "commit-temp",
          "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
+#: The two ways a cache entry's table is committed (whole, or slice by slice).
+COMMITS = ("commit", "commit_slices")
 
 
 def _kill() -> None:
@@ -86,31 +89,38 @@ def install(hook: str, at: int) -> _Trigger:
         history.History.download_delta = _after(trigger, history.History.download_delta)  # type: ignore[method-assign]
     elif hook == "delta-read":
         cache_refresh.csvread.read_csv = _before(trigger, cache_refresh.csvread.read_csv)  # type: ignore[attr-defined]
-    elif hook == "merged":
+    elif hook == "merged":  # whole (an unsorted entry) or slice by slice (upsert_slices)
         cache_refresh.upsert = _after(trigger, cache_refresh.upsert)  # type: ignore[attr-defined]
-    elif hook == "commit-temp":
+        merge.upsert = _after(trigger, merge.upsert)  # type: ignore[assignment]
+    elif hook == "commit-temp":  # a whole table, or the streamed writer's last step
         pq.write_table = _after(trigger, pq.write_table)
+        pq.ParquetWriter.close = _after(trigger, pq.ParquetWriter.close)  # type: ignore[method-assign]
     elif hook == "commit-replaced":
-        real_commit = cache_entry.CacheEntry.commit
         real_manifest = cache_entry.CacheEntry.write_manifest
         inside = [False]
 
-        def commit(self: Any, *args: Any, **kwargs: Any) -> Any:
-            inside[0] = True
-            try:
-                return real_commit(self, *args, **kwargs)
-            finally:
-                inside[0] = False
+        def inside_of(real: Callable[..., Any]) -> Callable[..., Any]:
+            def commit(self: Any, *args: Any, **kwargs: Any) -> Any:
+                inside[0] = True
+                try:
+                    return real(self, *args, **kwargs)
+                finally:
+                    inside[0] = False
+
+            return commit
 
         def write_manifest(self: Any, *args: Any, **kwargs: Any) -> Any:
             if inside[0]:
                 trigger.hit()
             return real_manifest(self, *args, **kwargs)
 
-        cache_entry.CacheEntry.commit = commit  # type: ignore[method-assign]
+        for name in COMMITS:
+            setattr(cache_entry.CacheEntry, name, inside_of(getattr(cache_entry.CacheEntry, name)))
         cache_entry.CacheEntry.write_manifest = write_manifest  # type: ignore[method-assign]
     elif hook == "committed":
-        cache_entry.CacheEntry.commit = _after(trigger, cache_entry.CacheEntry.commit)  # type: ignore[method-assign]
+        for name in COMMITS:
+            real = getattr(cache_entry.CacheEntry, name)
+            setattr(cache_entry.CacheEntry, name, _after(trigger, real))
     elif hook == "cleaned":
         cached.refresh_by_delta = _after(trigger, cached.refresh_by_delta)  # type: ignore[attr-defined]
     elif hook not in ("none", "served"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from scoutframe.errors import ArgumentError
-from scoutframe.merge import upsert
+from scoutframe.merge import is_strictly_ascending, upsert, upsert_slices
 from scoutframe.schema import CONTACT_SCHEMA
 
 # A few contact columns with every kind of type the schema has: strings, lists, floats, times.
@@ -212,3 +213,59 @@ def test_column_order_of_the_delta_does_not_matter(
     names = list(delta.column_names)
     rnd.shuffle(names)
     assert upsert(base, delta.select(names)).equals(upsert(base, delta))
+
+
+# --------------------------------------------------------------------------------------------
+# upsert_slices: the same rule, one slice of a sorted base at a time
+
+
+def slices_of(base: pa.Table, cuts: list[int]) -> list[pa.Table]:
+    """``base`` cut at the given row positions (consecutive, possibly empty, slices)."""
+    edges = [0, *sorted(c % (base.num_rows + 1) for c in cuts), base.num_rows]
+    return [base.slice(a, b - a) for a, b in itertools.pairwise(edges)]
+
+
+@PROPERTIES
+@given(TABLES, TABLES, st.lists(st.integers(0, 20), max_size=5))
+def test_slices_merged_one_by_one_equal_one_merge(
+    base: pa.Table, delta: pa.Table, cuts: list[int]
+) -> None:
+    sorted_base = upsert(base.slice(0, 0), base)  # sorted, unique keys: what an entry holds
+    streamed = list(upsert_slices(slices_of(sorted_base, cuts), delta))
+    merged = pa.concat_tables(streamed) if streamed else sorted_base.slice(0, 0)
+    assert merged.to_pylist() == upsert(sorted_base, delta).to_pylist()
+    assert merged.num_rows == upsert(sorted_base, delta).num_rows
+
+
+def test_a_slice_the_delta_does_not_touch_passes_through_uncopied() -> None:
+    base = table([row("a", 1), row("b", 1), row("m", 1), row("n", 1)])
+    first, second = base.slice(0, 2), base.slice(2, 2)
+    out = list(upsert_slices([first, second], table([row("n", 2), row("z", 0)])))
+    assert out[0] is first  # nothing to merge into "a".."b": the same object
+    assert [t.column("place_id").to_pylist() for t in out] == [["a", "b"], ["m", "n"], ["z"]]
+    assert out[1].column("collected_at")[1].as_py() == T0 + timedelta(hours=2)
+
+
+def test_an_empty_base_yields_the_deduplicated_delta() -> None:
+    delta = table([row("b", 1, name="old"), row("a", 0), row("b", 1, name="later")])
+    (only,) = upsert_slices([], delta)
+    assert only.column("place_id").to_pylist() == ["a", "b"]
+    assert only.column("name").to_pylist() == [None, "later"]
+
+
+@pytest.mark.parametrize("slices", [
+    [table([row("b", 1), row("a", 1)])],                       # unsorted inside a slice
+    [table([row("a", 1), row("a", 2)])],                       # repeated key
+    [table([row("c", 1)]), table([row("b", 1)])],              # slices out of order
+    [table([row("c", 1)]), table([row("c", 2)])],              # a key across two slices
+])
+def test_a_base_not_sorted_with_unique_keys_is_refused(slices: list[pa.Table]) -> None:
+    with pytest.raises(ArgumentError, match=r"not sorted .* unique keys"):
+        list(upsert_slices(slices, table([row("a", 3)])))
+
+
+def test_is_strictly_ascending() -> None:
+    assert is_strictly_ascending(pa.chunked_array([["a", "b"], ["c"]]))
+    assert is_strictly_ascending(pa.array([], pa.string()))
+    assert not is_strictly_ascending(pa.chunked_array([["a", "b"], ["b"]]))
+    assert not is_strictly_ascending(pa.array(["a", None]))
