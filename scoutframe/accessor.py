@@ -130,7 +130,7 @@ class SphereScoutAccessor:
         BudgetError
             The delta costs more than ``max_credits``; nothing is spent.
         """
-        from .read.api import refresh_frame
+        from .read.refresh import refresh_frame
 
         self._required("refresh()")
         return refresh_frame(self._df, full=full, max_credits=max_credits, client=client)

@@ -284,8 +284,8 @@ class CacheEntry:
         with atomic_path(self.data_path, private=True) as temp:
             meta = dict(table.schema.metadata or {})
             meta[_MANIFEST_META] = json.dumps(manifest.to_json()).encode()
-            pq.write_table(table.replace_schema_metadata(meta), temp,
-                           row_group_size=ROW_GROUP_ROWS, **_write_options(table.schema))  # fmt: skip
+            pq.write_table(table.replace_schema_metadata(meta), temp, row_group_size=ROW_GROUP_ROWS,
+                           **_write_options(table.schema))  # fmt: skip
             manifest = replace(manifest, bytes=os.path.getsize(temp))
         self.write_manifest(manifest)
         return manifest

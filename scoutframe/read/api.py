@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..filters import Filters
 
-__all__ = ["read_export_csv", "read_spherescout", "refresh_frame", "register_pandas"]
+__all__ = ["read_export_csv", "read_spherescout", "register_pandas"]
 
 
 # Overloads: a plan for dry runs, an iterator with chunksize, else one object per return_type.
@@ -479,69 +479,3 @@ def register_pandas() -> None:
     from .. import accessor  # noqa: F401 - importing it registers the accessor
 
     pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]
-
-
-def refresh_frame(
-    df: pd.DataFrame,
-    *,
-    full: bool = False,
-    max_credits: int | None = None,
-    client: Client | None = None,
-) -> pd.DataFrame:
-    """Bring a frame from ``read_spherescout`` up to date (``df.spherescout.refresh()``).
-
-    A frame served from the cache refreshes its entry (by delta for an export, by pages for a
-    pages read; ``full=True`` reads it again in full) and comes back from it. An export frame
-    that was not cached takes the delta since its last history entry, merged by ``place_id``
-    (:func:`scoutframe.merge.upsert`). A pages frame is read again (free).
-
-    Raises
-    ------
-    ArgumentError
-        When the frame carries no scoutframe provenance (name what is missing).
-    """
-    from dataclasses import replace
-
-    from ..models import PROVENANCE_ATTR, Provenance
-
-    raw = df.attrs.get(PROVENANCE_ATTR)
-    if not raw:
-        raise ArgumentError(
-            "this frame has no scoutframe provenance (df.attrs['scoutframe'] is missing: it "
-            "did not come from read_spherescout, or pandas dropped the attrs, e.g. in a "
-            "concat of different reads); read it again with read_spherescout"
-        )
-    provenance = Provenance.from_dict(raw)
-    backend: DtypeBackend = "pyarrow" if any(
-        isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"  # fmt: skip
-    method = provenance.method if provenance.method in ("pages", "export") else "export"
-    common: dict[str, Any] = {"client": client, "method": method, "dtype_backend": backend,
-                              "max_credits": max_credits, "progress": False}  # fmt: skip
-    if provenance.cache_entry is not None:
-        entry = Path(provenance.cache_entry)
-        request = _request(
-            dict(provenance.filters), {}, columns=None, nrows=None, chunksize=None,
-            return_type="pandas", dry_run=False, concurrency=DEFAULT_CONCURRENCY,
-            include_all=True, cache=CacheRequest(mode="full" if full else "refresh",
-                                                 max_age=None, cache_dir=entry.parent),
-            **common,
-        )  # fmt: skip
-        from ._executor import execute
-
-        return execute(request)  # type: ignore[no-any-return]
-    if method == "pages" or full:
-        fresh: pd.DataFrame = read_spherescout(dict(provenance.filters), all=True, **common)
-        return fresh
-    parent = provenance.history_ids[-1] if provenance.history_ids else provenance.history_id
-    if parent is None:
-        raise ArgumentError(
-            "this export frame does not record its history entry (provenance history_id), "
-            "so there is nothing to take a delta from; read it again, or with cache=True"
-        )
-    from ._delta import merge_delta
-
-    merged, spent, new_id = merge_delta(df, parent, client=client, max_credits=max_credits)
-    refreshed = replace(provenance, history_id=new_id, credits_spent=spent,
-                        history_ids=(*provenance.history_ids, new_id) if new_id else
-                        provenance.history_ids, total_count=len(merged))  # fmt: skip
-    return refreshed.attach(merged)

@@ -12,7 +12,7 @@ PACKAGE = Path(scoutframe.__file__).parent
 # Lower floors first; a module may import its own floor or any floor below it.
 FLOORS: list[set[str]] = [
     {"_version", "_redact", "errors", "checks", "files", "config", "auth"},
-    {"retry", "wire_errors", "transport"},
+    {"retry", "wire_errors", "sessions", "transport"},
     # jobs sits with the client: client.exports returns ExportJob handles.
     {"models", "filters", "endpoints", "client", "jobstore", "charging", "downloads", "jobs"},
     {"schema", "csvread", "frames", "progress", "merge", "formats"},

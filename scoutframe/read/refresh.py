@@ -1,0 +1,119 @@
+"""``df.spherescout.refresh()``: bring a frame from ``read_spherescout`` up to date.
+
+A cached frame refreshes its entry (:mod:`scoutframe.read.cached`); an export frame that was
+not cached takes the delta since its last history entry, merged in by ``place_id``
+(:func:`scoutframe.merge.upsert`); a pages frame is read again (free).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .. import csvread, frames
+from ..errors import ArgumentError
+from ..merge import upsert
+from ..models import PROVENANCE_ATTR, Provenance
+from ._executor import execute
+from .api import _request, read_spherescout
+from .pages import DEFAULT_CONCURRENCY
+from .request import CacheRequest
+
+if TYPE_CHECKING:
+    from ..checks import DtypeBackend
+    from ..client import Client
+
+__all__ = ["merge_delta", "refresh_frame"]
+
+
+def refresh_frame(
+    df: pd.DataFrame,
+    *,
+    full: bool = False,
+    max_credits: int | None = None,
+    client: Client | None = None,
+) -> pd.DataFrame:
+    """Bring a frame from ``read_spherescout`` up to date (``df.spherescout.refresh()``).
+
+    A frame served from the cache refreshes its entry (by delta for an export, by pages for a
+    pages read; ``full=True`` reads it again in full) and comes back from it. An export frame
+    that was not cached takes the delta since its last history entry, merged by ``place_id``
+    (:func:`scoutframe.merge.upsert`). A pages frame is read again (free).
+
+    Raises
+    ------
+    ArgumentError
+        When the frame carries no scoutframe provenance (name what is missing).
+    """
+    raw = df.attrs.get(PROVENANCE_ATTR)
+    if not raw:
+        raise ArgumentError(
+            "this frame has no scoutframe provenance (df.attrs['scoutframe'] is missing: it "
+            "did not come from read_spherescout, or pandas dropped the attrs, e.g. in a "
+            "concat of different reads); read it again with read_spherescout"
+        )
+    provenance = Provenance.from_dict(raw)
+    backend: DtypeBackend = "pyarrow" if any(
+        isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"  # fmt: skip
+    method = provenance.method if provenance.method in ("pages", "export") else "export"
+    common: dict[str, Any] = {"client": client, "method": method, "dtype_backend": backend,
+                              "max_credits": max_credits, "progress": False}  # fmt: skip
+    if provenance.cache_entry is not None:
+        entry = Path(provenance.cache_entry)
+        request = _request(
+            dict(provenance.filters), {}, columns=None, nrows=None, chunksize=None,
+            return_type="pandas", dry_run=False, concurrency=DEFAULT_CONCURRENCY,
+            include_all=True, cache=CacheRequest(mode="full" if full else "refresh",
+                                                 max_age=None, cache_dir=entry.parent),
+            **common,
+        )  # fmt: skip
+        return execute(request)  # type: ignore[no-any-return]
+    if method == "pages" or full:
+        fresh: pd.DataFrame = read_spherescout(dict(provenance.filters), all=True, **common)
+        return fresh
+    parent = provenance.history_ids[-1] if provenance.history_ids else provenance.history_id
+    if parent is None:
+        raise ArgumentError(
+            "this export frame does not record its history entry (provenance history_id), "
+            "so there is nothing to take a delta from; read it again, or with cache=True"
+        )
+    merged, spent, new_id = merge_delta(df, parent, client=client, max_credits=max_credits)
+    refreshed = replace(provenance, history_id=new_id, credits_spent=spent,
+                        history_ids=(*provenance.history_ids, new_id) if new_id else
+                        provenance.history_ids, total_count=len(merged))  # fmt: skip
+    return refreshed.attach(merged)
+
+
+def merge_delta(
+    df: pd.DataFrame, parent: int, *, client: Client | None, max_credits: int | None
+) -> tuple[pd.DataFrame, int, int | None]:
+    """Return ``df`` with the delta since history entry ``parent`` merged in by ``place_id``.
+
+    Also the credits spent and the delta's own history entry (``None`` when nothing was new:
+    then nothing is spent and the frame comes back unchanged).
+    """
+    own = client is None
+    if client is None:
+        from ..client import Client
+
+        client = Client()
+    try:
+        if client.history.freshness(parent).is_fresh:
+            return df.copy(), 0, None
+        path = client.job_store.download_path(f"delta-{parent}")
+        delta = client.history.download_delta(parent, path, max_credits=max_credits)
+        try:
+            changes = csvread.read_csv(path, warn_drift=False)
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        if own:
+            client.close()
+    base = frames.table_from_pandas(df)
+    merged = upsert(base.select(changes.column_names), changes)
+    backend: DtypeBackend = "pyarrow" if any(isinstance(t, pd.ArrowDtype) for t in df.dtypes) \
+        else "numpy_nullable"  # fmt: skip
+    return frames.to_pandas(merged, dtype_backend=backend), delta.credits_spent, delta.history_id
