@@ -68,9 +68,9 @@ REFRESH_HOOKS = ("freshness", "delta-saved", "delta-read", "merged", "commit-tem
                  "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
 
 
-def _points(config: pytest.Config) -> int:
-    soak = bool(config.getoption("--soak", default=False)) or os.environ.get(
-        "SCOUTFRAME_SOAK", "").strip() not in ("", "0")  # fmt: skip
+def _points(soak: bool) -> int:
+    # ``soak`` is the conftest's fixture: SCOUTFRAME_SOAK is read at import, since the tests
+    # themselves run with every SCOUTFRAME_* variable cleared.
     return 50 if soak else 20
 
 
@@ -146,10 +146,10 @@ def run_read(sb: Sandbox, key: str, state: Path, scratch: Path, point: ReadPoint
 
 
 def test_an_export_read_killed_at_seeded_points_is_paid_once_and_leaves_nothing(
-    sandbox: Sandbox, tmp_path: Path, pytestconfig: pytest.Config, figures: Any
+    sandbox: Sandbox, tmp_path: Path, soak: bool, figures: Any
 ) -> None:
     sb = sandbox
-    points = read_points(_points(pytestconfig))
+    points = read_points(_points(soak))
     counts: dict[str, int] = {}
     with Client(sb.api_key, sb.url, allow_http=True, state_dir=tmp_path / "probe",
                 config_file=tmp_path / "no-config.toml") as probe:  # fmt: skip
@@ -250,10 +250,10 @@ def run_refresh(
 
 
 def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_once(
-    sandbox: Sandbox, tmp_path: Path, pytestconfig: pytest.Config, figures: Any
+    sandbox: Sandbox, tmp_path: Path, soak: bool, figures: Any
 ) -> None:
     sb = sandbox
-    points = refresh_points(_points(pytestconfig))
+    points = refresh_points(_points(soak))
     owner = sb.admin.create_account(credits=10_000_000)
     owner_id = int(owner["id"])
     witness = sb.admin.create_account(credits=10_000_000)  # takes the fresh full exports
