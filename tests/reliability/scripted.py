@@ -61,6 +61,9 @@ class Answer:
         anyway, then the connection is closed: a body longer or shorter than announced).
     drop_after
         Send only this many bytes of the body (after announcing all of it), then close.
+    announce_length
+        ``False``: no ``Content-Length`` at all; the body ends when the connection closes
+        (the client cannot tell a cut body from a whole one by its length).
     stall
         Seconds to wait before answering (cut short when the server closes).
     close
@@ -72,6 +75,7 @@ class Answer:
     body: bytes = b""
     content_length: int | None = None
     drop_after: int | None = None
+    announce_length: bool = True
     stall: float = 0.0
     close: bool = False
 
@@ -296,13 +300,14 @@ class ScriptedOrigin:
         announced = len(payload) if answer.content_length is None else answer.content_length
         sent = payload if answer.drop_after is None else payload[: answer.drop_after]
         asked_close = (seen.header("Connection") or "").lower() == "close"
-        closing = (answer.close or answer.drop_after is not None
+        closing = (answer.close or answer.drop_after is not None or not answer.announce_length
                    or announced != len(payload) or asked_close)  # fmt: skip
         handler.send_response(answer.status)
         names = {k.lower() for k in answer.headers}
         for key, value in answer.headers.items():
             handler.send_header(key, value)
-        if "content-length" not in names and answer.status not in (204, 304):
+        if ("content-length" not in names and answer.status not in (204, 304)
+                and answer.announce_length):  # fmt: skip
             handler.send_header("Content-Length", str(announced))
         if closing:
             handler.send_header("Connection", "close")

@@ -645,6 +645,21 @@ def test_export_body_longer_than_announced(scene: Scene) -> None:
     scene.check(starts=1)
 
 
+def test_export_body_without_a_length_cut_at_a_row_is_refused(scene: Scene) -> None:
+    """Regression: a body sent without Content-Length was accepted at whatever length arrived
+    (202 of 403 paid rows became a frame); the rows paid for are the check now."""
+    half = "".join(_ROWS[: 1 + EXPORT_ROWS // 2]).encode()  # the header and half the rows
+    scene.storage.script("GET", "/exports/", lambda _: Answer(
+        headers={"Content-Type": "text/csv"}, body=half, announce_length=False))  # fmt: skip
+    client = scene.client()
+    with pytest.raises(ExportParseError) as caught:
+        scene.read(client)
+    assert f"where {EXPORT_ROWS:,} were paid for" in str(caught.value)
+    assert "will not pay again" in str(caught.value)
+    assert caught.value.path.read_bytes() == half
+    scene.check(starts=1)
+
+
 def test_export_body_cut_short_once_is_resumed(scene: Scene) -> None:
     full = export_csv()
     half = len(full) // 2

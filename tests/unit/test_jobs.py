@@ -316,3 +316,31 @@ def test_an_unknown_status_word_is_named_when_the_wait_times_out(
     with pytest.raises(ExportTimeoutError, match="kept answering 'quarantined'"):
         job.wait(timeout=5.0)
     assert [r.levelname for r in caplog.records if "quarantined" in r.getMessage()] == ["WARNING"]
+
+
+def test_prune_drops_old_finished_handles_and_unclaimed_paid_files_only(tmp_path: Path) -> None:
+    """Regression: saved handles were never pruned (59 after one reliability run)."""
+    from scoutframe.models import JobHandle
+
+    here = SimpleNamespace(state_dir=tmp_path, base_url="http://127.0.0.1:9")
+    there = SimpleNamespace(state_dir=tmp_path, base_url="http://127.0.0.1:10")
+    store, other = JobStore(here), JobStore(there)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    ages = {"done-old": ("done", 40), "done-recent": ("done", 10), "failed-old": ("failed", 2),
+            "failed-new": ("failed", 0), "active-old": ("active", 400),
+            "provisional-old": ("provisional", 400)}  # fmt: skip
+    for name, (state, days) in ages.items():
+        store.save(JobHandle(search_id=f"srch_{name}", task_id=f"task_{name}", state=state,  # type: ignore[arg-type]
+                             origin=here.base_url, created_at=now - timedelta(days=days)))
+    other.save(JobHandle(search_id="srch_x", task_id="task_theirs", state="active",
+                         origin=there.base_url, created_at=now - timedelta(days=400)))
+    for job in ("task_done-recent", "task_active-old", "task_theirs", "task_nobody"):
+        store.download_path(job).write_text("place_id\np1\n")
+
+    assert store.prune() == 3  # two stale handles, one paid file nobody claims
+    assert sorted(h.job_id for h in store.handles()) == [
+        "task_active-old", "task_done-recent", "task_failed-new", "task_provisional-old"]
+    assert sorted(p.stem for p in store.downloads.glob("*.csv")) == [
+        "task_active-old", "task_done-recent", "task_theirs"]  # another origin's stays
+    assert [h.job_id for h in other.handles()] == ["task_theirs"]
+    assert store.prune() == 0
