@@ -31,6 +31,7 @@ __all__ = [
     "LIST_COLUMNS",
     "LIST_SEPARATOR",
     "MaskedEmailWarning",
+    "PageDriftWarning",
     "SchemaDriftWarning",
     "announce_drift",
     "check_columns",
@@ -81,6 +82,10 @@ class SchemaDriftWarning(UserWarning):
 
 class MaskedEmailWarning(UserWarning):
     """The frame's emails are masked (``j***@d*****.fr``): search pages never carry real ones."""
+
+
+class PageDriftWarning(UserWarning):
+    """The result changed while it was being paged, and re-reading did not settle it."""
 
 
 def check_columns(columns: Iterable[str] | None) -> list[str] | None:

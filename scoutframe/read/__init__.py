@@ -5,9 +5,9 @@ machinery of one read (plan, sources, output).
 """
 
 from ..models import ReadPlan
+from ..schema import PageDriftWarning
 from .api import read_export_csv, read_spherescout, register_pandas
-from .pages import PageDriftWarning
-from .plan import AUTO_PAGES_MAX_ROWS
+from .request import AUTO_PAGES_MAX_ROWS
 
 __all__ = [
     "AUTO_PAGES_MAX_ROWS",

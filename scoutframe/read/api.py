@@ -15,7 +15,7 @@ Methods
     Runs an export job (one credit per **matching** contact, whatever ``nrows`` says),
     downloads its CSV and parses it column-wise with pyarrow.
 ``"auto"`` (default)
-    Pages when the read returns at most :data:`~scoutframe.read.plan.AUTO_PAGES_MAX_ROWS`
+    Pages when the read returns at most :data:`~scoutframe.read.request.AUTO_PAGES_MAX_ROWS`
     rows, otherwise an export; the choice and its reason are in the plan and the provenance.
 
 This module imports nothing heavy at import time (no tqdm, no requests, no sandbox), so
@@ -39,8 +39,14 @@ from ..errors import ArgumentError
 from ..models import ReadPlan
 from ..progress import progress_enabled
 from ..schema import check_columns
-from .pages import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from .request import CacheRequest, Method, ReadRequest, ReturnType
+from .request import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    CacheRequest,
+    Method,
+    ReadRequest,
+    ReturnType,  # fmt: skip
+)
 
 if TYPE_CHECKING:
     import polars

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import retry
 from ..progress import Bar
-from ..schema import warn_from_caller
+from ..schema import PageDriftWarning, warn_from_caller
+from .request import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -48,21 +49,10 @@ logger = logging.getLogger("scoutframe.read")
 
 #: Rows per search page (fixed by the API).
 PAGE_SIZE = 50
-#: Concurrent page requests. Against a rate-limited server the limit, not this number, sets
-#: the pace: the transport waits out each 429's Retry-After and :meth:`PageWalker.fetch`
-#: pauses and retries a page whose retries ran out (``client.retry.page_rate_limited``).
-#: Kept below requests' pool size (10).
-DEFAULT_CONCURRENCY = 8
-#: At most this many pages in flight: requests keeps 10 connections per host.
-MAX_CONCURRENCY = 10
 #: How many times the pages are walked before giving up on a consistent count.
 MAX_PAGE_PASSES = 3
 
 Records = list[dict[str, Any]]
-
-
-class PageDriftWarning(UserWarning):
-    """The result changed while it was being paged, and re-reading did not settle it."""
 
 
 #: Pages of a read that failed part-way are kept this long on the client, so that the same

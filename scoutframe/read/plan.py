@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import APIError, ArgumentError, ConsentError, FilterError, TransportError
 from ..models import ReadPlan
 from .pages import fetch_page
+from .request import AUTO_PAGES_MAX_ROWS
 
 if TYPE_CHECKING:
     from ..filters import Filters
@@ -31,9 +32,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("scoutframe.read")
-
-#: ``method="auto"`` reads by pages up to this many rows (10 free requests), by export above.
-AUTO_PAGES_MAX_ROWS = 500
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from ..merge import upsert
 from ..models import PROVENANCE_ATTR, Provenance
 from ._executor import execute
 from .api import _request, read_spherescout
-from .pages import DEFAULT_CONCURRENCY
-from .request import CacheRequest
+from .request import DEFAULT_CONCURRENCY, CacheRequest
 
 if TYPE_CHECKING:
     from ..checks import DtypeBackend

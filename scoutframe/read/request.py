@@ -13,7 +13,19 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..filters import Filters
 
-__all__ = ["CacheMode", "CacheRequest", "Method", "ReadRequest", "ReturnType"]
+__all__ = ["AUTO_PAGES_MAX_ROWS", "DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "CacheMode",
+           "CacheRequest", "Method", "ReadRequest", "ReturnType"]  # fmt: skip
+
+#: ``method="auto"`` reads by pages up to this many rows (10 free requests), by export above.
+AUTO_PAGES_MAX_ROWS = 500
+#: Concurrent page requests of a pages read (:mod:`scoutframe.read.pages`; here so that the
+#: front door needs no HTTP module at import). Against a rate-limited server the limit, not
+#: this number, sets the pace: the transport waits out each 429's Retry-After and
+#: ``PageWalker.fetch`` pauses and retries a page whose retries ran out. Kept below requests'
+#: pool size (10).
+DEFAULT_CONCURRENCY = 8
+#: At most this many pages in flight: requests keeps 10 connections per host.
+MAX_CONCURRENCY = 10
 
 Method = Literal["auto", "pages", "export"]
 ReturnType = Literal["pandas", "arrow", "polars"]

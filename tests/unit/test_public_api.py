@@ -54,7 +54,8 @@ def test_import_is_light() -> None:
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     loaded = set(json.loads(subprocess.check_output([sys.executable, "-c", code], text=True)))
-    for heavy in ("tqdm", "ipywidgets", "fastapi", "uvicorn", "scoutframe.sandbox", "requests"):
+    for heavy in ("tqdm", "ipywidgets", "fastapi", "uvicorn", "scoutframe.sandbox", "requests",
+                  "urllib3"):
         assert heavy not in loaded, heavy
     assert "scoutframe.read" in loaded
 
