@@ -76,6 +76,29 @@ def client_for(tmp_path: Path) -> Iterator[Callable[..., Client]]:
 
 
 @pytest.fixture
+def shell_account(
+    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., dict[str, Any]]:
+    """Make a fresh sandbox account configured as a shell user would: environment variables.
+
+    No config file, no keyring, no progress bars; state and cache under ``tmp_path``.
+    """
+
+    def make(credits: int = 5_000) -> dict[str, Any]:
+        account = sandbox_docs.admin.create_account(credits=credits)
+        monkeypatch.setenv("SPHERESCOUT_API_KEY", account["api_key"])
+        monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox_docs.url)
+        monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
+        monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+        return account
+
+    return make
+
+
+@pytest.fixture
 def fresh_account() -> Callable[..., dict[str, Any]]:
     def make(sb: Sandbox, credits: int = 1_000) -> dict[str, Any]:
         return sb.admin.create_account(credits=credits)

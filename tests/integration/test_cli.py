@@ -9,8 +9,9 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -29,17 +30,9 @@ CSV_COLUMNS = [
 
 
 @pytest.fixture
-def account_env(
-    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def account_env(shell_account: Callable[..., dict[str, Any]]) -> dict[str, str]:
     """A fresh sandbox account configured the way a shell user would: environment variables."""
-    account = sandbox_docs.admin.create_account(credits=5_000)
-    monkeypatch.setenv("SPHERESCOUT_API_KEY", account["api_key"])
-    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox_docs.url)
-    monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
-    monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "cache"))
+    account = shell_account()
     return {"id": str(account["id"]), "api_key": account["api_key"]}
 
 

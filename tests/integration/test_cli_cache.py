@@ -7,7 +7,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,11 @@ PLUMBERS = ("--countries", "FR", "--category", "Plumber")
 
 @pytest.fixture
 def account(
-    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shell_account: Callable[..., dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     """A fresh sandbox account configured through the environment; the cache in tmp_path."""
-    created = sandbox_docs.admin.create_account(credits=50_000)
-    monkeypatch.setenv("SPHERESCOUT_API_KEY", created["api_key"])
-    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox_docs.url)
-    monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
+    created = shell_account(credits=50_000)
+    # the commands are given --cache-dir: the environment's directory must stay unused
     monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "env-cache"))
     return {**created, "cache": tmp_path / "cache"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,9 @@ ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)$")
 
 
 @pytest.fixture
-def account(
-    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, Any]:
+def account(shell_account: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """A fresh sandbox account, configured through the environment as a shell user would."""
-    created = sandbox_docs.admin.create_account(credits=5_000)
-    monkeypatch.setenv("SPHERESCOUT_API_KEY", created["api_key"])
-    monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox_docs.url)
-    monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
-    monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "cache"))
-    return dict(created)
+    return shell_account()
 
 
 def cli(capsys: pytest.CaptureFixture[str], account: dict[str, Any], *argv: str,

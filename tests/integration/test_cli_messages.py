@@ -18,7 +18,6 @@ from scoutframe import errors
 from scoutframe.cli import in_cli_terms, main
 from scoutframe.cli._terms import filters_as_flags, notes_in_cli_terms
 from scoutframe.models import ReadPlan
-from scoutframe.sandbox import Sandbox
 
 #: What a Python spelling looks like: keyword=value, call(), client./df./Client( ...
 PYTHON = re.compile(
@@ -35,23 +34,9 @@ def python_in(text: str) -> list[str]:
 
 
 @pytest.fixture
-def account_env(
-    sandbox_docs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., dict[str, Any]]:
+def account_env(shell_account: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """Configure the environment for a fresh account, as a shell user would."""
-
-    def make(credits: int = 5_000) -> dict[str, Any]:
-        account = sandbox_docs.admin.create_account(credits=credits)
-        monkeypatch.setenv("SPHERESCOUT_API_KEY", account["api_key"])
-        monkeypatch.setenv("SPHERESCOUT_BASE_URL", sandbox_docs.url)
-        monkeypatch.setenv("SPHERESCOUT_CONFIG", str(tmp_path / "absent.toml"))
-        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-        monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
-        monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", str(tmp_path / "cache"))
-        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
-        return account
-
-    return make
+    return shell_account
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
