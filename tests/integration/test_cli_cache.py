@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
+from cli_run import cli
 
-from scoutframe.cli import main
 from scoutframe.sandbox import Sandbox
 
 PLUMBERS = ("--countries", "FR", "--category", "Plumber")
@@ -39,19 +39,6 @@ def usual_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
-
-
-def cli(capsys: pytest.CaptureFixture[str], account: dict[str, Any], *argv: str,
-        status: int = 0) -> tuple[str, str]:  # fmt: skip
-    try:
-        got = main(list(argv))
-    except SystemExit as exit_info:
-        got = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    assert got == status, captured.err
-    assert account["api_key"] not in captured.out + captured.err
-    assert "Traceback" not in captured.err
-    return captured.out, captured.err
 
 
 def debits(sb: Sandbox, account: dict[str, Any]) -> list[int]:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import cli
 
 from scoutframe import read_export_csv
-from scoutframe.cli import main
 from scoutframe.sandbox import Sandbox
 
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)$")
@@ -26,20 +26,6 @@ ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)$")
 def account(shell_account: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """A fresh sandbox account, configured through the environment as a shell user would."""
     return shell_account()
-
-
-def cli(capsys: pytest.CaptureFixture[str], account: dict[str, Any], *argv: str,
-        status: int = 0) -> tuple[str, str]:  # fmt: skip
-    """Run one command; check its status and that no API key appears in what it printed."""
-    try:
-        got = main(list(argv))
-    except SystemExit as exit_info:
-        got = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    assert got == status, captured.err
-    assert account["api_key"] not in captured.out + captured.err
-    assert "Traceback" not in captured.err
-    return captured.out, captured.err
 
 
 def table(out: str) -> tuple[list[str], list[str]]:
