@@ -377,6 +377,15 @@ def finish(
 # -- the two runs ---------------------------------------------------------------------------------
 
 
+def watched_account(run: Run, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    """Every logger at DEBUG; a fresh funded account whose key and password are secrets."""
+    caplog.set_level(logging.DEBUG)
+    account = run.sb.admin.create_account(credits=100_000)
+    run.evidence.secret("API key", account["api_key"])
+    run.evidence.secret("password", account["password"])
+    return account
+
+
 def test_api_key_run_leaks_nothing(
     run: Run,
     spies: Spies,
@@ -385,11 +394,8 @@ def test_api_key_run_leaks_nothing(
     monkeypatch: pytest.MonkeyPatch,
     figures: Any,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    sb, ev = run.sb, run.evidence
-    account = sb.admin.create_account(credits=100_000)
-    ev.secret("API key", account["api_key"])
-    ev.secret("password", account["password"])
+    account = watched_account(run, caplog)
+    ev = run.evidence
     client = run.client(account["api_key"])
     free_reads(run, client)
     paid_reads(run, client)
@@ -423,11 +429,8 @@ def test_password_run_leaks_nothing(
     monkeypatch: pytest.MonkeyPatch,
     figures: Any,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    account = watched_account(run, caplog)
     sb, ev = run.sb, run.evidence
-    account = sb.admin.create_account(credits=100_000)
-    ev.secret("API key", account["api_key"])
-    ev.secret("password", account["password"])
     client = run.client(username=account["email"], password=account["password"])
     auth = client.transport.auth
     assert isinstance(auth, JWTAuth)
