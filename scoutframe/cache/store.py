@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow as pa
 
 from ..errors import ArgumentError, CacheError, CacheMissError
+from ..merge import is_strictly_ascending
 from ..schema import CONTACT_SCHEMA
 from .entry import CachedMethod, CacheEntry, Manifest, utc_now
 from .keys import SCHEMA_VERSION, cache_root, entry_key
@@ -260,18 +260,11 @@ def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
         ids = table.column("place_id")
         if ids.null_count or len(ids.unique()) != len(ids):
             problems.append("place_id values are missing or repeated")
-        elif len(ids) > 1 and not _sorted(ids):
+        elif not is_strictly_ascending(ids):  # unique, so not in order
             problems.append("rows are not in place_id order")
     if manifest.bytes and Path(entry.data_path).stat().st_size != manifest.bytes:
         problems.append("the data file's size differs from the manifest's")
     return {"ok": not problems, "problem": "; ".join(problems)}
-
-
-def _sorted(ids: pa.ChunkedArray) -> bool:
-    import pyarrow.compute as pc
-
-    flat = ids.combine_chunks()
-    return bool(pc.all(pc.less_equal(flat[:-1], flat[1:])).as_py())
 
 
 def _canonical(filters: Mapping[str, Any]) -> str:

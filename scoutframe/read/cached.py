@@ -25,6 +25,7 @@ from ..cache.keys import SCHEMA_VERSION
 from ..cache.refresh import refresh_by_delta
 from ..cache.store import Cache
 from ..errors import ArgumentError, CacheError, CacheMissError
+from ..merge import is_strictly_ascending
 from ..models import Provenance, ReadPlan
 from ..schema import MaskedEmailWarning, warn_from_caller
 from . import output
@@ -261,11 +262,8 @@ def _with_alias(entry: CacheEntry, manifest: Manifest, spelling: str) -> Manifes
 
 
 def _sorted(table: pa.Table) -> pa.Table:
-    ids = table.column("place_id")
-    if table.num_rows > 1:
-        flat = ids.combine_chunks()
-        if not pc.all(pc.less_equal(flat[:-1], flat[1:])).as_py():
-            table = table.take(pc.sort_indices(table, sort_keys=[("place_id", "ascending")]))
+    if not is_strictly_ascending(table.column("place_id")):  # (a stable sort keeps repeats' order)
+        table = table.take(pc.sort_indices(table, sort_keys=[("place_id", "ascending")]))
     return table.combine_chunks()
 
 

@@ -175,6 +175,24 @@ def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
     assert not [t for t in threading.enumerate() if t.name == "scoutframe-cache-writer"]
 
 
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("reversed", "rows are not in place_id order"),
+    ("repeated", "place_id values are missing or repeated"),
+])
+def test_verify_names_an_entry_out_of_order_or_with_repeated_keys(
+    acct: Any, damage: str, problem: str
+) -> None:
+    first = cached(acct)
+    data = Path(first.attrs["scoutframe"]["cache_entry"]) / "data.parquet"
+    assert Cache(acct.cache).verify()["ok"].all()
+    table = pq.read_table(data)  # the schema metadata (the manifest) is kept
+    rows = list(range(table.num_rows))
+    pq.write_table(table.take(rows[::-1] if damage == "reversed" else [0, *rows[:-1]]), data)
+    report = Cache(acct.cache).verify()
+    assert not report["ok"].any()
+    assert problem in report["problem"].iloc[0]
+
+
 def test_only_reads_with_the_sandbox_stopped(tmp_path: Path) -> None:
     sb = Sandbox(contacts=5_000, data_dir=tmp_path / "sb", rate_limit=0)
     sb.start()
