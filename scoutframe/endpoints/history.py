@@ -210,7 +210,7 @@ def _count_csv_rows(path: Path) -> int:
     try:
         reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
                                 convert_options=options)  # fmt: skip
-    except pa.ArrowInvalid:  # only a header (or nothing pyarrow can read: count by hand)
+    except pa.ArrowInvalid:  # rows pyarrow refuses (ragged, blank lines only): count by hand
         with open(path, encoding="utf-8", newline="") as handle:
             return max(0, sum(1 for _ in csv.reader(handle)) - 1)
     with reader:
