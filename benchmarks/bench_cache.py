@@ -61,7 +61,7 @@ def _dataset_worker(url: str, key: str, out: str) -> None:
     import psutil
 
     import scoutframe
-    from scoutframe.datasets import write_dataset
+    from scoutframe.tables.datasets import write_dataset
 
     before = psutil.Process().memory_info().rss
     with scoutframe.Client(key, url, allow_http=True, state_dir=tempfile.mkdtemp(),

@@ -80,8 +80,8 @@ def _chunks(source: Path, chunksize: int) -> Iterator[Any]:
     """The source as read_spherescout's chunks: Arrow-backed frames with a provenance."""
     import pyarrow.parquet as pq
 
-    from scoutframe import frames
     from scoutframe.models import Provenance
+    from scoutframe.tables import frames
 
     provenance = Provenance(search_id="bench", method="export", total_count=None)
     start = 0
@@ -98,7 +98,7 @@ def _chunks(source: Path, chunksize: int) -> Iterator[Any]:
 def _write_baseline(source: Path, out: Path, chunksize: int) -> int:
     import pyarrow.parquet as pq
 
-    from scoutframe import frames
+    from scoutframe.tables import frames
 
     writer = None
     rows = 0
@@ -116,7 +116,7 @@ def _write_baseline(source: Path, out: Path, chunksize: int) -> int:
 
 
 def _write_scoutframe(source: Path, out: Path, chunksize: int) -> int:
-    from scoutframe.datasets import open_dataset, write_dataset
+    from scoutframe.tables.datasets import open_dataset, write_dataset
 
     path = write_dataset(_chunks(source, chunksize), out / "contacts", progress=False)
     return int(open_dataset(path).count_rows())
@@ -136,8 +136,8 @@ def worker(kind: str, source: Path, chunksize: int) -> None:
     """Run one write and print a JSON line: seconds, rows, peak RSS growth (sampled, HWM)."""
     import psutil
 
-    import scoutframe.datasets  # imports outside the measured region
-    import scoutframe.frames  # noqa: F401
+    import scoutframe.tables.datasets  # imports outside the measured region
+    import scoutframe.tables.frames  # noqa: F401
 
     write = {"baseline": _write_baseline, "scoutframe": _write_scoutframe}[kind]
     with tempfile.TemporaryDirectory(prefix="bench-dataset-write-") as tmp:
@@ -158,8 +158,8 @@ def upsert_worker(source: Path, reps: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from scoutframe.merge import upsert
     from scoutframe.sandbox.dataset import make_contacts
+    from scoutframe.tables.merge import upsert
 
     base = pq.read_table(source)
     picked = base.take(pa.array(range(0, base.num_rows, max(base.num_rows // 5_000, 1))[:5_000]))
@@ -208,7 +208,7 @@ def ensure_source(data: Path, rows: int, chunksize: int) -> Path:
 
     from scoutframe.files import atomic_path
     from scoutframe.sandbox.dataset import make_contacts
-    from scoutframe.schema import CONTACT_COLUMNS
+    from scoutframe.tables.schema import CONTACT_COLUMNS
 
     data.mkdir(parents=True, exist_ok=True)
     print(f"generating {rows:,} contacts into {path} ...", flush=True)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from scoutframe._version import __version__
-from scoutframe.read import read_spherescout, register_pandas
+import pandas as pd
+
+from ._version import __version__
+from .read import read_spherescout
 
 if TYPE_CHECKING:
-    from scoutframe.cache import Cache
-    from scoutframe.client import Client
-    from scoutframe.datasets import open_dataset, write_dataset
-    from scoutframe.errors import (
+    from .api.client import Client
+    from .api.filters import Filters
+    from .api.jobs import ExportJob
+    from .cache import Cache
+    from .errors import (
         APIError,
         ArgumentError,
         AuthenticationError,
@@ -42,11 +45,7 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
-    from scoutframe.filters import Filters
-    from scoutframe.formats import read_parquet
-    from scoutframe.jobs import ExportJob
-    from scoutframe.merge import upsert
-    from scoutframe.models import (
+    from .models import (
         ApiKey,
         Delta,
         ExportStatus,
@@ -57,9 +56,12 @@ if TYPE_CHECKING:
         ReadPlan,
         SearchPage,
     )
-    from scoutframe.read import PageDriftWarning, read_export_csv
-    from scoutframe.schema import MaskedEmailWarning, SchemaDriftWarning
-    from scoutframe.widgets import SearchForm, search_form
+    from .read import PageDriftWarning, read_export_csv
+    from .tables.datasets import open_dataset, write_dataset
+    from .tables.merge import upsert
+    from .tables.parquet import read_parquet
+    from .tables.schema import MaskedEmailWarning, SchemaDriftWarning
+    from .widgets import SearchForm, search_form
 
 __all__ = [
     "APIError",
@@ -116,27 +118,27 @@ __all__ = [
 _LAZY = {
     "ApiKey": "scoutframe.models",
     "Cache": "scoutframe.cache",
-    "Client": "scoutframe.client",
+    "Client": "scoutframe.api.client",
     "Delta": "scoutframe.models",
     "Freshness": "scoutframe.models",
     "HistoryEntry": "scoutframe.models",
-    "ExportJob": "scoutframe.jobs",
+    "ExportJob": "scoutframe.api.jobs",
     "ExportStatus": "scoutframe.models",
-    "Filters": "scoutframe.filters",
-    "MaskedEmailWarning": "scoutframe.schema",
+    "Filters": "scoutframe.api.filters",
+    "MaskedEmailWarning": "scoutframe.tables.schema",
     "PageDriftWarning": "scoutframe.read",
     "Profile": "scoutframe.models",
     "Provenance": "scoutframe.models",
     "ReadPlan": "scoutframe.models",
     "read_export_csv": "scoutframe.read",
-    "SchemaDriftWarning": "scoutframe.schema",
+    "SchemaDriftWarning": "scoutframe.tables.schema",
     "SearchForm": "scoutframe.widgets",
     "SearchPage": "scoutframe.models",
     "search_form": "scoutframe.widgets",
-    "open_dataset": "scoutframe.datasets",
-    "read_parquet": "scoutframe.formats",
-    "upsert": "scoutframe.merge",
-    "write_dataset": "scoutframe.datasets",
+    "open_dataset": "scoutframe.tables.datasets",
+    "read_parquet": "scoutframe.tables.parquet",
+    "upsert": "scoutframe.tables.merge",
+    "write_dataset": "scoutframe.tables.datasets",
     **{
         name: "scoutframe.errors"
         for name in __all__
@@ -156,6 +158,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+
+def register_pandas() -> None:
+    """Expose ``pd.read_spherescout`` and register the ``df.spherescout`` accessor.
+
+    Run by ``import scoutframe``; calling it again changes nothing.
+    """
+    from . import accessor  # noqa: F401 - importing it registers the accessor
+
+    pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]
 
 
 register_pandas()

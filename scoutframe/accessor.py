@@ -1,6 +1,6 @@
 """The ``df.spherescout`` accessor: provenance, refresh and conversions of a contacts frame.
 
-Registered by :func:`scoutframe.read.register_pandas` (run by ``import scoutframe``). It keeps
+Registered by :func:`scoutframe.register_pandas` (run by ``import scoutframe``). It keeps
 no state of its own: everything comes from the frame and its ``attrs``; the work is done by
 the modules it delegates to.
 """
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import polars
     import pyarrow as pa
 
-    from .client import Client
-    from .filters import Filters
+    from .api.client import Client
+    from .api.filters import Filters
     from .models import Freshness
 
 __all__ = ["SphereScoutAccessor"]
@@ -70,7 +70,7 @@ class SphereScoutAccessor:
     @property
     def filters(self) -> Filters:
         """The search's filters (from the provenance)."""
-        from .filters import Filters
+        from .api.filters import Filters
 
         return Filters.from_any(dict(self._required("filters").filters))
 
@@ -103,7 +103,7 @@ class SphereScoutAccessor:
             )
         own = client is None
         if client is None:
-            from .client import Client
+            from .api.client import Client
 
             client = Client()
         try:
@@ -145,15 +145,15 @@ class SphereScoutAccessor:
         """Write the frame to Parquet, atomically.
 
         ``scoutframe.read_parquet(path)`` gives back the dtypes, the lists and the provenance;
-        plain ``pd.read_parquet(path)`` reads it too (see :mod:`scoutframe.formats`).
+        plain ``pd.read_parquet(path)`` reads it too (see :mod:`scoutframe.tables.parquet`).
         """
-        from .formats import to_parquet
+        from .tables.parquet import to_parquet
 
         return to_parquet(self._df, path)
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the frame in the API's export CSV format (``read_export_csv`` reads it back)."""
-        from .formats import to_csv
+        from .tables.exportcsv import to_csv
 
         return to_csv(self._df, path)
 
@@ -163,7 +163,7 @@ class SphereScoutAccessor:
         Timestamps are written without their zone, named in the header (``(UTC)``); lists
         are joined with ``"; "``; zip codes stay text.
         """
-        from .formats import to_excel
+        from .tables.excel import to_excel
 
         return to_excel(self._df, path)
 
@@ -171,19 +171,19 @@ class SphereScoutAccessor:
         self, path: str | os.PathLike[str], *, partition_by: Sequence[str] = ("country",)
     ) -> Path:
         """Write the frame as a hive-partitioned Parquet dataset, swapped in atomically."""
-        from .datasets import write_dataset
+        from .tables.datasets import write_dataset
 
         return write_dataset(self._df, path, partition_by=partition_by)
 
     def to_arrow(self) -> pa.Table:
         """Return the frame as a ``pyarrow.Table`` with the contacts schema (no index)."""
-        from .frames import table_from_pandas
+        from .tables.frames import table_from_pandas
 
         return table_from_pandas(self._df)
 
     def to_polars(self) -> polars.DataFrame:
         """Return the frame as a Polars DataFrame (zero-copy for Arrow-backed columns)."""
-        from .frames import to_polars
+        from .tables.frames import to_polars
 
         return to_polars(self._df)
 

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     import scoutframe
-    from scoutframe.sandbox import Sandbox
+
+    from .sandbox import Sandbox
 
     pd.set_option("display.width", 120)
     pd.set_option("display.max_columns", 8)
@@ -116,7 +117,7 @@ def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
     frame = phases.run("export + download + parse", lambda: scoutframe.read_spherescout(
         **search, client=client, method="export", progress=options.progress))
     provenance = frame.attrs["scoutframe"]
-    from scoutframe.cli import lists_joined
+    from .cli import lists_joined
 
     shown = ["name", "city", "zipcode", "email", "phone", "categories", "rating"]
     print(lists_joined(frame.head(5)[shown]).to_string(max_colwidth=26))

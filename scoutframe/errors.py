@@ -41,7 +41,7 @@ from ._redact import redact
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .jobs import ExportJob
+    from .api.jobs import ExportJob
     from .models import ReadPlan
 
 __all__ = [

@@ -16,13 +16,19 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import ArgumentError
+
 __all__ = [
+    "PathLike",
     "atomic_path",
     "fsync_directory",
+    "output_target",
     "private_directory",
     "promote",
     "write_private_json",
 ]
+
+PathLike = str | os.PathLike[str]
 
 #: Mode of directories that hold handles, downloads and cache entries: the owner only.
 PRIVATE_DIR_MODE = 0o700
@@ -114,4 +120,15 @@ def promote(part: Path, target: Path) -> Path:
     """
     os.replace(part, target)
     fsync_directory(target.parent)
+    return target
+
+
+def output_target(path: PathLike, what: str) -> Path:
+    """Return *path* as the file a writer named *what* may (re)place, or say why not."""
+    target = Path(path)
+    if target.is_dir():
+        raise ArgumentError(f"{what}: {target} is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise ArgumentError(f"{what}: the directory {target.parent} does not exist; create it "
+                            f"first (Path({str(target.parent)!r}).mkdir(parents=True))")
     return target

@@ -54,8 +54,8 @@ class FakeClock:
 @pytest.fixture
 def fake_clock():  # type: ignore[no-untyped-def]
     """Swap scoutframe's retry clock (every sleep and timeout of the client) for a fake one."""
-    from scoutframe import retry
+    from scoutframe import clock as seam
 
     clock = FakeClock()
-    with retry.use_clock(clock):  # type: ignore[arg-type]
+    with seam.use_clock(clock):  # type: ignore[arg-type]
         yield clock

@@ -33,10 +33,11 @@ from typing import Any, Literal, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import frames
+from ..clock import clock
 from ..errors import CacheError
 from ..files import atomic_path, private_directory
 from ..models import Provenance
+from ..tables import frames
 
 __all__ = ["CacheEntry", "Manifest"]
 
@@ -165,9 +166,7 @@ class Manifest:
 
 def now_iso() -> str:
     """Return the current UTC time as entries record it (ISO-8601)."""
-    from .. import retry
-
-    return retry.clock().now().astimezone(UTC).isoformat(timespec="microseconds")
+    return clock().now().astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class CacheEntry:
@@ -273,12 +272,12 @@ class CacheEntry:
 
         The caller holds :meth:`lock`.
         """
-        from ..formats import with_file_metadata
+        from ..tables.parquet import with_file_metadata
 
         private_directory(self.directory)
         self._drop_leftovers()
         # The metadata of every Parquet file scoutframe writes: the provenance, and what
-        # plain pd.read_parquet needs to read it back (see scoutframe.formats).
+        # plain pd.read_parquet needs to read it back (see scoutframe.tables.parquet).
         table = with_file_metadata(table.replace_schema_metadata(None), provenance=provenance)
         manifest = replace(manifest, rows=table.num_rows, bytes=0)
         with atomic_path(self.data_path, private=True) as temp:
@@ -304,7 +303,7 @@ class CacheEntry:
         the slices add up to (the metadata is written first); otherwise nothing is committed.
         The caller holds :meth:`lock`.
         """
-        from ..formats import with_file_metadata
+        from ..tables.parquet import with_file_metadata
 
         private_directory(self.directory)
         self._drop_leftovers()
@@ -433,6 +432,4 @@ def _same_data(a: Manifest, b: Manifest) -> bool:
 
 def utc_now() -> datetime:
     """Return the current UTC time on the retry clock (for ages)."""
-    from .. import retry
-
-    return retry.clock().now()
+    return clock().now()

@@ -18,7 +18,7 @@ __all__ = ["ENV_CACHE_DIR", "SCHEMA_VERSION", "cache_root", "entry_key"]
 
 #: Overrides the cache location (the platform's user cache directory by default).
 ENV_CACHE_DIR = "SCOUTFRAME_CACHE_DIR"
-#: Bumped when the contacts schema (scoutframe.schema) changes incompatibly: old entries are
+#: Bumped when the contacts schema (scoutframe.tables.schema) changes incompatibly: old entries are
 #: then simply not found (and pruned), never misread.
 SCHEMA_VERSION = 1
 

@@ -4,10 +4,10 @@
 2. otherwise the delta CSV (1 credit a row, after the budget and balance checks) is downloaded
    into the entry's directory as ``_delta-<parent>.csv`` **before** it is merged, so a process
    killed between paying and committing finds it there next time instead of paying again;
-3. :func:`scoutframe.merge.upsert` merges it by ``place_id`` (the newer ``collected_at``
+3. :func:`scoutframe.tables.merge.upsert` merges it by ``place_id`` (the newer ``collected_at``
    wins, the delta wins a tie, whole rows, nothing deleted: the API has no tombstones);
    the entry's table is sorted by ``place_id``, so it is merged slice by slice
-   (:func:`~scoutframe.merge.upsert_slices`) while a second thread writes the merged slices;
+   (:func:`~scoutframe.tables.merge.upsert_slices`) while a second thread writes the merged slices;
 4. the new table is committed (atomic), then the delta file goes.
 
 The caller holds the entry's lock, so a second process waits and then finds nothing new.
@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import csvread
 from ..errors import APIError, CacheError, ConsentError, TransportError
-from ..merge import is_strictly_ascending, upsert, upsert_slices
 from ..models import Provenance
+from ..tables import exportcsv
+from ..tables.merge import is_strictly_ascending, upsert, upsert_slices
 from .entry import CacheEntry, Manifest, now_iso
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..api.client import Client
 
 __all__ = ["DeltaResult", "refresh_by_delta"]
 
@@ -126,7 +126,7 @@ def refresh_by_delta(
             f"the delta of history entry {parent} was downloaded to {pending} but its own "
             "history entry is unknown; refresh again in a minute (it will not be paid twice)"
         )
-    changes = csvread.read_csv(pending, warn_drift=False)
+    changes = exportcsv.read_csv(pending, warn_drift=False)
     result = replace(
         manifest, history_ids=(*manifest.history_ids, new_id), refreshed_at=now_iso(),
         credits_spent=manifest.credits_spent + spent,

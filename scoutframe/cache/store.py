@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ArgumentError, CacheError, CacheMissError
-from ..merge import is_strictly_ascending
-from ..schema import CONTACT_SCHEMA
+from ..tables.merge import is_strictly_ascending
+from ..tables.schema import CONTACT_SCHEMA
 from .entry import CachedMethod, CacheEntry, Manifest, utc_now
 from .keys import SCHEMA_VERSION, cache_root, entry_key
 
 if TYPE_CHECKING:
-    from ..filters import Filters
+    from ..api.filters import Filters
 
 __all__ = ["Cache", "parse_age"]
 
@@ -164,7 +164,8 @@ class Cache:
 
     def get(self, key: str, *, dtype_backend: str = "pyarrow") -> pd.DataFrame:
         """Return an entry's frame by key (or a unique key prefix), without the network."""
-        from .. import checks, frames
+        from .. import checks
+        from ..tables import frames
 
         entry, _ = self._by_key(key)
         table, provenance = entry.read()
@@ -268,7 +269,7 @@ def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
 
 
 def _canonical(filters: Mapping[str, Any]) -> str:
-    from ..filters import Filters
+    from ..api.filters import Filters
 
     try:
         return Filters.from_any(dict(filters)).cache_key

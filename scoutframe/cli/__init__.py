@@ -52,7 +52,7 @@ of scoutframe or the API, 2 a usage error, 130 interrupted (Ctrl-C)."""
 
 
 def _version() -> str:
-    from scoutframe._version import __version__
+    from .._version import __version__
 
     return f"scoutframe {__version__}"
 

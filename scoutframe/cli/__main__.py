@@ -1,5 +1,5 @@
 """``python -m scoutframe.cli``: the ``scoutframe`` command."""
 
-from scoutframe.cli import main
+from . import main
 
 raise SystemExit(main())

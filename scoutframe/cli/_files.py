@@ -77,16 +77,16 @@ def umask_mode(*, directory: bool = False) -> int:
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` whole or not at all, as Parquet or export CSV by the suffix.
 
-    Parquet keeps the dtypes and the provenance (``scoutframe.formats.to_parquet``); CSV is
+    Parquet keeps the dtypes and the provenance (``scoutframe.tables.parquet.to_parquet``); CSV is
     the API's export format, which ``scoutframe.read_export_csv`` reads back exactly
-    (``scoutframe.formats.to_csv``). Both files get the umask's mode.
+    (``scoutframe.tables.exportcsv.to_csv``). Both files get the umask's mode.
     """
-    from scoutframe import formats
+    from ..tables import exportcsv, parquet
 
     if path.suffix.lower() == ".parquet":
-        formats.to_parquet(frame, path)
+        parquet.to_parquet(frame, path)
     else:
-        formats.to_csv(frame, path)
+        exportcsv.to_csv(frame, path)
 
 
 def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
@@ -106,7 +106,7 @@ def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from scoutframe.schema import LIST_SEPARATOR
+    from ..tables.schema import LIST_SEPARATOR
 
     joined = frame.copy(deep=False)
     for name, dtype in frame.dtypes.items():
@@ -121,7 +121,7 @@ def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _join_if_sequence(value: object) -> object:
     if isinstance(value, list | tuple) or hasattr(value, "tolist"):
-        from scoutframe.schema import LIST_SEPARATOR
+        from ..tables.schema import LIST_SEPARATOR
 
         return LIST_SEPARATOR.join(map(str, list(value)))  # type: ignore[call-overload]
     return value

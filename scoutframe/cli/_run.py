@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._terms import in_cli_terms, notes_in_cli_terms
 
 if TYPE_CHECKING:
-    from scoutframe.client import Client
+    from ..api.client import Client
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "UsageError", "open_client", "run",
            "say", "verbose_logging"]  # fmt: skip
@@ -86,7 +86,7 @@ def run(command: str, body: Callable[[], int]) -> int:
         ``body``'s status, else 1 (a scoutframe error or a failed file operation), 2 (a usage
         error) or 130 (Ctrl-C). Library warnings become ``note:`` lines on standard error.
     """
-    from scoutframe.errors import ArgumentError, ScoutError
+    from ..errors import ArgumentError, ScoutError
 
     status: int
     lines: list[str] = []
@@ -163,6 +163,6 @@ def open_client() -> Client:
     ConfigurationError
         A setting is malformed or unsafe (the message names it).
     """
-    from scoutframe.client import Client
+    from ..api.client import Client
 
     return Client()

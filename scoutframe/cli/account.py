@@ -10,7 +10,7 @@ from ._run import open_client, run, say
 from ._show import add_json_flag, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
-    from scoutframe.models import ApiKey
+    from ..models import ApiKey
 
 __all__ = ["keys_main", "profile_main"]
 

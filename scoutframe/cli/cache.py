@@ -20,7 +20,7 @@ from ._show import add_json_flag, frame_rows, human_bytes, print_fields, print_j
 from ._terms import filters_as_flags, in_cli_terms
 
 if TYPE_CHECKING:
-    from scoutframe.cache import Cache
+    from ..cache import Cache
 
 __all__ = ["main", "parser"]
 
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
 
 
 def _cache(options: argparse.Namespace) -> Cache:
-    from scoutframe.cache import Cache
+    from ..cache import Cache
 
     return Cache(options.cache_dir)
 
@@ -140,7 +140,7 @@ def _entries(cache: Cache) -> list[dict[str, Any]]:
 
 def _find(cache: Cache, key: str) -> dict[str, Any]:
     """Return the one entry whose key starts with ``key`` (``CacheMissError`` otherwise)."""
-    from scoutframe.errors import CacheMissError
+    from ..errors import CacheMissError
 
     matches = [row for row in _entries(cache) if str(row["key"]).startswith(key)]
     if len(matches) != 1:
@@ -203,11 +203,11 @@ def _head(directory: Path, rows: int) -> list[dict[str, Any]]:
 
 
 def _refresh(options: argparse.Namespace) -> int:
-    from scoutframe.cache.keys import entry_key
-    from scoutframe.errors import CacheError, ConsentError
-    from scoutframe.filters import Filters
-    from scoutframe.read import read_spherescout
-    from scoutframe.schema import MaskedEmailWarning
+    from ..api.filters import Filters
+    from ..cache.keys import entry_key
+    from ..errors import CacheError, ConsentError
+    from ..read import read_spherescout
+    from ..tables.schema import MaskedEmailWarning
 
     cache = _cache(options)
     row = _find(cache, options.key)

@@ -13,7 +13,7 @@ from ._show import add_json_flag, frame_rows, print_json, print_table
 from ._terms import filters_as_flags
 
 if TYPE_CHECKING:
-    from scoutframe.jobs import ExportJob
+    from ..api.jobs import ExportJob
 
 __all__ = ["exports_main", "history_main"]
 

@@ -20,7 +20,7 @@ from ._terms import BOOLEAN_FILTERS, in_cli_terms
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scoutframe.client import Client
+    from ..api.client import Client
 
 __all__ = ["main", "parser"]
 
@@ -181,7 +181,7 @@ def _check_partitions(partition_by: list[str], columns: list[str] | None) -> Non
     """Refuse partition columns the dataset writer would refuse, before anything is read."""
     import pyarrow as pa
 
-    from scoutframe.schema import CONTACT_SCHEMA
+    from ..tables.schema import CONTACT_SCHEMA
 
     for name in partition_by:
         if name not in CONTACT_SCHEMA.names:
@@ -235,8 +235,8 @@ def main(argv: list[str]) -> int:
 
 
 def _search(p: argparse.ArgumentParser, options: argparse.Namespace) -> int:
-    from scoutframe.errors import FilterError
-    from scoutframe.read import read_spherescout
+    from ..errors import FilterError
+    from ..read import read_spherescout
 
     partition_by = _check_options(p, options)
     columns = _split([options.columns]) if options.columns else None
@@ -269,7 +269,7 @@ def _search(p: argparse.ArgumentParser, options: argparse.Namespace) -> int:
 def _write_dataset(
     chunks: Iterator[pd.DataFrame], target: Path, partition_by: list[str], progress: bool | None
 ) -> int:
-    from scoutframe.datasets import write_dataset
+    from ..tables.datasets import write_dataset
 
     seen: dict[str, Any] = {"rows": 0, "meta": {}}
 
@@ -305,7 +305,7 @@ def _with_all_countries(message: str, client: Client) -> str:
     marker = "this server has contacts in: "
     if marker not in message or ", ...." not in message:
         return message
-    from scoutframe.errors import ScoutError
+    from ..errors import ScoutError
 
     try:
         codes = sorted(str(code) for code in client.countries()["code"])  # cached: no request

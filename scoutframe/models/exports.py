@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+from ..clock import clock
 from ._coerce import extra_fields, optional_float, optional_int, optional_str, parse_datetime
 from ._display import card, number
 
@@ -69,9 +70,7 @@ def link_is_valid(url: str | None, expires_at: datetime | None) -> bool:
 
     The one answer to "can this ready export still be downloaded without asking again".
     """
-    from .. import retry  # on use: urllib3 stays out of `import scoutframe`
-
-    return url is not None and (expires_at is None or expires_at > retry.clock().now())
+    return url is not None and (expires_at is None or expires_at > clock().now())
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ machinery of one read (plan, sources, output).
 """
 
 from ..models import ReadPlan
-from ..schema import PageDriftWarning
-from .api import read_export_csv, read_spherescout, register_pandas
+from ..tables.schema import PageDriftWarning
+from .api import read_export_csv, read_spherescout
 from .request import AUTO_PAGES_MAX_ROWS
 
 __all__ = [
@@ -15,5 +15,4 @@ __all__ = [
     "ReadPlan",
     "read_export_csv",
     "read_spherescout",
-    "register_pandas",
 ]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..schema import MaskedEmailWarning, warn_from_caller
+from ..tables.schema import MaskedEmailWarning, warn_from_caller
 from . import output
-from .plan import Planned, check_spending, plan_read
+from .consent import check_spending
+from .plan import Planned, make_source, plan_read
 from .request import ReadRequest
-from .sources import make_source
 
 __all__ = ["execute"]
 

@@ -19,7 +19,7 @@ Methods
     rows, otherwise an export; the choice and its reason are in the plan and the provenance.
 
 This module imports nothing heavy at import time (no tqdm, no requests, no sandbox), so
-:func:`register_pandas` can run from ``import scoutframe``.
+``import scoutframe`` can expose it as ``pd.read_spherescout``.
 """
 
 from __future__ import annotations
@@ -38,23 +38,23 @@ from ..checks import DtypeBackend
 from ..errors import ArgumentError
 from ..models import ReadPlan
 from ..progress import progress_enabled
-from ..schema import check_columns
+from ..tables.schema import check_columns
 from .request import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     CacheRequest,
     Method,
     ReadRequest,
-    ReturnType,  # fmt: skip
+    ReturnType,
 )
 
 if TYPE_CHECKING:
     import polars
 
-    from ..client import Client
-    from ..filters import Filters
+    from ..api.client import Client
+    from ..api.filters import Filters
 
-__all__ = ["read_export_csv", "read_spherescout", "register_pandas"]
+__all__ = ["read_export_csv", "read_spherescout"]
 
 
 # Overloads: a plan for dry runs, an iterator with chunksize, else one object per return_type.
@@ -232,7 +232,7 @@ def read_spherescout(
     Parameters
     ----------
     filters
-        A :class:`~scoutframe.filters.Filters`, a mapping of filters, or a search id string
+        A :class:`~scoutframe.api.filters.Filters`, a mapping of filters, or a search id string
         (export only). Keyword filters (``countries="FR"``, ``category="Plumber"``,
         ``email=True``, ...) are merged in, as ``Filters.from_any`` accepts them.
     client
@@ -366,7 +366,7 @@ def _request(
             raise ArgumentError("Pass either a search id or filters, not both")
         search_id = filters
     else:
-        from ..filters import Filters
+        from ..api.filters import Filters
 
         resolved_filters = Filters.from_any(filters, **filter_kwargs)
         if resolved_filters.is_empty() and not include_all:
@@ -378,7 +378,7 @@ def _request(
     selected = check_columns(columns)
     own_client = client is None
     if client is None:
-        from ..client import Client
+        from ..api.client import Client
 
         client = Client()
     if budget is None:
@@ -453,14 +453,14 @@ def read_export_csv(
     >>> job.download("plumbers.csv")  # doctest: +SKIP
     >>> df = read_export_csv("plumbers.csv")  # doctest: +SKIP
     """
-    from .. import frames
-    from ..csvread import ContractCheck
     from ..errors import ExportParseError
+    from ..tables import exportcsv, frames
+    from ..tables.exportcsv import ContractCheck
 
     backend = checks.dtype_backend(dtype_backend)
     try:
         check = ContractCheck(path)
-        table = frames.read_csv(path, columns=check_columns(columns))
+        table = exportcsv.read_csv(path, columns=check_columns(columns))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ExportParseError(
@@ -478,10 +478,3 @@ def read_export_csv(
             path=Path(path),
         )
     return frames.to_pandas(table, dtype_backend=backend, self_destruct=True)
-
-
-def register_pandas() -> None:
-    """Expose ``pd.read_spherescout`` and register the ``df.spherescout`` accessor."""
-    from .. import accessor  # noqa: F401 - importing it registers the accessor
-
-    pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]

@@ -25,16 +25,16 @@ from ..cache.keys import SCHEMA_VERSION
 from ..cache.refresh import refresh_by_delta
 from ..cache.store import Cache
 from ..errors import ArgumentError, CacheError, CacheMissError
-from ..merge import is_strictly_ascending
 from ..models import Provenance, ReadPlan
-from ..schema import MaskedEmailWarning, warn_from_caller
+from ..tables.merge import is_strictly_ascending
+from ..tables.schema import MaskedEmailWarning, warn_from_caller
 from . import output
-from .plan import has_consent, plan_read
-from .sources import make_source
+from .consent import has_consent
+from .plan import make_source, plan_read
 
 if TYPE_CHECKING:
+    from ..api.filters import Filters
     from ..cache.entry import CachedMethod
-    from ..filters import Filters
     from .plan import Planned
     from .request import ReadRequest
 
@@ -268,6 +268,6 @@ def _sorted(table: pa.Table) -> pa.Table:
 
 
 def _empty() -> pa.Table:
-    from ..schema import empty_table
+    from ..tables.schema import empty_table
 
     return empty_table()

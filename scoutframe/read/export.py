@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from .. import frames
-from ..csvread import ContractCheck
+from ..api.jobs import ExportJob
 from ..errors import (
     APIError,
     AuthenticationError,
@@ -35,13 +34,14 @@ from ..errors import (
     PermissionDeniedError,
     TransportError,
 )
-from ..jobs import ExportJob
 from ..progress import Bar, notify
-from .plan import check_spending
+from ..tables import exportcsv
+from ..tables.exportcsv import ContractCheck
+from .consent import check_spending
 from .sources import DriftWatch, Facts
 
 if TYPE_CHECKING:
-    from ..filters import Filters
+    from ..api.filters import Filters
     from ..models import ExportStatus, JobHandle
     from .plan import Planned
     from .request import ReadRequest
@@ -267,10 +267,10 @@ class ExportSource:
         with Bar.rows(request.progress, self.facts().total_count, "parsing") as bar:
             try:
                 if rows is None:
-                    parts: Iterator[pa.Table] = iter([frames.read_csv(
+                    parts: Iterator[pa.Table] = iter([exportcsv.read_csv(
                         path, columns=request.columns, nrows=request.nrows, warn_drift=False)])
                 else:
-                    parts = frames.iter_csv(path, chunksize=rows, columns=request.columns,
+                    parts = exportcsv.iter_csv(path, chunksize=rows, columns=request.columns,
                                             nrows=request.nrows, warn_drift=False)  # fmt: skip
                 for table in _guarded(parts, job, path):
                     bar.update(table.num_rows)

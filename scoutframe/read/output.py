@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .. import frames
 from .._version import __version__
 from ..models import Provenance
+from ..tables import frames
+from ..tables.schema import empty_table
 
 if TYPE_CHECKING:
     from .plan import Planned
@@ -57,7 +58,7 @@ def whole(request: ReadRequest, planned: Planned, source: Source) -> Any:
     parts = list(source.tables(None))
     try:
         if not parts:
-            table = frames.empty_table(request.columns)
+            table = empty_table(request.columns)
         elif len(parts) == 1:
             table = parts[0]
         else:

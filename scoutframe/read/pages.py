@@ -23,14 +23,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import retry
+from ..clock import clock
 from ..progress import Bar
-from ..schema import PageDriftWarning, warn_from_caller
+from ..tables.schema import PageDriftWarning, warn_from_caller
 from .request import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
-    from ..client import Client
-    from ..filters import Filters
+    from ..api.client import Client
+    from ..api.filters import Filters
     from ..models import SearchPage
 
 __all__ = [
@@ -81,7 +81,7 @@ def fetch_page(client: Client, filters: Filters, number: int) -> SearchPage | No
     ``page_rate_limited`` budget; a ``Retry-After`` above ``retry_after_cap`` is raised at once
     (:class:`~scoutframe.errors.RateLimitError`), never slept through.
     """
-    from .. import retry
+    from ..api import retry
     from ..errors import NotFoundError, RateLimitError
 
     policy = client.retry
@@ -167,7 +167,7 @@ class PageWalker:
         by_search = _KEPT.setdefault(self.client, {})
         key = self.filters.cache_key
         kept = by_search.get(key)
-        now = retry.clock().monotonic()
+        now = clock().monotonic()
         fresh = (kept is not None and kept.until > now and kept.search_id == first.search_id
                  and kept.total_count == first.total_count)  # fmt: skip
         if not fresh:

@@ -1,4 +1,4 @@
-"""Planning a read: count the matches (free), choose pages or export, check the budget.
+"""Planning a read: count the matches (free), choose pages or export, make its source.
 
 ``method="auto"`` reads by pages when the read returns at most :data:`AUTO_PAGES_MAX_ROWS`
 rows (the matching contacts, or ``nrows`` when smaller), otherwise by an export. The choice
@@ -9,27 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..errors import APIError, ArgumentError, ConsentError, FilterError, TransportError
+from ..errors import APIError, ArgumentError, FilterError, TransportError
 from ..models import ReadPlan
+from .consent import has_consent
+from .export import ExportSource
 from .pages import fetch_page
 from .request import AUTO_PAGES_MAX_ROWS
+from .sources import PagesSource, Source
 
 if TYPE_CHECKING:
-    from ..filters import Filters
+    from ..api.filters import Filters
     from ..models import SearchPage
     from .request import ReadRequest
 
-__all__ = [
-    "AUTO_PAGES_MAX_ROWS",
-    "Planned",
-    "check_spending",
-    "consent_message",
-    "has_consent",
-    "plan_read",
-]
+__all__ = ["AUTO_PAGES_MAX_ROWS", "Planned", "make_source", "plan_read"]
 
 logger = logging.getLogger("scoutframe.read")
 
@@ -144,42 +140,8 @@ def _choose(
     )
 
 
-def has_consent(request: ReadRequest) -> bool:
-    """Whether the caller agreed to spend: ``method="export"``, or a budget of any source."""
-    return request.method == "export" or request.max_credits is not None
-
-
-def check_spending(request: ReadRequest, plan: ReadPlan) -> None:
-    """Refuse, before anything is spent, an export without consent or over ``max_credits``."""
-    from ..endpoints.exports import check_budget as refuse_over
-
-    if plan.method != "export":
-        return
-    if not has_consent(request):
-        balance = request.client.profile().credits  # free: the error shows what is at stake
-        raise ConsentError(consent_message(plan, balance), plan=replace(
-            plan, credits_available=balance))  # fmt: skip
-    refuse_over(
-        plan.credits_needed, request.max_credits, what="this export",
-        hint="Narrow the filters, raise max_credits, or use method='pages' (free, "
-        "emails masked).",
-    )  # fmt: skip
-
-
-def consent_message(plan: ReadPlan, balance: int | None) -> str:
-    """Say what a read would buy and the three ways on (Python spelling)."""
-    has = "" if balance is None else f" (the account has {balance:,})"
-    if plan.credits_needed is None:
-        what, exact = f"an unknown number of contacts, 1 credit each{has}", "N"
-    else:
-        rows = plan.rows if plan.rows is not None else plan.credits_needed
-        what = f"{rows:,} contacts for {plan.credits_needed:,} credits{has}"
-        exact = str(plan.credits_needed)
-    return (
-        f"This read would buy an export: {what}, and no budget was given, so nothing was "
-        "spent. "
-        "Choose one: method='pages' reads them for free, with masked emails; "
-        f"max_credits={exact} (or method='export') buys the full data; narrower filters "
-        "(a region or city, email=True, ...) make it smaller. A default budget for every "
-        "read: Client(max_credits=...) or SCOUTFRAME_MAX_CREDITS."
-    )
+def make_source(request: ReadRequest, planned: Planned) -> Source:
+    """Return the source the plan chose."""
+    if planned.plan.method == "pages":
+        return PagesSource(request, planned)
+    return ExportSource(request, planned)

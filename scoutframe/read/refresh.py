@@ -2,7 +2,7 @@
 
 A cached frame refreshes its entry (:mod:`scoutframe.read.cached`); an export frame that was
 not cached takes the delta since its last history entry, merged in by ``place_id``
-(:func:`scoutframe.merge.upsert`); a pages frame is read again (free).
+(:func:`scoutframe.tables.merge.upsert`); a pages frame is read again (free).
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .. import csvread, frames
 from ..errors import ArgumentError
-from ..merge import upsert
 from ..models import PROVENANCE_ATTR, Provenance
+from ..tables import exportcsv, frames
+from ..tables.merge import upsert
 from ._executor import execute
 from .api import _request, read_spherescout
 from .request import DEFAULT_CONCURRENCY, CacheRequest
 
 if TYPE_CHECKING:
+    from ..api.client import Client
     from ..checks import DtypeBackend
-    from ..client import Client
 
 __all__ = ["merge_delta", "refresh_frame"]
 
@@ -40,7 +40,7 @@ def refresh_frame(
     A frame served from the cache refreshes its entry (by delta for an export, by pages for a
     pages read; ``full=True`` reads it again in full) and comes back from it. An export frame
     that was not cached takes the delta since its last history entry, merged by ``place_id``
-    (:func:`scoutframe.merge.upsert`). A pages frame is read again (free).
+    (:func:`scoutframe.tables.merge.upsert`). A pages frame is read again (free).
 
     Raises
     ------
@@ -96,7 +96,7 @@ def merge_delta(
     """
     own = client is None
     if client is None:
-        from ..client import Client
+        from ..api.client import Client
 
         client = Client()
     try:
@@ -105,7 +105,7 @@ def merge_delta(
         path = client.job_store.download_path(f"delta-{parent}")
         delta = client.history.download_delta(parent, path, max_credits=max_credits)
         try:
-            changes = csvread.read_csv(path, warn_drift=False)
+            changes = exportcsv.read_csv(path, warn_drift=False)
         finally:
             path.unlink(missing_ok=True)
     finally:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Literal
 from ..checks import DtypeBackend
 
 if TYPE_CHECKING:
-    from ..client import Client
-    from ..filters import Filters
+    from ..api.client import Client
+    from ..api.filters import Filters
 
 __all__ = ["AUTO_PAGES_MAX_ROWS", "DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "CacheMode",
            "CacheRequest", "Method", "ReadRequest", "ReturnType"]  # fmt: skip

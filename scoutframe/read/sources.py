@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from .. import frames
-from ..schema import SchemaDriftWarning, drift_columns, drift_message, warn_from_caller
+from ..tables import frames
+from ..tables.schema import SchemaDriftWarning, drift_columns, drift_message, warn_from_caller
 from .pages import PageWalker, batched_tables
 
 if TYPE_CHECKING:
     from .plan import Planned
     from .request import ReadRequest
 
-__all__ = ["DriftWatch", "Facts", "PagesSource", "Source", "make_source"]
+__all__ = ["DriftWatch", "Facts", "PagesSource", "Source"]
 
 logger = logging.getLogger("scoutframe.read")
 
@@ -115,12 +115,3 @@ class PagesSource:
 
     def note_interrupt(self, exc: BaseException) -> None:
         """Nothing was paid: a re-run simply reads the pages again."""
-
-
-def make_source(request: ReadRequest, planned: Planned) -> Source:
-    """Return the source the plan chose."""
-    if planned.plan.method == "pages":
-        return PagesSource(request, planned)
-    from .export import ExportSource
-
-    return ExportSource(request, planned)

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..api.filters import BOOLEAN_FIELDS, Filters
 from ..errors import ScoutError
-from ..filters import BOOLEAN_FIELDS, Filters
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..api.client import Client
     from .state import FormState, Place
 
 __all__ = ["Argument", "filter_arguments", "render_call"]
@@ -53,7 +53,7 @@ def filter_arguments(state: FormState, client: Client) -> list[Argument]:
     Returns
     -------
     list of Argument
-        In the order of :class:`~scoutframe.filters.Filters`' fields.
+        In the order of :class:`~scoutframe.api.filters.Filters`' fields.
     """
     arguments: list[Argument] = []
     if state.countries:

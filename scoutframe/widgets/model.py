@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from .. import checks
+from ..api.filters import BOOLEAN_FIELDS, Filters
 from ..errors import ArgumentError, FilterError, ScoutError
-from ..filters import BOOLEAN_FIELDS, Filters
 from ..read import read_spherescout
 from . import codegen
 from ._debounce import Debouncer
 from .state import LEVEL_WORDS, FormState, Place, short_message
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..api.client import Client
     from ..models import ReadPlan
 
 __all__ = ["LOAD_METHODS", "SearchModel"]
@@ -93,7 +93,7 @@ class SearchModel:
     ) -> None:
         self._own_client = client is None
         if client is None:
-            from ..client import Client
+            from ..api.client import Client
 
             client = Client()
         self.client: Client = client
@@ -128,7 +128,7 @@ class SearchModel:
 
     @property
     def filters(self) -> Filters:
-        """The current filters (a :class:`~scoutframe.filters.Filters`)."""
+        """The current filters (a :class:`~scoutframe.api.filters.Filters`)."""
         return self._state.filters()
 
     @property

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..api.filters import BOOLEAN_FIELDS, Filters
 from ..errors import ScoutError
-from ..filters import BOOLEAN_FIELDS, Filters
 
 __all__ = ["LEVEL_WORDS", "FormState", "Place", "short_message"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..filters import BOOLEAN_FIELDS
+from ..api.filters import BOOLEAN_FIELDS
 from . import _html
 from .model import SearchModel
 from .state import LEVEL_WORDS
@@ -24,8 +24,8 @@ from .state import LEVEL_WORDS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..client import Client
-    from ..filters import Filters
+    from ..api.client import Client
+    from ..api.filters import Filters
     from ..models import ReadPlan
 
 __all__ = ["SearchForm", "search_form"]

@@ -26,7 +26,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from scoutframe import Client, downloads, frames, jobs, read_spherescout, transport
+from scoutframe import Client, read_spherescout
+from scoutframe.api import downloads, jobs, transport
+from scoutframe.tables import exportcsv
 
 
 def _crash(how: str) -> None:
@@ -78,8 +80,8 @@ def install(phase: str, how: str, at: int) -> None:
 
         downloads._body_pieces = pieces  # type: ignore[assignment]
     elif phase == "parse":
-        frames.read_csv = _counting(1, how, frames.read_csv)  # type: ignore[assignment]
-        frames.iter_csv = _counting(1, how, frames.iter_csv)  # type: ignore[assignment]
+        exportcsv.read_csv = _counting(1, how, exportcsv.read_csv)  # type: ignore[assignment]
+        exportcsv.iter_csv = _counting(1, how, exportcsv.iter_csv)  # type: ignore[assignment]
 
 
 def main() -> int:

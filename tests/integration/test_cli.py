@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoutframe import read_export_csv
+from scoutframe.api.client import Client
 from scoutframe.cli import in_cli_terms, lists_joined, main
-from scoutframe.client import Client
 from scoutframe.sandbox import Sandbox
 
 CSV_COLUMNS = [
@@ -68,7 +68,7 @@ def test_help_imports_nothing_of_the_client() -> None:
     )
     output = subprocess.check_output([sys.executable, "-c", code], text=True)
     added = json.loads(output.splitlines()[-1])
-    for heavy in ("requests", "urllib3", "tqdm", "scoutframe.client", "scoutframe.sandbox",
+    for heavy in ("requests", "urllib3", "tqdm", "scoutframe.api.client", "scoutframe.sandbox",
                   "scoutframe.cli.search", "scoutframe.cache", "pyarrow.parquet"):
         assert heavy not in added, heavy
 
@@ -84,7 +84,7 @@ def test_sandbox_is_dispatched_without_the_client() -> None:
     assert "usage: scoutframe sandbox" in output
     loaded = json.loads(output.splitlines()[-1])
     assert "scoutframe.sandbox.server" in loaded
-    for name in ("scoutframe.client", "scoutframe.transport", "requests"):
+    for name in ("scoutframe.api.client", "scoutframe.api.transport", "requests"):
         assert name not in loaded, name
     done = subprocess.run([sys.executable, "-m", "scoutframe.cli", "--version"],
                           capture_output=True, text=True, check=False)  # fmt: skip

@@ -117,7 +117,7 @@ def test_ctrl_c_during_a_paid_read_then_resume_without_paying_again(
     sandbox_docs: Sandbox, account: dict[str, Any], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from scoutframe.jobs import ExportJob
+    from scoutframe.api.jobs import ExportJob
 
     def interrupted(self: ExportJob, *args: Any, **kwargs: Any) -> Path:
         raise KeyboardInterrupt

@@ -61,7 +61,7 @@ def assert_cli_words(err: str, command: str) -> None:
 
 
 def _consent() -> str:
-    from scoutframe.read.plan import consent_message
+    from scoutframe.read.consent import consent_message
 
     plan = ReadPlan(rows=4892, method="export", credits_needed=4892, credits_available=None,
                     search_id="srch_1", why="", total_count=4892)  # fmt: skip
@@ -75,8 +75,8 @@ def _masked() -> str:
 
 
 def _missing_credential() -> str:
-    from scoutframe.client import _no_credential
-    from scoutframe.config import load_settings
+    from scoutframe.api.client import _no_credential
+    from scoutframe.api.config import load_settings
 
     return _no_credential(load_settings(config_file=Path("/nonexistent/c.toml"), environ={},
                                         keyring_get=None))  # fmt: skip
@@ -89,7 +89,7 @@ LIBRARY_MESSAGES: dict[str, Callable[[], str]] = {
     "authentication": lambda: str(errors.AuthenticationError(401, "Invalid token.")),
     "unknown category id": lambda: str(_filter_error(category=999_999)),
     # Literal copies of messages no test can reach cheaply (each names its source).
-    "budget (endpoints/exports.check_budget)": lambda: (
+    "budget (api/billing.check_budget)": lambda: (
         "this export would cost 11 credits, more than max_credits=5; nothing was spent. Narrow "
         "the filters, raise max_credits, or use method='pages' (free, emails masked)."),
     "delta budget (endpoints/history)": lambda: (
@@ -199,7 +199,7 @@ LIBRARY_MESSAGES: dict[str, Callable[[], str]] = {
 def _filter_error(**filters: Any) -> errors.FilterError:
     import pandas as pd
 
-    from scoutframe.filters import _resolve_categories
+    from scoutframe.api.filters import _resolve_categories
 
     table = pd.DataFrame({"id": [8059], "name": ["Plumber"], "gcid": ["gcid:plumber"]})
     with pytest.raises(errors.FilterError) as caught:

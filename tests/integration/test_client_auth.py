@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.errors import AuthenticationError
 
 DAY = 86_400

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scoutframe.api.filters import Filters
 from scoutframe.errors import AuthenticationError, FilterError, NotFoundError
-from scoutframe.filters import Filters
 from scoutframe.models import ApiKey, Profile, SearchPage
 
 

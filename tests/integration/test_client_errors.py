@@ -9,7 +9,8 @@ import pytest
 import requests
 import urllib3
 
-from scoutframe.client import Client
+from scoutframe.api.client import Client
+from scoutframe.api.filters import Filters
 from scoutframe.errors import (
     APIError,
     AuthenticationError,
@@ -24,7 +25,6 @@ from scoutframe.errors import (
     ServerError,
     TransportError,
 )
-from scoutframe.filters import Filters
 from scoutframe.read import read_spherescout
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 import requests
 
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.errors import AuthenticationError, ConfigurationError, ScoutError
 
 KEY = "ab" * 32  # shaped like a real key (64 hex)

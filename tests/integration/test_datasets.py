@@ -14,10 +14,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from scoutframe import datasets, frames
 from scoutframe.errors import ArgumentError
 from scoutframe.models import Provenance
-from scoutframe.schema import CONTACT_COLUMNS, CONTACT_SCHEMA
+from scoutframe.tables import datasets, frames
+from scoutframe.tables.schema import CONTACT_COLUMNS, CONTACT_SCHEMA
 
 PROVENANCE = Provenance(search_id="s-42", method="export", filters={"country": ["NA", "FR"]})
 ROWS = 3_000

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from scoutframe import Client
+from scoutframe.api.jobs import ExportJob
 from scoutframe.errors import (
     BadRequestError,
     BudgetError,
@@ -22,7 +23,6 @@ from scoutframe.errors import (
     RateLimitError,
     TransportError,
 )
-from scoutframe.jobs import ExportJob
 
 FILTERS = {"countries": "FR", "email": True}
 

@@ -14,24 +14,25 @@ import pyarrow as pa
 import pytest
 import requests
 
-from scoutframe import downloads, frames, jobs
-from scoutframe.client import Client
+from scoutframe import register_pandas
+from scoutframe.api import downloads, jobs
+from scoutframe.api.client import Client
 from scoutframe.errors import BudgetError, ConsentError, ServerError
-from scoutframe.frames import (
-    CONTACT_COLUMNS,
-    CONTACT_SCHEMA,
-    MaskedEmailWarning,
-    SchemaDriftWarning,
-    table_from_pandas,
-)
 from scoutframe.read import (
     AUTO_PAGES_MAX_ROWS,
     PageDriftWarning,
     ReadPlan,
     read_spherescout,
-    register_pandas,
 )
 from scoutframe.sandbox import Sandbox
+from scoutframe.tables import exportcsv
+from scoutframe.tables.frames import table_from_pandas
+from scoutframe.tables.schema import (
+    CONTACT_COLUMNS,
+    CONTACT_SCHEMA,
+    MaskedEmailWarning,
+    SchemaDriftWarning,
+)
 
 # Countries of the sandbox's 20,000-contact dataset, chosen by size at start (see _pick):
 SMALL = ""  # 100-450 contacts: auto reads them by pages
@@ -492,7 +493,7 @@ def test_an_interrupted_export_read_keeps_its_paid_file_private_and_pays_once(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     acct = small_sandbox.admin.create_account(credits=1_000_000)
-    real_write, real_read = downloads.write_body, frames.read_csv
+    real_write, real_read = downloads.write_body, exportcsv.read_csv
 
     def write_then_interrupt(*args: Any, **kwargs: Any) -> int:
         real_write(*args, **kwargs)  # the part file is on disk when Ctrl-C comes
@@ -512,14 +513,14 @@ def test_an_interrupted_export_read_keeps_its_paid_file_private_and_pays_once(
         assert job_id in " ".join(caught.value.__notes__)
         assert list(scratch.iterdir()) == []  # no contact data in the system's temp directory
         monkeypatch.setattr(downloads, "write_body", real_write)
-        monkeypatch.setattr(frames, "read_csv", interrupt)
+        monkeypatch.setattr(exportcsv, "read_csv", interrupt)
         with pytest.raises(KeyboardInterrupt) as caught:
             read_spherescout(**read)  # downloaded, then Ctrl-C while parsing
         paid_file = state / "downloads" / f"{job_id}.csv"
         assert f"its file is kept at {paid_file}" in " ".join(caught.value.__notes__)
         assert paid_file.stat().st_mode & 0o777 == 0o600
         assert (state / "downloads").stat().st_mode & 0o777 == 0o700
-        monkeypatch.setattr(frames, "read_csv", real_read)
+        monkeypatch.setattr(exportcsv, "read_csv", real_read)
         capsys.readouterr()
         chunks = read_spherescout(**read, chunksize=100)
         assert len(next(chunks)) == 100

@@ -23,10 +23,10 @@ import pytest
 
 import scoutframe
 from scoutframe import cli
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.errors import AuthenticationError, InsufficientCreditsError
-from scoutframe.frames import MaskedEmailWarning, SchemaDriftWarning
 from scoutframe.sandbox import Sandbox
+from scoutframe.tables.schema import MaskedEmailWarning, SchemaDriftWarning
 
 MASKED = re.compile(r"^[^@*]\**@[^.*@]\**\.[^*@]+$")
 

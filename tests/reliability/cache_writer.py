@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from scoutframe import frames
 from scoutframe.cache.entry import CacheEntry, Manifest, now_iso
 from scoutframe.models import Provenance
+from scoutframe.tables import frames
 
 
 def table(rows: int, tag: str) -> pa.Table:

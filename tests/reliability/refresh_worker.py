@@ -34,11 +34,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from scoutframe import Client, merge, read_spherescout
+from scoutframe import Client, read_spherescout
+from scoutframe.api.endpoints import history
 from scoutframe.cache import entry as cache_entry
 from scoutframe.cache import refresh as cache_refresh
-from scoutframe.endpoints import history
 from scoutframe.read import cached
+from scoutframe.tables import merge
 
 HOOKS = ("none", "freshness", "delta-saved", "delta-read", "merged", "commit-temp",
          "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
@@ -88,7 +89,7 @@ def install(hook: str, at: int) -> _Trigger:
     elif hook == "delta-saved":
         history.History.download_delta = _after(trigger, history.History.download_delta)  # type: ignore[method-assign]
     elif hook == "delta-read":
-        cache_refresh.csvread.read_csv = _before(trigger, cache_refresh.csvread.read_csv)  # type: ignore[attr-defined]
+        cache_refresh.exportcsv.read_csv = _before(trigger, cache_refresh.exportcsv.read_csv)  # type: ignore[attr-defined]
     elif hook == "merged":  # whole (an unsorted entry) or slice by slice (upsert_slices)
         cache_refresh.upsert = _after(trigger, cache_refresh.upsert)  # type: ignore[attr-defined]
         merge.upsert = _after(trigger, merge.upsert)  # type: ignore[assignment]

@@ -32,7 +32,7 @@ from scoutframe.errors import (
     ScoutError,
 )
 from scoutframe.sandbox import Sandbox
-from scoutframe.schema import MaskedEmailWarning
+from scoutframe.tables.schema import MaskedEmailWarning
 
 CONTACTS = 5_000
 

@@ -27,13 +27,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import scoutframe
-from scoutframe.auth import JWTAuth
+from scoutframe.api.auth import JWTAuth
+from scoutframe.api.transport import Transport
 from scoutframe.cache.entry import CacheEntry
 from scoutframe.cli import main as cli_main
 from scoutframe.errors import APIError, AuthenticationError, ConfigurationError, ScoutError
 from scoutframe.sandbox import Sandbox
-from scoutframe.schema import MaskedEmailWarning
-from scoutframe.transport import Transport
+from scoutframe.tables.schema import MaskedEmailWarning
 
 CONTACTS = 5_000
 FR: dict[str, Any] = {"countries": "FR"}

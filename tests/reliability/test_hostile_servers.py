@@ -29,7 +29,9 @@ import pytest
 from scripted import Answer, ScriptedOrigin, ScriptedServers, Seen, json_answer, text_answer
 
 import scoutframe
-from scoutframe import retry
+from scoutframe import clock as seam
+from scoutframe.api import retry
+from scoutframe.api.transport import is_loopback
 from scoutframe.errors import (
     APIError,
     ConfigurationError,
@@ -40,8 +42,7 @@ from scoutframe.errors import (
     RateLimitError,
     TransportError,
 )
-from scoutframe.schema import CONTACT_COLUMNS, MaskedEmailWarning, SchemaDriftWarning
-from scoutframe.transport import is_loopback
+from scoutframe.tables.schema import CONTACT_COLUMNS, MaskedEmailWarning, SchemaDriftWarning
 
 KEY = "0123456789abcdef" * 4  # shaped like a real key (64 hex)
 SIGNATURE = "5e1f" * 16
@@ -161,7 +162,7 @@ def alias_host() -> tuple[str, str]:
     return name, address
 
 
-class InstantClock(retry.Clock):
+class InstantClock(seam.Clock):
     """The real clock, except that sleeping returns at once (recorded): for stall budgets."""
 
     def __init__(self) -> None:
@@ -695,7 +696,7 @@ def test_export_body_always_cut_short_gives_up_and_keeps_the_part(scene: Scene) 
     job = client.exports.start(FILTERS)
     job.wait(timeout=5)
     target = scene.tmp / "out.csv"
-    with retry.use_clock(InstantClock()):
+    with seam.use_clock(InstantClock()):
         error = raises_quickly(TransportError, lambda: job.download(target))
     assert "download() again to resume" in str(error)
     assert not target.exists()

@@ -42,13 +42,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from scoutframe import (
-    Client,
-    MaskedEmailWarning,
-    PageDriftWarning,
-    ScoutError,
-    read_spherescout,
-)
+from scoutframe import Client, MaskedEmailWarning, PageDriftWarning, ScoutError, read_spherescout
 from scoutframe.sandbox import Sandbox
 
 CONTACTS = 10_000
@@ -175,7 +169,7 @@ class FaultCounter:
 
 class RecoveryLog(logging.Handler):
     """Count the library's own notes on charging calls that lost their answer (INFO lines of
-    ``scoutframe.charging`` and ``scoutframe.endpoints.exports``): what the loads recovered
+    ``scoutframe.api.billing`` and ``scoutframe.api.endpoints.exports``): what the loads recovered
     from, as opposed to what they merely retried."""
 
     NOTES = {

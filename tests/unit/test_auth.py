@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from scoutframe.auth import ApiKeyAuth, JWTAuth, origin_of
+from scoutframe.api.auth import ApiKeyAuth, JWTAuth, origin_of
 
 KEY = "cd" * 32
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from scoutframe import retry
-from scoutframe.charging import AmbiguousAnswerError, ChargingCall, charge_once
+from scoutframe import clock as seam
+from scoutframe.api import retry
+from scoutframe.api.billing import AmbiguousAnswerError, ChargingCall, charge_once
+from scoutframe.api.retry import RetryPolicy
 from scoutframe.errors import (
     BadRequestError,
     RateLimitError,
@@ -21,7 +23,6 @@ from scoutframe.errors import (
     ServerError,
     TransportError,
 )
-from scoutframe.retry import RetryPolicy
 
 START_BALANCE = 1_000
 
@@ -50,7 +51,7 @@ class Script:
         self.sent += 1
         answer = self.sends.pop(0)
         if isinstance(answer, float):  # the request hangs this long, then times out
-            retry.sleep(answer)
+            seam.sleep(answer)
             raise TransportError("No answer within the read timeout")
         if isinstance(answer, BaseException):
             raise answer

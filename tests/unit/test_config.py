@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scoutframe.config import DEFAULT_BASE_URL, describe, load_settings, read_config_file
+from scoutframe.api.config import DEFAULT_BASE_URL, describe, load_settings, read_config_file
 from scoutframe.errors import ArgumentError, ConfigurationError
 
 
@@ -178,14 +178,14 @@ def test_failing_keyring_backend_is_fine(tmp_path, monkeypatch):
     ],
 )
 def test_client_options_are_checked_at_construction(tmp_path, kwargs, error, message):
-    from scoutframe.client import Client
+    from scoutframe.api.client import Client
 
     with pytest.raises(error, match=message):
         Client("k" * 64, config_file=tmp_path / "n.toml", **kwargs)
 
 
 def test_client_takes_settings_from_the_config_file(tmp_path):
-    from scoutframe.client import Client
+    from scoutframe.api.client import Client
 
     config = write_config(tmp_path / "c.toml", f'api_key = "{"9" * 64}"\n'
                           'base_url = "https://api.spherescout.io/"\n')  # fmt: skip
@@ -207,7 +207,7 @@ def test_client_takes_settings_from_the_config_file(tmp_path):
     ],
 )
 def test_credentials_in_base_url_are_refused_without_echoing_them(tmp_path, url):
-    from scoutframe.client import Client
+    from scoutframe.api.client import Client
 
     with pytest.raises(ConfigurationError) as caught:
         Client(base_url=url, config_file=tmp_path / "n.toml", state_dir=tmp_path)

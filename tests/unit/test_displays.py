@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from scoutframe.api.jobs import ExportJob
+from scoutframe.api.jobstore import JobStore
 from scoutframe.cache.entry import Manifest
-from scoutframe.jobs import ExportJob
-from scoutframe.jobstore import JobStore
 from scoutframe.models import ExportStatus, Profile, Provenance, ReadPlan
 
 SIGNED = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"

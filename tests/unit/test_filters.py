@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from scoutframe.api.filters import Filters
 from scoutframe.errors import FilterError
-from scoutframe.filters import Filters
 
 
 class FakeClient:

@@ -1,4 +1,4 @@
-"""Frames that come back intact: Parquet, the export CSV and Excel (scoutframe.formats)."""
+"""Frames that come back intact: Parquet, the export CSV and Excel (scoutframe.tables)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import scoutframe
-from scoutframe import formats, frames
 from scoutframe.errors import ArgumentError
 from scoutframe.models import PROVENANCE_ATTR, Provenance
 from scoutframe.read import read_export_csv
-from scoutframe.schema import CONTACT_COLUMNS, LIST_COLUMNS
+from scoutframe.tables import excel, exportcsv, frames, parquet
+from scoutframe.tables.schema import CONTACT_COLUMNS, LIST_COLUMNS
 
 BACKENDS = ["pyarrow", "numpy_nullable"]
 PROVENANCE = Provenance(search_id="s-1", method="export", credits_spent=3, history_id=7,
@@ -53,22 +53,22 @@ def leftovers(directory: Path) -> list[str]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_parquet_round_trip_is_exact(tmp_path: Path, backend: str) -> None:
     df = contacts_frame(backend)
-    path = formats.to_parquet(df, tmp_path / "c.parquet")
-    back = formats.read_parquet(path, dtype_backend=backend)  # type: ignore[arg-type]
+    path = parquet.to_parquet(df, tmp_path / "c.parquet")
+    back = parquet.read_parquet(path, dtype_backend=backend)  # type: ignore[arg-type]
     pd.testing.assert_frame_equal(back, df)
     assert back.attrs == df.attrs
     assert back.spherescout.provenance == PROVENANCE
     assert leftovers(tmp_path) == []
     # the other backend reads it too, as scoutframe would convert the same table
     other = "numpy_nullable" if backend == "pyarrow" else "pyarrow"
-    pd.testing.assert_frame_equal(formats.read_parquet(path, dtype_backend=other),  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(parquet.read_parquet(path, dtype_backend=other),  # type: ignore[arg-type]
                                   contacts_frame(other))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_plain_pandas_read_parquet_works(tmp_path: Path, backend: str) -> None:
     df = contacts_frame(backend)
-    path = formats.to_parquet(df, tmp_path / "c.parquet")
+    path = parquet.to_parquet(df, tmp_path / "c.parquet")
     plain = pd.read_parquet(path)  # no TypeError about 'list<item: string>[pyarrow]'
     assert plain.attrs == df.attrs  # pandas restores attrs from the file
     scalars = [c for c in df.columns if c not in LIST_COLUMNS]
@@ -81,30 +81,30 @@ def test_plain_pandas_read_parquet_works(tmp_path: Path, backend: str) -> None:
 def test_read_parquet_reads_files_of_dataframe_to_parquet(tmp_path: Path) -> None:
     df = contacts_frame("pyarrow")
     df.to_parquet(tmp_path / "pandas.parquet")  # what a user does first
-    back = formats.read_parquet(tmp_path / "pandas.parquet")
+    back = parquet.read_parquet(tmp_path / "pandas.parquet")
     pd.testing.assert_frame_equal(back, df)
     assert back.attrs == df.attrs
 
 
 def test_read_parquet_columns_and_errors(tmp_path: Path) -> None:
-    path = formats.to_parquet(contacts_frame("pyarrow"), tmp_path / "c.parquet")
-    back = formats.read_parquet(path, columns=["zipcode", "place_id"])
+    path = parquet.to_parquet(contacts_frame("pyarrow"), tmp_path / "c.parquet")
+    back = parquet.read_parquet(path, columns=["zipcode", "place_id"])
     assert list(back.columns) == ["zipcode", "place_id"]
     assert back["zipcode"].tolist()[:2] == ["01000", "75001"]
     assert back["zipcode"].isna().tolist() == [False, False, True]
     assert back.attrs[PROVENANCE_ATTR] == PROVENANCE.to_dict()
     with pytest.raises(ArgumentError, match=r"no column\(s\) \['zip'\]"):
-        formats.read_parquet(path, columns=["zip"])
+        parquet.read_parquet(path, columns=["zip"])
     with pytest.raises(ArgumentError, match="is not a file"):
-        formats.read_parquet(tmp_path)
+        parquet.read_parquet(tmp_path)
     with pytest.raises(ArgumentError, match="dtype_backend"):
-        formats.read_parquet(path, dtype_backend="numpy")  # type: ignore[arg-type]
+        parquet.read_parquet(path, dtype_backend="numpy")  # type: ignore[arg-type]
 
 
 def test_write_table_metadata_and_modes(tmp_path: Path) -> None:
     table = frames.with_provenance(frames.records_to_table(RECORDS), PROVENANCE)
-    shared = formats.write_table(table, tmp_path / "shared.parquet")
-    private = formats.write_table(table, tmp_path / "private.parquet", private=True)
+    shared = parquet.write_table(table, tmp_path / "shared.parquet")
+    private = parquet.write_table(table, tmp_path / "private.parquet", private=True)
     mask = os.umask(0)
     os.umask(mask)
     assert shared.stat().st_mode & 0o777 == 0o666 & ~mask
@@ -115,18 +115,18 @@ def test_write_table_metadata_and_modes(tmp_path: Path) -> None:
     plain = pd.read_parquet(shared)  # a table's file reads like an Arrow-backed frame
     assert plain.attrs == {PROVENANCE_ATTR: PROVENANCE.to_dict()}
     assert plain["country"].dtype == pd.ArrowDtype(pa.string())
-    pd.testing.assert_frame_equal(formats.read_parquet(shared), contacts_frame("pyarrow"))
+    pd.testing.assert_frame_equal(parquet.read_parquet(shared), contacts_frame("pyarrow"))
 
 
 def test_to_parquet_refusals_leave_nothing(tmp_path: Path) -> None:
     df = contacts_frame("pyarrow")
     df.attrs["when"] = datetime(2025, 1, 1)
     with pytest.raises(ArgumentError, match=r"df.attrs \['when'\] cannot be stored"):
-        formats.to_parquet(df, tmp_path / "c.parquet")
+        parquet.to_parquet(df, tmp_path / "c.parquet")
     with pytest.raises(ArgumentError, match="does not exist; create it first"):
-        formats.to_parquet(contacts_frame("pyarrow"), tmp_path / "no" / "c.parquet")
+        parquet.to_parquet(contacts_frame("pyarrow"), tmp_path / "no" / "c.parquet")
     with pytest.raises(ArgumentError, match="takes a DataFrame"):
-        formats.to_parquet(frames.records_to_table(RECORDS), tmp_path / "c.parquet")  # type: ignore[arg-type]
+        parquet.to_parquet(frames.records_to_table(RECORDS), tmp_path / "c.parquet")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,7 +137,7 @@ def test_to_parquet_refusals_leave_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_csv_round_trip_through_read_export_csv(tmp_path: Path, backend: str) -> None:
     df = contacts_frame(backend)
-    path = formats.to_csv(df, tmp_path / "c.csv")
+    path = exportcsv.to_csv(df, tmp_path / "c.csv")
     back = read_export_csv(path, dtype_backend=backend)  # type: ignore[arg-type]
     expected = df.copy()
     expected.attrs = {}  # a CSV has no place for the provenance
@@ -154,7 +154,7 @@ def test_csv_round_trip_through_read_export_csv(tmp_path: Path, backend: str) ->
 def test_csv_writes_the_contract_order(tmp_path: Path) -> None:
     df = contacts_frame("pyarrow")
     shuffled = df[list(reversed(df.columns))]
-    back = read_export_csv(formats.to_csv(shuffled, tmp_path / "c.csv"))
+    back = read_export_csv(exportcsv.to_csv(shuffled, tmp_path / "c.csv"))
     assert list(back.columns) == list(CONTACT_COLUMNS)
     expected = df.copy()
     expected.attrs = {}
@@ -170,7 +170,7 @@ def test_csv_refuses_list_elements_that_cannot_round_trip(
     df.index = pd.Index([10, 11, 12])
     df.at[11, "email"] = ["ok@x.fr", element]
     with pytest.raises(ArgumentError, match=f"column 'email', row 11: .* {why}"):
-        formats.to_csv(df, tmp_path / "c.csv")
+        exportcsv.to_csv(df, tmp_path / "c.csv")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -180,22 +180,22 @@ def test_reader_check_refuses_dataframe_to_csv_files(tmp_path: Path, backend: st
     df.to_csv(tmp_path / "pandas.csv", index=False)  # lists written as ['a@b.fr', ...]
     refusal = (r"Column '(email|phone|categories)', row 0 .*DataFrame\.to_csv.*"
                r"df\.spherescout\.to_csv\(path\)")  # fmt: skip
-    for read in (lambda p: frames.read_csv(p, warn_drift=False),
-                 lambda p: list(frames.iter_csv(p, chunksize=2, warn_drift=False)),
+    for read in (lambda p: exportcsv.read_csv(p, warn_drift=False),
+                 lambda p: list(exportcsv.iter_csv(p, chunksize=2, warn_drift=False)),
                  scoutframe.read_export_csv):  # fmt: skip
         with pytest.raises(ArgumentError, match=refusal):
             read(tmp_path / "pandas.csv")
     raw = pa.table({"phone": ["+33 1", "[]"]})  # strings, as before the list split
     with pytest.raises(ArgumentError, match=r"Column 'phone', row 1 .*'\[\]'"):
-        formats.check_not_list_repr(raw)
+        exportcsv.check_not_list_repr(raw)
 
 
 def test_reader_check_passes_export_files(tmp_path: Path) -> None:
-    path = formats.to_csv(contacts_frame("pyarrow"), tmp_path / "c.csv")
-    table = frames.read_csv(path)
-    assert formats.check_not_list_repr(table) is table
+    path = exportcsv.to_csv(contacts_frame("pyarrow"), tmp_path / "c.csv")
+    table = exportcsv.read_csv(path)
+    assert exportcsv.check_not_list_repr(table) is table
     brackets = pa.table({"categories": pa.array([["[Bar] and grill"], ["x"]])})
-    assert formats.check_not_list_repr(brackets) is brackets  # a bracket is not a repr
+    assert exportcsv.check_not_list_repr(brackets) is brackets  # a bracket is not a repr
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_excel_values_header_and_text_zip_codes(tmp_path: Path, backend: str) ->
     import openpyxl
 
     df = contacts_frame(backend)
-    path = formats.to_excel(df, tmp_path / "c.xlsx")
+    path = excel.to_excel(df, tmp_path / "c.xlsx")
     sheet = openpyxl.load_workbook(path).active
     rows = list(sheet.iter_rows())
     header = [cell.value for cell in rows[0]]
@@ -236,5 +236,5 @@ def test_excel_without_openpyxl_names_the_extra(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openpyxl", None)  # import openpyxl -> ImportError
     with pytest.raises(ImportError, match=r'pip install "scoutframe\[excel\]"'):
-        formats.to_excel(contacts_frame("pyarrow"), tmp_path / "c.xlsx")
+        excel.to_excel(contacts_frame("pyarrow"), tmp_path / "c.xlsx")
     assert list(tmp_path.iterdir()) == []

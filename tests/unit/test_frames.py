@@ -10,17 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from scoutframe import frames
-from scoutframe.frames import (
-    CONTACT_COLUMNS,
-    CONTACT_SCHEMA,
-    Provenance,
-    SchemaDriftWarning,
-    iter_csv,
-    read_csv,
-    records_to_table,
-    to_pandas,
-)
+from scoutframe.models import Provenance
+from scoutframe.tables import frames, schema
+from scoutframe.tables.exportcsv import iter_csv, read_csv
+from scoutframe.tables.frames import records_to_table, to_pandas
+from scoutframe.tables.schema import CONTACT_COLUMNS, CONTACT_SCHEMA, SchemaDriftWarning
 
 AWKWARD = {
     "place_id": "0001",
@@ -150,7 +144,7 @@ def test_columns_selection_and_unknown_column(tmp_path):
     assert table.column_names == ["zipcode", "place_id", "email"]
     assert table.column("email").to_pylist()[1] == []
     with pytest.raises(ValueError, match="zip_code"):
-        frames.check_columns(["zip_code"])
+        schema.check_columns(["zip_code"])
 
 
 def test_iter_csv_yields_exact_chunks_and_honours_nrows(tmp_path):
@@ -224,8 +218,8 @@ def test_to_polars_keeps_lists_and_strings():
 
 
 def test_empty_table_has_the_schema():
-    assert frames.empty_table().schema.equals(CONTACT_SCHEMA)
-    assert frames.empty_table(["email"]).column_names == ["email"]
+    assert schema.empty_table().schema.equals(CONTACT_SCHEMA)
+    assert schema.empty_table(["email"]).column_names == ["email"]
 
 
 # -- the df.spherescout accessor ------------------------------------------------------------
@@ -233,7 +227,7 @@ def test_empty_table_has_the_schema():
 
 @pytest.fixture
 def contacts_frame():
-    from scoutframe.read import register_pandas
+    from scoutframe import register_pandas
 
     register_pandas()
     prov = Provenance(search_id="s", method="pages", emails_masked=True)
@@ -256,7 +250,7 @@ def test_accessor_provenance_and_conversions(contacts_frame):
 
 
 def test_accessor_without_provenance_is_none():
-    from scoutframe.read import register_pandas
+    from scoutframe import register_pandas
 
     register_pandas()
     df = to_pandas(records_to_table([PLAIN]))
@@ -266,7 +260,7 @@ def test_accessor_without_provenance_is_none():
 
 @pytest.mark.parametrize("backend", ["pyarrow", "numpy_nullable"])
 def test_accessor_helpers(backend):
-    from scoutframe.read import register_pandas
+    from scoutframe import register_pandas
 
     register_pandas()
     df = to_pandas(records_to_table([AWKWARD, PLAIN]), dtype_backend=backend)
@@ -280,7 +274,8 @@ def test_accessor_helpers(backend):
 
 
 def test_register_pandas_exposes_the_same_function():
-    from scoutframe.read import read_spherescout, register_pandas
+    from scoutframe import register_pandas
+    from scoutframe.read import read_spherescout
 
     register_pandas()
     assert pd.read_spherescout is read_spherescout
@@ -323,7 +318,7 @@ def test_contact_schema_matches_the_sandboxs_for_the_contract_columns() -> None:
     from scoutframe.sandbox import dataset
 
     sandbox_fields = [dataset.CONTACT_SCHEMA.field(name) for name in dataset.CONTACT_COLUMNS]
-    assert [f.name for f in sandbox_fields] == list(frames.CONTACT_COLUMNS)
-    assert len(frames.CONTACT_COLUMNS) == 20
+    assert [f.name for f in sandbox_fields] == list(schema.CONTACT_COLUMNS)
+    assert len(schema.CONTACT_COLUMNS) == 20
     for field in sandbox_fields:
-        assert frames.CONTACT_SCHEMA.field(field.name).type == field.type, field.name
+        assert schema.CONTACT_SCHEMA.field(field.name).type == field.type, field.name

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import urllib3.exceptions
 
-from scoutframe import retry
+from scoutframe import clock as seam
+from scoutframe.api import retry
+from scoutframe.api.filters import Filters
+from scoutframe.api.jobs import ExportJob
+from scoutframe.api.jobstore import JobStore
+from scoutframe.api.retry import RetryPolicy
 from scoutframe.errors import ExportFailedError, ExportTimeoutError, NotFoundError, TransportError
-from scoutframe.filters import Filters
-from scoutframe.jobs import ExportJob
-from scoutframe.jobstore import JobStore
-from scoutframe.retry import RetryPolicy
 
 SECRET_KEY = "f" * 64
 SIGNED_URL = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"
@@ -144,7 +145,7 @@ def test_wait_tolerates_404_right_after_creation(tmp_path: Path, sleeps: list[fl
 
 
 def test_wait_raises_404_for_an_old_job(tmp_path: Path, sleeps: list[float]) -> None:
-    old = retry.clock().now() - timedelta(hours=2)
+    old = seam.clock().now() - timedelta(hours=2)
     job, _ = _job(tmp_path, [_not_found()], created_at=old)
     with pytest.raises(NotFoundError):
         job.wait(timeout=60)

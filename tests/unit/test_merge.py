@@ -1,4 +1,4 @@
-"""The delta-refresh merge rule: scoutframe.merge.upsert (examples and properties)."""
+"""The delta-refresh merge rule: scoutframe.tables.merge.upsert (examples and properties)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from scoutframe.errors import ArgumentError
-from scoutframe.merge import is_strictly_ascending, upsert, upsert_slices
-from scoutframe.schema import CONTACT_SCHEMA
+from scoutframe.tables.merge import is_strictly_ascending, upsert, upsert_slices
+from scoutframe.tables.schema import CONTACT_SCHEMA
 
 # A few contact columns with every kind of type the schema has: strings, lists, floats, times.
 SCHEMA = pa.schema([CONTACT_SCHEMA.field(n) for n in

@@ -91,9 +91,9 @@ def test_parse_datetime(value, expected):
 
 
 def test_reference_frames_have_dtypes_and_keep_extra_fields():
-    from scoutframe.endpoints._frames import records_frame
-    from scoutframe.endpoints.locations import LOCATION_DTYPES
-    from scoutframe.endpoints.reference import CATEGORY_DTYPES
+    from scoutframe.api.endpoints._frames import records_frame
+    from scoutframe.api.endpoints.locations import LOCATION_DTYPES
+    from scoutframe.api.endpoints.reference import CATEGORY_DTYPES
 
     items = [
         {"id": 8059, "name": "Plumber", "gcid": "gcid:plumber", "popularity": 0.9},

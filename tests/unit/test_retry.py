@@ -8,9 +8,10 @@ import pytest
 import urllib3
 from urllib3.response import HTTPResponse
 
-from scoutframe import retry
+from scoutframe import clock as seam
+from scoutframe.api import retry
+from scoutframe.api.retry import Budget, RetryPolicy, ScoutRetry, call_with_retries
 from scoutframe.errors import NotFoundError, RateLimitError, ServerError
-from scoutframe.retry import Budget, RetryPolicy, ScoutRetry, call_with_retries
 
 
 def response(status: int, retry_after: str | None = None) -> HTTPResponse:
@@ -63,7 +64,7 @@ def test_retry_after_above_cap_stops_retrying():
 
 def test_total_time_is_bounded():
     policy = ScoutRetry(total=100, status_forcelist={503}, backoff_factor=0.01, max_elapsed=5.0,
-                        started=retry.clock().monotonic() - 10)  # fmt: skip
+                        started=seam.clock().monotonic() - 10)  # fmt: skip
     with pytest.raises(urllib3.exceptions.MaxRetryError):
         policy.increment("GET", "/x", response=response(503))
     fresh = ScoutRetry(total=100, status_forcelist={503}, backoff_factor=0.01, max_elapsed=5.0)
@@ -93,7 +94,7 @@ def test_time_bound_shortens_the_last_pause_then_stops(fake_clock: Any) -> None:
     budget = Budget("test", base=2.0, cap=2.0, total=5.0, jitter=False)
     taken = []
     for pause in budget.pauses():
-        retry.sleep(pause)
+        seam.sleep(pause)
         taken.append(pause)
     assert taken == [0.0, 2.0, 2.0, 1.0]
     assert fake_clock.sleeps == [2.0, 2.0, 1.0]

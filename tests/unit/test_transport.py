@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from scoutframe.auth import ApiKeyAuth
+from scoutframe.api.auth import ApiKeyAuth
+from scoutframe.api.transport import Transport, check_url, is_loopback, user_agent
 from scoutframe.errors import ConfigurationError
-from scoutframe.transport import Transport, check_url, is_loopback, user_agent
 
 KEY = "ef" * 32
 

@@ -8,8 +8,8 @@ import pytest
 import requests.exceptions as rex
 import urllib3.exceptions as uex
 
+from scoutframe.api.wire_errors import TABLE, WIRE_EXCEPTIONS, Failure, place, translate
 from scoutframe.errors import ConfigurationError, ScoutError, TransportError
-from scoutframe.wire_errors import TABLE, WIRE_EXCEPTIONS, Failure, place, translate
 
 AT = Failure(host="api.example", where="GET /api/x", elapsed=1.5, charging=False,
              timeout=(5.0, 60.0), secrets=("s3cr3t-value",))  # fmt: skip
@@ -34,7 +34,7 @@ def test_every_library_exception_is_caught_and_placed_by_a_specific_row() -> Non
         row = place(cls)
         if row is None or (row.catch_all and cls not in row.classes):
             unplaced.append(f"{cls.__module__}.{cls.__name__}")
-    assert unplaced == [], "add these to scoutframe.wire_errors.TABLE: " + ", ".join(unplaced)
+    assert unplaced == [], "add these to scoutframe.api.wire_errors.TABLE: " + ", ".join(unplaced)
 
 
 def test_rows_are_most_specific_first() -> None:

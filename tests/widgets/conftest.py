@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.sandbox import Sandbox
 
 CREDITS = 5_000

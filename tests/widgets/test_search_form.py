@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import scoutframe
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.widgets import SearchForm, search_form
 
 Ledger = Callable[[], list[dict[str, Any]]]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import scoutframe
-from scoutframe.client import Client
+from scoutframe.api.client import Client
 from scoutframe.widgets._debounce import Debouncer
 from scoutframe.widgets.model import SearchModel
 

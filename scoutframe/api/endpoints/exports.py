@@ -1,8 +1,8 @@
 """Starting CSV exports (``/api/download-csv``) without ever paying twice: ``client.exports``.
 
-An export start spends credits: it is sent through :func:`scoutframe.charging.charge_once`
+An export start spends credits: it is sent through :func:`scoutframe.api.billing.charge_once`
 (looked up before it is ever sent again). A job that lost its answer is found again by the
-:class:`~scoutframe.jobstore.JobStore`: the status by search id (live flavour) or the newest
+:class:`~scoutframe.api.jobstore.JobStore`: the status by search id (live flavour) or the newest
 full export of the search in the history (documented flavour).
 """
 
@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import retry
-from ..charging import AmbiguousAnswerError, ChargingCall, charge_once
-from ..errors import (
+from ...clock import clock, sleep
+from ...errors import (
     APIError,
     BadRequestError,
     BudgetError,
@@ -25,15 +24,16 @@ from ..errors import (
     ScoutError,
     TransportError,
 )
+from ...models import Flavor, HandleState, HistoryEntry, JobHandle, optional_int
+from ..billing import AmbiguousAnswerError, ChargingCall, charge_once, ensure_affordable
 from ..filters import Filters
 from ..jobs import ExportJob
 from ..jobstore import JobStore, filters_from
-from ..models import Flavor, HandleState, HistoryEntry, JobHandle, optional_int
 
 if TYPE_CHECKING:
     from ..client import Client
 
-__all__ = ["Exports", "check_budget", "ensure_affordable"]
+__all__ = ["Exports"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Exports:
         Parameters
         ----------
         filters_or_search_id
-            :class:`~scoutframe.filters.Filters`, a mapping of filter keywords, or the
+            :class:`~scoutframe.api.filters.Filters`, a mapping of filter keywords, or the
             ``search_id`` of an earlier search.
         max_credits
             Refuse (``BudgetError``) if the export would cost more.
@@ -154,7 +154,7 @@ class Exports:
             search_id=search_id, lead_count=count,
             filters=None if filters is None else filters.to_dict(),
             flavor="live" if client.flavor == "live" else "docs", origin=client.base_url,
-            created_at=retry.clock().now(), state="provisional", newest_history_id=newest,
+            created_at=clock().now(), state="provisional", newest_history_id=newest,
         )  # fmt: skip
         try:
             self.store.save(handle)
@@ -189,11 +189,11 @@ class Exports:
             The adopted job, or ``None`` when the start made nothing.
         """
         client = self._client
-        age = (retry.clock().now() - handle.created_at).total_seconds()
+        age = (clock().now() - handle.created_at).total_seconds()
         patience = max(0.0, client.retry.settle_seconds(client.transport.timeout[1]) - age)
         entry = None
         for pause in client.retry.polling(patience).pauses():
-            retry.sleep(pause)
+            sleep(pause)
             entry = self._made_by(handle)
             if entry is not None:
                 break
@@ -357,7 +357,7 @@ class Exports:
         count: int | None,
         balance: int,
     ) -> ExportJob:
-        started = retry.clock().now()
+        started = clock().now()
         path, params = request
 
         def send() -> ExportJob:
@@ -413,30 +413,6 @@ class Exports:
             created_at=started,
             history_id=optional_int(data.get("history_id")),
         )
-
-
-def check_budget(cost: int | None, max_credits: int | None, *, what: str, hint: str) -> None:
-    """Raise :class:`BudgetError` when ``cost`` credits are known to exceed ``max_credits``."""
-    if max_credits is not None and cost is not None and cost > max_credits:
-        raise BudgetError(
-            f"{what} would cost {cost} credits, more than max_credits={max_credits}; nothing "
-            f"was spent. {hint}"
-        )
-
-
-def ensure_affordable(
-    client: Client, cost: int | None, max_credits: int | None, *, what: str, hint: str
-) -> int:
-    """Refuse a charging request before it is sent; return the balance it was checked against.
-
-    ``BudgetError`` above ``max_credits``, then :class:`InsufficientCreditsError` above the
-    account's balance (one free profile request). An unknown ``cost`` passes both.
-    """
-    check_budget(cost, max_credits, what=what, hint=hint)
-    balance = client.profile().credits
-    if cost is not None and cost > balance:
-        raise InsufficientCreditsError.from_counts(cost, balance)
-    return balance
 
 
 def _is_insufficient(exc: APIError) -> bool:

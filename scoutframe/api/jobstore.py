@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import retry
-from .errors import APIError, FilterError, TransportError
-from .files import private_directory, write_private_json
+from ..clock import clock
+from ..errors import APIError, FilterError, TransportError
+from ..files import private_directory, write_private_json
+from ..models import HandleState, HistoryEntry, JobHandle
 from .filters import Filters
-from .models import HandleState, HistoryEntry, JobHandle
 
 if TYPE_CHECKING:
     from .client import Client
@@ -98,7 +98,7 @@ class JobStore:
         Active and provisional handles are never dropped: they stand for money spent.
         Returns how many files were removed.
         """
-        now = retry.clock().now()
+        now = clock().now()
         removed = 0
         kept: set[str] = set()
         for handle in self.handles():

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._redact import redact
-from .errors import ConfigurationError
+from .._redact import redact
+from ..errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -293,7 +293,7 @@ def _budget(
     argument: int | None, environment: str | None, file: str | None, sources: dict[str, str]
 ) -> int | None:
     """Pick the default budget: the argument, else ``SCOUTFRAME_MAX_CREDITS``, else the file."""
-    from .checks import whole_number
+    from ..checks import whole_number
 
     if argument is not None:
         sources["max_credits"] = "argument"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
-from ..models import ApiKey
+from ...errors import ConfigurationError
+from ...models import ApiKey
 from ._frames import require_list
 
 if TYPE_CHECKING:

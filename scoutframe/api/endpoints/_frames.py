@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import APIError
+from ...errors import APIError
 
 __all__ = ["records_frame", "require_list"]
 

@@ -2,13 +2,13 @@
 
 An :class:`ExportJob` is a handle on one export. Its facts (ids, filters, lead count, creation
 time; never a credential or a signed URL) are saved as a
-:class:`~scoutframe.models.JobHandle` by the :class:`~scoutframe.jobstore.JobStore` as soon as
+:class:`~scoutframe.models.JobHandle` by the :class:`~scoutframe.api.jobstore.JobStore` as soon as
 they are known, so an interrupted notebook picks the job up again with
 ``client.export_job(job_id)`` without paying twice.
 
 Two retry scopes, as in google-cloud-bigquery: the transport retries single free requests; the
 job runs the poll loop (``client.retry.polling``) with its own deadline, and the download's
-resume loop (:class:`~scoutframe.downloads.RangedDownload`).
+resume loop (:class:`~scoutframe.api.downloads.RangedDownload`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import retry
-from .downloads import OnBytes, RangedDownload
-from .errors import (
+from ..clock import clock, sleep
+from ..errors import (
     APIError,
     DownloadExpiredError,
     ExportError,
@@ -35,10 +34,8 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .files import promote
-from .filters import Filters
-from .jobstore import JobStore, _safe_name
-from .models import (
+from ..files import promote
+from ..models import (
     ExportStatus,
     Flavor,
     HandleState,
@@ -47,6 +44,10 @@ from .models import (
     optional_int,
     parse_datetime,
 )
+from . import retry
+from .downloads import OnBytes, RangedDownload
+from .filters import Filters
+from .jobstore import JobStore, _safe_name
 
 if TYPE_CHECKING:
     from .client import Client
@@ -107,7 +108,7 @@ class ExportJob:
         self.lead_count = lead_count
         self.filters = filters
         self.flavor: Flavor = flavor
-        self.created_at = created_at or retry.clock().now()
+        self.created_at = created_at or clock().now()
         self.history_id = history_id
         self.state: HandleState = state
         self.origin = client.base_url
@@ -126,7 +127,7 @@ class ExportJob:
         return self.task_id or self.search_id
 
     def _repr_html_(self) -> str:
-        from .models._display import card, number
+        from ..models._display import card, number
 
         status = self.last_status.status if self.last_status is not None else "not asked yet"
         steps = {
@@ -244,7 +245,7 @@ class ExportJob:
         )
 
     def _within_grace(self) -> bool:
-        age = (retry.clock().now() - self.created_at).total_seconds()
+        age = (clock().now() - self.created_at).total_seconds()
         return age < self.not_found_grace
 
     def wait(
@@ -279,7 +280,7 @@ class ExportJob:
         """
         unknown: str | None = None
         for pause in self._client.retry.polling(timeout).pauses():
-            retry.sleep(pause)
+            sleep(pause)
             try:
                 status = self.refresh()
             except NotFoundError:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import checks
-from ._redact import redact
+from .. import checks
+from .._redact import redact
+from ..errors import ConfigurationError, FilterError, NotFoundError
+from ..models import Profile, SearchPage, ServerFlavor
 from .auth import ApiKeyAuth, JWTAuth, OriginAuth
 from .config import Settings, describe, load_settings
 from .endpoints.reference import fetch_categories, fetch_countries, fetch_professions
-from .errors import ConfigurationError, FilterError, NotFoundError
 from .filters import Filters
-from .models import Profile, SearchPage, ServerFlavor
 from .retry import RetryPolicy
 from .transport import Timeout, Transport
 
@@ -245,7 +245,7 @@ class Client:
         Parameters
         ----------
         filters
-            A :class:`~scoutframe.filters.Filters` or a mapping; names are resolved to ids.
+            A :class:`~scoutframe.api.filters.Filters` or a mapping; names are resolved to ids.
         page
             ``None`` for the preview; a 1-based page number for paged mode.
         **filter_kwargs
@@ -292,7 +292,7 @@ class Client:
     def resolve(
         self, filters: Filters | Mapping[str, Any] | None = None, /, **filter_kwargs: Any
     ) -> Filters:
-        """Return :class:`~scoutframe.filters.Filters` with every name turned into an id."""
+        """Return :class:`~scoutframe.api.filters.Filters` with every name turned into an id."""
         return Filters.from_any(filters, **filter_kwargs).resolve(self)
 
     def _search_params(

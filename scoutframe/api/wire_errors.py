@@ -15,8 +15,8 @@ from typing import Any
 import requests.exceptions as rex
 import urllib3.exceptions as uex
 
-from ._redact import redact, redact_url
-from .errors import ConfigurationError, ScoutError, TransportError
+from .._redact import redact, redact_url
+from ..errors import ConfigurationError, ScoutError, TransportError
 
 __all__ = ["TABLE", "WIRE_EXCEPTIONS", "Failure", "Row", "place", "translate"]
 

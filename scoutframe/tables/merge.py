@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 __all__ = ["is_strictly_ascending", "upsert", "upsert_slices"]
 

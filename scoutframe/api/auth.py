@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase
 
-from ._redact import MASK
-from .errors import AuthenticationError
+from .._redact import MASK
+from ..errors import AuthenticationError
 
 if TYPE_CHECKING:
     from .transport import Transport

@@ -1,10 +1,10 @@
 """The wire: one keep-alive session to the API, one without auth for downloads.
 
 Retries, backoff with jitter and ``Retry-After`` come from urllib3's :class:`~urllib3.util.Retry`
-mounted on a :class:`requests.adapters.HTTPAdapter` (the policies live in :mod:`scoutframe.retry`):
-*safe* for free calls, *charging* for calls that spend credits. What requests and urllib3 raise is
-translated by the table in :mod:`scoutframe.wire_errors`. Downloads of pre-signed URLs go through
-a second session that carries no auth at all.
+mounted on a :class:`requests.adapters.HTTPAdapter` (the policies live in
+:mod:`scoutframe.api.retry`): *safe* for free calls, *charging* for calls that spend credits.
+What requests and urllib3 raise is translated by the table in :mod:`scoutframe.api.wire_errors`.
+Downloads of pre-signed URLs go through a second session that carries no auth at all.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from .._redact import redact, redact_url
+from ..clock import clock, sleep
+from ..errors import APIError, ConfigurationError, ScoutError, error_for_status
 from . import retry as retries
-from ._redact import redact, redact_url
 from .auth import OriginAuth, origin_of
 from .config import refuse_userinfo
-from .errors import APIError, ConfigurationError, ScoutError, error_for_status
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 from .sessions import (
     ApiSession,
@@ -69,7 +70,7 @@ class Transport:
     timeout
         ``(connect, read)`` seconds, or one number for both.
     retry
-        The retry settings (:class:`~scoutframe.retry.RetryPolicy`).
+        The retry settings (:class:`~scoutframe.api.retry.RetryPolicy`).
     allow_http
         Allow plain http to hosts other than loopback.
     secrets
@@ -301,7 +302,7 @@ class Transport:
         auth: OriginAuth | None,
         charging: bool,
     ) -> requests.Response:
-        started = retries.clock().monotonic()
+        started = clock().monotonic()
         # urllib3's Retry covers everything up to the response headers; the body is read after
         # it returns. A free idempotent call whose body breaks off is sent again under the
         # policy's request budget (same count and time bound as urllib3's retries).
@@ -310,7 +311,7 @@ class Transport:
         pauses = budget.pauses()
         error: ScoutError | None = None
         for pause in pauses:
-            retries.sleep(pause)
+            sleep(pause)
             if isinstance(session, ApiSession):
                 session.charging(charging)
             try:
@@ -342,7 +343,7 @@ class Transport:
             history = raw_retries.history if raw_retries is not None else ()
             logger.debug(
                 "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
-                response.status_code, retries.clock().monotonic() - started,
+                response.status_code, clock().monotonic() - started,
                 len(history) + pauses.tries - 1,
             )  # fmt: skip
         return response
@@ -390,7 +391,7 @@ class Transport:
             host = "?"
         failure = Failure(
             host=host, where=self._where(method, url),
-            elapsed=retries.clock().monotonic() - started if started else 0.0,
+            elapsed=clock().monotonic() - started if started else 0.0,
             charging=charging, timeout=self.timeout, secrets=self._secrets,
         )  # fmt: skip
         return translate(exc, failure)
@@ -411,7 +412,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - retries.clock().now()).total_seconds())
+    return max(0.0, (when - clock().now()).total_seconds())
 
 
 def _check_timeout(timeout: Timeout) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from ..errors import FilterError
+from ...errors import FilterError
 from ._frames import records_frame, require_list
 
 if TYPE_CHECKING:

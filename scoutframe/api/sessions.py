@@ -7,7 +7,7 @@
 * :class:`NoAuthSession`: the download session; never sends ``Authorization`` and checks
   every redirect as a download URL.
 
-:class:`~scoutframe.transport.Transport` builds one of each.
+:class:`~scoutframe.api.transport.Transport` builds one of each.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from ._redact import redact_url
-from ._version import __version__
+from .._redact import redact_url
+from .._version import __version__
+from ..errors import ConfigurationError
 from .auth import origin_of
-from .errors import ConfigurationError
 
 __all__ = ["ApiSession", "NoAuthSession", "check_download_url", "check_url", "is_loopback",
            "user_agent"]  # fmt: skip

@@ -14,12 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pyarrow as pa
 
-from ..charging import ChargingCall, charge_once
+from ...errors import TransportError
+from ...files import atomic_path
+from ...models import Delta, Freshness, HistoryEntry, optional_int
+from ..billing import ChargingCall, charge_once, ensure_affordable
 from ..downloads import write_body
-from ..errors import TransportError
-from ..files import atomic_path
-from ..models import Delta, Freshness, HistoryEntry, optional_int
-from .exports import ensure_affordable
 
 if TYPE_CHECKING:
     from ..client import Client

@@ -26,7 +26,7 @@ fail on a null partition): :func:`open_dataset` does this for pyarrow; elsewhere
                                 "schema": pyarrow.schema([("country", pyarrow.string())])}})
 
 Every file carries the provenance and the ``pandas`` metadata of
-:func:`scoutframe.formats.with_file_metadata`.
+:func:`scoutframe.tables.parquet.with_file_metadata`.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from . import formats, frames
-from .errors import ArgumentError
-from .files import fsync_directory
-from .models import PROVENANCE_ATTR, Provenance
-from .progress import Bar, progress_enabled
+from ..errors import ArgumentError
+from ..files import fsync_directory
+from ..models import PROVENANCE_ATTR, Provenance
+from ..progress import Bar, progress_enabled
+from . import frames, parquet
 from .schema import CONTACT_SCHEMA
 
 __all__ = ["open_dataset", "write_dataset"]
@@ -265,9 +265,9 @@ class _PartitionedWriter:
                     f"write_dataset(): cannot partition by {name!r}, which is {what}; "
                     "partition by a string, integer, boolean or date column (e.g. 'country')"
                 )
-        self.schema = formats.with_file_metadata(table.slice(0, 0)).schema
+        self.schema = parquet.with_file_metadata(table.slice(0, 0)).schema
         data = table.drop_columns(self.partition_by).slice(0, 0)
-        self.file_schema = formats.with_file_metadata(
+        self.file_schema = parquet.with_file_metadata(
             data, provenance=frames.provenance_of(table.schema)).schema  # fmt: skip
 
     def write(self, table: pa.Table) -> None:

@@ -1,4 +1,4 @@
-"""A call that spends credits, sent so that it is never paid twice.
+"""Calls that spend credits: refused when unaffordable, and never paid twice.
 
 Export starts and delta downloads go through :func:`charge_once`, after the pattern of
 google-cloud-bigquery's ``_job_helpers.query_jobs_insert``:
@@ -14,6 +14,9 @@ google-cloud-bigquery's ``_job_helpers.query_jobs_insert``:
    call sent once more, and never a third time.
 
 Every outcome has one message, whatever the call; the caller picks the error class.
+
+Before any charging call is sent, :func:`ensure_affordable` refuses it when its known cost is
+over the caller's budget (:func:`check_budget`) or the account's balance: nothing is spent.
 """
 
 from __future__ import annotations
@@ -23,14 +26,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from ..clock import clock, sleep
+from ..errors import (
+    APIError,
+    BudgetError,
+    InsufficientCreditsError,
+    RateLimitError,
+    ScoutError,
+    ServerError,
+    TransportError,
+)
 from . import retry
-from .errors import APIError, RateLimitError, ScoutError, ServerError, TransportError
 from .wire_errors import WIRE_EXCEPTIONS
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["AmbiguousAnswerError", "ChargingCall", "charge_once", "may_still_run"]
+__all__ = [
+    "AmbiguousAnswerError",
+    "ChargingCall",
+    "charge_once",
+    "check_budget",
+    "ensure_affordable",
+    "may_still_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +118,7 @@ def charge_once(client: Client, call: ChargingCall[_T], *, balance: int) -> _T:
     next(refused)  # the first send has no pause
     sends = 0
     while True:
-        sent = retry.clock().monotonic()
+        sent = clock().monotonic()
         try:
             return call.send()
         except RateLimitError as exc:
@@ -108,7 +127,7 @@ def charge_once(client: Client, call: ChargingCall[_T], *, balance: int) -> _T:
             pause = None if wait is None else next(refused, None)
             if pause is None:
                 raise
-            retry.sleep(max(pause, wait or 0.0))
+            sleep(max(pause, wait or 0.0))
             logger.info("%s was refused with 429; sent again", call.what)
             continue
         except APIError as exc:
@@ -117,7 +136,7 @@ def charge_once(client: Client, call: ChargingCall[_T], *, balance: int) -> _T:
             error: BaseException = exc
         except AMBIGUOUS as exc:
             error = exc
-        in_flight = may_still_run(client, error, retry.clock().monotonic() - sent)
+        in_flight = may_still_run(client, error, clock().monotonic() - sent)
         patience = policy.settle_seconds(client.transport.timeout[1]) if in_flight else 0.0
         found, charged = _look(client, call.adopt, balance, patience)
         if found is not None:
@@ -172,7 +191,7 @@ def _look(
     watch = client.retry.polling(patience).pauses()
     charged: bool | None = None
     for pause in watch:
-        retry.sleep(pause)
+        sleep(pause)
         charged = _charged_since(client, balance)
         if charged:
             try:
@@ -217,3 +236,27 @@ def may_still_run(client: Client, error: BaseException, elapsed: float) -> bool:
     if isinstance(error, AmbiguousAnswerError):
         return False
     return elapsed >= 0.9 * client.transport.timeout[1]
+
+
+def check_budget(cost: int | None, max_credits: int | None, *, what: str, hint: str) -> None:
+    """Raise :class:`BudgetError` when ``cost`` credits are known to exceed ``max_credits``."""
+    if max_credits is not None and cost is not None and cost > max_credits:
+        raise BudgetError(
+            f"{what} would cost {cost} credits, more than max_credits={max_credits}; nothing "
+            f"was spent. {hint}"
+        )
+
+
+def ensure_affordable(
+    client: Client, cost: int | None, max_credits: int | None, *, what: str, hint: str
+) -> int:
+    """Refuse a charging request before it is sent; return the balance it was checked against.
+
+    ``BudgetError`` above ``max_credits``, then :class:`InsufficientCreditsError` above the
+    account's balance (one free profile request). An unknown ``cost`` passes both.
+    """
+    check_budget(cost, max_credits, what=what, hint=hint)
+    balance = client.profile().credits
+    if cost is not None and cost > balance:
+        raise InsufficientCreditsError.from_counts(cost, balance)
+    return balance

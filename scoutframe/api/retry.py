@@ -13,25 +13,23 @@ Two scopes, as in google-cloud-bigquery's ``retry.py``:
 
 The budgets that follow the client's settings (``max_retries``, ``backoff_factor``,
 ``retry_after_cap``, ``poll_interval``) come from its :class:`RetryPolicy`; the fixed ones are
-module constants below. Time is read and slept through :func:`clock`, the one seam tests
-swap (:func:`use_clock`).
+module constants below. Time is read and slept through :mod:`scoutframe.clock`, the one seam
+tests swap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
 import urllib3.exceptions
 from urllib3.util.retry import Retry
 
-from ._redact import redact_url
+from .._redact import redact_url
+from ..clock import clock, sleep
 
 __all__ = [
     "CHARGING_SENDS",
@@ -40,14 +38,10 @@ __all__ = [
     "SETTLE_SECONDS",
     "STATUS_NOT_FOUND_GRACE",
     "Budget",
-    "Clock",
     "Pauses",
     "RetryPolicy",
     "ScoutRetry",
     "call_with_retries",
-    "clock",
-    "sleep",
-    "use_clock",
 ]
 
 logger = logging.getLogger("scoutframe")
@@ -55,51 +49,6 @@ _T = TypeVar("_T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
-
-# --------------------------------------------------------------------------------------------
-# The clock seam
-
-
-class Clock:
-    """Time as every retry and polling loop sees it: wall time, monotonic time, sleep."""
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """Pause the calling thread."""
-        time.sleep(seconds)
-
-    def now(self) -> datetime:
-        """Return the current UTC time."""
-        return datetime.now(UTC)
-
-
-_clock = Clock()
-
-
-def clock() -> Clock:
-    """Return the clock in use (the real one unless a test swapped it)."""
-    return _clock
-
-
-@contextlib.contextmanager
-def use_clock(replacement: Clock) -> Iterator[Clock]:
-    """Run a block with another clock (tests: a fake one that records pauses)."""
-    global _clock
-    previous, _clock = _clock, replacement
-    try:
-        yield replacement
-    finally:
-        _clock = previous
-
-
-def sleep(seconds: float) -> None:
-    """Sleep on the current clock; a pause of 0 or less returns at once."""
-    if seconds > 0:
-        _clock.sleep(seconds)
 
 
 # --------------------------------------------------------------------------------------------

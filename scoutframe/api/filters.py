@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from .errors import FilterError, NotFoundError
+from ..errors import FilterError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 __all__ = [
     "CONTACT_COLUMNS",
@@ -38,6 +38,7 @@ __all__ = [
     "drift_columns",
     "drift_message",
     "empty_table",
+    "is_list_type",
     "normalise_table",
     "split_lists",
     "to_timestamps",
@@ -103,6 +104,11 @@ def check_columns(columns: Iterable[str] | None) -> list[str] | None:
         known = ", ".join(CONTACT_COLUMNS)
         raise ArgumentError(f"Unknown column(s) {unknown}; known columns: {known}")
     return selected
+
+
+def is_list_type(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is a list (``list`` or ``large_list``)."""
+    return bool(pa.types.is_list(kind) or pa.types.is_large_list(kind))
 
 
 def drift_columns(table: pa.Table) -> list[str]:

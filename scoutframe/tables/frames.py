@@ -1,7 +1,7 @@
 """Conversions into and out of the contacts schema: API records, pandas, Polars, metadata.
 
-The schema itself is :mod:`scoutframe.schema`; the export CSV reader :mod:`scoutframe.csvread`.
-Both are re-exported here, so ``frames`` stays the one name for "make a contacts table".
+The schema itself is :mod:`scoutframe.tables.schema`; the export CSV is
+:mod:`scoutframe.tables.exportcsv`. Nothing is re-exported here: each name has one home.
 """
 
 from __future__ import annotations
@@ -13,51 +13,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from .checks import DtypeBackend
-from .checks import dtype_backend as check_dtype_backend
-from .csvread import iter_csv, read_csv
-from .models import PROVENANCE_ATTR, Provenance
-from .schema import (
-    CONTACT_COLUMNS,
-    CONTACT_SCHEMA,
-    LIST_COLUMNS,
-    LIST_SEPARATOR,
-    MaskedEmailWarning,
-    SchemaDriftWarning,
-    announce_drift,
-    check_columns,
-    drift_columns,
-    drift_message,
-    empty_table,
-    to_timestamps,
-    warn_from_caller,
-)
+from ..checks import DtypeBackend
+from ..checks import dtype_backend as check_dtype_backend
+from ..models import PROVENANCE_ATTR, Provenance
+from .schema import CONTACT_COLUMNS, CONTACT_SCHEMA, LIST_COLUMNS, announce_drift, to_timestamps
 
 if TYPE_CHECKING:
     import polars
 
 __all__ = [
-    "CONTACT_COLUMNS",
-    "CONTACT_SCHEMA",
-    "LIST_COLUMNS",
-    "LIST_SEPARATOR",
-    "PROVENANCE_ATTR",
-    "DtypeBackend",
-    "MaskedEmailWarning",
-    "Provenance",
-    "SchemaDriftWarning",
-    "check_columns",
-    "drift_columns",
-    "drift_message",
-    "empty_table",
-    "iter_csv",
     "provenance_of",
-    "read_csv",
     "records_to_table",
+    "row_label",
     "table_from_pandas",
     "to_pandas",
     "to_polars",
-    "warn_from_caller",
     "with_provenance",
 ]
 
@@ -266,3 +236,9 @@ def to_polars(data: pa.Table | pd.DataFrame) -> polars.DataFrame:
     result = pl.from_arrow(table, rechunk=False)
     assert isinstance(result, pl.DataFrame)
     return result
+
+
+def row_label(index: pd.Index | None, position: int) -> Any:
+    """Return the label of row *position* in *index* (the position itself without one)."""
+    row = index[position] if index is not None else position
+    return row.item() if hasattr(row, "item") else row

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Literal
 
 import requests
 
+from ..clock import sleep
+from ..errors import APIError, PermissionDeniedError, TransportError
+from ..models import optional_int
 from . import retry
-from .errors import APIError, PermissionDeniedError, TransportError
-from .models import optional_int
 from .wire_errors import WIRE_EXCEPTIONS
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class RangedDownload:
         DownloadExpiredError
             The URL expired and no fresh one could be had (from ``fresh_url``).
         TransportError
-            :data:`~scoutframe.retry.DOWNLOAD_STALLS` attempts in a row added no byte; the
+            :data:`~scoutframe.api.retry.DOWNLOAD_STALLS` attempts in a row added no byte; the
             part file is kept for the next call.
         APIError
             The storage refused the request (4xx other than 403 and 416).
@@ -148,7 +149,7 @@ class RangedDownload:
         last: BaseException = TransportError("not tried")
         pauses = retry.DOWNLOAD_STALLS.pauses()
         for pause in pauses:
-            retry.sleep(pause)
+            sleep(pause)
             offset = self._size()
             try:
                 done, total = self._fetch(url, offset, on_bytes, chunk_size)

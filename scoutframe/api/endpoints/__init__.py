@@ -1,0 +1,1 @@
+"""Endpoint groups of the API, each bound to a :class:`~scoutframe.api.client.Client`."""

@@ -1,1 +1,0 @@
-"""Endpoint groups of the API, each bound to a :class:`~scoutframe.client.Client`."""

@@ -1,0 +1,113 @@
+"""Contacts frames into Excel workbooks, for people (extra ``excel``: openpyxl).
+
+:func:`to_excel` writes one sheet, ``contacts``: strings (zip codes, phones) as text cells,
+lists joined with ``"; "``, naive UTC timestamps with the zone in the header. It is for
+reading by people, not for reading back (use Parquet or the export CSV for that).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import ArgumentError
+from ..files import PathLike, atomic_path, output_target
+from . import frames
+from .schema import LIST_SEPARATOR, is_list_type
+
+__all__ = ["EXCEL_MAX_ROWS", "to_excel"]
+
+#: Rows of one Excel sheet.
+EXCEL_MAX_ROWS = 1_048_576
+
+
+def _openpyxl() -> Any:
+    try:
+        return importlib.import_module("openpyxl")  # optional: the "excel" extra
+    except ImportError as err:
+        raise ImportError('to_excel needs openpyxl: pip install "scoutframe[excel]" (or pip '
+                          "install openpyxl)") from err
+
+
+def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]:
+    """Python values of one column for Excel, their number format, whether they were UTC."""
+    kind = column.type
+    if is_list_type(kind):
+        joined = pc.binary_join(column, LIST_SEPARATOR).to_pylist()
+        return [value or None for value in joined], "@", False
+    if pa.types.is_timestamp(kind):
+        naive = column.cast(pa.timestamp(kind.unit))  # the UTC wall time
+        return naive.to_pylist(), "yyyy-mm-dd hh:mm:ss", kind.tz is not None
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
+        return column.cast(pa.string()).to_pylist(), "@", False  # "@": text, "01000" stays
+    return column.to_pylist(), None, False
+
+
+def _append_rows(sheet: Any, columns: list[tuple[list[Any], str | None, bool]],
+                 cell_type: Any, index: pd.Index) -> None:  # fmt: skip
+    """Append the rows; cells with a number format become ``cell_type`` cells."""
+
+    def cell(value: Any, number_format: str | None) -> Any:
+        if number_format is None or value is None:
+            return value
+        made = cell_type(sheet, value=value)
+        made.number_format = number_format
+        return made
+
+    formats = [number_format for _, number_format, _ in columns]
+    for position, row in enumerate(zip(*(values for values, _, _ in columns), strict=True)):
+        cells = [cell(value, fmt) for value, fmt in zip(row, formats, strict=True)]
+        try:
+            sheet.append(cells)
+        except ValueError as err:  # openpyxl's IllegalCharacterError is a ValueError
+            row = frames.row_label(index, position)
+            raise ArgumentError(f"to_excel: row {row!r} holds a character "
+                                f"Excel cannot store ({err}); remove control characters, or "
+                                "write CSV or Parquet instead") from err
+
+
+def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
+    """Write a contacts frame to an Excel workbook (one sheet ``contacts``), atomically.
+
+    Parameters
+    ----------
+    df
+        A contacts frame (either dtype backend).
+    path
+        The ``.xlsx`` file to (re)place; its directory must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        *path*: naive UTC timestamps, the zone in the header (``collected_at (UTC)``; Excel
+        keeps milliseconds), lists joined with ``"; "``, strings (zip codes, phones) as text
+        cells, missing values as empty cells.
+
+    Raises
+    ------
+    ImportError
+        openpyxl is not installed (``pip install "scoutframe[excel]"``).
+    ArgumentError
+        More rows than a sheet holds, or a character Excel cannot store.
+    """
+    openpyxl = _openpyxl()
+    target = output_target(path, "to_excel")
+    if len(df) + 1 > EXCEL_MAX_ROWS:
+        raise ArgumentError(f"to_excel: {len(df):,} rows do not fit in one Excel sheet (it "
+                            f"holds {EXCEL_MAX_ROWS - 1:,} and a header); write CSV or Parquet")
+    table = frames.table_from_pandas(df)
+    columns = [_excel_column(table.column(name)) for name in table.column_names]
+    header = [f"{name} (UTC)" if utc else name
+              for name, (_, _, utc) in zip(table.column_names, columns, strict=True)]  # fmt: skip
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("contacts")
+    sheet.append(header)
+    _append_rows(sheet, columns, openpyxl.cell.WriteOnlyCell, df.index)
+    with atomic_path(target) as temp:
+        book.save(temp)
+    return target
