@@ -24,14 +24,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from scoutframe.sandbox.constants import DEMO_EMAIL
+
 if TYPE_CHECKING:
-    from scoutframe.sandbox.admin import AdminControl
+    from scoutframe.sandbox.control import AdminControl
     from scoutframe.sandbox.faults import FaultConfig
     from scoutframe.sandbox.runtime import Runtime
 
-__all__ = ["DEMO_EMAIL", "Sandbox", "main"]
+__all__ = ["Sandbox"]
 
-DEMO_EMAIL = "demo@sandbox.spherescout.test"
 _log = logging.getLogger(__name__)
 _READY_TIMEOUT = 120.0
 
@@ -423,7 +424,7 @@ class Sandbox:
     def admin(self) -> AdminControl:
         """An `AdminControl` for this sandbox's ``/_sandbox/`` control plane."""
         if self._admin is None:
-            from scoutframe.sandbox.admin import AdminControl
+            from scoutframe.sandbox.control import AdminControl
 
             self._admin = AdminControl(self.url, self.admin_token)
         return self._admin
@@ -440,24 +441,3 @@ class Sandbox:
             raise RuntimeError("the runtime is only reachable in thread mode while running")
         return self._core.runtime
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``scoutframe sandbox`` until Ctrl-C; returns the exit status.
-
-    Kept here for ``from scoutframe.sandbox.server import main``; the command line lives in
-    `scoutframe.sandbox.cli`.
-
-    Parameters
-    ----------
-    argv
-        Arguments (default: ``sys.argv[1:]``); ``admin <action> [value]`` drives a running
-        sandbox's control plane.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
-    from scoutframe.sandbox.cli import main as cli_main
-
-    return cli_main(argv)
