@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +22,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from scoutframe.sandbox.atomic import atomic_write
 
 __all__ = ["CSV_COLUMNS", "export_csv_bytes", "to_export_table", "write_export_csv"]
 
@@ -208,8 +209,8 @@ def _write(contacts: pa.Table, indices: Indices | None, out: BinaryIO) -> int:
 def write_export_csv(contacts: pa.Table, path: Path, *, indices: Indices | None = None) -> int:
     """Write contacts to ``path`` in the export CSV format, atomically.
 
-    The file is written to a temporary name in the same directory and moved into place with
-    :func:`os.replace`, so a reader never sees a partial export.
+    The file is written through `scoutframe.sandbox.atomic.atomic_write`, so a reader never
+    sees a partial export.
 
     Parameters
     ----------
@@ -229,16 +230,8 @@ def write_export_csv(contacts: pa.Table, path: Path, *, indices: Indices | None 
     """
     path = Path(path)
     _check_columns(contacts)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with open(temp_name, "wb") as out:
-            size = _write(contacts, indices, out)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return size
+    with atomic_write(path) as temp, open(temp, "wb") as out:
+        return _write(contacts, indices, out)
 
 
 def export_csv_bytes(contacts: pa.Table, *, indices: Indices | None = None) -> bytes:

@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scoutframe.sandbox.atomic import atomic_write
 from scoutframe.sandbox.catalog import (
     COVERAGE_FIELDS,
     FIRM_PROFESSIONS,
@@ -756,16 +756,9 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     unique = {"place_id", "name"} if "place_id" in table.column_names else set()
     dictionary = [c for c in table.column_names if c in _DICTIONARY_COLUMNS and c not in unique]
     compression = {c: "none" if c == "place_id" else "zstd" for c in table.column_names}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression=compression, use_dictionary=dictionary,
+    with atomic_write(path) as tmp:
+        pq.write_table(table, str(tmp), compression=compression, use_dictionary=dictionary,
                        row_group_size=1 << 20)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _VERSIONED = re.compile(r"(?P<base>.+)-v(?P<version>\d+)\.(?:parquet|arrow)")
@@ -818,16 +811,9 @@ def _read_mapped(path: Path, schema: pa.Schema, rows: int) -> pa.Table | None:
 
 
 def _write_mapped(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=1 << 20)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (atomic_write(path) as tmp, pa.OSFile(str(tmp), "wb") as sink,
+          pa.ipc.new_file(sink, table.schema) as writer):
+        writer.write_table(table, max_chunksize=1 << 20)
     _remove_stale_versions(path)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from scoutframe.sandbox.atomic import atomic_write
 from scoutframe.sandbox.constants import DEMO_EMAIL
 
 if TYPE_CHECKING:
@@ -65,16 +66,12 @@ def _load_secret(data_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     secret = os.urandom(32)
-    tmp = path.with_name(f".secret-{os.getpid()}-{secret[:4].hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
     try:
-        os.link(tmp, path)  # atomic and never overwrites: a concurrent first start wins once
+        # Never overwrites: of concurrent first starts exactly one wins, the others read it.
+        with atomic_write(path, mode=0o600, exclusive=True) as tmp:
+            tmp.write_bytes(secret)
     except FileExistsError:
         secret = path.read_bytes()
-    finally:
-        os.unlink(tmp)
     return secret
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from scoutframe.sandbox.atomic import atomic_write
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -484,9 +485,8 @@ class ContactStore:
             keep = pc.invert(pc.is_in(old["place_id"], value_set=changed["place_id"]))
             changed = pa.concat_tables([old.filter(keep), changed.cast(old.schema)])
         self._overlay_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._overlay_path.with_suffix(".tmp")
-        pq.write_table(changed, tmp)
-        os.replace(tmp, self._overlay_path)
+        with atomic_write(self._overlay_path) as tmp:
+            pq.write_table(changed, str(tmp))
 
 
 def _apply_overlay(base: pa.Table, overlay: pa.Table) -> pa.Table:
