@@ -24,31 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from scoutframe.sandbox.atomic import atomic_write
+from scoutframe.sandbox.columns import CONTACT_COLUMNS
 
-__all__ = ["CSV_COLUMNS", "export_csv_bytes", "to_export_table", "write_export_csv"]
-
-CSV_COLUMNS: tuple[str, ...] = (
-    "place_id",
-    "name",
-    "email",
-    "phone",
-    "website",
-    "instagram",
-    "facebook",
-    "address",
-    "city",
-    "zipcode",
-    "level1_location",
-    "level2_location",
-    "level3_location",
-    "country",
-    "categories",
-    "rating",
-    "review_count",
-    "latitude",
-    "longitude",
-    "collected_at",
-)
+__all__ = ["export_csv_bytes", "to_export_table", "write_export_csv"]
 
 LIST_SEPARATOR = "; "
 # Rows per slice encoded by one writer thread: small enough to spread over the cores and keep
@@ -94,18 +72,18 @@ def to_export_table(contacts: pa.Table) -> pa.Table:
     Returns
     -------
     pyarrow.Table
-        Exactly :data:`CSV_COLUMNS`, in contract order: ``email``, ``phone`` and ``categories``
+        Exactly `CONTACT_COLUMNS`, in contract order: ``email``, ``phone`` and ``categories``
         joined with ``"; "``, ``collected_at`` as ``2025-03-04T12:34:56Z`` and empty strings
         as nulls; numbers keep their numeric types.
     """
     _check_columns(contacts)
     columns = []
-    for name in CSV_COLUMNS:
+    for name in CONTACT_COLUMNS:
         column = contacts.column(name)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             column = _as_text(column)
         columns.append(column)
-    return pa.Table.from_arrays(columns, names=list(CSV_COLUMNS))
+    return pa.Table.from_arrays(columns, names=list(CONTACT_COLUMNS))
 
 
 def _encode(table: pa.Table, *, header: bool) -> pa.Buffer:
@@ -127,7 +105,7 @@ Indices: TypeAlias = npt.NDArray[np.integer[Any]] | pa.Array | pa.ChunkedArray |
 
 
 def _check_columns(contacts: pa.Table) -> None:
-    missing = [name for name in CSV_COLUMNS if name not in contacts.column_names]
+    missing = [name for name in CONTACT_COLUMNS if name not in contacts.column_names]
     if missing:
         raise ValueError(f"contacts table lacks export columns: {', '.join(missing)}")
 
@@ -149,7 +127,7 @@ class _Source:
     """
 
     def __init__(self, contacts: pa.Table, indices: npt.NDArray[np.int64] | None) -> None:
-        self.base = contacts.select(list(CSV_COLUMNS))
+        self.base = contacts.select(list(CONTACT_COLUMNS))
         self.indices = indices
         self.batches = self.base.to_batches()
         self.starts = np.cumsum([0, *(batch.num_rows for batch in self.batches)])

@@ -40,6 +40,7 @@ from scoutframe.sandbox.catalog import (
     name_pool,
     slug,
 )
+from scoutframe.sandbox.columns import CONTACT_COLUMNS, per_column
 from scoutframe.sandbox.geo import COUNTRIES, CountryProfile, build_geography
 
 __all__ = [
@@ -62,23 +63,13 @@ GENERATOR_VERSION = 3
 REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 _HISTORY = timedelta(days=730)
 
-#: The 20 contract columns, in the CSV order (contract section 6).
-CONTACT_COLUMNS = (
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
-)  # fmt: skip
-
 _TS = pa.timestamp("us", tz="UTC")
+_STRINGS = pa.list_(pa.string())
+#: The contract columns (strings unless said otherwise), then the ids the index filters on.
 CONTACT_SCHEMA = pa.schema([
-    ("place_id", pa.string()), ("name", pa.string()), ("email", pa.list_(pa.string())),
-    ("phone", pa.list_(pa.string())), ("website", pa.string()), ("instagram", pa.string()),
-    ("facebook", pa.string()), ("address", pa.string()), ("city", pa.string()),
-    ("zipcode", pa.string()), ("level1_location", pa.string()),
-    ("level2_location", pa.string()), ("level3_location", pa.string()),
-    ("country", pa.string()), ("categories", pa.list_(pa.string())),
-    ("rating", pa.float64()), ("review_count", pa.int32()), ("latitude", pa.float64()),
-    ("longitude", pa.float64()), ("collected_at", _TS),
+    *per_column({"email": _STRINGS, "phone": _STRINGS, "categories": _STRINGS,
+                 "rating": pa.float64(), "review_count": pa.int32(), "latitude": pa.float64(),
+                 "longitude": pa.float64(), "collected_at": _TS}, pa.string()).items(),
     ("level1_id", pa.int32()), ("level2_id", pa.int32()), ("level3_id", pa.int32()),
     ("category_ids", pa.list_(pa.int32())), ("main_category_id", pa.int32()),
 ])  # fmt: skip

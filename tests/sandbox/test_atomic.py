@@ -12,6 +12,7 @@ import pytest
 import scoutframe.sandbox
 from scoutframe.sandbox import csvexport
 from scoutframe.sandbox.atomic import atomic_write
+from scoutframe.sandbox.columns import CONTACT_COLUMNS
 
 SANDBOX = Path(scoutframe.sandbox.__file__).parent
 
@@ -71,7 +72,7 @@ def test_exclusive_never_overwrites(tmp_path: Path) -> None:
 
 def test_a_failing_export_keeps_the_previous_file(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    table = pa.table({name: pa.array([None], pa.string()) for name in csvexport.CSV_COLUMNS})
+    table = pa.table({name: pa.array([None], pa.string()) for name in CONTACT_COLUMNS})
     target = tmp_path / "export.csv"
     target.write_bytes(b"previous export")
 
