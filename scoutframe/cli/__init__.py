@@ -19,7 +19,7 @@ __all__ = ["in_cli_terms", "lists_joined", "main"]
 #: Each command: its one-line help, and the module and function that run it.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "sandbox": ("run a local emulator of the SphereScout API (no key, no internet needed)",
-                "scoutframe.sandbox.server", "main"),
+                "scoutframe.sandbox.cli", "main"),
     "demo": ("start the sandbox and walk through the library (the README's main job)",
              "scoutframe.demo", "main"),
     "search": ("load a search into a Parquet or CSV file, or a partitioned dataset",

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scoutframe.sandbox.admin import AdminControl
+    from scoutframe.sandbox.control import AdminControl
     from scoutframe.sandbox.faults import FaultConfig
     from scoutframe.sandbox.server import Sandbox
 
 __all__ = ["AdminControl", "FaultConfig", "Sandbox"]
 
 _LAZY = {
-    "AdminControl": "scoutframe.sandbox.admin",
+    "AdminControl": "scoutframe.sandbox.control",
     "FaultConfig": "scoutframe.sandbox.faults",
     "Sandbox": "scoutframe.sandbox.server",
 }

@@ -2,7 +2,7 @@
 
 Handlers are plain Starlette endpoints registered on a FastAPI app, each under its path with
 and without the trailing slash (no redirects); they live in `auth`, `account_routes`,
-`search_routes` and `export_routes`, and the ``/_sandbox/`` control plane in `admin`.
+`search_routes` and `export_routes`, and the ``/_sandbox/`` control plane in `admin_routes`.
 ``/openapi.json`` serves the flavour's OpenAPI document (`scoutframe.sandbox.openapi`).
 """
 
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scoutframe.sandbox.account_routes import AccountRoutes
+from scoutframe.sandbox.admin_routes import add_control_routes
 from scoutframe.sandbox.auth import Authenticator
 from scoutframe.sandbox.export_routes import ExportRoutes
 from scoutframe.sandbox.faults import FaultMiddleware
@@ -59,8 +60,6 @@ def _openapi_endpoint(flavor: str) -> Any:
 
 def create_app(rt: Runtime) -> Any:
     """Return the API origin as an ASGI app (faults and rate-limit headers included)."""
-    from scoutframe.sandbox.admin import add_control_routes
-
     app = FastAPI(
         title="SphereScout sandbox", redirect_slashes=False, docs_url=None, redoc_url=None,
         openapi_url=None,

@@ -2,7 +2,8 @@
 
 ``scoutframe sandbox [options]`` starts a `Sandbox` and prints the ``SPHERESCOUT_*`` variables
 a client needs; ``scoutframe sandbox admin <action> [value]`` calls the ``/_sandbox/`` control
-plane of a running one. ``scoutframe.sandbox.server.main`` forwards here.
+plane of a running one. `main` is the one entry point (``scoutframe sandbox`` and
+``python -m scoutframe.sandbox`` both call it).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _admin_main(argv: list[str]) -> int:
 
     import requests
 
-    from scoutframe.sandbox.admin import AdminControl
+    from scoutframe.sandbox.control import AdminControl
     from scoutframe.sandbox.faults import parse_fault_changes
 
     p = argparse.ArgumentParser(

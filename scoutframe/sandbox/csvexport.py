@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,30 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-__all__ = ["CSV_COLUMNS", "export_csv_bytes", "to_export_table", "write_export_csv"]
+from scoutframe.sandbox.atomic import atomic_write
+from scoutframe.sandbox.columns import CONTACT_COLUMNS
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "place_id",
-    "name",
-    "email",
-    "phone",
-    "website",
-    "instagram",
-    "facebook",
-    "address",
-    "city",
-    "zipcode",
-    "level1_location",
-    "level2_location",
-    "level3_location",
-    "country",
-    "categories",
-    "rating",
-    "review_count",
-    "latitude",
-    "longitude",
-    "collected_at",
-)
+__all__ = ["export_csv_bytes", "to_export_table", "write_export_csv"]
 
 LIST_SEPARATOR = "; "
 # Rows per slice encoded by one writer thread: small enough to spread over the cores and keep
@@ -93,18 +72,18 @@ def to_export_table(contacts: pa.Table) -> pa.Table:
     Returns
     -------
     pyarrow.Table
-        Exactly :data:`CSV_COLUMNS`, in contract order: ``email``, ``phone`` and ``categories``
+        Exactly `CONTACT_COLUMNS`, in contract order: ``email``, ``phone`` and ``categories``
         joined with ``"; "``, ``collected_at`` as ``2025-03-04T12:34:56Z`` and empty strings
         as nulls; numbers keep their numeric types.
     """
     _check_columns(contacts)
     columns = []
-    for name in CSV_COLUMNS:
+    for name in CONTACT_COLUMNS:
         column = contacts.column(name)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             column = _as_text(column)
         columns.append(column)
-    return pa.Table.from_arrays(columns, names=list(CSV_COLUMNS))
+    return pa.Table.from_arrays(columns, names=list(CONTACT_COLUMNS))
 
 
 def _encode(table: pa.Table, *, header: bool) -> pa.Buffer:
@@ -126,7 +105,7 @@ Indices: TypeAlias = npt.NDArray[np.integer[Any]] | pa.Array | pa.ChunkedArray |
 
 
 def _check_columns(contacts: pa.Table) -> None:
-    missing = [name for name in CSV_COLUMNS if name not in contacts.column_names]
+    missing = [name for name in CONTACT_COLUMNS if name not in contacts.column_names]
     if missing:
         raise ValueError(f"contacts table lacks export columns: {', '.join(missing)}")
 
@@ -148,7 +127,7 @@ class _Source:
     """
 
     def __init__(self, contacts: pa.Table, indices: npt.NDArray[np.int64] | None) -> None:
-        self.base = contacts.select(list(CSV_COLUMNS))
+        self.base = contacts.select(list(CONTACT_COLUMNS))
         self.indices = indices
         self.batches = self.base.to_batches()
         self.starts = np.cumsum([0, *(batch.num_rows for batch in self.batches)])
@@ -208,8 +187,8 @@ def _write(contacts: pa.Table, indices: Indices | None, out: BinaryIO) -> int:
 def write_export_csv(contacts: pa.Table, path: Path, *, indices: Indices | None = None) -> int:
     """Write contacts to ``path`` in the export CSV format, atomically.
 
-    The file is written to a temporary name in the same directory and moved into place with
-    :func:`os.replace`, so a reader never sees a partial export.
+    The file is written through `scoutframe.sandbox.atomic.atomic_write`, so a reader never
+    sees a partial export.
 
     Parameters
     ----------
@@ -229,16 +208,8 @@ def write_export_csv(contacts: pa.Table, path: Path, *, indices: Indices | None 
     """
     path = Path(path)
     _check_columns(contacts)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with open(temp_name, "wb") as out:
-            size = _write(contacts, indices, out)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return size
+    with atomic_write(path) as temp, open(temp, "wb") as out:
+        return _write(contacts, indices, out)
 
 
 def export_csv_bytes(contacts: pa.Table, *, indices: Indices | None = None) -> bytes:

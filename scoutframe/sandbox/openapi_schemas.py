@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scoutframe.sandbox.columns import per_column
+
 __all__ = ["ref", "schemas"]
 
 _STR = {"type": "string"}
@@ -43,17 +45,15 @@ def _contact(live: bool) -> dict[str, Any]:
     if live:
         phone = {"oneOf": [_STRINGS, _STR],
                  "description": "[LIVE] a lone number comes as a plain string"}  # fmt: skip
-    props: dict[str, Any] = {
-        "place_id": _STR, "name": _STR,
+    # Every contact column, strings unless said otherwise.
+    props: dict[str, Any] = per_column({
         "email": {**_STRINGS, "description": "masked in search results: j***@d*****.fr"},
-        "phone": phone, "website": _STR, "instagram": _STR, "facebook": _STR,
-        "address": _STR, "city": _STR, "zipcode": _STR,
-        "level1_location": _STR, "level2_location": _STR, "level3_location": _STR,
+        "phone": phone,
         "country": {"type": "string", "description": "ISO 3166-1 alpha-2"},
         "categories": {**_STRINGS, "description": "category names, main category first"},
         "rating": {"type": ["number", "null"]}, "review_count": _INT,
         "latitude": _NUM, "longitude": _NUM, "collected_at": _TIME,
-    }  # fmt: skip
+    }, _STR)  # fmt: skip
     optional: tuple[str, ...] = ()
     if live:
         props["is_claimed"] = {**_BOOL, "description": "[LIVE] an undocumented extra field"}

@@ -24,14 +24,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from scoutframe.sandbox.atomic import atomic_write
+from scoutframe.sandbox.constants import DEMO_EMAIL
+
 if TYPE_CHECKING:
-    from scoutframe.sandbox.admin import AdminControl
+    from scoutframe.sandbox.control import AdminControl
     from scoutframe.sandbox.faults import FaultConfig
     from scoutframe.sandbox.runtime import Runtime
 
-__all__ = ["DEMO_EMAIL", "Sandbox", "main"]
+__all__ = ["Sandbox"]
 
-DEMO_EMAIL = "demo@sandbox.spherescout.test"
 _log = logging.getLogger(__name__)
 _READY_TIMEOUT = 120.0
 
@@ -64,16 +66,12 @@ def _load_secret(data_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     secret = os.urandom(32)
-    tmp = path.with_name(f".secret-{os.getpid()}-{secret[:4].hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
     try:
-        os.link(tmp, path)  # atomic and never overwrites: a concurrent first start wins once
+        # Never overwrites: of concurrent first starts exactly one wins, the others read it.
+        with atomic_write(path, mode=0o600, exclusive=True) as tmp:
+            tmp.write_bytes(secret)
     except FileExistsError:
         secret = path.read_bytes()
-    finally:
-        os.unlink(tmp)
     return secret
 
 
@@ -423,7 +421,7 @@ class Sandbox:
     def admin(self) -> AdminControl:
         """An `AdminControl` for this sandbox's ``/_sandbox/`` control plane."""
         if self._admin is None:
-            from scoutframe.sandbox.admin import AdminControl
+            from scoutframe.sandbox.control import AdminControl
 
             self._admin = AdminControl(self.url, self.admin_token)
         return self._admin
@@ -440,24 +438,3 @@ class Sandbox:
             raise RuntimeError("the runtime is only reachable in thread mode while running")
         return self._core.runtime
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``scoutframe sandbox`` until Ctrl-C; returns the exit status.
-
-    Kept here for ``from scoutframe.sandbox.server import main``; the command line lives in
-    `scoutframe.sandbox.cli`.
-
-    Parameters
-    ----------
-    argv
-        Arguments (default: ``sys.argv[1:]``); ``admin <action> [value]`` drives a running
-        sandbox's control plane.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
-    from scoutframe.sandbox.cli import main as cli_main
-
-    return cli_main(argv)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -25,8 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scoutframe.sandbox.atomic import atomic_write
+from scoutframe.sandbox.columns import CONTACT_COLUMNS
+
 __all__ = [
-    "CONTACT_FIELDS",
     "Catalog",
     "ContactStore",
     "FilterValidationError",
@@ -34,13 +35,6 @@ __all__ = [
     "parse_bool",
     "parse_filters",
 ]
-
-#: The contract's contact fields, in CSV order.
-CONTACT_FIELDS: tuple[str, ...] = (
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
-)  # fmt: skip
 
 _BOOL_FILTERS = ("email", "phone_number", "website", "instagram", "facebook")
 _LEVEL_KEYS = ("level1_locations", "level2_locations", "level3_locations")
@@ -321,7 +315,7 @@ class ContactStore:
         self._collected_us = _np(table["collected_at"].cast(pa.int64()), np.int64)
         self._place_ids = table["place_id"]
         self.table = table
-        self._public = table.select(list(CONTACT_FIELDS))
+        self._public = table.select(list(CONTACT_COLUMNS))
         self._cache.clear()
         self.version += 1
 
@@ -397,7 +391,7 @@ class ContactStore:
 
         ``table`` is the snapshot the rows index (default: the current table).
         """
-        public = self._public if table is None else table.select(list(CONTACT_FIELDS))
+        public = self._public if table is None else table.select(list(CONTACT_COLUMNS))
         # Zero-copy one-row slices: `take` on a multi-chunk table concatenates whole columns.
         rows = pa.concat_tables([public.slice(int(i), 1) for i in idx]) if len(idx) else (
             public.slice(0, 0))
@@ -484,9 +478,8 @@ class ContactStore:
             keep = pc.invert(pc.is_in(old["place_id"], value_set=changed["place_id"]))
             changed = pa.concat_tables([old.filter(keep), changed.cast(old.schema)])
         self._overlay_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._overlay_path.with_suffix(".tmp")
-        pq.write_table(changed, tmp)
-        os.replace(tmp, self._overlay_path)
+        with atomic_write(self._overlay_path) as tmp:
+            pq.write_table(changed, str(tmp))
 
 
 def _apply_overlay(base: pa.Table, overlay: pa.Table) -> pa.Table:

@@ -14,8 +14,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from scoutframe.sandbox import csvexport
+from scoutframe.sandbox.columns import CONTACT_COLUMNS as CSV_COLUMNS
 from scoutframe.sandbox.csvexport import (
-    CSV_COLUMNS,
     export_csv_bytes,
     to_export_table,
     write_export_csv,

@@ -280,7 +280,7 @@ def test_parquet_round_trip_loads_instead_of_regenerating(data_dir: Path,
     assert path.stat().st_mtime_ns == 1_000_000_000  # not rewritten
     assert again.contacts.equals(dataset.contacts)
     assert again.locations.equals(dataset.locations)
-    assert not list(data_dir.glob("*.tmp"))
+    assert not list(data_dir.glob(".*.part"))  # no temporary of atomic_write left
 
 
 def test_a_damaged_file_is_regenerated(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from scoutframe.sandbox import Sandbox
-from scoutframe.sandbox.server import main
+from scoutframe.sandbox.cli import main
 
 
 def test_restart_keeps_state(make_sandbox, api_for, wait_export):
