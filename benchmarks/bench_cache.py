@@ -64,10 +64,12 @@ def _dataset_worker(url: str, key: str, out: str) -> None:
     from scoutframe.tables.datasets import write_dataset
 
     before = psutil.Process().memory_info().rss
-    with scoutframe.Client(key, url, allow_http=True, state_dir=tempfile.mkdtemp(),
-                           poll_interval=(0.1, 0.1)) as client:  # fmt: skip
-        chunks = scoutframe.read_spherescout(client=client, all=True, method="export",
-                                             chunksize=100_000, progress=False)  # fmt: skip
+    with scoutframe.Client(
+        key, url, allow_http=True, state_dir=tempfile.mkdtemp(), poll_interval=(0.1, 0.1)
+    ) as client:
+        chunks = scoutframe.read_spherescout(
+            client=client, all=True, method="export", chunksize=100_000, progress=False
+        )
         started = time.perf_counter()
         write_dataset(chunks, out, partition_by=("country",))
         seconds = time.perf_counter() - started
@@ -101,31 +103,51 @@ def main() -> int:
 
     reps = max(3, options.reps)
     print(f"bench_cache: {options.rows:,} rows, {reps} repetitions, medians", flush=True)
-    sandbox = Sandbox(contacts=options.rows, data_dir=options.data_dir / str(options.rows),
-                      mode="process", rate_limit=0)  # fmt: skip
+    sandbox = Sandbox(
+        contacts=options.rows,
+        data_dir=options.data_dir / str(options.rows),
+        mode="process",
+        rate_limit=0,
+    )
     sandbox.start()
     results: dict[str, Any] = {}
     try:
         account = sandbox.admin.create_account(credits=100 * options.rows)
         work = Path(tempfile.mkdtemp(prefix="bench-cache-"))
-        client = scoutframe.Client(account["api_key"], sandbox.url, allow_http=True,
-                                   state_dir=work / "state", poll_interval=(0.1, 0.1))  # fmt: skip
-        read = {"client": client, "all": True, "method": "export", "progress": False,
-                "cache_dir": work / "cache"}  # fmt: skip
+        client = scoutframe.Client(
+            account["api_key"],
+            sandbox.url,
+            allow_http=True,
+            state_dir=work / "state",
+            poll_interval=(0.1, 0.1),
+        )
+        read = {
+            "client": client,
+            "all": True,
+            "method": "export",
+            "progress": False,
+            "cache_dir": work / "cache",
+        }
         warnings.simplefilter("ignore")
         fill = _timed(lambda: scoutframe.read_spherescout(**read, cache=True))
-        entry = Path(scoutframe.read_spherescout(**read, cache=True).attrs["scoutframe"][
-            "cache_entry"]) / "data.parquet"  # fmt: skip
+        entry = (
+            Path(scoutframe.read_spherescout(**read, cache=True).attrs["scoutframe"]["cache_entry"])
+            / "data.parquet"
+        )
         print(f"  entry filled in {fill:.1f} s ({entry.stat().st_size / MiB:.0f} MiB)")
 
         # (a) a hit against a plain pyarrow read of the same file
         hit, plain = _median_pair(
             lambda: scoutframe.read_spherescout(**read, cache=True),
-            lambda: pq.read_table(entry).to_pandas(types_mapper=pd.ArrowDtype), reps,
-        )  # fmt: skip
+            lambda: pq.read_table(entry).to_pandas(types_mapper=pd.ArrowDtype),
+            reps,
+        )
         results["hit"] = {"seconds": hit, "baseline": plain, "ratio": hit / plain, "target": 1.2}
-        print(f"(a) cache hit         {hit:.3f} s vs pyarrow read+to_pandas {plain:.3f} s: "
-              f"{hit / plain:.2f}x (target <= 1.2x)", flush=True)
+        print(
+            f"(a) cache hit         {hit:.3f} s vs pyarrow read+to_pandas {plain:.3f} s: "
+            f"{hit / plain:.2f}x (target <= 1.2x)",
+            flush=True,
+        )
 
         # (b) refresh with a 1% delta against a pyarrow read + write of the entry
         delta_rows = max(1, options.rows // 100)
@@ -135,41 +157,68 @@ def main() -> int:
             floors.append(_timed(lambda: pq.write_table(pq.read_table(entry), floor_path)))
             sandbox.admin.recollect(delta_rows)
             before = client.profile().credits
-            refreshes.append(_timed(lambda: scoutframe.read_spherescout(
-                **read, cache="refresh", max_credits=10 * delta_rows)))  # fmt: skip
+            refreshes.append(
+                _timed(
+                    lambda: scoutframe.read_spherescout(
+                        **read, cache="refresh", max_credits=10 * delta_rows
+                    )
+                )
+            )
             credits.append(before - client.profile().credits)
         full = statistics.median(
             _timed(lambda: scoutframe.read_spherescout(**{**read, "cache_dir": None}))
             for _ in range(max(1, reps // 2))
-        )  # fmt: skip
+        )
         refresh = statistics.median(refreshes)
         floor = statistics.median(floors)
-        results["refresh"] = {"seconds": refresh, "baseline": floor, "ratio": refresh / floor,
-                              "target": 1.5, "full_export_load": full,
-                              "ratio_to_full_export": refresh / full,
-                              "credits_per_refresh": statistics.median(credits)}  # fmt: skip
-        print(f"(b) refresh, 1% delta {refresh:.3f} s vs pyarrow read+write {floor:.3f} s: "
-              f"{refresh / floor:.2f}x (target <= 1.5x); vs a full re-export load {full:.3f} s: "
-              f"{refresh / full:.2f}x; {statistics.median(credits):,.0f} credits a refresh",
-              flush=True)
+        results["refresh"] = {
+            "seconds": refresh,
+            "baseline": floor,
+            "ratio": refresh / floor,
+            "target": 1.5,
+            "full_export_load": full,
+            "ratio_to_full_export": refresh / full,
+            "credits_per_refresh": statistics.median(credits),
+        }
+        print(
+            f"(b) refresh, 1% delta {refresh:.3f} s vs pyarrow read+write {floor:.3f} s: "
+            f"{refresh / floor:.2f}x (target <= 1.5x); vs a full re-export load {full:.3f} s: "
+            f"{refresh / full:.2f}x; {statistics.median(credits):,.0f} credits a refresh",
+            flush=True,
+        )
 
         # (c) write_dataset of the exported rows in chunks, in a fresh process
         growths, times = [], []
         for n in range(max(1, reps // 2)):
             out = subprocess.run(
-                [sys.executable, str(HERE), "--worker", sandbox.url, account["api_key"],
-                 str(work / f"dataset-{n}")],
-                capture_output=True, text=True, check=False, timeout=1800,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(HERE),
+                    "--worker",
+                    sandbox.url,
+                    account["api_key"],
+                    str(work / f"dataset-{n}"),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=1800,
+            )
             if out.returncode:
                 raise RuntimeError(f"the write_dataset worker failed:\n{out.stderr[-3000:]}")
             measured = json.loads(out.stdout.strip().splitlines()[-1])
             growths.append(measured["growth"])
             times.append(measured["seconds"])
-        results["write_dataset"] = {"peak_rss_growth_mib": statistics.median(growths) / MiB,
-                                    "seconds": statistics.median(times), "target_mib": 400}
-        print(f"(c) write_dataset     peak RSS growth {statistics.median(growths) / MiB:.0f} MiB "
-              f"(target <= 400 MiB), {statistics.median(times):.1f} s", flush=True)
+        results["write_dataset"] = {
+            "peak_rss_growth_mib": statistics.median(growths) / MiB,
+            "seconds": statistics.median(times),
+            "target_mib": 400,
+        }
+        print(
+            f"(c) write_dataset     peak RSS growth {statistics.median(growths) / MiB:.0f} MiB "
+            f"(target <= 400 MiB), {statistics.median(times):.1f} s",
+            flush=True,
+        )
         client.close()
     finally:
         sandbox.stop()

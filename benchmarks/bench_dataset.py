@@ -30,8 +30,9 @@ def main() -> None:
         data_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tmp)
         for label in ("generate", "reload"):
             print(f"{label:>9}: ", end="", flush=True)
-            subprocess.run([sys.executable, __file__, "--child", str(contacts), str(data_dir)],
-                           check=True)
+            subprocess.run(
+                [sys.executable, __file__, "--child", str(contacts), str(data_dir)], check=True
+            )
         size = sum(p.stat().st_size for p in data_dir.glob("contacts-*.parquet"))
         print(f"Parquet on disk: {size / 2**20:.0f} MiB")
 

@@ -148,8 +148,17 @@ def worker(kind: str, source: Path, chunksize: int) -> None:
             seconds = time.perf_counter() - start
         hwm = _high_water_mark()
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
-    print(json.dumps({"seconds": seconds, "rows": rows, "bytes_on_disk": size,
-                      "rss_growth": sampler.peak - rss_before, "hwm_growth": hwm - rss_before}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": rows,
+                "bytes_on_disk": size,
+                "rss_growth": sampler.peak - rss_before,
+                "hwm_growth": hwm - rss_before,
+            }
+        )
+    )
 
 
 def upsert_worker(source: Path, reps: int) -> None:
@@ -164,8 +173,11 @@ def upsert_worker(source: Path, reps: int) -> None:
     base = pq.read_table(source)
     picked = base.take(pa.array(range(0, base.num_rows, max(base.num_rows // 5_000, 1))[:5_000]))
     hour = pa.scalar(3_600_000_000, pa.duration("us"))
-    newer = picked.set_column(picked.schema.get_field_index("collected_at"), "collected_at",
-                              pc.add(picked["collected_at"], hour))
+    newer = picked.set_column(
+        picked.schema.get_field_index("collected_at"),
+        "collected_at",
+        pc.add(picked["collected_at"], hour),
+    )
     fresh = make_contacts(5_000, seed=1, stream=7, exclude_place_ids=base["place_id"])
     delta = pa.concat_tables([newer, fresh.select(base.column_names).cast(base.schema)])
 
@@ -182,15 +194,34 @@ def upsert_worker(source: Path, reps: int) -> None:
         read_write = timed(lambda: pq.write_table(pq.read_table(source), out))
     merged = upsert(base, delta)
     assert merged.num_rows == base.num_rows + 5_000
-    print(json.dumps({"upsert": timed(lambda: upsert(base, delta)), "read_write": read_write,
-                      "rows": base.num_rows, "delta": delta.num_rows}))
+    print(
+        json.dumps(
+            {
+                "upsert": timed(lambda: upsert(base, delta)),
+                "read_write": read_write,
+                "rows": base.num_rows,
+                "delta": delta.num_rows,
+            }
+        )
+    )
 
 
 def _run_worker(kind: str, source: Path, chunksize: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(HERE), "--worker", kind, "--source", str(source),
-         "--chunksize", str(chunksize)],
-        check=True, capture_output=True, text=True, env={**os.environ, "SCOUTFRAME_PROGRESS": "0"},
+        [
+            sys.executable,
+            str(HERE),
+            "--worker",
+            kind,
+            "--source",
+            str(source),
+            "--chunksize",
+            str(chunksize),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SCOUTFRAME_PROGRESS": "0"},
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -229,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions (>= 3)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="cache of the source")
     parser.add_argument("--skip-upsert", action="store_true", help="leave out the upsert timing")
-    parser.add_argument("--worker", choices=["baseline", "scoutframe", "upsert"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=["baseline", "scoutframe", "upsert"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker == "upsert":
@@ -246,34 +278,52 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("baseline", "scoutframe"):
             run = _run_worker(kind, source, args.chunksize)
             runs[kind].append(run)
-            print(f"  run {rep + 1}/{reps} {kind:>10}: {run['seconds']:6.2f} s, peak RSS growth "
-                  f"{run['rss_growth'] / MIB:6.0f} MiB (HWM {run['hwm_growth'] / MIB:.0f})",
-                  flush=True)
+            print(
+                f"  run {rep + 1}/{reps} {kind:>10}: {run['seconds']:6.2f} s, peak RSS growth "
+                f"{run['rss_growth'] / MIB:6.0f} MiB (HWM {run['hwm_growth'] / MIB:.0f})",
+                flush=True,
+            )
     for kind in runs:
         assert all(run["rows"] == args.rows for run in runs[kind]), f"{kind} lost rows"
     base, ours = runs["baseline"], runs["scoutframe"]
     growth = _median(ours, "rss_growth") / MIB
-    print(f"\nwrite of {args.rows:,} rows in chunks of {args.chunksize:,} "
-          f"(median of {reps})")
+    print(f"\nwrite of {args.rows:,} rows in chunks of {args.chunksize:,} (median of {reps})")
     print(f"{'':>28}{'baseline':>12}{'scoutframe':>12}{'ratio':>8}")
-    for label, key, scale in (("time (s)", "seconds", 1), ("peak RSS growth (MiB)", "rss_growth",
-                              MIB), ("  high-water mark (MiB)", "hwm_growth", MIB),
-                              ("on disk (MiB)", "bytes_on_disk", MIB)):  # fmt: skip
+    for label, key, scale in (
+        ("time (s)", "seconds", 1),
+        ("peak RSS growth (MiB)", "rss_growth", MIB),
+        ("  high-water mark (MiB)", "hwm_growth", MIB),
+        ("on disk (MiB)", "bytes_on_disk", MIB),
+    ):
         b, o = _median(base, key) / scale, _median(ours, key) / scale
         print(f"{label:>28}{b:>12.2f}{o:>12.2f}{o / b if b else float('nan'):>8.2f}")
     verdict = "OK" if growth <= TARGET_MIB else "MISSED"
     print(f"target: peak RSS growth <= {TARGET_MIB} MiB: {growth:.0f} MiB -> {verdict}")
     ok = growth <= TARGET_MIB
     if not args.skip_upsert:
-        out = subprocess.run([sys.executable, str(HERE), "--worker", "upsert", "--source",
-                              str(source), "--reps", str(reps)],
-                             check=True, capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(HERE),
+                "--worker",
+                "upsert",
+                "--source",
+                str(source),
+                "--reps",
+                str(reps),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         times = json.loads(out.stdout.strip().splitlines()[-1])
         ratio = times["upsert"] / times["read_write"]
-        print(f"\nupsert of a {times['delta']:,}-row delta into {times['rows']:,} rows "
-              f"(median of {reps}): {times['upsert']:.2f} s; read_table + write_table of the "
-              f"base: {times['read_write']:.2f} s; ratio {ratio:.2f} (target < 0.5) -> "
-              f"{'OK' if ratio < 0.5 else 'MISSED'}")
+        print(
+            f"\nupsert of a {times['delta']:,}-row delta into {times['rows']:,} rows "
+            f"(median of {reps}): {times['upsert']:.2f} s; read_table + write_table of the "
+            f"base: {times['read_write']:.2f} s; ratio {ratio:.2f} (target < 0.5) -> "
+            f"{'OK' if ratio < 0.5 else 'MISSED'}"
+        )
         ok = ok and ratio < 0.5
     return 0 if ok else 1
 

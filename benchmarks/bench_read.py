@@ -56,13 +56,18 @@ def _export_baseline(url: str, key: str) -> Any:
 
     headers = {"Authorization": f"Bearer {key}", "User-Agent": "bench-baseline/1"}
     search = requests.get(f"{url}/api/companies", headers=headers, timeout=60).json()
-    started = requests.get(f"{url}/api/download-csv", params={"search_id": search["search_id"]},
-                           headers=headers, timeout=60)
+    started = requests.get(
+        f"{url}/api/download-csv",
+        params={"search_id": search["search_id"]},
+        headers=headers,
+        timeout=60,
+    )
     started.raise_for_status()
     task = started.json()["task_id"]
     while True:
-        status = requests.get(f"{url}/api/download-status/{task}", headers=headers,
-                              timeout=60).json()
+        status = requests.get(
+            f"{url}/api/download-status/{task}", headers=headers, timeout=60
+        ).json()
         if status["status"] == "ready":
             break
         if status["status"] == "failed":
@@ -87,8 +92,9 @@ def _export_scoutframe(url: str, key: str) -> Any:
 
     # A fresh state directory: every run starts (and pays for) its own export, as the
     # baseline does, instead of downloading an earlier one again for free.
-    client = scoutframe.Client(key, url, poll_interval=(POLL_SECONDS, POLL_SECONDS),
-                               state_dir=tempfile.mkdtemp())
+    client = scoutframe.Client(
+        key, url, poll_interval=(POLL_SECONDS, POLL_SECONDS), state_dir=tempfile.mkdtemp()
+    )
     with client:
         return read_spherescout(client=client, method="export", progress=False, all=True)
 
@@ -113,11 +119,13 @@ def _export_chunks(url: str, key: str) -> Any:
     from scoutframe.read import read_spherescout
 
     rows = largest = 0
-    client = scoutframe.Client(key, url, poll_interval=(POLL_SECONDS, POLL_SECONDS),
-                               state_dir=tempfile.mkdtemp())
+    client = scoutframe.Client(
+        key, url, poll_interval=(POLL_SECONDS, POLL_SECONDS), state_dir=tempfile.mkdtemp()
+    )
     with client:
-        for chunk in read_spherescout(client=client, method="export", progress=False,
-                                      chunksize=CHUNK_ROWS, all=True):
+        for chunk in read_spherescout(
+            client=client, method="export", progress=False, chunksize=CHUNK_ROWS, all=True
+        ):
             rows += len(chunk)
             largest = max(largest, int(chunk.memory_usage(deep=True).sum()))
     return _Chunked(rows, largest)
@@ -127,8 +135,11 @@ def worker(kind: str, url: str, key: str) -> None:
     """Run one export measurement and print a JSON line."""
     import psutil
 
-    reader = {"baseline": _export_baseline, "scoutframe": _export_scoutframe,
-              "chunks": _export_chunks}[kind]
+    reader = {
+        "baseline": _export_baseline,
+        "scoutframe": _export_scoutframe,
+        "chunks": _export_chunks,
+    }[kind]
     if kind != "baseline":  # import outside the timed region, as the baseline's imports are
         import scoutframe.read  # noqa: F401
     else:
@@ -141,14 +152,25 @@ def worker(kind: str, url: str, key: str) -> None:
     seconds = time.perf_counter() - start
     peak = _peak_rss()
     frame_bytes = int(df.memory_usage(deep=True).sum())
-    print(json.dumps({"seconds": seconds, "rows": len(df), "frame_bytes": frame_bytes,
-                      "rss_growth": peak - rss_before}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": len(df),
+                "frame_bytes": frame_bytes,
+                "rss_growth": peak - rss_before,
+            }
+        )
+    )
 
 
 def _run_worker(kind: str, url: str, key: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(HERE), "--worker", kind, "--url", url, "--key", key],
-        check=True, capture_output=True, text=True, env={**os.environ, "SCOUTFRAME_PROGRESS": "0"},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SCOUTFRAME_PROGRESS": "0"},
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -163,9 +185,12 @@ def bench_export(url: str, key: str, reps: int) -> dict[str, Any]:
         for kind in ("baseline", "scoutframe"):
             result = _run_worker(kind, url, key)
             runs[kind].append(result)
-            print(f"  export rep {rep + 1} {kind:<10} {result['seconds']:6.2f} s  "
-                  f"{result['rows']:,} rows  frame {result['frame_bytes'] / 2**20:7.1f} MiB  "
-                  f"peak RSS growth {result['rss_growth'] / 2**20:7.1f} MiB", flush=True)
+            print(
+                f"  export rep {rep + 1} {kind:<10} {result['seconds']:6.2f} s  "
+                f"{result['rows']:,} rows  frame {result['frame_bytes'] / 2**20:7.1f} MiB  "
+                f"peak RSS growth {result['rss_growth'] / 2**20:7.1f} MiB",
+                flush=True,
+            )
     summary = {}
     for kind, results in runs.items():
         summary[kind] = {
@@ -185,8 +210,12 @@ def _pages_naive(url: str, key: str, rows: int) -> Any:
     records: list[dict[str, Any]] = []
     page = 1
     while len(records) < rows:
-        answer = requests.get(f"{url}/api/companies", params={"paginate": "true", "page": page},
-                              headers=headers, timeout=60)
+        answer = requests.get(
+            f"{url}/api/companies",
+            params={"paginate": "true", "page": page},
+            headers=headers,
+            timeout=60,
+        )
         answer.raise_for_status()
         records.extend(answer.json()["preview"])
         page += 1
@@ -198,12 +227,19 @@ def _pages_scoutframe(client: Any, rows: int, concurrency: int) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the masked-email warning, expected here
-        return read_spherescout(client=client, method="pages", nrows=rows, progress=False,
-                                concurrency=concurrency, all=True)
+        return read_spherescout(
+            client=client,
+            method="pages",
+            nrows=rows,
+            progress=False,
+            concurrency=concurrency,
+            all=True,
+        )
 
 
-def bench_pages(sb: Any, url: str, key: str, rows: int, reps: int, latency_ms: int,
-                concurrencies: list[int]) -> dict[str, float]:
+def bench_pages(
+    sb: Any, url: str, key: str, rows: int, reps: int, latency_ms: int, concurrencies: list[int]
+) -> dict[str, float]:
     import scoutframe
 
     sb.admin.set_faults(latency_ms=latency_ms)
@@ -223,16 +259,21 @@ def bench_pages(sb: Any, url: str, key: str, rows: int, reps: int, latency_ms: i
 
 
 def bench_import(reps: int) -> dict[str, float]:
-    code = ("import time; t0 = time.perf_counter(); import pandas; t1 = time.perf_counter(); "
-            "import scoutframe; t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+    code = (
+        "import time; t0 = time.perf_counter(); import pandas; t1 = time.perf_counter(); "
+        "import scoutframe; t2 = time.perf_counter(); print(t1 - t0, t2 - t1)"
+    )
     pandas_ms, scoutframe_ms = [], []
     for _ in range(reps):
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                             text=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
         pandas_ms.append(float(out[0]) * 1000)
         scoutframe_ms.append(float(out[1]) * 1000)
-    return {"pandas_ms": statistics.median(pandas_ms),
-            "scoutframe_ms": statistics.median(scoutframe_ms)}
+    return {
+        "pandas_ms": statistics.median(pandas_ms),
+        "scoutframe_ms": statistics.median(scoutframe_ms),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,12 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-rows", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=int, default=30)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
-                        help=f"sandbox data (generated on first run; default {DEFAULT_DATA})")
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["export", "pages", "import"])
-    parser.add_argument("--worker", choices=["baseline", "scoutframe", "chunks"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"sandbox data (generated on first run; default {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["export", "pages", "import"]
+    )
+    parser.add_argument(
+        "--worker", choices=["baseline", "scoutframe", "chunks"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -266,21 +313,26 @@ def main(argv: list[str] | None = None) -> int:
     if "import" not in options.skip:
         print("(c) import time ...", flush=True)
         imp = bench_import(max(reps, 7))
-        lines.append(f"(c) import scoutframe after pandas: {imp['scoutframe_ms']:.1f} ms "
-                     f"(pandas itself {imp['pandas_ms']:.0f} ms; median of {max(reps, 7)}; "
-                     f"target < 150 ms) {_verdict(imp['scoutframe_ms'] < 150)}")
+        lines.append(
+            f"(c) import scoutframe after pandas: {imp['scoutframe_ms']:.1f} ms "
+            f"(pandas itself {imp['pandas_ms']:.0f} ms; median of {max(reps, 7)}; "
+            f"target < 150 ms) {_verdict(imp['scoutframe_ms'] < 150)}"
+        )
         print(lines[-1], flush=True)
 
     if {"export", "pages"} - set(options.skip):
         from scoutframe.sandbox import Sandbox
 
-        print(f"starting the sandbox ({options.contacts:,} contacts, data in "
-              f"{options.data_dir}; the first run generates them) ...", flush=True)
+        print(
+            f"starting the sandbox ({options.contacts:,} contacts, data in "
+            f"{options.data_dir}; the first run generates them) ...",
+            flush=True,
+        )
         started = time.perf_counter()
-        with Sandbox(contacts=options.contacts, data_dir=options.data_dir, mode="process",
-                     rate_limit=0) as sb:
-            print(f"sandbox ready in {time.perf_counter() - started:.1f} s at {sb.url}",
-                  flush=True)
+        with Sandbox(
+            contacts=options.contacts, data_dir=options.data_dir, mode="process", rate_limit=0
+        ) as sb:
+            print(f"sandbox ready in {time.perf_counter() - started:.1f} s at {sb.url}", flush=True)
             account = sb.admin.create_account(credits=10**10)
             key = account["api_key"]
             if "export" not in options.skip:
@@ -292,24 +344,30 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(
                     f"(a) export {ours['rows']:,} rows: scoutframe {ours['seconds']:.2f} s vs "
                     f"baseline {base['seconds']:.2f} s = {ratio:.2f}x (target <= 1.10x) "
-                    f"{_verdict(ratio <= 1.10)}")
+                    f"{_verdict(ratio <= 1.10)}"
+                )
                 lines.append(
                     f"    memory: frame {ours['frame_mib']:.0f} MiB, peak RSS growth "
                     f"{ours['rss_growth_mib']:.0f} MiB = {mem_ratio:.2f}x the frame (target "
                     f"<= 2x) {_verdict(mem_ratio <= 2)}; baseline frame "
                     f"{base['frame_mib']:.0f} MiB, peak growth {base['rss_growth_mib']:.0f} MiB "
-                    f"= {base['rss_growth_mib'] / base['frame_mib']:.2f}x")
+                    f"= {base['rss_growth_mib'] / base['frame_mib']:.2f}x"
+                )
                 chunked = _run_worker("chunks", sb.url, key)
                 lines.append(
                     f"    chunksize={CHUNK_ROWS:,} (one run, no target): "
                     f"{chunked['seconds']:.2f} s, "
                     f"peak RSS growth {chunked['rss_growth'] / 2**20:.0f} MiB for chunks of "
-                    f"{chunked['frame_bytes'] / 2**20:.0f} MiB ({chunked['rows']:,} rows in all)")
+                    f"{chunked['frame_bytes'] / 2**20:.0f} MiB ({chunked['rows']:,} rows in all)"
+                )
                 print("\n".join(lines[-3:]), flush=True)
             if "pages" not in options.skip:
                 for latency in (0, options.latency_ms):
-                    print(f"(b) pages path, {options.page_rows:,} rows, added latency "
-                          f"{latency} ms ...", flush=True)
+                    print(
+                        f"(b) pages path, {options.page_rows:,} rows, added latency "
+                        f"{latency} ms ...",
+                        flush=True,
+                    )
                     pg = bench_pages(sb, sb.url, key, options.page_rows, reps, latency, [8, 4])
                     for name in ("c8", "c4"):
                         speedup = pg["naive"] / pg[name]
@@ -318,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"(b) pages {options.page_rows:,} rows, latency {latency} ms, "
                             f"concurrency {name[1:]}{default}: scoutframe {pg[name]:.2f} s vs "
                             f"naive {pg['naive']:.2f} s = {speedup:.1f}x faster (target >= 4x) "
-                            f"{_verdict(speedup >= 4)}")
+                            f"{_verdict(speedup >= 4)}"
+                        )
                         print(lines[-1], flush=True)
 
     print(f"\n== summary (medians of {reps}) ==")

@@ -132,8 +132,9 @@ def wait_until_serving(sb: Sandbox, deadline: float = 120.0) -> None:
 
 def start_sandbox(size: int, data_dir: Path) -> tuple[Sandbox, float]:
     started = time.perf_counter()
-    sb = Sandbox(contacts=size, data_dir=data_dir, mode="process", rate_limit=0,
-                 credits=100_000_000)  # fmt: skip
+    sb = Sandbox(
+        contacts=size, data_dir=data_dir, mode="process", rate_limit=0, credits=100_000_000
+    )
     sb.start()
     wait_until_serving(sb)
     return sb, time.perf_counter() - started
@@ -194,24 +195,47 @@ def bench_counts(size: int, sb: Sandbox, report: Report, repeats: int) -> None:
         params = filters[name]
         first = timed(lambda p=params: session.get(url, params=p, timeout=60))
         total = session.get(url, params=params, timeout=60).json()["totalCount"]
-        warm = [timed(lambda p=params: session.get(url, params=p, timeout=60))
-                for _ in range(repeats)]  # fmt: skip
-        report.add(Row(size, f"count {name}: first request (cold)", first, "s",
-                       note=f"{total:,} matches"))  # fmt: skip
-        report.add(Row(size, f"count {name}: median warm ({repeats} req)",
-                       statistics.median(warm), "s", target,
-                       note=f"p90 {fmt(percentile(warm, 0.9), 's')}"))  # fmt: skip
-    cold = [timed(lambda p=params: session.get(url, params=p, timeout=60))
-            for params in filters["cold"]]  # fmt: skip
-    report.add(Row(size, f"count: median cold, {len(cold)} distinct filters",
-                   statistics.median(cold), "s", target,
-                   note=f"p90 {fmt(percentile(cold, 0.9), 's')}"))  # fmt: skip
+        warm = [
+            timed(lambda p=params: session.get(url, params=p, timeout=60)) for _ in range(repeats)
+        ]
+        report.add(
+            Row(size, f"count {name}: first request (cold)", first, "s", note=f"{total:,} matches")
+        )
+        report.add(
+            Row(
+                size,
+                f"count {name}: median warm ({repeats} req)",
+                statistics.median(warm),
+                "s",
+                target,
+                note=f"p90 {fmt(percentile(warm, 0.9), 's')}",
+            )
+        )
+    cold = [
+        timed(lambda p=params: session.get(url, params=p, timeout=60)) for params in filters["cold"]
+    ]
+    report.add(
+        Row(
+            size,
+            f"count: median cold, {len(cold)} distinct filters",
+            statistics.median(cold),
+            "s",
+            target,
+            note=f"p90 {fmt(percentile(cold, 0.9), 's')}",
+        )
+    )
     # Broad filter with a cold cache: an unseen combination matching many rows.
-    broad_cold = [timed(lambda v=v: session.get(url, params=[("phone_number", v),
-                                                             ("facebook", "false")], timeout=60))
-                  for v in ("true", "false")]  # fmt: skip
-    report.add(Row(size, "count broad: cold, distinct filter", statistics.median(broad_cold),
-                   "s", target))  # fmt: skip
+    broad_cold = [
+        timed(
+            lambda v=v: session.get(
+                url, params=[("phone_number", v), ("facebook", "false")], timeout=60
+            )
+        )
+        for v in ("true", "false")
+    ]
+    report.add(
+        Row(size, "count broad: cold, distinct filter", statistics.median(broad_cold), "s", target)
+    )
 
 
 def export_filters(sb: Sandbox, session: requests.Session, size: int) -> list[tuple[str, str]]:
@@ -237,15 +261,15 @@ def run_export(
 ) -> tuple[float, float, int, dict[str, Any]]:
     """Start an export, poll every 50 ms: (s until ready, s until accepted, polls, status)."""
     started = time.perf_counter()
-    answer = session.get(f"{sb.url}/api/download-csv", params={"search_id": search_id},
-                         timeout=60)  # fmt: skip
+    answer = session.get(f"{sb.url}/api/download-csv", params={"search_id": search_id}, timeout=60)
     answer.raise_for_status()
     task_id = answer.json()["task_id"]
     accepted = time.perf_counter() - started
     polls = 0
     while True:
-        status: dict[str, Any] = session.get(f"{sb.url}/api/download-status/{task_id}",
-                                             timeout=60).json()  # fmt: skip
+        status: dict[str, Any] = session.get(
+            f"{sb.url}/api/download-status/{task_id}", timeout=60
+        ).json()
         polls += 1
         if status["status"] in ("ready", "failed"):
             break
@@ -267,16 +291,30 @@ def bench_export(size: int, sb: Sandbox, report: Report, runs: int) -> None:
     _, accepted, _, status = results[0]
     target = TARGETS["export"] if rows >= 0.98 * EXPORT_ROWS else None
     spread = ", ".join(fmt(t, "s") for t in times)
-    report.add(Row(size, f"export {rows:,} rows: start -> ready (median of {runs})",
-                   statistics.median(times), "s", target,
-                   note=f"runs {spread}; start answered in {fmt(accepted, 's')}"))  # fmt: skip
+    report.add(
+        Row(
+            size,
+            f"export {rows:,} rows: start -> ready (median of {runs})",
+            statistics.median(times),
+            "s",
+            target,
+            note=f"runs {spread}; start answered in {fmt(accepted, 's')}",
+        )
+    )
     started = time.perf_counter()
     with requests.get(status["download_url"], stream=True, timeout=60) as download:
         download.raise_for_status()
         received = sum(len(chunk) for chunk in download.iter_content(1 << 20))
     took = time.perf_counter() - started
-    report.add(Row(size, "download the export (info)", took, "s",
-                   note=f"{received / 1e6:.0f} MB, {received / 1e6 / took:.0f} MB/s"))  # fmt: skip
+    report.add(
+        Row(
+            size,
+            "download the export (info)",
+            took,
+            "s",
+            note=f"{received / 1e6:.0f} MB, {received / 1e6 / took:.0f} MB/s",
+        )
+    )
 
 
 def bench_pages(size: int, sb: Sandbox, report: Report, total_requests: int, threads: int) -> None:
@@ -303,8 +341,11 @@ def bench_pages(size: int, sb: Sandbox, report: Report, total_requests: int, thr
             barrier.wait()
             for i in range(per_thread):
                 page = (offset + i * 97) % pages + 1
-                response = session.get(url, params=[*params_base, ("paginate", "true"),
-                                                    ("page", str(page))], timeout=60)  # fmt: skip
+                response = session.get(
+                    url,
+                    params=[*params_base, ("paginate", "true"), ("page", str(page))],
+                    timeout=60,
+                )
                 if response.status_code != 200 or not response.content:
                     errors.append(f"{response.status_code}")
 
@@ -324,8 +365,17 @@ def bench_pages(size: int, sb: Sandbox, report: Report, total_requests: int, thr
     note = f"{done} requests, {threads} client threads, " + (
         "server pinned to 1 core" if pinned else "NOT pinned"
     )
-    report.add(Row(size, "paged search (paginate=true, 50/page)", done / elapsed, "req/s",
-                   TARGETS["pages"], higher_is_better=True, note=note))  # fmt: skip
+    report.add(
+        Row(
+            size,
+            "paged search (paginate=true, 50/page)",
+            done / elapsed,
+            "req/s",
+            TARGETS["pages"],
+            higher_is_better=True,
+            note=note,
+        )
+    )
 
 
 def bench_writer(size: int, contacts: Any, data_dir: Path, report: Report) -> None:
@@ -341,9 +391,16 @@ def bench_writer(size: int, contacts: Any, data_dir: Path, report: Report) -> No
         written = write_export_csv(contacts, target, indices=indices)
         times.append(time.perf_counter() - started)
     target.unlink()
-    report.add(Row(size, f"write_export_csv {rows:,} rows (median of 3)", statistics.median(times),
-                   "s", 2.0 if rows >= EXPORT_ROWS else None,
-                   note=f"{written / 1e6:.0f} MB, every {step}th row"))  # fmt: skip
+    report.add(
+        Row(
+            size,
+            f"write_export_csv {rows:,} rows (median of 3)",
+            statistics.median(times),
+            "s",
+            2.0 if rows >= EXPORT_ROWS else None,
+            note=f"{written / 1e6:.0f} MB, every {step}th row",
+        )
+    )
 
 
 def bench_size(size: int, data_dir: Path, report: Report, args: argparse.Namespace) -> None:
@@ -358,16 +415,23 @@ def bench_size(size: int, data_dir: Path, report: Report, args: argparse.Namespa
     del dataset
     # New files mean the generator ran (first run, or a new generator version).
     generated = bool(set(data_dir.glob("*")) - before)
-    report.add(Row(size, "load_or_generate (wrote new files)" if generated
-                   else "load_or_generate (all on disk)",
-                   took, "s", note=f"{rows:,} rows"))  # fmt: skip
+    report.add(
+        Row(
+            size,
+            "load_or_generate (wrote new files)" if generated else "load_or_generate (all on disk)",
+            took,
+            "s",
+            note=f"{rows:,} rows",
+        )
+    )
     sb, first = start_sandbox(size, data_dir)
     sb.stop()
     report.add(Row(size, "first start on existing data, until it serves", first, "s"))
     sb, restart = start_sandbox(size, data_dir)
     try:
-        report.add(Row(size, "restart on existing data, until it serves", restart, "s",
-                       TARGETS["restart"]))  # fmt: skip
+        report.add(
+            Row(size, "restart on existing data, until it serves", restart, "s", TARGETS["restart"])
+        )
         bench_counts(size, sb, report, args.repeats)
         bench_export(size, sb, report, args.export_runs)
         bench_pages(size, sb, report, args.requests, args.threads)
@@ -381,8 +445,11 @@ def bench_size(size: int, data_dir: Path, report: Report, args: argparse.Namespa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000000,5000000",
-                        help="comma-separated dataset sizes (default 1000000,5000000)")  # fmt: skip
+    parser.add_argument(
+        "--sizes",
+        default="1000000,5000000",
+        help="comma-separated dataset sizes (default 1000000,5000000)",
+    )
     parser.add_argument("--quick", action="store_true", help="one small dataset (200,000)")
     parser.add_argument(
         "--data-dir",
@@ -399,14 +466,18 @@ def main(argv: list[str] | None = None) -> int:
         args.requests = min(args.requests, 1000)
         args.repeats = min(args.repeats, 20)
         args.export_runs = 1
-    print(f"bench_sandbox: sizes {sizes}, {os.cpu_count()} cores, python {sys.version.split()[0]}, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"bench_sandbox: sizes {sizes}, {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     report = Report()
     for size in sizes:
         bench_size(size, args.data_dir / f"contacts-{size}", report, args)
     print("\n" + report.table())
-    print(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine "
-          "inflates every number above)")  # fmt: skip
+    print(
+        f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine "
+        "inflates every number above)"
+    )
     return 0
 
 

@@ -17,7 +17,7 @@ ROOT = HERE.parent
 
 project = "scoutframe"
 author = "scoutframe maintainers"
-copyright = "2026, scoutframe maintainers"  # noqa: A001 - Sphinx's own name
+copyright = "2026, scoutframe maintainers"
 release = version = scoutframe.__version__
 
 extensions = [

@@ -139,11 +139,7 @@ _LAZY = {
     "read_parquet": "scoutframe.tables.parquet",
     "upsert": "scoutframe.tables.merge",
     "write_dataset": "scoutframe.tables.datasets",
-    **{
-        name: "scoutframe.errors"
-        for name in __all__
-        if name.endswith("Error")
-    },
+    **{name: "scoutframe.errors" for name in __all__ if name.endswith("Error")},
 }
 
 
@@ -158,7 +154,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
 
 
 def register_pandas() -> None:

@@ -19,11 +19,26 @@ MASK = "***"
 # Query parameters whose values are credentials (pre-signed URLs, tokens, keys).
 _SECRET_PARAMS = frozenset(
     {
-        "signature", "sig", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-        "x-goog-signature", "x-goog-credential", "token", "access_token", "refresh_token",
-        "api_key", "apikey", "key", "password", "passwd", "secret", "access", "refresh",
+        "signature",
+        "sig",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "token",
+        "access_token",
+        "refresh_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "secret",
+        "access",
+        "refresh",
     }
-)  # fmt: skip
+)
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (

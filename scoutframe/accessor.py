@@ -95,7 +95,8 @@ class SphereScoutAccessor:
         """
         provenance = self._required("freshness()")
         ids = provenance.history_ids or (
-            () if provenance.history_id is None else (provenance.history_id,))  # fmt: skip
+            () if provenance.history_id is None else (provenance.history_id,)
+        )
         if not ids:
             raise ArgumentError(
                 "df.spherescout.freshness() needs an export's history entry; this frame was "

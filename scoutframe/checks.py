@@ -34,9 +34,7 @@ DTYPE_BACKENDS: tuple[DtypeBackend, ...] = ("pyarrow", "numpy_nullable")
 MAX_WHOLE = 2**63 - 1
 
 
-def whole_number(
-    name: str, value: object, *, minimum: int = 0, maximum: int = MAX_WHOLE
-) -> int:
+def whole_number(name: str, value: object, *, minimum: int = 0, maximum: int = MAX_WHOLE) -> int:
     """Return ``value`` as an ``int`` when it is a whole number in ``[minimum, maximum]``.
 
     Booleans, floats and numeric strings are refused (with the spelling to use instead), so
@@ -69,8 +67,7 @@ def optional_whole_number(
     name: str, value: object, *, minimum: int = 0, maximum: int = MAX_WHOLE
 ) -> int | None:
     """:func:`whole_number`, letting ``None`` through."""
-    return None if value is None else whole_number(name, value, minimum=minimum,
-                                                   maximum=maximum)  # fmt: skip
+    return None if value is None else whole_number(name, value, minimum=minimum, maximum=maximum)
 
 
 def positive_number(name: str, value: object) -> float:

@@ -40,10 +40,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="scoutframe demo",
         description="Start a local SphereScout sandbox and walk through scoutframe on it.",
     )
-    parser.add_argument("--contacts", type=int, default=200_000,
-                        help="size of the sandbox's synthetic dataset (default 200,000)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the sandbox keeps its data (default: the user cache dir)")
+    parser.add_argument(
+        "--contacts",
+        type=int,
+        default=200_000,
+        help="size of the sandbox's synthetic dataset (default 200,000)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the sandbox keeps its data (default: the user cache dir)",
+    )
     parser.add_argument("--country", default="US", help="country of the large search")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
@@ -62,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.max_columns", 8)
     pd.set_option("display.max_colwidth", 40)
     phases = _Phases()
-    print(f"scoutframe {scoutframe.__version__} demo: everything below runs against a local "
-          "sandbox\n(a first run generates its synthetic contacts; later runs reuse them).",
-          flush=True)
+    print(
+        f"scoutframe {scoutframe.__version__} demo: everything below runs against a local "
+        "sandbox\n(a first run generates its synthetic contacts; later runs reuse them).",
+        flush=True,
+    )
     with phases.timed("start sandbox"):
-        sandbox = Sandbox(contacts=options.contacts, data_dir=options.data_dir, mode="process",
-                          rate_limit=0)
+        sandbox = Sandbox(
+            contacts=options.contacts, data_dir=options.data_dir, mode="process", rate_limit=0
+        )
         sandbox.start()
     try:
         print(f"sandbox serving at {sandbox.url}")
@@ -101,32 +112,47 @@ def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
     print(client.categories("plumb", limit=5).to_string(index=False))
 
     _heading("Preview: plumbers in France (free, emails masked)")
-    preview = phases.run("preview search",
-                         lambda: client.search(countries="FR", category="Plumber"))
+    preview = phases.run(
+        "preview search", lambda: client.search(countries="FR", category="Plumber")
+    )
     print(f"{preview.total_count:,} matches (search id {preview.search_id}); first rows:")
-    print(pd.DataFrame(preview.contacts)[["name", "city", "email", "phone"]].head(5)
-          .to_string(index=False))
+    print(
+        pd.DataFrame(preview.contacts)[["name", "city", "email", "phone"]]
+        .head(5)
+        .to_string(index=False)
+    )
 
     _heading(f"Plan: every contact in {options.country} with an email")
     search = {"countries": options.country, "email": True}
-    plan = phases.run("plan (dry run)",
-                      lambda: scoutframe.read_spherescout(**search, client=client, dry_run=True))
+    plan = phases.run(
+        "plan (dry run)", lambda: scoutframe.read_spherescout(**search, client=client, dry_run=True)
+    )
     print(plan)
 
     _heading("Load it through an export (full data, 1 credit a contact)")
-    frame = phases.run("export + download + parse", lambda: scoutframe.read_spherescout(
-        **search, client=client, method="export", progress=options.progress))
+    frame = phases.run(
+        "export + download + parse",
+        lambda: scoutframe.read_spherescout(
+            **search, client=client, method="export", progress=options.progress
+        ),
+    )
     provenance = frame.attrs["scoutframe"]
     from .cli import lists_joined
 
     shown = ["name", "city", "zipcode", "email", "phone", "categories", "rating"]
     print(lists_joined(frame.head(5)[shown]).to_string(max_colwidth=26))
-    print(f"\n{len(frame):,} rows x {frame.shape[1]} columns, "
-          f"{frame.memory_usage(deep=True).sum() / 2**20:,.1f} MiB in memory")
+    print(
+        f"\n{len(frame):,} rows x {frame.shape[1]} columns, "
+        f"{frame.memory_usage(deep=True).sum() / 2**20:,.1f} MiB in memory"
+    )
     print("\ndtypes:")
     print(frame.dtypes.to_string())
     spent = provenance.get("credits_spent")
-    print(f"\ncost: {spent:,} credits (task {provenance.get('task_id')}); "
-          f"{client.profile().credits:,} credits left")
-    print("provenance:", {key: provenance[key] for key in sorted(provenance)
-                          if key not in ("filters",)})
+    print(
+        f"\ncost: {spent:,} credits (task {provenance.get('task_id')}); "
+        f"{client.profile().credits:,} credits left"
+    )
+    print(
+        "provenance:",
+        {key: provenance[key] for key in sorted(provenance) if key not in ("filters",)},
+    )

@@ -357,8 +357,9 @@ def error_for_status(
     common: dict[str, Any] = {"method": method, "url": url}
     if status == 403:
         if _looks_html(body, content_type):
-            return EdgeBlockedError(403, "Forbidden (HTML page from an edge proxy)", body,
-                                    request_id, **common)  # fmt: skip
+            return EdgeBlockedError(
+                403, "Forbidden (HTML page from an edge proxy)", body, request_id, **common
+            )
         if isinstance(body, Mapping) and (
             body.get("validation_code") == "insufficient_credits" or "required_credits" in body
         ):

@@ -129,6 +129,8 @@ def output_target(path: PathLike, what: str) -> Path:
     if target.is_dir():
         raise ArgumentError(f"{what}: {target} is a directory; give a file name")
     if not target.parent.is_dir():
-        raise ArgumentError(f"{what}: the directory {target.parent} does not exist; create it "
-                            f"first (Path({str(target.parent)!r}).mkdir(parents=True))")
+        raise ArgumentError(
+            f"{what}: the directory {target.parent} does not exist; create it "
+            f"first (Path({str(target.parent)!r}).mkdir(parents=True))"
+        )
     return target

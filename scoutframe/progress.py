@@ -68,7 +68,10 @@ class Bar:
     def export(cls, enabled: bool) -> Bar:
         """Bar for a running export job: percent done, elapsed time and the job's status."""
         return cls(
-            enabled, total=100, desc="export", unit="%",
+            enabled,
+            total=100,
+            desc="export",
+            unit="%",
             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]",
         )
 
@@ -76,7 +79,12 @@ class Bar:
     def download(cls, enabled: bool, total: int | None = None) -> Bar:
         """Bar for a download, in bytes."""
         return cls(
-            enabled, total=total, desc="download", unit="B", unit_scale=True, unit_divisor=1024,
+            enabled,
+            total=total,
+            desc="download",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
         )
 
     @classmethod

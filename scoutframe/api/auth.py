@@ -202,10 +202,11 @@ class JWTAuth(OriginAuth):
             )
         try:
             response = transport.request(
-                "POST", self.LOGIN_PATH,
+                "POST",
+                self.LOGIN_PATH,
                 json={"username": self.username, "password": self._password},
                 authenticate=False,
-            )  # fmt: skip
+            )
         except AuthenticationError as exc:
             raise AuthenticationError(
                 401,

@@ -62,8 +62,11 @@ class AmbiguousAnswerError(Exception):
 
 #: Failures after which the call may or may not have taken effect (5xx is an APIError).
 AMBIGUOUS: tuple[type[BaseException], ...] = (
-    TransportError, AmbiguousAnswerError, ValueError, *WIRE_EXCEPTIONS,
-)  # fmt: skip
+    TransportError,
+    AmbiguousAnswerError,
+    ValueError,
+    *WIRE_EXCEPTIONS,
+)
 #: Failures of the free lookups that decide whether a call took effect.
 _LOOKUP_FAILURES: tuple[type[BaseException], ...] = (APIError, *AMBIGUOUS)
 
@@ -208,8 +211,9 @@ def _look(
 def _charged_since(client: Client, balance: int) -> bool | None:
     """Whether the balance dropped since ``balance`` was read; ``None`` if unknowable."""
     try:
-        credits = retry.call_with_retries(retry.LOOKUP, lambda: client.profile().credits,
-                                          _transient)  # fmt: skip
+        credits = retry.call_with_retries(
+            retry.LOOKUP, lambda: client.profile().credits, _transient
+        )
     except _LOOKUP_FAILURES:
         return None
     return credits < balance

@@ -98,9 +98,13 @@ class Client:
         max_credits: int | None = None,
     ) -> None:
         settings = load_settings(
-            api_key, base_url, username=username, password=password, max_credits=max_credits,
+            api_key,
+            base_url,
+            username=username,
+            password=password,
+            max_credits=max_credits,
             config_file=Path(config_file) if config_file is not None else None,
-        )  # fmt: skip
+        )
         self.retry = RetryPolicy(
             max_retries=checks.whole_number("max_retries", max_retries, minimum=0),
             backoff_factor=checks.positive_number("backoff_factor", backoff_factor),
@@ -116,10 +120,14 @@ class Client:
         elif settings.username:
             auth = JWTAuth(settings.username, settings.password, settings.base_url)
         self.transport = Transport(
-            settings.base_url, auth=auth, timeout=timeout, retry=self.retry,
-            allow_http=allow_http, secrets=settings.secrets(),
+            settings.base_url,
+            auth=auth,
+            timeout=timeout,
+            retry=self.retry,
+            allow_http=allow_http,
+            secrets=settings.secrets(),
             missing_credential=None if auth is not None else _no_credential(settings),
-        )  # fmt: skip
+        )
         self.base_url = self.transport.base_url
         self.poll_interval = self.retry.poll_interval
         if state_dir is None:

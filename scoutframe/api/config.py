@@ -145,8 +145,7 @@ def read_config_file(path: Path) -> dict[str, str]:
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ConfigurationError(
-                f"max_credits in the config file {path} must be a whole number >= 0, not "
-                f"{budget!r}"
+                f"max_credits in the config file {path} must be a whole number >= 0, not {budget!r}"
             )
         out["max_credits"] = str(budget)
     return out
@@ -204,8 +203,12 @@ def load_settings(
         no username, or credentials inside ``base_url``.
     """
     env = os.environ if environ is None else environ
-    for name, value in (("api_key", api_key), ("base_url", base_url), ("username", username),
-                        ("password", password)):  # fmt: skip
+    for name, value in (
+        ("api_key", api_key),
+        ("base_url", base_url),
+        ("username", username),
+        ("password", password),
+    ):
         if value is not None and not isinstance(value, str):
             raise ConfigurationError(f"{name} must be a string, not {type(value).__name__}")
     path = config_file
@@ -258,8 +261,9 @@ def load_settings(
         if "username" in values:
             user, sources["username"] = values["username"], source
             for later_source, later in layers[index:]:
-                if "password" in later and ("username" not in later or later is values
-                                            or later["username"] == user):  # fmt: skip
+                if "password" in later and (
+                    "username" not in later or later is values or later["username"] == user
+                ):
                     secret, sources["password"] = later["password"], later_source
                     break
             break
@@ -276,8 +280,7 @@ def load_settings(
         secret = keyring_get(KEYRING_SERVICE, user)
         if secret:
             sources["password"] = "keyring"  # noqa: S105 - a source name
-    budget = _budget(max_credits, env.get(ENV_MAX_CREDITS), file_values.get("max_credits"),
-                     sources)  # fmt: skip
+    budget = _budget(max_credits, env.get(ENV_MAX_CREDITS), file_values.get("max_credits"), sources)
     return Settings(
         base_url=resolved_url.strip().rstrip("/"),
         api_key=key.strip() if key else None,

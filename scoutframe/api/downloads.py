@@ -60,8 +60,9 @@ def write_body(
     each piece. The caller moves the part file into place once it checked the count.
     """
     done = start
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC),
-                 0o600)  # fmt: skip
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC), 0o600
+    )
     with open(fd, mode, buffering=chunk_size) as sink:
         for chunk in _body_pieces(response, chunk_size):
             sink.write(chunk)
@@ -215,6 +216,12 @@ class RangedDownload:
                 total = optional_int(response.headers.get("Content-Length"))
             report = on_bytes
             progress = None if report is None else (lambda n: report(n, total))
-            done = write_body(response, self.part, mode=mode, start=offset,
-                              chunk_size=chunk_size, on_bytes=progress)  # fmt: skip
+            done = write_body(
+                response,
+                self.part,
+                mode=mode,
+                start=offset,
+                chunk_size=chunk_size,
+                on_bytes=progress,
+            )
         return done, total

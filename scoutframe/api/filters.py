@@ -173,10 +173,11 @@ class Filters:
         Names are compared without case (``"plumber"`` and ``"Plumber"`` mean the same).
         """
         canonical = {
-            name: sorted({_fold(v) for v in value}, key=_sort_key) if isinstance(value, list)
+            name: sorted({_fold(v) for v in value}, key=_sort_key)
+            if isinstance(value, list)
             else value
             for name, value in self.to_dict().items()
-        }  # fmt: skip
+        }
         return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def __eq__(self, other: object) -> bool:
@@ -210,8 +211,12 @@ class Filters:
             When names are not resolved yet: call :meth:`resolve` first.
         """
         if not self.is_resolved():
-            names = [v for n in (*ID_FIELDS, "countries") for v in getattr(self, n)
-                     if isinstance(v, str) and not (n == "countries" and len(v) == 2)]  # fmt: skip
+            names = [
+                v
+                for n in (*ID_FIELDS, "countries")
+                for v in getattr(self, n)
+                if isinstance(v, str) and not (n == "countries" and len(v) == 2)
+            ]
             raise FilterError(
                 f"these filters hold names ({', '.join(map(repr, names))}); turn them into ids "
                 "with filters.resolve(client) first"
@@ -337,8 +342,7 @@ def _ids_or_names(name: str, value: Any) -> tuple[IdOrName, ...]:
         if isinstance(item, int) and item <= 0:
             lookup = "categories('name')" if name == "category" else "locations.search('name')"
             raise FilterError(
-                f"{name} ids are positive integers, not {item}; look them up with "
-                f"client.{lookup}"
+                f"{name} ids are positive integers, not {item}; look them up with client.{lookup}"
             )
         # Numpy integers and the like arrive as int subclasses: store plain ints.
         item = int(item) if isinstance(item, int) else item
@@ -349,8 +353,10 @@ def _ids_or_names(name: str, value: Any) -> tuple[IdOrName, ...]:
 def _suggest(what: str, given: str, names: Iterable[str], *, where: str = "") -> FilterError:
     pool = sorted(set(names))
     lowered = {n.casefold(): n for n in pool}
-    close = [lowered[c] for c in difflib.get_close_matches(given.casefold(), list(lowered), n=5,
-                                                           cutoff=0.6)]  # fmt: skip
+    close = [
+        lowered[c]
+        for c in difflib.get_close_matches(given.casefold(), list(lowered), n=5, cutoff=0.6)
+    ]
     if not close:
         close = [n for n in pool if given.casefold() in n.casefold()][:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""

@@ -132,30 +132,41 @@ class ExportJob:
         status = self.last_status.status if self.last_status is not None else "not asked yet"
         steps = {
             "active": f"Paid for: job.wait(), then job.download(path); from another process: "
-                      f"client.export_job({self.job_id!r}).",
+            f"client.export_job({self.job_id!r}).",
             "done": "Downloaded. A re-run of the same read downloads it again for free while "
-                    "nothing is new.",
+            "nothing is new.",
             "failed": "Failed on the server; its credits are refunded.",
             "provisional": "Its start may have been charged: the same read adopts it.",
-        }  # fmt: skip
+        }
         return card(
             f"Export {self.job_id}",
-            [("search", self.search_id), ("contacts (credits)", number(self.lead_count)),
-             ("server status", status), ("here", self.state), ("flavour", self.flavor),
-             ("history entry", self.history_id), ("started", self.created_at)],
+            [
+                ("search", self.search_id),
+                ("contacts (credits)", number(self.lead_count)),
+                ("server status", status),
+                ("here", self.state),
+                ("flavour", self.flavor),
+                ("history entry", self.history_id),
+                ("started", self.created_at),
+            ],
             steps[self.state],
-        )  # fmt: skip
+        )
 
     # -- persistence ---------------------------------------------------------------------
 
     def to_handle(self) -> JobHandle:
         """Return the saved form of this job."""
         return JobHandle(
-            search_id=self.search_id, task_id=self.task_id, lead_count=self.lead_count,
+            search_id=self.search_id,
+            task_id=self.task_id,
+            lead_count=self.lead_count,
             filters=None if self.filters is None else self.filters.to_dict(),
-            flavor=self.flavor, origin=self.origin, created_at=self.created_at,
-            history_id=self.history_id, state=self.state,
-        )  # fmt: skip
+            flavor=self.flavor,
+            origin=self.origin,
+            created_at=self.created_at,
+            history_id=self.history_id,
+            state=self.state,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the persisted handle as JSON: ids, filters, counts and times, no credentials."""
@@ -169,11 +180,16 @@ class ExportJob:
             with contextlib.suppress(ValueError, TypeError):
                 filters = Filters.from_any(handle.filters)
         job = cls(
-            client, search_id=handle.search_id, task_id=handle.task_id,
-            lead_count=handle.lead_count, filters=filters, flavor=handle.flavor,
-            created_at=handle.created_at, history_id=handle.history_id,
+            client,
+            search_id=handle.search_id,
+            task_id=handle.task_id,
+            lead_count=handle.lead_count,
+            filters=filters,
+            flavor=handle.flavor,
+            created_at=handle.created_at,
+            history_id=handle.history_id,
             state="active" if handle.state == "provisional" else handle.state,
-        )  # fmt: skip
+        )
         if handle.origin:
             job.origin = handle.origin
         return job
@@ -289,9 +305,12 @@ class ExportJob:
                 continue
             if status.unknown_word is not None and unknown is None:
                 unknown = status.unknown_word
-                logger.warning("export %s: the server answers a status word this version "
-                               "does not know (%r); waiting as if it were 'processing'",
-                               self.job_id, unknown)  # fmt: skip
+                logger.warning(
+                    "export %s: the server answers a status word this version "
+                    "does not know (%r); waiting as if it were 'processing'",
+                    self.job_id,
+                    unknown,
+                )
             if on_status is not None:
                 on_status(status)
             if status.status == "ready":
@@ -304,9 +323,11 @@ class ExportJob:
                     job=self,
                 )
         last = self.last_status.word if self.last_status is not None else None
-        seen = f" (the server kept answering {last!r}, a status this version does not know)" \
-            if unknown is not None and last == unknown else (
-                f" (its last status: {last!r})" if last else "")  # fmt: skip
+        seen = (
+            f" (the server kept answering {last!r}, a status this version does not know)"
+            if unknown is not None and last == unknown
+            else (f" (its last status: {last!r})" if last else "")
+        )
         raise ExportTimeoutError(
             f"export {self.job_id} not ready after {timeout} s{seen}; resume it later "
             f"with client.export_job({self.job_id!r})",
@@ -345,8 +366,11 @@ class ExportJob:
                 status = self.refresh()
             except (APIError, TransportError):
                 return stale_url  # cannot ask now: keep trying the old one
-            return status.download_url if status.has_valid_link and status.download_url else (
-                stale_url)  # fmt: skip
+            return (
+                status.download_url
+                if status.has_valid_link and status.download_url
+                else (stale_url)
+            )
         try:
             status = self.refresh()
         except APIError as exc:
@@ -409,9 +433,12 @@ class ExportJob:
         part = self.part_path(target)
         url = cast(str, self._ready_status().download_url)
         if self._download is None or self._download.part != part:
-            self._download = RangedDownload(self._client.transport, part,
-                                            name=f"export {self.job_id}",
-                                            fresh_url=self._fresh_url)  # fmt: skip
+            self._download = RangedDownload(
+                self._client.transport,
+                part,
+                name=f"export {self.job_id}",
+                fresh_url=self._fresh_url,
+            )
         try:
             url = self._download.run(url, on_bytes=on_bytes, chunk_size=chunk_size)
         except DownloadExpiredError:
@@ -440,8 +467,13 @@ class ExportJob:
             return 0.0 if isinstance(exc, TransportError | ServerError | RateLimitError) else None
 
         try:
-            entry = retry.call_with_retries(retry.LOOKUP, lambda: self.store.newest_export(
-                self.search_id, url=url, row_count=self.lead_count), again)  # fmt: skip
+            entry = retry.call_with_retries(
+                retry.LOOKUP,
+                lambda: self.store.newest_export(
+                    self.search_id, url=url, row_count=self.lead_count
+                ),
+                again,
+            )
         except (APIError, TransportError):
             return None
         return None if entry is None else entry.id

@@ -104,7 +104,8 @@ class JobStore:
         for handle in self.handles():
             age = (now - handle.created_at).days
             stale = (handle.state == "done" and age > self.KEEP_DONE_DAYS) or (
-                handle.state == "failed" and age > self.KEEP_FAILED_DAYS)  # fmt: skip
+                handle.state == "failed" and age > self.KEEP_FAILED_DAYS
+            )
             if stale:
                 self.remove(handle.job_id)
                 removed += 1
@@ -230,8 +231,7 @@ class JobStore:
             known = None if entry is None else filters_from(entry.filters)
             return SearchRecord("a saved export handle", handle.lead_count, known)
         if entry is not None:
-            return SearchRecord("the export history", entry.row_count,
-                                filters_from(entry.filters))  # fmt: skip
+            return SearchRecord("the export history", entry.row_count, filters_from(entry.filters))
         return None
 
     def filters_of(self, search_id: str) -> Filters | None:

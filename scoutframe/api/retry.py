@@ -171,8 +171,7 @@ def call_with_retries(
                 raise
             pauses.at_least(wait)
             error = exc
-            logger.debug("%s: try %d failed (%s)", budget.reason, pauses.tries,
-                         type(exc).__name__)  # fmt: skip
+            logger.debug("%s: try %d failed (%s)", budget.reason, pauses.tries, type(exc).__name__)
     assert error is not None  # the first pause is always given
     raise error
 
@@ -181,14 +180,20 @@ def call_with_retries(
 #: they decide whether credits were spent, so a transient failure is worth a few quick tries.
 LOOKUP = Budget(
     "free lookup after a charging call lost its answer",
-    attempts=5, base=0.1, cap=1.0, jitter=False,
-)  # fmt: skip
+    attempts=5,
+    base=0.1,
+    cap=1.0,
+    jitter=False,
+)
 #: A download of a signed URL that keeps failing without adding a byte: give up after this
 #: many attempts in a row (any progress starts the count again; the part file is kept).
 DOWNLOAD_STALLS = Budget(
     "download attempts in a row without progress",
-    attempts=6, base=0.2, cap=2.0, jitter=False,
-)  # fmt: skip
+    attempts=6,
+    base=0.2,
+    cap=2.0,
+    jitter=False,
+)
 #: Seconds after an export was created during which a 404 from its status means "not visible
 #: yet" (replication lag), not "no such export".
 STATUS_NOT_FOUND_GRACE = 30.0
@@ -242,9 +247,11 @@ class RetryPolicy:
         """
         return Budget(
             "free request whose answer broke off",
-            attempts=1 + self.max_retries, base=self.backoff_factor, cap=self.backoff_max,
+            attempts=1 + self.max_retries,
+            base=self.backoff_factor,
+            cap=self.backoff_max,
             total=self.max_elapsed,
-        )  # fmt: skip
+        )
 
     def rate_limited(self) -> Budget:
         """Budget a request refused with 429 before it ran (nothing happened) and sent again.
@@ -253,24 +260,31 @@ class RetryPolicy:
         """
         return Budget(
             "request refused with 429",
-            attempts=1 + self.max_retries, base=self.backoff_factor, cap=self.backoff_max,
-        )  # fmt: skip
+            attempts=1 + self.max_retries,
+            base=self.backoff_factor,
+            cap=self.backoff_max,
+        )
 
     def page_rate_limited(self) -> Budget:
         """Budget a search page whose transport retries all met 429s (many pages in flight)."""
         return Budget(
             "search page refused with 429",
-            attempts=PAGE_RATE_LIMIT_ATTEMPTS, base=max(self.backoff_factor, 0.5),
+            attempts=PAGE_RATE_LIMIT_ATTEMPTS,
+            base=max(self.backoff_factor, 0.5),
             cap=self.backoff_max,
-        )  # fmt: skip
+        )
 
     def polling(self, timeout: float | None) -> Budget:
         """Budget the status polls of an export until ``timeout`` s (``None``: for ever)."""
         first, longest = self.poll_interval
         return Budget(
             "export status poll",
-            base=first, cap=longest, factor=1.5, total=timeout, jitter=False,
-        )  # fmt: skip
+            base=first,
+            cap=longest,
+            factor=1.5,
+            total=timeout,
+            jitter=False,
+        )
 
     def retry_after(self, seconds: float | None) -> float | None:
         """Return the pause a ``Retry-After`` asks for, or ``None`` when over the cap."""
@@ -286,28 +300,44 @@ class RetryPolicy:
     def safe_urllib3(self) -> ScoutRetry:
         """Return the urllib3 policy of free calls."""
         return ScoutRetry(
-            total=self.max_retries, connect=self.max_retries, read=self.max_retries,
-            status=self.max_retries, other=0, redirect=None,
-            allowed_methods=IDEMPOTENT_METHODS, status_forcelist=RETRY_STATUSES,
-            backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
-            raise_on_status=False, raise_on_redirect=False,
+            total=self.max_retries,
+            connect=self.max_retries,
+            read=self.max_retries,
+            status=self.max_retries,
+            other=0,
+            redirect=None,
+            allowed_methods=IDEMPOTENT_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
             respect_retry_after_header=True,
-            retry_after_cap=self.retry_after_cap, max_elapsed=self.max_elapsed,
-        )  # fmt: skip
+            retry_after_cap=self.retry_after_cap,
+            max_elapsed=self.max_elapsed,
+        )
 
     def charging_urllib3(self) -> ScoutRetry:
         """Return the urllib3 policy of calls that spend credits: connection errors only."""
         return ScoutRetry(
-            total=self.max_retries, connect=self.max_retries, read=False, status=0, other=0,
+            total=self.max_retries,
+            connect=self.max_retries,
+            read=False,
+            status=0,
+            other=0,
             redirect=None,
             # No status retries: the forcelist is empty and Retry-After is not obeyed. (An
             # empty allowed_methods would be the same today but is deprecated in urllib3.)
-            allowed_methods=None, status_forcelist=frozenset(),
-            backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
-            raise_on_status=False, raise_on_redirect=False,
+            allowed_methods=None,
+            status_forcelist=frozenset(),
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
             respect_retry_after_header=False,
-            retry_after_cap=self.retry_after_cap, max_elapsed=self.max_elapsed,
-        )  # fmt: skip
+            retry_after_cap=self.retry_after_cap,
+            max_elapsed=self.max_elapsed,
+        )
 
 
 class ScoutRetry(Retry):
@@ -388,9 +418,19 @@ class ScoutRetry(Retry):
         if now - started + pause > self.max_elapsed:
             reason = error or urllib3.exceptions.ResponseError("retry time budget spent")
             raise urllib3.exceptions.MaxRetryError(_pool, url or "", reason)
-        cause = (type(error).__name__ if error is not None
-                 else str(response.status) if response is not None else "?")  # fmt: skip
-        logger.debug("retry %d of %s %s after %s, in %.2f s", len(new.history), method,
-                     redact_url(url or ""), cause, pause)  # fmt: skip
+        cause = (
+            type(error).__name__
+            if error is not None
+            else str(response.status)
+            if response is not None
+            else "?"
+        )
+        logger.debug(
+            "retry %d of %s %s after %s, in %.2f s",
+            len(new.history),
+            method,
+            redact_url(url or ""),
+            cause,
+            pause,
+        )
         return new
-

@@ -25,8 +25,14 @@ from .._version import __version__
 from ..errors import ConfigurationError
 from .auth import origin_of
 
-__all__ = ["ApiSession", "NoAuthSession", "check_download_url", "check_url", "is_loopback",
-           "user_agent"]  # fmt: skip
+__all__ = [
+    "ApiSession",
+    "NoAuthSession",
+    "check_download_url",
+    "check_url",
+    "is_loopback",
+    "user_agent",
+]
 
 
 def user_agent() -> str:
@@ -157,9 +163,12 @@ class NoAuthSession(requests.Session):
         target = super().get_redirect_target(resp)
         if target is not None:
             try:
-                check_download_url(urljoin(resp.url, target), api_host=self.api_host,
-                                   allow_http=self.allow_http,
-                                   what="download redirect")  # fmt: skip
+                check_download_url(
+                    urljoin(resp.url, target),
+                    api_host=self.api_host,
+                    allow_http=self.allow_http,
+                    what="download redirect",
+                )
             except ConfigurationError:
                 resp.close()
                 raise

@@ -190,9 +190,17 @@ class Transport:
         response: requests.Response | None = None
         for attempt in range(2):
             response = self._send(
-                self._session, method, url, params=params, json=json, stream=stream,
-                timeout=timeout, headers=headers, auth=auth, charging=charging,
-            )  # fmt: skip
+                self._session,
+                method,
+                url,
+                params=params,
+                json=json,
+                stream=stream,
+                timeout=timeout,
+                headers=headers,
+                auth=auth,
+                charging=charging,
+            )
             if response.status_code != 401 or auth is None:
                 break
             if attempt == 0 and auth.recover(response, self):
@@ -233,12 +241,16 @@ class Transport:
             if not content.strip():
                 detail = f"{where} answered {response.status_code} with an empty body"
             elif "json" in kind.lower():
-                detail = (f"{where} answered {response.status_code} with malformed JSON "
-                          f"({len(content):,} bytes)")  # fmt: skip
+                detail = (
+                    f"{where} answered {response.status_code} with malformed JSON "
+                    f"({len(content):,} bytes)"
+                )
             else:
                 raise self._not_the_api(response, where) from None
             raise APIError(
-                response.status_code, detail, content[:200].decode("utf-8", "replace"),
+                response.status_code,
+                detail,
+                content[:200].decode("utf-8", "replace"),
                 hint="The server sent a broken answer; try again in a minute, and check "
                 "SPHERESCOUT_BASE_URL if it persists",
             ) from None
@@ -275,9 +287,17 @@ class Transport:
         """
         check_download_url(url, api_host=self.origin[1], allow_http=self.allow_http)
         response = self._send(
-            self._downloads, "GET", url, params=None, json=None, stream=True,
-            timeout=timeout, headers=headers, auth=None, charging=False,
-        )  # fmt: skip
+            self._downloads,
+            "GET",
+            url,
+            params=None,
+            json=None,
+            stream=True,
+            timeout=timeout,
+            headers=headers,
+            auth=None,
+            charging=False,
+        )
         if response.status_code >= 400:
             raise self._api_error(response, "GET", url, api=False)
         return response
@@ -316,10 +336,15 @@ class Transport:
                 session.charging(charging)
             try:
                 response = session.request(
-                    method, url, params=params, json=json, stream=True, auth=auth,
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    stream=True,
+                    auth=auth,
                     headers=dict(headers) if headers else None,
                     timeout=_check_timeout(timeout) if timeout is not None else self.timeout,
-                )  # fmt: skip
+                )
             except WIRE_EXCEPTIONS as exc:
                 raise self._translate(exc, method, url, started, charging) from None
             finally:
@@ -331,8 +356,13 @@ class Transport:
                 _ = response.content
             except WIRE_EXCEPTIONS as exc:
                 error = self._translate(exc, method, url, started, charging)
-                logger.debug("%s %s: the body broke off (try %d): %s", method,
-                             self._where(None, url), pauses.tries, error)  # fmt: skip
+                logger.debug(
+                    "%s %s: the body broke off (try %d): %s",
+                    method,
+                    self._where(None, url),
+                    pauses.tries,
+                    error,
+                )
                 continue
             error = None
             break
@@ -342,10 +372,13 @@ class Transport:
             raw_retries = getattr(response.raw, "retries", None)  # urllib3's, not ours
             history = raw_retries.history if raw_retries is not None else ()
             logger.debug(
-                "%s %s -> %d in %.3fs (retries %d)", method, self._where(None, response.url),
-                response.status_code, clock().monotonic() - started,
+                "%s %s -> %d in %.3fs (retries %d)",
+                method,
+                self._where(None, response.url),
+                response.status_code,
+                clock().monotonic() - started,
                 len(history) + pauses.tries - 1,
-            )  # fmt: skip
+            )
         return response
 
     def _where(self, method: str | None, url: str | None) -> str:
@@ -378,9 +411,14 @@ class Transport:
         request_id = response.headers.get("X-Request-Id") or response.headers.get("X-Request-ID")
         path = self._where(None, response.url or url)
         return error_for_status(
-            response.status_code, body, content_type=content_type, request_id=request_id,
-            retry_after=retry_after, method=method, url=path,
-        )  # fmt: skip
+            response.status_code,
+            body,
+            content_type=content_type,
+            request_id=request_id,
+            retry_after=retry_after,
+            method=method,
+            url=path,
+        )
 
     def _translate(
         self, exc: BaseException, method: str, url: str, started: float, charging: bool
@@ -390,10 +428,13 @@ class Transport:
         except ValueError:
             host = "?"
         failure = Failure(
-            host=host, where=self._where(method, url),
+            host=host,
+            where=self._where(method, url),
             elapsed=clock().monotonic() - started if started else 0.0,
-            charging=charging, timeout=self.timeout, secrets=self._secrets,
-        )  # fmt: skip
+            charging=charging,
+            timeout=self.timeout,
+            secrets=self._secrets,
+        )
         return translate(exc, failure)
 
 

@@ -168,9 +168,19 @@ def _library_state(exc: BaseException, at: Failure) -> ScoutError:
 
 #: Most specific first: the first row whose classes match an exception builds our error.
 TABLE: tuple[Row, ...] = (
-    Row((rex.InvalidURL, rex.MissingSchema, rex.InvalidSchema, rex.URLRequired,
-         rex.InvalidHeader, uex.LocationValueError, uex.ProxySchemeUnsupported,
-         uex.InvalidHeader), _invalid_request),
+    Row(
+        (
+            rex.InvalidURL,
+            rex.MissingSchema,
+            rex.InvalidSchema,
+            rex.URLRequired,
+            rex.InvalidHeader,
+            uex.LocationValueError,
+            uex.ProxySchemeUnsupported,
+            uex.InvalidHeader,
+        ),
+        _invalid_request,
+    ),
     Row((rex.ConnectTimeout,), _connect_timeout),
     Row((rex.ReadTimeout, uex.ReadTimeoutError), _read_timeout),
     Row((rex.SSLError, uex.SSLError), _tls),
@@ -181,13 +191,34 @@ TABLE: tuple[Row, ...] = (
     Row((rex.ConnectionError,), _connection),
     Row((rex.Timeout, uex.TimeoutError), _read_timeout),
     Row((rex.TooManyRedirects,), _redirects),
-    Row((rex.ChunkedEncodingError, rex.ContentDecodingError, uex.ProtocolError,
-         uex.IncompleteRead, uex.InvalidChunkLength, uex.DecodeError, uex.HeaderParsingError,
-         uex.BodyNotHttplibCompatible, ConnectionError, TimeoutError), _broken),
+    Row(
+        (
+            rex.ChunkedEncodingError,
+            rex.ContentDecodingError,
+            uex.ProtocolError,
+            uex.IncompleteRead,
+            uex.InvalidChunkLength,
+            uex.DecodeError,
+            uex.HeaderParsingError,
+            uex.BodyNotHttplibCompatible,
+            ConnectionError,
+            TimeoutError,
+        ),
+        _broken,
+    ),
     Row((rex.RetryError, uex.MaxRetryError, uex.ResponseError), _retries_spent),
-    Row((rex.StreamConsumedError, rex.UnrewindableBodyError, rex.InvalidJSONError,
-         rex.HTTPError, uex.PoolError, uex.TimeoutStateError,
-         uex.UnrewindableBodyError), _library_state),
+    Row(
+        (
+            rex.StreamConsumedError,
+            rex.UnrewindableBodyError,
+            rex.InvalidJSONError,
+            rex.HTTPError,
+            uex.PoolError,
+            uex.TimeoutStateError,
+            uex.UnrewindableBodyError,
+        ),
+        _library_state,
+    ),
     # Only for classes a future release of requests or urllib3 may add.
     Row((rex.RequestException, uex.HTTPError, OSError), _broken, catch_all=True),
 )

@@ -52,8 +52,17 @@ ROW_GROUP_ROWS = 131_072
 #: Columns with few distinct values, the only ones dictionary-encoded: trying a dictionary
 #: on the others (ids, names, addresses, coordinates, times) costs time in every row group and
 #: falls back to plain encoding anyway.
-DICTIONARY_COLUMNS = ("country", "level1_location", "level2_location", "level3_location", "city",
-                      "zipcode", "categories", "rating", "review_count")  # fmt: skip
+DICTIONARY_COLUMNS = (
+    "country",
+    "level1_location",
+    "level2_location",
+    "level3_location",
+    "city",
+    "zipcode",
+    "categories",
+    "rating",
+    "review_count",
+)
 
 CachedMethod = Literal["pages", "export"]
 
@@ -108,24 +117,34 @@ class Manifest:
     VERSION = 1
 
     def __repr__(self) -> str:
-        return (f"Manifest(key={self.key[:12]!r}, method={self.method!r}, rows={self.rows:,}, "
-                f"filters={dict(self.filters)!r}, refreshed_at={self.refreshed_at!r})")  # fmt: skip
+        return (
+            f"Manifest(key={self.key[:12]!r}, method={self.method!r}, rows={self.rows:,}, "
+            f"filters={dict(self.filters)!r}, refreshed_at={self.refreshed_at!r})"
+        )
 
     def _repr_html_(self) -> str:
         from ..models._display import card, number
 
         history = " → ".join(str(i) for i in self.history_ids) or None
-        step = ("Refreshed by delta: read_spherescout(..., cache='refresh') pays only what "
-                "changed." if self.method == "export" else
-                "Read again by pages (free) on refresh; emails are masked.")  # fmt: skip
+        step = (
+            "Refreshed by delta: read_spherescout(..., cache='refresh') pays only what changed."
+            if self.method == "export"
+            else "Read again by pages (free) on refresh; emails are masked."
+        )
         return card(
             f"Cache entry {self.key[:12]} ({self.method})",
-            [("filters", dict(self.filters)), ("rows", number(self.rows)),
-             ("size", number(self.bytes, "bytes")), ("created", self.created_at),
-             ("refreshed", self.refreshed_at), ("history", history),
-             ("credits spent on it", number(self.credits_spent)), ("origin", self.origin)],
+            [
+                ("filters", dict(self.filters)),
+                ("rows", number(self.rows)),
+                ("size", number(self.bytes, "bytes")),
+                ("created", self.created_at),
+                ("refreshed", self.refreshed_at),
+                ("history", history),
+                ("credits spent on it", number(self.credits_spent)),
+                ("origin", self.origin),
+            ],
             step,
-        )  # fmt: skip
+        )
 
     @property
     def last_history_id(self) -> int | None:
@@ -152,16 +171,21 @@ class Manifest:
         if method not in ("pages", "export"):
             raise ValueError(f"unknown method {method!r}")
         return cls(
-            key=str(data["key"]), origin=str(data["origin"]), account=str(data["account"]),
-            filters=dict(data["filters"]), method=method,
-            schema_version=int(data["schema_version"]), rows=int(data.get("rows", 0)),
-            bytes=int(data.get("bytes", 0)), created_at=str(data.get("created_at", "")),
+            key=str(data["key"]),
+            origin=str(data["origin"]),
+            account=str(data["account"]),
+            filters=dict(data["filters"]),
+            method=method,
+            schema_version=int(data["schema_version"]),
+            rows=int(data.get("rows", 0)),
+            bytes=int(data.get("bytes", 0)),
+            created_at=str(data.get("created_at", "")),
             refreshed_at=str(data.get("refreshed_at", "")),
             history_ids=tuple(int(i) for i in data.get("history_ids", ())),
             search_id=data.get("search_id"),
             aliases=tuple(str(a) for a in data.get("aliases", ())),
             credits_spent=int(data.get("credits_spent", 0)),
-        )  # fmt: skip
+        )
 
 
 def now_iso() -> str:
@@ -283,8 +307,12 @@ class CacheEntry:
         with atomic_path(self.data_path, private=True) as temp:
             meta = dict(table.schema.metadata or {})
             meta[_MANIFEST_META] = json.dumps(manifest.to_json()).encode()
-            pq.write_table(table.replace_schema_metadata(meta), temp, row_group_size=ROW_GROUP_ROWS,
-                           **_write_options(table.schema))  # fmt: skip
+            pq.write_table(
+                table.replace_schema_metadata(meta),
+                temp,
+                row_group_size=ROW_GROUP_ROWS,
+                **_write_options(table.schema),
+            )
             manifest = replace(manifest, bytes=os.path.getsize(temp))
         self.write_manifest(manifest)
         return manifest
@@ -307,10 +335,13 @@ class CacheEntry:
 
         private_directory(self.directory)
         self._drop_leftovers()
-        schema = with_file_metadata(schema.empty_table().replace_schema_metadata(None),
-                                    provenance=provenance).schema  # fmt: skip
-        meta = {**(schema.metadata or {}),
-                _MANIFEST_META: json.dumps(replace(manifest, bytes=0).to_json()).encode()}
+        schema = with_file_metadata(
+            schema.empty_table().replace_schema_metadata(None), provenance=provenance
+        ).schema
+        meta = {
+            **(schema.metadata or {}),
+            _MANIFEST_META: json.dumps(replace(manifest, bytes=0).to_json()).encode(),
+        }
         parts: list[pa.Table] = []
         with atomic_path(self.data_path, private=True) as temp:
             with _BackgroundWriter(temp, schema.with_metadata(meta)) as writer:
@@ -388,8 +419,9 @@ class _BackgroundWriter:
         self._writer = pq.ParquetWriter(path, schema, **_write_options(schema))
         self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="scoutframe-cache-writer",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, name="scoutframe-cache-writer", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -406,8 +438,10 @@ class _BackgroundWriter:
 
     def _raise_error(self) -> None:
         if self._error is not None:
-            raise CacheError(f"the cache entry could not be written ({type(self._error).__name__}: "
-                             f"{self._error}); nothing changed") from self._error  # fmt: skip
+            raise CacheError(
+                f"the cache entry could not be written ({type(self._error).__name__}: "
+                f"{self._error}); nothing changed"
+            ) from self._error
 
     def __enter__(self) -> Self:
         return self

@@ -60,8 +60,10 @@ class DeltaResult:
         self.provenance = provenance
 
     def __repr__(self) -> str:
-        return (f"DeltaResult(rows={self.rows}, credits_spent={self.credits_spent}, "
-                f"history_id={self.manifest.last_history_id})")  # fmt: skip
+        return (
+            f"DeltaResult(rows={self.rows}, credits_spent={self.credits_spent}, "
+            f"history_id={self.manifest.last_history_id})"
+        )
 
 
 def refresh_by_delta(
@@ -98,8 +100,10 @@ def refresh_by_delta(
         manifest = _found_history(client, entry, manifest)
         parent = manifest.last_history_id
     if parent is None:
-        raise CacheError(f"the cache entry {entry.directory} has no export history to refresh "
-                         "from; refresh it in full (full=True)")  # fmt: skip
+        raise CacheError(
+            f"the cache entry {entry.directory} has no export history to refresh "
+            "from; refresh it in full (full=True)"
+        )
     _drop_merged_deltas(entry, manifest)
     pending = entry.pending_delta(parent)
     spent = 0
@@ -118,8 +122,9 @@ def refresh_by_delta(
                 f"max_credits={fresh.new_count} (or method='export') to pay for it, or read "
                 "the entry as it is with cache=True and a larger max_age"
             )
-        delta = client.history.download_delta(parent, pending, max_credits=max_credits,
-                                              freshness=fresh)  # fmt: skip
+        delta = client.history.download_delta(
+            parent, pending, max_credits=max_credits, freshness=fresh
+        )
         new_id, spent = delta.history_id, delta.credits_spent
     if new_id is None:
         raise CacheError(
@@ -128,9 +133,11 @@ def refresh_by_delta(
         )
     changes = exportcsv.read_csv(pending, warn_drift=False)
     result = replace(
-        manifest, history_ids=(*manifest.history_ids, new_id), refreshed_at=now_iso(),
+        manifest,
+        history_ids=(*manifest.history_ids, new_id),
+        refreshed_at=now_iso(),
         credits_spent=manifest.credits_spent + spent,
-    )  # fmt: skip
+    )
     keys = entry.read([KEY])[0].column(KEY)
     if is_strictly_ascending(keys):
         committed, merged, stored = _commit_streamed(entry, keys, changes, result, spent)
@@ -157,28 +164,32 @@ def _commit_streamed(
     rows = len(keys) + len(delta_keys) - known
     stored = _provenance(entry.stored_provenance(), result, rows, spent)
     slices = upsert_slices((_aligned(part, changes) for part in entry.slices()), changes)
-    committed, merged = entry.commit_slices(slices, changes.schema, replace(result, rows=rows),
-                                            stored)  # fmt: skip
+    committed, merged = entry.commit_slices(
+        slices, changes.schema, replace(result, rows=rows), stored
+    )
     return committed, merged, stored
 
 
-def _provenance(
-    old: Provenance | None, result: Manifest, rows: int, spent: int
-) -> Provenance:
+def _provenance(old: Provenance | None, result: Manifest, rows: int, spent: int) -> Provenance:
     """Return the provenance of the refreshed table."""
-    return replace(old or Provenance(), history_id=result.last_history_id, credits_spent=spent,
-                   total_count=rows, fetched_at=result.refreshed_at,
-                   history_ids=result.history_ids)  # fmt: skip
+    return replace(
+        old or Provenance(),
+        history_id=result.last_history_id,
+        credits_spent=spent,
+        total_count=rows,
+        fetched_at=result.refreshed_at,
+        history_ids=result.history_ids,
+    )
 
 
 def _aligned(base: pa.Table, changes: pa.Table) -> pa.Table:
     """Return the base with the delta's columns (one the API added since is null)."""
     for name in changes.column_names:
         if name not in base.column_names:
-            base = base.append_column(changes.schema.field(name),
-                                      pa.nulls(base.num_rows, changes.schema.field(name).type))
-    return base.select(changes.column_names) if base.column_names != changes.column_names \
-        else base  # fmt: skip
+            base = base.append_column(
+                changes.schema.field(name), pa.nulls(base.num_rows, changes.schema.field(name).type)
+            )
+    return base.select(changes.column_names) if base.column_names != changes.column_names else base
 
 
 def _found_history(client: Client, entry: CacheEntry, manifest: Manifest) -> Manifest:

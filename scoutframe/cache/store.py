@@ -136,16 +136,35 @@ class Cache:
             if manifest is None:
                 rows.append({"key": entry.key, "method": "damaged", "path": str(entry.directory)})
                 continue
-            rows.append({
-                "key": manifest.key, "filters": _canonical(manifest.filters),
-                "method": manifest.method, "rows": manifest.rows, "bytes": manifest.bytes,
-                "created": manifest.created_at, "refreshed": manifest.refreshed_at,
-                "last_history_id": manifest.last_history_id, "origin": manifest.origin,
-                "path": str(entry.directory),
-            })  # fmt: skip
-        frame = pd.DataFrame(rows, columns=["key", "filters", "method", "rows", "bytes",
-                                            "created", "refreshed", "last_history_id",
-                                            "origin", "path"])  # fmt: skip
+            rows.append(
+                {
+                    "key": manifest.key,
+                    "filters": _canonical(manifest.filters),
+                    "method": manifest.method,
+                    "rows": manifest.rows,
+                    "bytes": manifest.bytes,
+                    "created": manifest.created_at,
+                    "refreshed": manifest.refreshed_at,
+                    "last_history_id": manifest.last_history_id,
+                    "origin": manifest.origin,
+                    "path": str(entry.directory),
+                }
+            )
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "key",
+                "filters",
+                "method",
+                "rows",
+                "bytes",
+                "created",
+                "refreshed",
+                "last_history_id",
+                "origin",
+                "path",
+            ],
+        )
         for name in ("created", "refreshed"):
             frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
         for name in ("rows", "bytes", "last_history_id"):
@@ -169,8 +188,9 @@ class Cache:
 
         entry, _ = self._by_key(key)
         table, provenance = entry.read()
-        return frames.to_pandas(table, dtype_backend=checks.dtype_backend(dtype_backend),
-                                provenance=provenance)  # fmt: skip
+        return frames.to_pandas(
+            table, dtype_backend=checks.dtype_backend(dtype_backend), provenance=provenance
+        )
 
     def remove(self, key: str) -> int:
         """Delete an entry (by key or unique key prefix); return the bytes freed."""
@@ -199,15 +219,19 @@ class Cache:
         damaged ones always go.
         """
         age = parse_age(older_than, name="older_than")
-        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(
-                max_bytes, int) or max_bytes < 0):  # fmt: skip
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
+        ):
             raise ArgumentError(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
         now = utc_now()
         removed: list[str] = []
         kept: list[tuple[CacheEntry, Manifest]] = []
         for entry, manifest in list(self._all()):
-            stale = manifest is None or manifest.schema_version != SCHEMA_VERSION or (
-                age is not None and manifest.age_seconds(now) > age.total_seconds())  # fmt: skip
+            stale = (
+                manifest is None
+                or manifest.schema_version != SCHEMA_VERSION
+                or (age is not None and manifest.age_seconds(now) > age.total_seconds())
+            )
             if stale:
                 with entry.lock():
                     entry.remove()
@@ -237,8 +261,9 @@ class Cache:
         """
         report = []
         for entry, manifest in self._all():
-            report.append({"key": entry.key, **_check(entry, manifest),
-                           "path": str(entry.directory)})  # fmt: skip
+            report.append(
+                {"key": entry.key, **_check(entry, manifest), "path": str(entry.directory)}
+            )
         return pd.DataFrame(report, columns=["key", "ok", "problem", "path"])
 
 

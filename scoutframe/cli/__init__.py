@@ -18,28 +18,54 @@ __all__ = ["in_cli_terms", "lists_joined", "main"]
 
 #: Each command: its one-line help, and the module and function that run it.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "sandbox": ("run a local emulator of the SphereScout API (no key, no internet needed)",
-                "scoutframe.sandbox.cli", "main"),
-    "demo": ("start the sandbox and walk through the library (the README's main job)",
-             "scoutframe.demo", "main"),
-    "search": ("load a search into a Parquet or CSV file, or a partitioned dataset",
-               "scoutframe.cli.search", "main"),
-    "profile": ("the account: e-mail, plan, credits left", "scoutframe.cli.account",
-                "profile_main"),
-    "countries": ("countries with contacts: codes for --countries", "scoutframe.cli.reference",
-                  "countries_main"),
-    "categories": ("business categories matching a text: ids for --category",
-                   "scoutframe.cli.reference", "categories_main"),
-    "locations": ("regions, departments and cities matching a name: ids for --level1/2/3",
-                  "scoutframe.cli.reference", "locations_main"),
+    "sandbox": (
+        "run a local emulator of the SphereScout API (no key, no internet needed)",
+        "scoutframe.sandbox.cli",
+        "main",
+    ),
+    "demo": (
+        "start the sandbox and walk through the library (the README's main job)",
+        "scoutframe.demo",
+        "main",
+    ),
+    "search": (
+        "load a search into a Parquet or CSV file, or a partitioned dataset",
+        "scoutframe.cli.search",
+        "main",
+    ),
+    "profile": (
+        "the account: e-mail, plan, credits left",
+        "scoutframe.cli.account",
+        "profile_main",
+    ),
+    "countries": (
+        "countries with contacts: codes for --countries",
+        "scoutframe.cli.reference",
+        "countries_main",
+    ),
+    "categories": (
+        "business categories matching a text: ids for --category",
+        "scoutframe.cli.reference",
+        "categories_main",
+    ),
+    "locations": (
+        "regions, departments and cities matching a name: ids for --level1/2/3",
+        "scoutframe.cli.reference",
+        "locations_main",
+    ),
     "history": ("the account's exports and deltas", "scoutframe.cli.exports", "history_main"),
-    "exports": ("exports started here: list them, resume one (no second charge)",
-                "scoutframe.cli.exports", "exports_main"),
-    "keys": ("the account's API keys: list, create, revoke", "scoutframe.cli.account",
-             "keys_main"),
-    "cache": ("the Parquet cache: list, show, refresh, remove, prune, clear, verify",
-              "scoutframe.cli.cache", "main"),
-}  # fmt: skip
+    "exports": (
+        "exports started here: list them, resume one (no second charge)",
+        "scoutframe.cli.exports",
+        "exports_main",
+    ),
+    "keys": ("the account's API keys: list, create, revoke", "scoutframe.cli.account", "keys_main"),
+    "cache": (
+        "the Parquet cache: list, show, refresh, remove, prune, clear, verify",
+        "scoutframe.cli.cache",
+        "main",
+    ),
+}
 
 _EPILOG = """\
 commands:

@@ -16,8 +16,14 @@ from ._run import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FILE_SUFFIXES", "check_directory_target", "check_file_target", "lists_joined",
-           "umask_mode", "write_frame"]  # fmt: skip
+__all__ = [
+    "FILE_SUFFIXES",
+    "check_directory_target",
+    "check_file_target",
+    "lists_joined",
+    "umask_mode",
+    "write_frame",
+]
 
 #: Output formats of ``scoutframe search -o FILE``, chosen by the suffix.
 FILE_SUFFIXES = (".parquet", ".csv")
@@ -112,8 +118,11 @@ def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
     for name, dtype in frame.dtypes.items():
         if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
             values = pa.array(frame[name])
-            joined[name] = pd.Series(pc.binary_join(values, LIST_SEPARATOR), index=frame.index,
-                                     dtype=pd.ArrowDtype(pa.string()))  # fmt: skip
+            joined[name] = pd.Series(
+                pc.binary_join(values, LIST_SEPARATOR),
+                index=frame.index,
+                dtype=pd.ArrowDtype(pa.string()),
+            )
         elif pd.api.types.is_object_dtype(dtype):
             joined[name] = frame[name].map(_join_if_sequence)
     return joined

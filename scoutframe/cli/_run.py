@@ -19,8 +19,16 @@ from ._terms import in_cli_terms, notes_in_cli_terms
 if TYPE_CHECKING:
     from ..api.client import Client
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "UsageError", "open_client", "run",
-           "say", "verbose_logging"]  # fmt: skip
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "UsageError",
+    "open_client",
+    "run",
+    "say",
+    "verbose_logging",
+]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -53,7 +61,7 @@ class _CliStream:
     def write(self, text: str) -> int:
         prefix = _NOTICE.match(text)
         if prefix is not None:
-            text = prefix.group(0) + in_cli_terms(text[prefix.end():])
+            text = prefix.group(0) + in_cli_terms(text[prefix.end() :])
         return self._stream.write(text)
 
     def __getattr__(self, name: str) -> Any:

@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["add_json_flag", "cell", "frame_rows", "human_bytes", "jsonable", "print_fields",
-           "print_json", "print_table"]  # fmt: skip
+__all__ = [
+    "add_json_flag",
+    "cell",
+    "frame_rows",
+    "human_bytes",
+    "jsonable",
+    "print_fields",
+    "print_json",
+    "print_table",
+]
 
 
 def jsonable(value: Any) -> Any:
@@ -108,21 +116,22 @@ def _looks_like_time(text: str) -> bool:
     return True
 
 
-def print_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, empty: str
-) -> None:
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, empty: str) -> None:
     """Print ``rows`` as an aligned table of ``columns``; ``empty`` when there is no row."""
     if not rows:
         print(empty)
         return
     text = [[cell(row.get(name)) for name in columns] for row in rows]
-    numeric = [all(_is_number(row.get(name)) or row.get(name) is None for row in rows)
-               for name in columns]  # fmt: skip
+    numeric = [
+        all(_is_number(row.get(name)) or row.get(name) is None for row in rows) for name in columns
+    ]
     widths = [max(len(name), *(len(line[i]) for line in text)) for i, name in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
-        parts = [value.rjust(width) if right else value.ljust(width)
-                 for value, width, right in zip(values, widths, numeric, strict=True)]  # fmt: skip
+        parts = [
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     print(line(list(columns)))
@@ -144,8 +153,10 @@ def print_fields(fields: Mapping[str, Any]) -> None:
 
 def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Return a frame's rows as dicts of plain values (``None`` for missing ones)."""
-    return [{str(key): jsonable(value) for key, value in row.items()}
-            for row in frame.to_dict("records")]  # fmt: skip
+    return [
+        {str(key): jsonable(value) for key, value in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 def human_bytes(size: int | None) -> str:
@@ -162,5 +173,8 @@ def human_bytes(size: int | None) -> str:
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--json``: one JSON document on standard output instead of a table."""
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (for programs) instead of a table")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (for programs) instead of a table",
+    )

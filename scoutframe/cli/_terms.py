@@ -45,35 +45,52 @@ _CLI_TERMS: tuple[tuple[str, str], ...] = (
     (r"\(a region or city, email=True, \.\.\.\)", "(--level1 ..., --level3 ..., --email, ...)"),
     (r"check freshness\(\) until", "try again when"),
     # -- filters
-    (r"(?i)(pass) filters \(countries='FR', category='Plumber', \.\.\.\)",
-     r"\1 filters (--countries FR --category Plumber ...)"),
-    (r", \.\.\.\. See client\.countries\(\) for the names",
-     ", and more: `scoutframe countries` lists them all, with their names"),
-    (r"See client\.countries\(\) for the names",
-     "`scoutframe countries` lists them, with their names"),
+    (
+        r"(?i)(pass) filters \(countries='FR', category='Plumber', \.\.\.\)",
+        r"\1 filters (--countries FR --category Plumber ...)",
+    ),
+    (
+        r", \.\.\.\. See client\.countries\(\) for the names",
+        ", and more: `scoutframe countries` lists them all, with their names",
+    ),
+    (
+        r"See client\.countries\(\) for the names",
+        "`scoutframe countries` lists them, with their names",
+    ),
     (r"client\.categories\((['\"])name\1\)", "`scoutframe categories NAME`"),
     (r"client\.locations\.search\((['\"])name\1\)", "`scoutframe locations NAME`"),
     # -- credentials and the origin
     (r"\(SPHERESCOUT_API_KEY or Client\(api_key=\.\.\.\)\)", "(SPHERESCOUT_API_KEY)"),
     (r"pass Client\(api_key=\.\.\.\), ", ""),
-    (r"Log in again with Client\(username=\.\.\., password=\.\.\.\)",
-     "Log in again (SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD)"),
+    (
+        r"Log in again with Client\(username=\.\.\., password=\.\.\.\)",
+        "Log in again (SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD)",
+    ),
     (r"Pass password=\.\.\., set SPHERESCOUT_PASSWORD", "Set SPHERESCOUT_PASSWORD"),
     (r"pass username= as well \(or set (\w+)\)", r"set \1 as well"),
     # (the library's redaction turns "password= (or" into "password= ***": both are met)
-    (r"pass the credential apart: Client\(api_key=\.\.\.\) or Client\(username=\.\.\., "
-     r"password=\.\.\.\), or set ", "set "),
-    (r"pass credentials as api_key=, or username= and password= (?:\(or|\*\*\*) "
-     r"SPHERESCOUT_API_KEY, SPHERESCOUT_USERNAME/SPHERESCOUT_PASSWORD\)",
-     "pass credentials as SPHERESCOUT_API_KEY, or SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD"),
-    (r"Use https, or pass allow_http=True if you really mean it",
-     "Use an https:// SPHERESCOUT_BASE_URL (plain http is allowed to loopback addresses only)"),
+    (
+        r"pass the credential apart: Client\(api_key=\.\.\.\) or Client\(username=\.\.\., "
+        r"password=\.\.\.\), or set ",
+        "set ",
+    ),
+    (
+        r"pass credentials as api_key=, or username= and password= (?:\(or|\*\*\*) "
+        r"SPHERESCOUT_API_KEY, SPHERESCOUT_USERNAME/SPHERESCOUT_PASSWORD\)",
+        "pass credentials as SPHERESCOUT_API_KEY, or SPHERESCOUT_USERNAME and SPHERESCOUT_PASSWORD",
+    ),
+    (
+        r"Use https, or pass allow_http=True if you really mean it",
+        "Use an https:// SPHERESCOUT_BASE_URL (plain http is allowed to loopback addresses only)",
+    ),
     (r"base_url \(SPHERESCOUT_BASE_URL\)", "SPHERESCOUT_BASE_URL"),
     (_W + r"base_url" + _E, "SPHERESCOUT_BASE_URL"),
     (r"; try again, or raise it: Client\(timeout=\([^)]*\)\)", "; try again later"),
     # -- exports: what to run again, how to resume
-    (r"client\.export_job\((['\"])([^'\"]+)\1\)(\.download\(path\))?",
-     r"`scoutframe exports resume \2 -o FILE.csv`"),
+    (
+        r"client\.export_job\((['\"])([^'\"]+)\1\)(\.download\(path\))?",
+        r"`scoutframe exports resume \2 -o FILE.csv`",
+    ),
     (r"client\.exports\.start\(\.\.\.\)", "`scoutframe search ... --method export`"),
     (r"client\.profile\(\)\.credits", "`scoutframe profile`"),
     (r"client\.history\.list\(\)", "`scoutframe history`"),
@@ -83,15 +100,21 @@ _CLI_TERMS: tuple[tuple[str, str], ...] = (
     (r"the same read_spherescout call", "the same scoutframe command"),
     (r"the same call again", "the same command again"),
     (r"call download\(\) again", "run the same command again"),
-    (r"read it with scoutframe\.read_export_csv\(path\)",
-     "open it in Python with scoutframe.read_export_csv"),
+    (
+        r"read it with scoutframe\.read_export_csv\(path\)",
+        "open it in Python with scoutframe.read_export_csv",
+    ),
     # -- the cache
     (r"Cache\(\)\.entries\(\) \(or (`scoutframe cache list`)\)", r"\1"),
-    (r"scoutframe\.Cache\(\)\.remove\(\.\.\.\) or ",
-     "`scoutframe cache remove KEY`, `scoutframe cache prune` or "),
+    (
+        r"scoutframe\.Cache\(\)\.remove\(\.\.\.\) or ",
+        "`scoutframe cache remove KEY`, `scoutframe cache prune` or ",
+    ),
     (r" or Cache\(\)\.remove\(key\)", " or `scoutframe cache remove KEY`"),
-    (r"refresh it in full \(full=True\)",
-     "remove it (`scoutframe cache remove KEY`) and read it again"),
+    (
+        r"refresh it in full \(full=True\)",
+        "remove it (`scoutframe cache remove KEY`) and read it again",
+    ),
     (r"\(or (['\"])refresh\1, (['\"])only\2\)", "(or --refresh, --cache-only)"),
     (r"\(cache=(['\"])only\1 never", "(--cache-only never"),
     # -- files

@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 __all__ = ["keys_main", "profile_main"]
 
 _KEY_COLUMNS = ("id", "name", "prefix", "created", "expiry")
-_STORE_IT = ("this is the only time the full key is shown: store it now (a password manager, "
-             "or SPHERESCOUT_API_KEY in your environment); revoke it with `scoutframe keys "
-             "revoke {id}`")  # fmt: skip
+_STORE_IT = (
+    "this is the only time the full key is shown: store it now (a password manager, "
+    "or SPHERESCOUT_API_KEY in your environment); revoke it with `scoutframe keys "
+    "revoke {id}`"
+)
 
 
 def profile_main(argv: list[str]) -> int:
@@ -33,9 +35,11 @@ def profile_main(argv: list[str]) -> int:
     int
         The exit status.
     """
-    p = argparse.ArgumentParser(prog="scoutframe profile",
-                                description="Show the account: e-mail, plan, credits left, and "
-                                "the API origin and default budget in use.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="scoutframe profile",
+        description="Show the account: e-mail, plan, credits left, and "
+        "the API origin and default budget in use.",
+    )
     add_json_flag(p)
     options = p.parse_args(argv)
     return run("profile", lambda: _profile(options))
@@ -45,21 +49,29 @@ def _profile(options: argparse.Namespace) -> int:
     with open_client() as client:
         profile = client.profile()
         fields: dict[str, Any] = {
-            "id": profile.id, "email": profile.email, "username": profile.username,
-            "first_name": profile.first_name, "last_name": profile.last_name,
-            "plan": profile.plan, "credits": profile.credits,
-            "credits_used": profile.credits_used, "date_joined": profile.date_joined,
-            "api": client.base_url, "default_budget": client.max_credits,
-        }  # fmt: skip
+            "id": profile.id,
+            "email": profile.email,
+            "username": profile.username,
+            "first_name": profile.first_name,
+            "last_name": profile.last_name,
+            "plan": profile.plan,
+            "credits": profile.credits,
+            "credits_used": profile.credits_used,
+            "date_joined": profile.date_joined,
+            "api": client.base_url,
+            "default_budget": client.max_credits,
+        }
     if options.json:
         print_json(fields)
         return 0
     shown = {name: value for name, value in fields.items() if value not in (None, "")}
     if isinstance(shown.get("credits"), int):
         shown["credits"] = f"{shown['credits']:,}"
-    shown["default_budget"] = (f"{client.max_credits:,} credits (SCOUTFRAME_MAX_CREDITS or "
-                               "config)" if client.max_credits is not None else
-                               "none: only --method export spends")  # fmt: skip
+    shown["default_budget"] = (
+        f"{client.max_credits:,} credits (SCOUTFRAME_MAX_CREDITS or config)"
+        if client.max_credits is not None
+        else "none: only --method export spends"
+    )
     print_fields(shown)
     return 0
 
@@ -85,25 +97,44 @@ _key_id.__name__ = "key id (a whole number; see `scoutframe keys list`)"
 
 def keys_parser() -> argparse.ArgumentParser:
     """Return the parser of ``scoutframe keys``."""
-    p = argparse.ArgumentParser(prog="scoutframe keys",
-                                description="The account's API keys. Only a key's prefix is "
-                                "ever shown again after it was created.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="scoutframe keys",
+        description="The account's API keys. Only a key's prefix is "
+        "ever shown again after it was created.",
+    )
     sub = p.add_subparsers(dest="action", required=True, metavar="action")
-    listing = sub.add_parser("list", help="list the keys (id, name, prefix, dates)",
-                             description="List the account's API keys.")  # fmt: skip
+    listing = sub.add_parser(
+        "list",
+        help="list the keys (id, name, prefix, dates)",
+        description="List the account's API keys.",
+    )
     add_json_flag(listing)
-    create = sub.add_parser("create", help="create a key and print it, once",
-                            description="Create an API key and print it once: store it at "
-                            "once, the server never shows it again.")  # fmt: skip
+    create = sub.add_parser(
+        "create",
+        help="create a key and print it, once",
+        description="Create an API key and print it once: store it at "
+        "once, the server never shows it again.",
+    )
     create.add_argument("--name", default=None, help="a label for the key")
-    create.add_argument("--expiry", type=_expiry, default=None, metavar="ISO",
-                        help="when it stops working (ISO-8601; UTC without a zone); "
-                        "default: never")
+    create.add_argument(
+        "--expiry",
+        type=_expiry,
+        default=None,
+        metavar="ISO",
+        help="when it stops working (ISO-8601; UTC without a zone); default: never",
+    )
     add_json_flag(create)
-    revoke = sub.add_parser("revoke", help="revoke a key by id (it stops working at once)",
-                            description="Revoke an API key: it stops working at once.")
-    revoke.add_argument("key_id", type=_key_id, metavar="KEY_ID",
-                        help="the key's id, as `scoutframe keys list` shows it")
+    revoke = sub.add_parser(
+        "revoke",
+        help="revoke a key by id (it stops working at once)",
+        description="Revoke an API key: it stops working at once.",
+    )
+    revoke.add_argument(
+        "key_id",
+        type=_key_id,
+        metavar="KEY_ID",
+        help="the key's id, as `scoutframe keys list` shows it",
+    )
     add_json_flag(revoke)
     return p
 
@@ -128,8 +159,13 @@ def keys_main(argv: list[str]) -> int:
 
 def _key_fields(key: ApiKey) -> dict[str, Any]:
     """Return a key as shown: never its full value (``key``), which only ``create`` prints."""
-    return {"id": key.id, "name": key.name, "prefix": key.token_key, "created": key.created,
-            "expiry": key.expiry}  # fmt: skip
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.token_key,
+        "created": key.created,
+        "expiry": key.expiry,
+    }
 
 
 def _list(options: argparse.Namespace) -> int:
@@ -151,8 +187,7 @@ def _create(options: argparse.Namespace) -> int:
         print_json(fields)
     else:
         expires = "never" if key.expiry is None else key.expiry.isoformat()
-        print(f"created API key {key.id} {key.name!r} (prefix {key.token_key}, expires "
-              f"{expires}):")  # fmt: skip
+        print(f"created API key {key.id} {key.name!r} (prefix {key.token_key}, expires {expires}):")
         print(key.key)
     say("keys create", f"note: {_STORE_IT.format(id=key.id)}")
     return 0

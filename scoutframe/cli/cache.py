@@ -62,12 +62,18 @@ _count.__name__ = "whole number >= 0"
 def parser() -> argparse.ArgumentParser:
     """Return the parser of ``scoutframe cache``."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                        help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the "
-                        "user cache directory)")
-    p = argparse.ArgumentParser(prog="scoutframe cache",
-                                description="Manage the Parquet cache that `scoutframe search "
-                                "--cache` fills: one entry per search (and method).")
+    common.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the user cache directory)",
+    )
+    p = argparse.ArgumentParser(
+        prog="scoutframe cache",
+        description="Manage the Parquet cache that `scoutframe search "
+        "--cache` fills: one entry per search (and method).",
+    )
     sub = p.add_subparsers(dest="action", required=True, metavar="action")
 
     def action(name: str, text: str, *, as_json: bool = True) -> argparse.ArgumentParser:
@@ -79,26 +85,55 @@ def parser() -> argparse.ArgumentParser:
     action("list", "list the entries: key, method, rows, size, last refresh, filters")
     show = action("show", "show one entry: its filters, history, files, first rows")
     show.add_argument("key", metavar="KEY", help="the entry's key, or a unique prefix of it")
-    show.add_argument("--head", type=_count, default=5, metavar="N",
-                      help="show the first N rows (default 5; 0: none)")
-    refresh = action("refresh", "bring one entry up to date now (export entries: pay only for "
-                     "the contacts new or updated since, with --max-credits)")
+    show.add_argument(
+        "--head",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="show the first N rows (default 5; 0: none)",
+    )
+    refresh = action(
+        "refresh",
+        "bring one entry up to date now (export entries: pay only for "
+        "the contacts new or updated since, with --max-credits)",
+    )
     refresh.add_argument("key", metavar="KEY", help="the entry's key, or a unique prefix of it")
-    refresh.add_argument("--max-credits", type=_count, default=None, metavar="N",
-                         help="the budget of the delta (default: SCOUTFRAME_MAX_CREDITS; "
-                         "without one, an export entry with new contacts is left as it is)")
-    refresh.add_argument("--dry-run", action="store_true",
-                         help="say what a refresh would cost, and do nothing")
-    refresh.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                         help="no progress bars (also: SCOUTFRAME_PROGRESS=0)")
+    refresh.add_argument(
+        "--max-credits",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="the budget of the delta (default: SCOUTFRAME_MAX_CREDITS; "
+        "without one, an export entry with new contacts is left as it is)",
+    )
+    refresh.add_argument(
+        "--dry-run", action="store_true", help="say what a refresh would cost, and do nothing"
+    )
+    refresh.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bars (also: SCOUTFRAME_PROGRESS=0)",
+    )
     remove = action("remove", "delete one entry")
     remove.add_argument("key", metavar="KEY", help="the entry's key, or a unique prefix of it")
     prune = action("prune", "delete old entries (and damaged ones, always)")
-    prune.add_argument("--older-than", type=_age, default=None, metavar="AGE",
-                       help="delete entries not refreshed for this long (30d, 12h, 2w)")
-    prune.add_argument("--max-bytes", type=_size, default=None, metavar="SIZE",
-                       help="then delete the least recently refreshed entries until the cache "
-                       "holds at most SIZE (bytes, or 500M, 2G)")
+    prune.add_argument(
+        "--older-than",
+        type=_age,
+        default=None,
+        metavar="AGE",
+        help="delete entries not refreshed for this long (30d, 12h, 2w)",
+    )
+    prune.add_argument(
+        "--max-bytes",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="then delete the least recently refreshed entries until the cache "
+        "holds at most SIZE (bytes, or 500M, 2G)",
+    )
     clear = action("clear", "delete every entry (asks first)", as_json=False)
     clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     action("verify", "read every entry whole and check it (exit status 1 if one is damaged)")
@@ -119,8 +154,15 @@ def main(argv: list[str]) -> int:
         The exit status.
     """
     options = parser().parse_args(argv)
-    actions = {"list": _list, "show": _show, "refresh": _refresh, "remove": _remove,
-               "prune": _prune, "clear": _clear, "verify": _verify}  # fmt: skip
+    actions = {
+        "list": _list,
+        "show": _show,
+        "refresh": _refresh,
+        "remove": _remove,
+        "prune": _prune,
+        "clear": _clear,
+        "verify": _verify,
+    }
     return run(f"cache {options.action}", lambda: actions[options.action](options))
 
 
@@ -145,8 +187,10 @@ def _find(cache: Cache, key: str) -> dict[str, Any]:
     matches = [row for row in _entries(cache) if str(row["key"]).startswith(key)]
     if len(matches) != 1:
         what = "no entry" if not matches else f"{len(matches)} entries"
-        raise CacheMissError(f"{what} of the cache at {cache.root} has a key starting with "
-                             f"{key!r}; `scoutframe cache list` shows the keys")  # fmt: skip
+        raise CacheMissError(
+            f"{what} of the cache at {cache.root} has a key starting with "
+            f"{key!r}; `scoutframe cache list` shows the keys"
+        )
     return matches[0]
 
 
@@ -156,10 +200,20 @@ def _list(options: argparse.Namespace) -> int:
     if options.json:
         print_json(rows)
         return 0
-    shown = [{**row, "key": str(row["key"])[:_SHORT_KEY], "size": human_bytes(row.get("bytes")),
-              "filters": filters_as_flags(row.get("filters"))} for row in rows]  # fmt: skip
-    print_table(shown, ("key", "method", "rows", "size", "refreshed", "filters"),
-                empty=f"the cache at {cache.root} is empty")  # fmt: skip
+    shown = [
+        {
+            **row,
+            "key": str(row["key"])[:_SHORT_KEY],
+            "size": human_bytes(row.get("bytes")),
+            "filters": filters_as_flags(row.get("filters")),
+        }
+        for row in rows
+    ]
+    print_table(
+        shown,
+        ("key", "method", "rows", "size", "refreshed", "filters"),
+        empty=f"the cache at {cache.root} is empty",
+    )
     return 0
 
 
@@ -171,14 +225,29 @@ def _show(options: argparse.Namespace) -> int:
         print_json({**row, "head": head})
         return 0
     flags = filters_as_flags(row.get("filters"))
-    print_fields({name: value for name, value in {
-        "key": row["key"], "method": row["method"], "filters": flags, "rows": row.get("rows"),
-        "size": human_bytes(row.get("bytes")), "created": row.get("created"),
-        "refreshed": row.get("refreshed"), "last history id": row.get("last_history_id"),
-        "origin": row.get("origin"), "path": row["path"],
-        "read it with": f"scoutframe search -o FILE.parquet {flags} --method {row['method']} "
-                        "--cache" if row["method"] != "damaged" else None,
-    }.items() if value is not None})  # fmt: skip
+    print_fields(
+        {
+            name: value
+            for name, value in {
+                "key": row["key"],
+                "method": row["method"],
+                "filters": flags,
+                "rows": row.get("rows"),
+                "size": human_bytes(row.get("bytes")),
+                "created": row.get("created"),
+                "refreshed": row.get("refreshed"),
+                "last history id": row.get("last_history_id"),
+                "origin": row.get("origin"),
+                "path": row["path"],
+                "read it with": (
+                    f"scoutframe search -o FILE.parquet {flags} --method {row['method']} --cache"
+                    if row["method"] != "damaged"
+                    else None
+                ),
+            }.items()
+            if value is not None
+        }
+    )
     if head:
         print()
         print_table(head, [c for c in _PREVIEW_COLUMNS if c in head[0]], empty="")
@@ -213,8 +282,10 @@ def _refresh(options: argparse.Namespace) -> int:
     row = _find(cache, options.key)
     key, method = str(row["key"]), str(row["method"])
     if method not in ("pages", "export"):
-        raise CacheError(f"the cache entry {key[:_SHORT_KEY]} is damaged; remove it with "
-                         f"`scoutframe cache remove {key[:_SHORT_KEY]}`")  # fmt: skip
+        raise CacheError(
+            f"the cache entry {key[:_SHORT_KEY]} is damaged; remove it with "
+            f"`scoutframe cache remove {key[:_SHORT_KEY]}`"
+        )
     filters = row["filters"] or {}
     with open_client() as client:
         if client.base_url != row["origin"]:
@@ -237,11 +308,18 @@ def _refresh(options: argparse.Namespace) -> int:
                 # shows the cost); "export" would be the consent to pay whatever it costs.
                 # One column, no row: the entry is refreshed whole, nothing is loaded.
                 result: Any = read_spherescout(
-                    filters, client=client, method="pages" if method == "pages" else "auto",
-                    cache="refresh", cache_dir=cache.root, max_credits=options.max_credits,
-                    nrows=None if options.dry_run else 0, columns=["place_id"],
-                    progress=options.progress, dry_run=options.dry_run, all=True,
-                )  # fmt: skip
+                    filters,
+                    client=client,
+                    method="pages" if method == "pages" else "auto",
+                    cache="refresh",
+                    cache_dir=cache.root,
+                    max_credits=options.max_credits,
+                    nrows=None if options.dry_run else 0,
+                    columns=["place_id"],
+                    progress=options.progress,
+                    dry_run=options.dry_run,
+                    all=True,
+                )
             except ConsentError as exc:
                 raise ConsentError(_refresh_consent(str(exc)), plan=exc.plan) from None
     if options.dry_run:
@@ -251,22 +329,33 @@ def _refresh(options: argparse.Namespace) -> int:
     after = _find(cache, key)
     what = str(meta.get("reason", "")).rsplit("; ", 1)[-1]
     what = re.sub(r"^the cache entry \w+ ", "", what) if "cache entry" in what else "refreshed"
-    fields = {"key": key, "method": method, "rows": after.get("rows"),
-              "refreshed": after.get("refreshed"), "credits_spent": meta.get("credits_spent", 0),
-              "what": what}  # fmt: skip
+    fields = {
+        "key": key,
+        "method": method,
+        "rows": after.get("rows"),
+        "refreshed": after.get("refreshed"),
+        "credits_spent": meta.get("credits_spent", 0),
+        "what": what,
+    }
     if options.json:
         print_json(fields)
     else:
-        print(f"cache entry {key[:_SHORT_KEY]} {what}: {after.get('rows'):,} rows, credits "
-              f"spent {fields['credits_spent']:,}")  # fmt: skip
+        print(
+            f"cache entry {key[:_SHORT_KEY]} {what}: {after.get('rows'):,} rows, credits "
+            f"spent {fields['credits_spent']:,}"
+        )
     return 0
 
 
 def _refresh_consent(message: str) -> str:
     """Say the way on in ``cache refresh``'s own words (it has no --method, no --max-age)."""
     message = in_cli_terms(message)
-    return re.sub(r" \(or --method export\) to pay for it, or read the entry as it is with "
-                  r"--cache and a larger --max-age$", " to pay for it", message)
+    return re.sub(
+        r" \(or --method export\) to pay for it, or read the entry as it is with "
+        r"--cache and a larger --max-age$",
+        " to pay for it",
+        message,
+    )
 
 
 def _remove(options: argparse.Namespace) -> int:
@@ -302,8 +391,12 @@ def _clear(options: argparse.Namespace) -> int:
     if not options.yes:
         size = human_bytes(sum(int(row.get("bytes") or 0) for row in rows))
         what = "the 1 entry" if len(rows) == 1 else f"all {len(rows)} entries"
-        print(f"Delete {what} ({size}) of the cache at {cache.root}? [y/N] ", end="",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"Delete {what} ({size}) of the cache at {cache.root}? [y/N] ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             say("cache clear", "not confirmed: nothing was removed (--yes skips the question)")
@@ -323,7 +416,10 @@ def _verify(options: argparse.Namespace) -> int:
         shown = [{**row, "key": str(row["key"])[:_SHORT_KEY]} for row in rows]
         print_table(shown, ("key", "ok", "problem"), empty=f"the cache at {cache.root} is empty")
     if bad:
-        say("cache verify", f"{len(bad)} of {len(rows)} entries are damaged; `scoutframe cache "
-            "prune` removes damaged entries")  # fmt: skip
+        say(
+            "cache verify",
+            f"{len(bad)} of {len(rows)} entries are damaged; `scoutframe cache "
+            "prune` removes damaged entries",
+        )
         return 1
     return 0

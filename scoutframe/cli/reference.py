@@ -25,9 +25,11 @@ def countries_main(argv: list[str]) -> int:
     int
         The exit status.
     """
-    p = argparse.ArgumentParser(prog="scoutframe countries",
-                                description="List the countries with contacts: the codes "
-                                "`scoutframe search --countries` takes (names work too).")
+    p = argparse.ArgumentParser(
+        prog="scoutframe countries",
+        description="List the countries with contacts: the codes "
+        "`scoutframe search --countries` takes (names work too).",
+    )
     add_json_flag(p)
     options = p.parse_args(argv)
 
@@ -66,14 +68,26 @@ def categories_main(argv: list[str]) -> int:
     int
         The exit status.
     """
-    p = argparse.ArgumentParser(prog="scoutframe categories",
-                                description="Find business categories by name (best matches "
-                                "first): the ids and names `scoutframe search --category` "
-                                "takes. Without QUERY, every category.")  # fmt: skip
-    p.add_argument("query", nargs="?", default=None, metavar="QUERY",
-                   help="text to match (name or gcid), e.g. plumb")
-    p.add_argument("--limit", type=_limit, default=None, metavar="N",
-                   help="at most N categories (default: 20 with QUERY, all without)")
+    p = argparse.ArgumentParser(
+        prog="scoutframe categories",
+        description="Find business categories by name (best matches "
+        "first): the ids and names `scoutframe search --category` "
+        "takes. Without QUERY, every category.",
+    )
+    p.add_argument(
+        "query",
+        nargs="?",
+        default=None,
+        metavar="QUERY",
+        help="text to match (name or gcid), e.g. plumb",
+    )
+    p.add_argument(
+        "--limit",
+        type=_limit,
+        default=None,
+        metavar="N",
+        help="at most N categories (default: 20 with QUERY, all without)",
+    )
     add_json_flag(p)
     options = p.parse_args(argv)
 
@@ -107,16 +121,27 @@ def locations_main(argv: list[str]) -> int:
     int
         The exit status.
     """
-    p = argparse.ArgumentParser(prog="scoutframe locations",
-                                description="Find regions (level 1), counties or departments "
-                                "(level 2) and cities (level 3) by name: the ids "
-                                "`scoutframe search --level1/--level2/--level3` takes "
-                                "(names work too).")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="scoutframe locations",
+        description="Find regions (level 1), counties or departments "
+        "(level 2) and cities (level 3) by name: the ids "
+        "`scoutframe search --level1/--level2/--level3` takes "
+        "(names work too).",
+    )
     p.add_argument("query", metavar="QUERY", help="the place name, e.g. Paris")
-    p.add_argument("--country", default=None, metavar="CC",
-                   help="search within this country (ISO code, e.g. FR)")
-    p.add_argument("--level", type=int, choices=(1, 2, 3), default=None,
-                   help="only this level: 1 region/state, 2 county/department, 3 city")
+    p.add_argument(
+        "--country",
+        default=None,
+        metavar="CC",
+        help="search within this country (ISO code, e.g. FR)",
+    )
+    p.add_argument(
+        "--level",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="only this level: 1 region/state, 2 county/department, 3 city",
+    )
     add_json_flag(p)
     options = p.parse_args(argv)
 

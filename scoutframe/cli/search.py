@@ -83,80 +83,176 @@ _age.__name__ = "age (e.g. 90s, 30m, 12h, 7d, 2w)"
 
 def parser() -> argparse.ArgumentParser:
     """Return the parser of ``scoutframe search``."""
-    p = argparse.ArgumentParser(prog="scoutframe search", description=_DESCRIPTION,
-                                epilog=_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="where to write: FILE.parquet or FILE.csv (by the suffix), or DIR/ with "
-                   "--partition-by; its directory must exist (required unless --dry-run)")
+    p = argparse.ArgumentParser(
+        prog="scoutframe search",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write: FILE.parquet or FILE.csv (by the suffix), or DIR/ with "
+        "--partition-by; its directory must exist (required unless --dry-run)",
+    )
     filters = p.add_argument_group("filters (different filters AND, values of one filter OR)")
-    filters.add_argument("--countries", action="append", default=[], metavar="CODES",
-                         help="ISO country codes or names; repeat or comma-separate (FR,BE); "
-                         "see `scoutframe countries`")
-    filters.add_argument("--category", action="append", default=[], metavar="ID_OR_NAME",
-                         help="category id or name; repeatable; see `scoutframe categories`")
+    filters.add_argument(
+        "--countries",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="ISO country codes or names; repeat or comma-separate (FR,BE); "
+        "see `scoutframe countries`",
+    )
+    filters.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="ID_OR_NAME",
+        help="category id or name; repeatable; see `scoutframe categories`",
+    )
     for level, what in ((1, "region/state"), (2, "county/department"), (3, "city")):
-        filters.add_argument(f"--level{level}", dest=f"level{level}_locations",
-                             action="append", default=[], metavar="ID_OR_NAME",
-                             help=f"{what} (level-{level} location) id or name; repeatable; "
-                             "see `scoutframe locations`")
+        filters.add_argument(
+            f"--level{level}",
+            dest=f"level{level}_locations",
+            action="append",
+            default=[],
+            metavar="ID_OR_NAME",
+            help=f"{what} (level-{level} location) id or name; repeatable; "
+            "see `scoutframe locations`",
+        )
     for name in BOOLEAN_FILTERS:
         flag, what = name.replace("_", "-"), name.replace("_", " ")
         article = "an" if what[0] in "aeiou" else "a"
-        filters.add_argument(f"--{flag}", dest=name, action=argparse.BooleanOptionalAction,
-                             default=None, help=f"only contacts with {article} {what} "
-                             f"(--{flag}) or without one (--no-{flag})")
-    filters.add_argument("--main-activity-only", action="store_true", default=None,
-                         help="match --category against each business's main category only")
-    filters.add_argument("--all", dest="include_all", action="store_true",
-                         help="allow a search without any filter (every contact)")
+        filters.add_argument(
+            f"--{flag}",
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"only contacts with {article} {what} (--{flag}) or without one (--no-{flag})",
+        )
+    filters.add_argument(
+        "--main-activity-only",
+        action="store_true",
+        default=None,
+        help="match --category against each business's main category only",
+    )
+    filters.add_argument(
+        "--all",
+        dest="include_all",
+        action="store_true",
+        help="allow a search without any filter (every contact)",
+    )
     reading = p.add_argument_group("reading and spending")
-    reading.add_argument("--method", choices=("auto", "pages", "export"), default="auto",
-                         help="pages: free, emails masked; export: full data, 1 credit a "
-                         "matching contact; auto (default): pages when small, else export")
-    reading.add_argument("--max-credits", type=_count, default=None, metavar="N",
-                         help="the budget: spend at most N credits (default: "
-                         "SCOUTFRAME_MAX_CREDITS; without one, only --method export spends)")
-    reading.add_argument("--nrows", type=_count, default=None, metavar="N",
-                         help="keep at most N rows (an export still costs every matching "
-                         "contact)")
-    reading.add_argument("--columns", default=None, metavar="A,B,...",
-                         help="comma-separated columns to keep, in this order")
-    reading.add_argument("--dry-run", action="store_true",
-                         help="print the plan (rows, method, credits) and spend nothing")
+    reading.add_argument(
+        "--method",
+        choices=("auto", "pages", "export"),
+        default="auto",
+        help="pages: free, emails masked; export: full data, 1 credit a "
+        "matching contact; auto (default): pages when small, else export",
+    )
+    reading.add_argument(
+        "--max-credits",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="the budget: spend at most N credits (default: "
+        "SCOUTFRAME_MAX_CREDITS; without one, only --method export spends)",
+    )
+    reading.add_argument(
+        "--nrows",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="keep at most N rows (an export still costs every matching contact)",
+    )
+    reading.add_argument(
+        "--columns",
+        default=None,
+        metavar="A,B,...",
+        help="comma-separated columns to keep, in this order",
+    )
+    reading.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (rows, method, credits) and spend nothing",
+    )
     cache = p.add_argument_group("cache (see `scoutframe cache`)")
     mode = cache.add_mutually_exclusive_group()
-    mode.add_argument("--cache", dest="cache", action="store_const", const=True, default=False,
-                      help="serve from the cache when there; refresh it when older than "
-                      "--max-age (pages: read again, free; export: only what changed)")
-    mode.add_argument("--refresh", dest="cache", action="store_const", const="refresh",
-                      help="bring the cache entry up to date now (and store it)")
-    mode.add_argument("--cache-only", dest="cache", action="store_const", const="only",
-                      help="serve from the cache and never touch the network")
-    cache.add_argument("--max-age", type=_age, default=None, metavar="AGE",
-                       help="with --cache: refresh an entry older than this (90s, 30m, 12h, "
-                       "7d, 2w); default: any age is fine")
-    cache.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                       help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the user "
-                       "cache directory)")
+    mode.add_argument(
+        "--cache",
+        dest="cache",
+        action="store_const",
+        const=True,
+        default=False,
+        help="serve from the cache when there; refresh it when older than "
+        "--max-age (pages: read again, free; export: only what changed)",
+    )
+    mode.add_argument(
+        "--refresh",
+        dest="cache",
+        action="store_const",
+        const="refresh",
+        help="bring the cache entry up to date now (and store it)",
+    )
+    mode.add_argument(
+        "--cache-only",
+        dest="cache",
+        action="store_const",
+        const="only",
+        help="serve from the cache and never touch the network",
+    )
+    cache.add_argument(
+        "--max-age",
+        type=_age,
+        default=None,
+        metavar="AGE",
+        help="with --cache: refresh an entry older than this (90s, 30m, 12h, "
+        "7d, 2w); default: any age is fine",
+    )
+    cache.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the user cache directory)",
+    )
     dataset = p.add_argument_group("partitioned dataset")
-    dataset.add_argument("--partition-by", action="append", default=[], metavar="COLUMN",
-                         help="write -o DIR/ as a hive-partitioned Parquet dataset "
-                         "(DIR/country=FR/part-0.parquet ...); repeat or comma-separate for "
-                         "nested partitions")
-    dataset.add_argument("--chunksize", type=_positive, default=None, metavar="N",
-                         help=f"with --partition-by: rows read and written at a time "
-                         f"(default {DEFAULT_CHUNKSIZE:,}; bounds the memory used)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bars (also: SCOUTFRAME_PROGRESS=0)")
+    dataset.add_argument(
+        "--partition-by",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="write -o DIR/ as a hive-partitioned Parquet dataset "
+        "(DIR/country=FR/part-0.parquet ...); repeat or comma-separate for "
+        "nested partitions",
+    )
+    dataset.add_argument(
+        "--chunksize",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"with --partition-by: rows read and written at a time "
+        f"(default {DEFAULT_CHUNKSIZE:,}; bounds the memory used)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bars (also: SCOUTFRAME_PROGRESS=0)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log each request")
     return p
 
 
 def _filters_from(options: argparse.Namespace) -> dict[str, Any]:
     filters: dict[str, Any] = {}
-    countries = [code.strip() for value in options.countries for code in value.split(",")
-                 if code.strip()]  # fmt: skip
+    countries = [
+        code.strip() for value in options.countries for code in value.split(",") if code.strip()
+    ]
     if countries:
         filters["countries"] = countries
     for key in ("category", "level1_locations", "level2_locations", "level3_locations"):
@@ -185,14 +281,22 @@ def _check_partitions(partition_by: list[str], columns: list[str] | None) -> Non
 
     for name in partition_by:
         if name not in CONTACT_SCHEMA.names:
-            raise UsageError(f"--partition-by {name}: no such column; the columns: "
-                             f"{', '.join(CONTACT_SCHEMA.names)}")  # fmt: skip
+            raise UsageError(
+                f"--partition-by {name}: no such column; the columns: "
+                f"{', '.join(CONTACT_SCHEMA.names)}"
+            )
         kind = CONTACT_SCHEMA.field(name).type
-        if not (pa.types.is_string(kind) or pa.types.is_integer(kind)
-                or pa.types.is_boolean(kind) or pa.types.is_date(kind)):  # fmt: skip
-            raise UsageError(f"--partition-by {name}: a {kind} column cannot name directories; "
-                             "partition by a text or whole-number column such as country, "
-                             "level1_location or city")  # fmt: skip
+        if not (
+            pa.types.is_string(kind)
+            or pa.types.is_integer(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_date(kind)
+        ):
+            raise UsageError(
+                f"--partition-by {name}: a {kind} column cannot name directories; "
+                "partition by a text or whole-number column such as country, "
+                "level1_location or city"
+            )
         if columns is not None and name not in columns:
             raise UsageError(f"--partition-by {name}: the column is not in --columns")
 
@@ -249,11 +353,18 @@ def _search(p: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     with open_client() as client:
         try:
             result: Any = read_spherescout(
-                _filters_from(options), client=client, method=options.method,
-                max_credits=options.max_credits, nrows=options.nrows, columns=columns,
-                progress=options.progress, dry_run=options.dry_run, all=options.include_all,
-                chunksize=None if options.dry_run else chunksize, **cache_options,
-            )  # fmt: skip
+                _filters_from(options),
+                client=client,
+                method=options.method,
+                max_credits=options.max_credits,
+                nrows=options.nrows,
+                columns=columns,
+                progress=options.progress,
+                dry_run=options.dry_run,
+                all=options.include_all,
+                chunksize=None if options.dry_run else chunksize,
+                **cache_options,
+            )
         except FilterError as exc:
             raise FilterError(_with_all_countries(str(exc), client)) from None
         if options.dry_run:
@@ -296,8 +407,10 @@ def _report(rows: int, where: str, meta: dict[str, Any]) -> None:
     source = ""
     if meta.get("cache_entry"):
         source = f", cache entry {Path(str(meta['cache_entry'])).name[:12]}"
-    print(f"wrote {rows:,} rows to {where} (method {meta.get('method')}{source}, "
-          f"credits spent {meta.get('credits_spent', 0):,})")
+    print(
+        f"wrote {rows:,} rows to {where} (method {meta.get('method')}{source}, "
+        f"credits spent {meta.get('credits_spent', 0):,})"
+    )
 
 
 def _with_all_countries(message: str, client: Client) -> str:
@@ -313,6 +426,7 @@ def _with_all_countries(message: str, client: Client) -> str:
         return message
     head, _, tail = message.partition(marker)
     _, _, rest = tail.partition(", ....")
-    rest = rest.replace("See client.countries() for the names",
-                        "`scoutframe countries` lists their names")
+    rest = rest.replace(
+        "See client.countries() for the names", "`scoutframe countries` lists their names"
+    )
     return f"{head}{marker}{', '.join(codes)}.{rest}"

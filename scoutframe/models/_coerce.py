@@ -65,8 +65,12 @@ def optional_str(value: object) -> str | None:
 def require_mapping(data: Any, what: str) -> Mapping[str, Any]:
     """Return ``data`` when it is a JSON object; else an :class:`APIError` saying what came."""
     if not isinstance(data, Mapping):
-        raise APIError(200, f"expected a JSON object for {what}, got {type(data).__name__}",
-                       data, hint="Check that base_url points at the SphereScout API")  # fmt: skip
+        raise APIError(
+            200,
+            f"expected a JSON object for {what}, got {type(data).__name__}",
+            data,
+            hint="Check that base_url points at the SphereScout API",
+        )
     return data
 
 

@@ -36,8 +36,12 @@ def card(title: str, facts: Iterable[tuple[str, object]], next_step: str = "") -
         for label, value in facts
         if value is not None and value != ""
     )
-    step = (f"<div style='margin-top:4px; color: var(--jp-ui-font-color2, #555)'>"
-            f"{html.escape(next_step)}</div>" if next_step else "")  # fmt: skip
+    step = (
+        f"<div style='margin-top:4px; color: var(--jp-ui-font-color2, #555)'>"
+        f"{html.escape(next_step)}</div>"
+        if next_step
+        else ""
+    )
     return (
         f"<div style='{_STYLE}'><div style='font-weight:600; margin-bottom:4px'>"
         f"{html.escape(title)}</div><table style='border-collapse:collapse'>{rows}</table>"

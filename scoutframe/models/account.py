@@ -84,9 +84,9 @@ class SearchPage:
         data = require_mapping(data, "a search answer")
         key = next((k for k in ("preview", "results", "contacts") if k in data), None)
         contacts: Any = data.get(key) if key is not None else None
-        total = optional_int(next(
-            (data[k] for k in ("totalCount", "total_count", "count") if k in data), None
-        ))  # a numeric string is read leniently; anything else is no count
+        total = optional_int(
+            next((data[k] for k in ("totalCount", "total_count", "count") if k in data), None)
+        )  # a numeric string is read leniently; anything else is no count
         if not isinstance(contacts, list) or total is None or total < 0:
             raise APIError(
                 200,
@@ -134,9 +134,11 @@ class Profile:
         if credits is None:
             # The balance decides whether a charging call took effect: never guess it.
             raise APIError(
-                200, f"the profile answer has no 'credits' balance (keys {sorted(data)[:8]})",
-                dict(data), hint="Check that base_url points at the SphereScout API",
-            )  # fmt: skip
+                200,
+                f"the profile answer has no 'credits' balance (keys {sorted(data)[:8]})",
+                dict(data),
+                hint="Check that base_url points at the SphereScout API",
+            )
         return cls(
             id=optional_int(data.get("id")),
             email=optional_str(data.get("email")),
@@ -153,11 +155,14 @@ class Profile:
     def _repr_html_(self) -> str:
         return card(
             f"SphereScout account {self.email or self.username or self.id}",
-            [("credits left", number(self.credits)), ("credits used", number(self.credits_used)),
-             ("plan", self.plan), ("joined", self.date_joined)],
-            "Searches, previews and reads by pages are free; an export costs 1 credit a "
-            "contact.",
-        )  # fmt: skip
+            [
+                ("credits left", number(self.credits)),
+                ("credits used", number(self.credits_used)),
+                ("plan", self.plan),
+                ("joined", self.date_joined),
+            ],
+            "Searches, previews and reads by pages are free; an export costs 1 credit a contact.",
+        )
 
 
 @dataclass(frozen=True)

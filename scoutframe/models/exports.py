@@ -146,18 +146,30 @@ class ExportStatus:
         steps = {
             "pending": "Waiting to start: job.wait() polls until it is ready.",
             "processing": "Being built: job.wait() polls until it is ready.",
-            "ready": ("Ready: job.download(path) fetches the CSV (free)." if self.has_valid_link
-                      else "Ready, but its link expired: start a new export."),
+            "ready": (
+                "Ready: job.download(path) fetches the CSV (free)."
+                if self.has_valid_link
+                else "Ready, but its link expired: start a new export."
+            ),
             "failed": "Failed on the server; its credits are refunded. Start it again.",
-        }  # fmt: skip
-        progress = None if self.progress is None else f"{self.progress:.0%}" if (
-            self.progress <= 1) else f"{self.progress:.0f}%"  # fmt: skip
+        }
+        progress = (
+            None
+            if self.progress is None
+            else f"{self.progress:.0%}"
+            if (self.progress <= 1)
+            else f"{self.progress:.0f}%"
+        )
         return card(
             f"Export status: {self.status}",
-            [("contacts (credits)", number(self.lead_count)), ("progress", progress),
-             ("link expires", self.expires_at), ("error", self.error)],
+            [
+                ("contacts (credits)", number(self.lead_count)),
+                ("progress", progress),
+                ("link expires", self.expires_at),
+                ("error", self.error),
+            ],
             steps[self.status],
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -203,9 +215,19 @@ class HistoryEntry:
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"id", "search_id", "filters", "created_at", "row_count", "status", "kind",
-         "parent_id", "download_url", "expires_at"}
-    )  # fmt: skip
+        {
+            "id",
+            "search_id",
+            "filters",
+            "created_at",
+            "row_count",
+            "status",
+            "kind",
+            "parent_id",
+            "download_url",
+            "expires_at",
+        }
+    )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:

@@ -66,20 +66,29 @@ class ReadPlan:
         if self.method == "pages":
             step = "Free: read it with the same call without dry_run=True (emails masked)."
         elif "consent" in self.why:
-            step = ("Buying it needs your consent: max_credits= (or method='export'); "
-                    "method='pages' reads it for free with masked emails.")  # fmt: skip
-        elif spends and self.credits_available is not None and (
-                (self.credits_needed or 0) > self.credits_available):  # fmt: skip
+            step = (
+                "Buying it needs your consent: max_credits= (or method='export'); "
+                "method='pages' reads it for free with masked emails."
+            )
+        elif (
+            spends
+            and self.credits_available is not None
+            and ((self.credits_needed or 0) > self.credits_available)
+        ):
             step = "The balance does not cover it: narrow the filters or read by pages (free)."
         else:
             step = "Run the same call without dry_run=True to read it."
         return card(
             f"Read plan: {number(self.rows)} rows by {self.method}",
-            [("search", self.search_id), ("matching contacts", number(self.total_count)),
-             ("credits needed", number(self.credits_needed)),
-             ("credits available", number(self.credits_available)), ("why", self.why)],
+            [
+                ("search", self.search_id),
+                ("matching contacts", number(self.total_count)),
+                ("credits needed", number(self.credits_needed)),
+                ("credits available", number(self.credits_available)),
+                ("why", self.why),
+            ],
             step,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -168,20 +177,31 @@ class Provenance:
     def _repr_html_(self) -> str:
         history = " → ".join(str(i) for i in self.history_ids) or None
         age = None if self.cache_age_seconds is None else f"{self.cache_age_seconds:,.0f} s"
-        step = ("Emails are masked: method='export' reads full data (1 credit a contact)."
-                if self.emails_masked else
-                "df.spherescout.refresh() brings it up to date, paying only what changed."
-                if history else "")  # fmt: skip
+        step = (
+            "Emails are masked: method='export' reads full data (1 credit a contact)."
+            if self.emails_masked
+            else "df.spherescout.refresh() brings it up to date, paying only what changed."
+            if history
+            else ""
+        )
         return card(
             f"Provenance: {self.method} read of {number(self.total_count)} contacts",
-            [("filters", dict(self.filters) or "none"), ("search", self.search_id),
-             ("credits spent", number(self.credits_spent)), ("task", self.task_id),
-             ("history", history), ("fetched", self.fetched_at), ("origin", self.api_origin),
-             ("cache entry", self.cache_entry), ("cache age", age),
-             ("emails masked", self.emails_masked), ("scoutframe", self.library_version),
-             ("why", self.reason)],
+            [
+                ("filters", dict(self.filters) or "none"),
+                ("search", self.search_id),
+                ("credits spent", number(self.credits_spent)),
+                ("task", self.task_id),
+                ("history", history),
+                ("fetched", self.fetched_at),
+                ("origin", self.api_origin),
+                ("cache entry", self.cache_entry),
+                ("cache age", age),
+                ("emails masked", self.emails_masked),
+                ("scoutframe", self.library_version),
+                ("why", self.reason),
+            ],
             step,
-        )  # fmt: skip
+        )
 
     def attach(self, df: pd.DataFrame) -> pd.DataFrame:
         """Store this provenance in ``df.attrs`` and return *df*."""

@@ -42,6 +42,7 @@ from ..tables.schema import check_columns
 from .request import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
+    CacheMode,
     CacheRequest,
     Method,
     ReadRequest,
@@ -313,11 +314,22 @@ def read_spherescout(
     ... # doctest: +SKIP
     """
     request = _request(
-        filters, filter_kwargs, client=client, method=method, columns=columns, nrows=nrows,
-        chunksize=chunksize, dtype_backend=dtype_backend, return_type=return_type,
-        progress=progress, max_credits=max_credits, dry_run=dry_run, concurrency=concurrency,
-        include_all=all, cache=_cache_request(cache, max_age, cache_dir),
-    )  # fmt: skip
+        filters,
+        filter_kwargs,
+        client=client,
+        method=method,
+        columns=columns,
+        nrows=nrows,
+        chunksize=chunksize,
+        dtype_backend=dtype_backend,
+        return_type=return_type,
+        progress=progress,
+        max_credits=max_credits,
+        dry_run=dry_run,
+        concurrency=concurrency,
+        include_all=all,
+        cache=_cache_request(cache, max_age, cache_dir),
+    )
     from ._executor import execute  # on use: keeps `import scoutframe` light
 
     return execute(request)
@@ -343,14 +355,16 @@ def _request(
 ) -> ReadRequest:
     """Check every argument once (:mod:`scoutframe.checks`); build the client if none."""
     checked_method = cast(Method, checks.one_of("method", method, ("auto", "pages", "export")))
-    checked_return = cast(ReturnType, checks.one_of("return_type", return_type,
-                                                    ("pandas", "arrow", "polars")))  # fmt: skip
+    checked_return = cast(
+        ReturnType, checks.one_of("return_type", return_type, ("pandas", "arrow", "polars"))
+    )
     backend = checks.dtype_backend(dtype_backend)
     rows = checks.optional_whole_number("nrows", nrows, minimum=0)
     chunk = checks.optional_whole_number("chunksize", chunksize, minimum=1)
     budget = checks.optional_whole_number("max_credits", max_credits, minimum=0)
-    pages_at_once = checks.whole_number("concurrency", concurrency, minimum=1,
-                                        maximum=MAX_CONCURRENCY)  # fmt: skip
+    pages_at_once = checks.whole_number(
+        "concurrency", concurrency, minimum=1, maximum=MAX_CONCURRENCY
+    )
     if chunk is not None and checked_return == "polars":
         raise ArgumentError("chunksize is not supported with return_type='polars'")
     if "filters" in filter_kwargs:
@@ -384,12 +398,22 @@ def _request(
     if budget is None:
         budget = client.max_credits
     return ReadRequest(
-        client=client, own_client=own_client, filters=resolved_filters, search_id=search_id,
-        method=checked_method, columns=selected, nrows=rows, chunksize=chunk,
-        dtype_backend=backend, return_type=checked_return,
-        progress=progress_enabled(progress), max_credits=budget, dry_run=bool(dry_run),
-        concurrency=pages_at_once, cache=cache,
-    )  # fmt: skip
+        client=client,
+        own_client=own_client,
+        filters=resolved_filters,
+        search_id=search_id,
+        method=checked_method,
+        columns=selected,
+        nrows=rows,
+        chunksize=chunk,
+        dtype_backend=backend,
+        return_type=checked_return,
+        progress=progress_enabled(progress),
+        max_credits=budget,
+        dry_run=bool(dry_run),
+        concurrency=pages_at_once,
+        cache=cache,
+    )
 
 
 def _cache_request(
@@ -402,12 +426,15 @@ def _cache_request(
         if max_age is not None or cache_dir is not None:
             raise ArgumentError("max_age= and cache_dir= need cache=True (or 'refresh', 'only')")
         return None
-    modes = {True: "use", "refresh": "refresh", "only": "only"}
+    modes: dict[object, CacheMode] = {True: "use", "refresh": "refresh", "only": "only"}
     if not isinstance(cache, bool | str) or cache not in modes:
         raise ArgumentError(f"cache must be True, False, 'refresh' or 'only', not {cache!r}")
     age = parse_age(max_age)  # type: ignore[arg-type]
-    return CacheRequest(mode=modes[cache], max_age=age,  # type: ignore[arg-type]
-                        cache_dir=None if cache_dir is None else Path(cache_dir))
+    return CacheRequest(
+        mode=modes[cache],
+        max_age=age,
+        cache_dir=None if cache_dir is None else Path(cache_dir),
+    )
 
 
 def read_export_csv(

@@ -60,10 +60,17 @@ def read_cached(request: ReadRequest) -> Any:
     client = request.client
     filters = request.filters.resolve(client)
     account = client.account_id()
-    methods: list[CachedMethod] = ["export", "pages"] if request.method == "auto" else [
-        request.method]  # fmt: skip
-    found = next((e for e in (cache.entry(client.base_url, account, filters, m) for m in methods)
-                  if e.exists()), None)  # fmt: skip
+    methods: list[CachedMethod] = (
+        ["export", "pages"] if request.method == "auto" else [request.method]
+    )
+    found = next(
+        (
+            e
+            for e in (cache.entry(client.base_url, account, filters, m) for m in methods)
+            if e.exists()
+        ),
+        None,
+    )
     if found is None:
         return _first_read(request, cache, filters, account)
     entry = found
@@ -82,8 +89,10 @@ def read_cached(request: ReadRequest) -> Any:
 def _manifest(entry: CacheEntry) -> Manifest:
     manifest = entry.manifest()
     if manifest is None:
-        raise CacheError(f"the cache entry {entry.directory} has no readable manifest; remove "
-                         "it with `scoutframe cache clear` or Cache().remove(key)")  # fmt: skip
+        raise CacheError(
+            f"the cache entry {entry.directory} has no readable manifest; remove "
+            "it with `scoutframe cache clear` or Cache().remove(key)"
+        )
     return manifest
 
 
@@ -102,8 +111,9 @@ def _first_read(request: ReadRequest, cache: Cache, filters: Filters, account: s
     whole = replace(request, filters=filters, nrows=None, columns=None, chunksize=None)
     planned = plan_read(whole)
     if request.dry_run:
-        return replace(planned.plan, why=planned.plan.why + "; not in the cache yet: stored "
-                                                            "after the read")  # fmt: skip
+        return replace(
+            planned.plan, why=planned.plan.why + "; not in the cache yet: stored after the read"
+        )
     entry = cache.entry(request.client.base_url, account, filters, planned.plan.method)
     with entry.lock():
         fresh: Fresh = None
@@ -129,8 +139,7 @@ def _fill(
     source = make_source(whole, planned)
     try:
         parts = list(source.tables(None))
-        table = _sorted(pa.concat_tables(parts, promote_options="default") if parts
-                        else _empty())  # fmt: skip
+        table = _sorted(pa.concat_tables(parts, promote_options="default") if parts else _empty())
         fixed = output.provenance(whole, planned, source)
     except KeyboardInterrupt as exc:
         source.note_interrupt(exc)
@@ -140,11 +149,19 @@ def _fill(
     if asked is not None and asked.cache_key not in aliases:
         aliases = (*aliases, asked.cache_key)
     manifest = Manifest(
-        key=entry.key, origin=whole.client.base_url, account=account, filters=filters,
-        method=planned.plan.method, schema_version=SCHEMA_VERSION, created_at=created_at or now,
-        refreshed_at=now, history_ids=fixed.history_ids, search_id=fixed.search_id,
-        aliases=aliases, credits_spent=fixed.credits_spent,
-    )  # fmt: skip
+        key=entry.key,
+        origin=whole.client.base_url,
+        account=account,
+        filters=filters,
+        method=planned.plan.method,
+        schema_version=SCHEMA_VERSION,
+        created_at=created_at or now,
+        refreshed_at=now,
+        history_ids=fixed.history_ids,
+        search_id=fixed.search_id,
+        aliases=aliases,
+        credits_spent=fixed.credits_spent,
+    )
     committed = entry.commit(table, manifest, fixed)
     source.delivered()  # stored: a paid file may go now
     return committed, fixed.credits_spent, (table, fixed)
@@ -156,21 +173,45 @@ def _refresh(
     options = request.cache
     assert options is not None
     if manifest.method == "pages" or options.mode == "full":
-        whole = replace(request, filters=filters, nrows=None, columns=None, chunksize=None,
-                        method=manifest.method)  # fmt: skip
+        whole = replace(
+            request,
+            filters=filters,
+            nrows=None,
+            columns=None,
+            chunksize=None,
+            method=manifest.method,
+        )
         planned = plan_read(whole)
-        again, spent, fresh = _fill(whole, planned, entry, manifest.account, request.filters,
-                                    created_at=manifest.created_at, aliases=manifest.aliases)
+        again, spent, fresh = _fill(
+            whole,
+            planned,
+            entry,
+            manifest.account,
+            request.filters,
+            created_at=manifest.created_at,
+            aliases=manifest.aliases,
+        )
         return again, spent, f"; the cache entry {entry.key[:12]} was read again in full", fresh
-    result = refresh_by_delta(request.client, entry, manifest, max_credits=request.max_credits,
-                              consent=has_consent(request))  # fmt: skip
+    result = refresh_by_delta(
+        request.client,
+        entry,
+        manifest,
+        max_credits=request.max_credits,
+        consent=has_consent(request),
+    )
     if result.rows == 0:
         return result.manifest, 0, f"; the cache entry {entry.key[:12]} had nothing new", None
-    fresh = None if result.table is None or result.provenance is None else (
-        result.table, result.provenance)  # fmt: skip
-    return result.manifest, result.credits_spent, (
-        f"; the cache entry {entry.key[:12]} took a delta of {result.rows:,} rows"
-    ), fresh
+    fresh = (
+        None
+        if result.table is None or result.provenance is None
+        else (result.table, result.provenance)
+    )
+    return (
+        result.manifest,
+        result.credits_spent,
+        (f"; the cache entry {entry.key[:12]} took a delta of {result.rows:,} rows"),
+        fresh,
+    )
 
 
 def _serve(
@@ -197,14 +238,18 @@ def _serve(
             table = table.select(request.columns)
     if request.nrows is not None:
         table = table.slice(0, request.nrows)
-    base = stored or Provenance(filters=manifest.filters, search_id=manifest.search_id,
-                                method=manifest.method)  # fmt: skip
+    base = stored or Provenance(
+        filters=manifest.filters, search_id=manifest.search_id, method=manifest.method
+    )
     fixed = replace(
-        base, credits_spent=spent, reason=base.reason.split("; served")[0] + note,
-        cache_entry=str(entry.directory), history_ids=manifest.history_ids,
+        base,
+        credits_spent=spent,
+        reason=base.reason.split("; served")[0] + note,
+        cache_entry=str(entry.directory),
+        history_ids=manifest.history_ids,
         cache_age_seconds=round(manifest.age_seconds(utc_now()), 3),
         emails_masked=manifest.method == "pages",
-    )  # fmt: skip
+    )
     if manifest.method == "pages":
         warn_from_caller(
             "Emails from search pages are masked (e.g. 'j***@d*****.fr'), not real addresses; "
@@ -220,8 +265,12 @@ def _offline(cache: Cache, request: ReadRequest) -> tuple[CacheEntry, Manifest]:
     assert request.filters is not None
     client = request.client
     method = None if request.method == "auto" else request.method
-    found = cache.find(origin=client.base_url, filters_key=request.filters.cache_key,
-                       method=method, account=client.known_account)  # fmt: skip
+    found = cache.find(
+        origin=client.base_url,
+        filters_key=request.filters.cache_key,
+        method=method,
+        account=client.known_account,
+    )
     accounts = {m.account for _, m in found}
     if not found:
         raise CacheMissError(
@@ -248,9 +297,15 @@ def _cached_plan(request: ReadRequest, entry: CacheEntry) -> ReadPlan:
         else:
             why += "; it would be read again by pages (free)"
     rows = manifest.rows if request.nrows is None else min(manifest.rows, request.nrows)
-    return ReadPlan(rows=rows, method=manifest.method, credits_needed=needed,
-                    credits_available=request.client.profile().credits,
-                    search_id=manifest.search_id, why=why, total_count=manifest.rows)  # fmt: skip
+    return ReadPlan(
+        rows=rows,
+        method=manifest.method,
+        credits_needed=needed,
+        credits_available=request.client.profile().credits,
+        search_id=manifest.search_id,
+        why=why,
+        total_count=manifest.rows,
+    )
 
 
 def _with_alias(entry: CacheEntry, manifest: Manifest, spelling: str) -> Manifest:

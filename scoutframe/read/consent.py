@@ -32,13 +32,15 @@ def check_spending(request: ReadRequest, plan: ReadPlan) -> None:
         return
     if not has_consent(request):
         balance = request.client.profile().credits  # free: the error shows what is at stake
-        raise ConsentError(consent_message(plan, balance), plan=replace(
-            plan, credits_available=balance))  # fmt: skip
+        raise ConsentError(
+            consent_message(plan, balance), plan=replace(plan, credits_available=balance)
+        )
     refuse_over(
-        plan.credits_needed, request.max_credits, what="this export",
-        hint="Narrow the filters, raise max_credits, or use method='pages' (free, "
-        "emails masked).",
-    )  # fmt: skip
+        plan.credits_needed,
+        request.max_credits,
+        what="this export",
+        hint="Narrow the filters, raise max_credits, or use method='pages' (free, emails masked).",
+    )
 
 
 def consent_message(plan: ReadPlan, balance: int | None) -> str:

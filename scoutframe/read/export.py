@@ -154,8 +154,10 @@ class ExportSource:
         except InsufficientCreditsError as exc:
             raise _with_pages_hint(exc) from exc
         self.paid_now = True
-        notify(f"export {job.job_id} of search {job.search_id} started: "
-               f"{job.lead_count or 0:,} credits charged ({self.planned.plan.why})")
+        notify(
+            f"export {job.job_id} of search {job.search_id} started: "
+            f"{job.lead_count or 0:,} credits charged ({self.planned.plan.why})"
+        )
         return job
 
     def _reuse(self) -> ExportJob | None:
@@ -227,8 +229,7 @@ class ExportSource:
             )
             raise
         if fresh.is_fresh:
-            self.note = (f"; nothing is new since export {job.job_id}: downloaded again for "
-                         "free")  # fmt: skip
+            self.note = f"; nothing is new since export {job.job_id}: downloaded again for free"
             job.state = "active"
             return job
         notify(
@@ -267,11 +268,21 @@ class ExportSource:
         with Bar.rows(request.progress, self.facts().total_count, "parsing") as bar:
             try:
                 if rows is None:
-                    parts: Iterator[pa.Table] = iter([exportcsv.read_csv(
-                        path, columns=request.columns, nrows=request.nrows, warn_drift=False)])
+                    parts: Iterator[pa.Table] = iter(
+                        [
+                            exportcsv.read_csv(
+                                path, columns=request.columns, nrows=request.nrows, warn_drift=False
+                            )
+                        ]
+                    )
                 else:
-                    parts = exportcsv.iter_csv(path, chunksize=rows, columns=request.columns,
-                                            nrows=request.nrows, warn_drift=False)  # fmt: skip
+                    parts = exportcsv.iter_csv(
+                        path,
+                        chunksize=rows,
+                        columns=request.columns,
+                        nrows=request.nrows,
+                        warn_drift=False,
+                    )
                 for table in _guarded(parts, job, path):
                     bar.update(table.num_rows)
                     check.feed(table)
@@ -302,8 +313,9 @@ def _parse_error(job: ExportJob, path: Path, exc: BaseException) -> ExportParseE
         f"the file of export {job.job_id} could not be read ({type(exc).__name__}: {reason}). "
         f"It is paid for and kept at {path}: read it with scoutframe.read_export_csv(path) "
         "once the cause is fixed, or run the same call again (it will not pay again)",
-        job=job, path=path,
-    )  # fmt: skip
+        job=job,
+        path=path,
+    )
 
 
 def _broken(job: ExportJob, path: Path, problems: list[str]) -> ExportParseError:
@@ -312,8 +324,9 @@ def _broken(job: ExportJob, path: Path, problems: list[str]) -> ExportParseError
         f"{'; '.join(problems)}. The server sent a broken export; it is kept at {path}. Run "
         "the same call again later (it will not pay again), and report it to SphereScout "
         "support if it persists",
-        job=job, path=path,
-    )  # fmt: skip
+        job=job,
+        path=path,
+    )
 
 
 def _with_pages_hint(exc: InsufficientCreditsError) -> InsufficientCreditsError:
@@ -321,8 +334,7 @@ def _with_pages_hint(exc: InsufficientCreditsError) -> InsufficientCreditsError:
         "Nothing was charged. Buy credits, narrow the filters, or read the same contacts "
         "for free by pages: method='pages' (emails masked)"
     )
-    return InsufficientCreditsError(exc.status, exc.detail, exc.body, exc.request_id,
-                                    hint=hint)  # fmt: skip
+    return InsufficientCreditsError(exc.status, exc.detail, exc.body, exc.request_id, hint=hint)
 
 
 def _export_status_callback(bar: Bar) -> Callable[[ExportStatus], None]:

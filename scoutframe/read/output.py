@@ -83,9 +83,13 @@ def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[A
                 yield frames.with_provenance(table, known)
             else:
                 n = table.num_rows
-                yield frames.to_pandas(table, dtype_backend=request.dtype_backend,
-                                       provenance=known, index_start=start,
-                                       self_destruct=True)  # fmt: skip
+                yield frames.to_pandas(
+                    table,
+                    dtype_backend=request.dtype_backend,
+                    provenance=known,
+                    index_start=start,
+                    self_destruct=True,
+                )
                 start += n
         source.delivered()  # the caller took the last chunk: a paid file may go
     finally:
@@ -99,8 +103,9 @@ def deliver(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Any:
         return frames.with_provenance(table, fixed)
     if request.return_type == "polars":
         return frames.to_polars(table)
-    return frames.to_pandas(table, dtype_backend=request.dtype_backend, provenance=fixed,
-                            self_destruct=True)  # fmt: skip
+    return frames.to_pandas(
+        table, dtype_backend=request.dtype_backend, provenance=fixed, self_destruct=True
+    )
 
 
 def deliver_chunks(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Iterator[Any]:
@@ -114,8 +119,9 @@ def deliver_chunks(request: ReadRequest, table: pa.Table, fixed: Provenance) -> 
             if request.return_type == "arrow":
                 yield frames.with_provenance(part, fixed)
             else:
-                yield frames.to_pandas(part, dtype_backend=request.dtype_backend,
-                                       provenance=fixed, index_start=start)  # fmt: skip
+                yield frames.to_pandas(
+                    part, dtype_backend=request.dtype_backend, provenance=fixed, index_start=start
+                )
     finally:
         if request.own_client:
             request.client.close()

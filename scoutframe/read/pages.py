@@ -168,8 +168,12 @@ class PageWalker:
         key = self.filters.cache_key
         kept = by_search.get(key)
         now = clock().monotonic()
-        fresh = (kept is not None and kept.until > now and kept.search_id == first.search_id
-                 and kept.total_count == first.total_count)  # fmt: skip
+        fresh = (
+            kept is not None
+            and kept.until > now
+            and kept.search_id == first.search_id
+            and kept.total_count == first.total_count
+        )
         if not fresh:
             kept = by_search[key] = _Kept(first.search_id, first.total_count)
         assert kept is not None
@@ -230,8 +234,10 @@ class PageWalker:
                     f"{len(in_pass):,} distinct rows in {len(totals)} pages"
                     + ("; a page past the end answered 404" if -1 in counts else "")
                 )
-                logger.info("read_spherescout: pages changed while reading (%s); reading "
-                            "them again", history[-1])  # fmt: skip
+                logger.info(
+                    "read_spherescout: pages changed while reading (%s); reading them again",
+                    history[-1],
+                )
                 self._forget()  # the result moved: pages kept from before are no longer good
                 first = self.fetch(1)
                 self._kept = self._kept_pages(first)
@@ -269,7 +275,6 @@ class PageWalker:
             raise
         finally:
             pool.shutdown(wait=wait, cancel_futures=True)
-
 
     def _fetch_keeping(self, number: int) -> SearchPage | None:
         page = self.fetch(number)

@@ -71,12 +71,20 @@ def plan_read(request: ReadRequest) -> Planned:
     if request.max_credits is not None and needed is not None and needed > request.max_credits:
         why += f"; over max_credits={request.max_credits:,}"
     if method == "export" and not has_consent(request):
-        why += ("; needs your consent to spend: pass max_credits= or method='export' "
-                "(or method='pages', free)")  # fmt: skip
+        why += (
+            "; needs your consent to spend: pass max_credits= or method='export' "
+            "(or method='pages', free)"
+        )
     logger.info("read_spherescout: method %s: %s", method, why)
-    plan = ReadPlan(rows=rows, method=method, credits_needed=needed,
-                    credits_available=available, search_id=search_id, why=why,
-                    total_count=total)  # fmt: skip
+    plan = ReadPlan(
+        rows=rows,
+        method=method,
+        credits_needed=needed,
+        credits_available=available,
+        search_id=search_id,
+        why=why,
+        total_count=total,
+    )
     return Planned(plan, filters, first)
 
 

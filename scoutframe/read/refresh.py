@@ -55,20 +55,34 @@ def refresh_frame(
             "concat of different reads); read it again with read_spherescout"
         )
     provenance = Provenance.from_dict(raw)
-    backend: DtypeBackend = "pyarrow" if any(
-        isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"  # fmt: skip
+    backend: DtypeBackend = (
+        "pyarrow" if any(isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"
+    )
     method = provenance.method if provenance.method in ("pages", "export") else "export"
-    common: dict[str, Any] = {"client": client, "method": method, "dtype_backend": backend,
-                              "max_credits": max_credits, "progress": False}  # fmt: skip
+    common: dict[str, Any] = {
+        "client": client,
+        "method": method,
+        "dtype_backend": backend,
+        "max_credits": max_credits,
+        "progress": False,
+    }
     if provenance.cache_entry is not None:
         entry = Path(provenance.cache_entry)
         request = _request(
-            dict(provenance.filters), {}, columns=None, nrows=None, chunksize=None,
-            return_type="pandas", dry_run=False, concurrency=DEFAULT_CONCURRENCY,
-            include_all=True, cache=CacheRequest(mode="full" if full else "refresh",
-                                                 max_age=None, cache_dir=entry.parent),
+            dict(provenance.filters),
+            {},
+            columns=None,
+            nrows=None,
+            chunksize=None,
+            return_type="pandas",
+            dry_run=False,
+            concurrency=DEFAULT_CONCURRENCY,
+            include_all=True,
+            cache=CacheRequest(
+                mode="full" if full else "refresh", max_age=None, cache_dir=entry.parent
+            ),
             **common,
-        )  # fmt: skip
+        )
         return execute(request)  # type: ignore[no-any-return]
     if method == "pages" or full:
         fresh: pd.DataFrame = read_spherescout(dict(provenance.filters), all=True, **common)
@@ -80,9 +94,13 @@ def refresh_frame(
             "so there is nothing to take a delta from; read it again, or with cache=True"
         )
     merged, spent, new_id = merge_delta(df, parent, client=client, max_credits=max_credits)
-    refreshed = replace(provenance, history_id=new_id, credits_spent=spent,
-                        history_ids=(*provenance.history_ids, new_id) if new_id else
-                        provenance.history_ids, total_count=len(merged))  # fmt: skip
+    refreshed = replace(
+        provenance,
+        history_id=new_id,
+        credits_spent=spent,
+        history_ids=(*provenance.history_ids, new_id) if new_id else provenance.history_ids,
+        total_count=len(merged),
+    )
     return refreshed.attach(merged)
 
 
@@ -113,6 +131,7 @@ def merge_delta(
             client.close()
     base = frames.table_from_pandas(df)
     merged = upsert(base.select(changes.column_names), changes)
-    backend: DtypeBackend = "pyarrow" if any(isinstance(t, pd.ArrowDtype) for t in df.dtypes) \
-        else "numpy_nullable"  # fmt: skip
+    backend: DtypeBackend = (
+        "pyarrow" if any(isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"
+    )
     return frames.to_pandas(merged, dtype_backend=backend), delta.credits_spent, delta.history_id

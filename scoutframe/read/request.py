@@ -13,8 +13,16 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.filters import Filters
 
-__all__ = ["AUTO_PAGES_MAX_ROWS", "DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "CacheMode",
-           "CacheRequest", "Method", "ReadRequest", "ReturnType"]  # fmt: skip
+__all__ = [
+    "AUTO_PAGES_MAX_ROWS",
+    "DEFAULT_CONCURRENCY",
+    "MAX_CONCURRENCY",
+    "CacheMode",
+    "CacheRequest",
+    "Method",
+    "ReadRequest",
+    "ReturnType",
+]
 
 #: ``method="auto"`` reads by pages up to this many rows (10 free requests), by export above.
 AUTO_PAGES_MAX_ROWS = 500

@@ -85,8 +85,13 @@ class PagesSource:
         assert planned.filters is not None  # pages are only planned with filters
         self.request = request
         self.planned = planned
-        self.walker = PageWalker(request.client, planned.filters, nrows=request.nrows,
-                                 concurrency=request.concurrency, progress=request.progress)
+        self.walker = PageWalker(
+            request.client,
+            planned.filters,
+            nrows=request.nrows,
+            concurrency=request.concurrency,
+            progress=request.progress,
+        )
         if planned.first_page is not None:  # the planner fetched page 1 already
             self.walker.total_count = planned.first_page.total_count
         self.total_count = planned.plan.total_count
@@ -96,8 +101,9 @@ class PagesSource:
         """Yield the pages' records as tables of ``rows`` rows."""
         walker = self.walker
         to_table = self._records_table
-        for table in batched_tables(walker.records(self.planned.first_page),
-                                    rows or PAGE_TABLE_ROWS, to_table):  # fmt: skip
+        for table in batched_tables(
+            walker.records(self.planned.first_page), rows or PAGE_TABLE_ROWS, to_table
+        ):
             self.total_count = walker.total_count  # a later pass may have seen a new count
             yield table
         self.total_count = walker.total_count

@@ -15,7 +15,7 @@ from scoutframe.sandbox.web import (
     json_response,
     not_found,
     path_id,
-    unauthorized,  # fmt: skip
+    unauthorized,
 )
 
 __all__ = ["AccountRoutes"]
@@ -34,11 +34,19 @@ class AccountRoutes:
         a = self.rt.state.account(account_id)
         if a is None:
             raise unauthorized("Account not found.")
-        return json_response({
-            "id": a.id, "email": a.email, "username": a.username, "first_name": a.first_name,
-            "last_name": a.last_name, "plan": a.plan, "credits": a.credits,
-            "credits_used": a.credits_used, "date_joined": iso(a.date_joined),
-        })  # fmt: skip
+        return json_response(
+            {
+                "id": a.id,
+                "email": a.email,
+                "username": a.username,
+                "first_name": a.first_name,
+                "last_name": a.last_name,
+                "plan": a.plan,
+                "credits": a.credits,
+                "credits_used": a.credits_used,
+                "date_joined": iso(a.date_joined),
+            }
+        )
 
     async def api_keys(self, request: Request) -> Response:
         """``GET`` lists the live keys; ``POST`` creates one (the only time it is shown)."""

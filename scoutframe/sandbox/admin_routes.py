@@ -36,6 +36,7 @@ LATEST_CLOCK = 221845392000.0
 
 def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     """Register the ``/_sandbox/`` routes on the API app."""
+
     def check(request: Request) -> None:
         given = request.headers.get(ADMIN_HEADER, "")
         if not hmac.compare_digest(given.encode(), rt.admin_token.encode()):
@@ -50,9 +51,14 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
     async def info(request: Request) -> Response:
         check(request)
         demo = rt.state.account_by_email(DEMO_EMAIL)
-        return json_response({"flavor": rt.flavor, "contacts": rt.store.total,
-                              "now": iso(rt.clock()),
-                              "demo_credits": demo.credits if demo else None})  # fmt: skip
+        return json_response(
+            {
+                "flavor": rt.flavor,
+                "contacts": rt.store.total,
+                "now": iso(rt.clock()),
+                "demo_credits": demo.credits if demo else None,
+            }
+        )
 
     async def contacts(request: Request) -> Response:
         check(request)
@@ -105,12 +111,15 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
         credits = int(number(body, "credits", 1_000))
         suffix = secrets.token_hex(4)
         password = secrets.token_urlsafe(12)
-        account = rt.state.create_account(f"user-{suffix}@sandbox.spherescout.test", password,
-                                          credits)  # fmt: skip
+        account = rt.state.create_account(
+            f"user-{suffix}@sandbox.spherescout.test", password, credits
+        )
         key = secrets.token_hex(32)
         rt.state.add_api_key(account.id, key, "sandbox", None)
-        return json_response({"id": account.id, "email": account.email, "password": password,
-                              "api_key": key}, status=201)  # fmt: skip
+        return json_response(
+            {"id": account.id, "email": account.email, "password": password, "api_key": key},
+            status=201,
+        )
 
     async def ledger(request: Request) -> Response:
         check(request)

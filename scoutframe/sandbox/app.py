@@ -61,9 +61,12 @@ def _openapi_endpoint(flavor: str) -> Any:
 def create_app(rt: Runtime) -> Any:
     """Return the API origin as an ASGI app (faults and rate-limit headers included)."""
     app = FastAPI(
-        title="SphereScout sandbox", redirect_slashes=False, docs_url=None, redoc_url=None,
+        title="SphereScout sandbox",
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
         openapi_url=None,
-    )  # fmt: skip
+    )
     auth = Authenticator(rt)
     account = AccountRoutes(auth)
     search = SearchRoutes(auth)
@@ -95,8 +98,9 @@ def create_app(rt: Runtime) -> Any:
             served = {*methods, "HEAD"} if "GET" in methods else set(methods)
             others = [m for m in _METHODS if m not in served]
             route(app, path, _method_not_allowed(auth, methods), others)
-    app.router.add_route("/openapi.json", _openapi_endpoint(rt.flavor), methods=["GET"],
-                         include_in_schema=False)  # fmt: skip
+    app.router.add_route(
+        "/openapi.json", _openapi_endpoint(rt.flavor), methods=["GET"], include_in_schema=False
+    )
     add_control_routes(app, rt)
     install_error_handlers(app)
     return FaultMiddleware(ResponseHeaders(app), rt.faults)

@@ -17,8 +17,9 @@ __all__ = ["atomic_write"]
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, mode: int = 0o644,
-                 exclusive: bool = False) -> Iterator[Path]:  # fmt: skip
+def atomic_write(
+    path: str | os.PathLike[str], *, mode: int = 0o644, exclusive: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path to write; on success it becomes ``path`` in one step.
 
     The temporary file is ``.<name>.<random>.part`` in the same directory (same file system,

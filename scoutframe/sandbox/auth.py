@@ -77,10 +77,16 @@ class Authenticator:
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self.rt.secret, algorithms=["HS256"],
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "require": ["exp", "sub", "type", "jti"]},
-            )  # fmt: skip
+                token,
+                self.rt.secret,
+                algorithms=["HS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["exp", "sub", "type", "jti"],
+                },
+            )
         except jwt.PyJWTError:
             raise unauthorized(_INVALID_TOKEN, "token_not_valid") from None
         if claims.get("type") != kind or float(claims["exp"]) <= self.rt.clock():
@@ -104,17 +110,21 @@ class Authenticator:
             wait = max(1, decision.retry_after)
             headers["Retry-After"] = str(wait)
             raise ApiError(
-                429, {"detail": f"Request was throttled. Expected available in {wait} seconds."},
+                429,
+                {"detail": f"Request was throttled. Expected available in {wait} seconds."},
                 headers,
-            )  # fmt: skip
+            )
         request.state.rate_headers = headers
 
     # -- routes
     async def login(self, request: Request) -> Response:
         """``POST /api/auth/login``."""
         body = await json_body(request)
-        errors = {k: ["This field is required."] for k in ("username", "password")
-                  if not isinstance(body.get(k), str) or not body.get(k)}  # fmt: skip
+        errors = {
+            k: ["This field is required."]
+            for k in ("username", "password")
+            if not isinstance(body.get(k), str) or not body.get(k)
+        }
         if errors:
             raise ApiError(400, errors)
         account = await run_in_threadpool(

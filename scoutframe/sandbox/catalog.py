@@ -45,8 +45,7 @@ __all__ = [
 _DATA = resources.files("scoutframe.sandbox") / "data"
 
 #: Professions whose businesses are named like firms ("Dupont, Martin et Associés").
-FIRM_PROFESSIONS = frozenset({"Legal & Finance", "Professional Services", "Real Estate",
-                              "Health"})
+FIRM_PROFESSIONS = frozenset({"Legal & Finance", "Professional Services", "Real Estate", "Health"})
 #: Professions whose businesses are named after their town ("Evanston Post Office").
 PLACE_NAMED_PROFESSIONS = frozenset({"Public & Community", "Education"})
 
@@ -56,47 +55,47 @@ COVERAGE_FIELDS = ("email", "phone", "website", "instagram", "facebook", "rating
 # Share of businesses showing each method, by profession:
 #                              email phone website instagram facebook rated
 _PROFESSION_COVERAGE: dict[str, tuple[float, ...]] = {
-    "Health":                 (0.45, 0.95, 0.70, 0.15, 0.30, 0.75),
-    "Food & Drink":           (0.30, 0.85, 0.55, 0.75, 0.60, 0.95),
-    "Construction & Trades":  (0.40, 0.96, 0.50, 0.10, 0.35, 0.60),
-    "Retail":                 (0.35, 0.85, 0.60, 0.45, 0.50, 0.85),
-    "Beauty & Wellness":      (0.35, 0.90, 0.45, 0.80, 0.55, 0.90),
-    "Automotive":             (0.35, 0.93, 0.60, 0.15, 0.40, 0.85),
-    "Legal & Finance":        (0.80, 0.92, 0.88, 0.08, 0.25, 0.55),
-    "Real Estate":            (0.70, 0.90, 0.85, 0.40, 0.55, 0.65),
-    "Hospitality & Travel":   (0.65, 0.90, 0.85, 0.55, 0.60, 0.95),
-    "Education":              (0.60, 0.85, 0.75, 0.30, 0.55, 0.60),
-    "Sports & Fitness":       (0.50, 0.85, 0.70, 0.70, 0.55, 0.85),
-    "Arts & Entertainment":   (0.50, 0.75, 0.75, 0.65, 0.60, 0.85),
-    "Professional Services":  (0.55, 0.88, 0.70, 0.15, 0.30, 0.60),
-    "Pets & Animals":         (0.40, 0.90, 0.55, 0.55, 0.50, 0.85),
-    "Transport & Logistics":  (0.45, 0.92, 0.55, 0.05, 0.20, 0.60),
-    "Public & Community":     (0.30, 0.70, 0.60, 0.15, 0.45, 0.70),
+    "Health": (0.45, 0.95, 0.70, 0.15, 0.30, 0.75),
+    "Food & Drink": (0.30, 0.85, 0.55, 0.75, 0.60, 0.95),
+    "Construction & Trades": (0.40, 0.96, 0.50, 0.10, 0.35, 0.60),
+    "Retail": (0.35, 0.85, 0.60, 0.45, 0.50, 0.85),
+    "Beauty & Wellness": (0.35, 0.90, 0.45, 0.80, 0.55, 0.90),
+    "Automotive": (0.35, 0.93, 0.60, 0.15, 0.40, 0.85),
+    "Legal & Finance": (0.80, 0.92, 0.88, 0.08, 0.25, 0.55),
+    "Real Estate": (0.70, 0.90, 0.85, 0.40, 0.55, 0.65),
+    "Hospitality & Travel": (0.65, 0.90, 0.85, 0.55, 0.60, 0.95),
+    "Education": (0.60, 0.85, 0.75, 0.30, 0.55, 0.60),
+    "Sports & Fitness": (0.50, 0.85, 0.70, 0.70, 0.55, 0.85),
+    "Arts & Entertainment": (0.50, 0.75, 0.75, 0.65, 0.60, 0.85),
+    "Professional Services": (0.55, 0.88, 0.70, 0.15, 0.30, 0.60),
+    "Pets & Animals": (0.40, 0.90, 0.55, 0.55, 0.50, 0.85),
+    "Transport & Logistics": (0.45, 0.92, 0.55, 0.05, 0.20, 0.60),
+    "Public & Community": (0.30, 0.70, 0.60, 0.15, 0.45, 0.70),
     "Agriculture & Industry": (0.55, 0.88, 0.60, 0.10, 0.25, 0.35),
-}  # fmt: skip
+}
 _DEFAULT_COVERAGE = (0.45, 0.88, 0.60, 0.30, 0.40, 0.75)
 
 # Categories whose habits differ from their profession's.
 _CATEGORY_COVERAGE: dict[str, tuple[float, ...]] = {
-    "Plumber":           (0.30, 0.98, 0.45, 0.05, 0.25, 0.70),
-    "Electrician":       (0.30, 0.98, 0.45, 0.05, 0.25, 0.65),
-    "Locksmith":         (0.20, 0.99, 0.55, 0.02, 0.15, 0.75),
-    "Lawyer":            (0.85, 0.95, 0.90, 0.05, 0.20, 0.50),
-    "Law firm":          (0.88, 0.96, 0.95, 0.08, 0.30, 0.55),
-    "Notary public":     (0.85, 0.97, 0.85, 0.02, 0.05, 0.30),
-    "Restaurant":        (0.25, 0.88, 0.60, 0.85, 0.65, 0.97),
-    "Cafe":              (0.20, 0.75, 0.40, 0.88, 0.60, 0.95),
-    "Coffee shop":       (0.20, 0.70, 0.45, 0.90, 0.55, 0.95),
-    "Cocktail bar":      (0.20, 0.75, 0.50, 0.92, 0.60, 0.95),
-    "Food truck":        (0.15, 0.60, 0.30, 0.90, 0.70, 0.80),
-    "Tattoo shop":       (0.30, 0.80, 0.45, 0.95, 0.50, 0.92),
-    "Taxi service":      (0.10, 0.99, 0.35, 0.02, 0.10, 0.55),
-    "Gas station":       (0.05, 0.80, 0.50, 0.02, 0.10, 0.90),
-    "Park":              (0.02, 0.10, 0.20, 0.05, 0.05, 0.90),
-    "Cemetery":          (0.10, 0.40, 0.30, 0.00, 0.05, 0.40),
-    "Hotel":             (0.85, 0.97, 0.92, 0.60, 0.70, 0.98),
-    "Software company":  (0.70, 0.70, 0.95, 0.20, 0.30, 0.40),
-}  # fmt: skip
+    "Plumber": (0.30, 0.98, 0.45, 0.05, 0.25, 0.70),
+    "Electrician": (0.30, 0.98, 0.45, 0.05, 0.25, 0.65),
+    "Locksmith": (0.20, 0.99, 0.55, 0.02, 0.15, 0.75),
+    "Lawyer": (0.85, 0.95, 0.90, 0.05, 0.20, 0.50),
+    "Law firm": (0.88, 0.96, 0.95, 0.08, 0.30, 0.55),
+    "Notary public": (0.85, 0.97, 0.85, 0.02, 0.05, 0.30),
+    "Restaurant": (0.25, 0.88, 0.60, 0.85, 0.65, 0.97),
+    "Cafe": (0.20, 0.75, 0.40, 0.88, 0.60, 0.95),
+    "Coffee shop": (0.20, 0.70, 0.45, 0.90, 0.55, 0.95),
+    "Cocktail bar": (0.20, 0.75, 0.50, 0.92, 0.60, 0.95),
+    "Food truck": (0.15, 0.60, 0.30, 0.90, 0.70, 0.80),
+    "Tattoo shop": (0.30, 0.80, 0.45, 0.95, 0.50, 0.92),
+    "Taxi service": (0.10, 0.99, 0.35, 0.02, 0.10, 0.55),
+    "Gas station": (0.05, 0.80, 0.50, 0.02, 0.10, 0.90),
+    "Park": (0.02, 0.10, 0.20, 0.05, 0.05, 0.90),
+    "Cemetery": (0.10, 0.40, 0.30, 0.00, 0.05, 0.40),
+    "Hotel": (0.85, 0.97, 0.92, 0.60, 0.70, 0.98),
+    "Software company": (0.70, 0.70, 0.95, 0.20, 0.30, 0.40),
+}
 
 
 @dataclass(frozen=True)
@@ -146,22 +145,29 @@ def load_catalog() -> Catalog:
     text = (_DATA / "categories.csv").read_text(encoding="utf-8")
     rows = sorted(csv.DictReader(text.splitlines()), key=lambda r: int(r["id"]))
     professions = tuple(dict.fromkeys(r["profession"] for r in rows))
-    categories = pa.table({
-        "id": pa.array([int(r["id"]) for r in rows], pa.int32()),
-        "name": pa.array([r["name"] for r in rows], pa.string()),
-        "gcid": pa.array([r["gcid"] for r in rows], pa.string()),
-        "profession": pa.array([r["profession"] for r in rows], pa.string()),
-    })
-    coverage = np.array([
-        _CATEGORY_COVERAGE.get(r["name"], _PROFESSION_COVERAGE.get(r["profession"],
-                                                                   _DEFAULT_COVERAGE))
-        for r in rows
-    ], dtype=np.float64)
+    categories = pa.table(
+        {
+            "id": pa.array([int(r["id"]) for r in rows], pa.int32()),
+            "name": pa.array([r["name"] for r in rows], pa.string()),
+            "gcid": pa.array([r["gcid"] for r in rows], pa.string()),
+            "profession": pa.array([r["profession"] for r in rows], pa.string()),
+        }
+    )
+    coverage = np.array(
+        [
+            _CATEGORY_COVERAGE.get(
+                r["name"], _PROFESSION_COVERAGE.get(r["profession"], _DEFAULT_COVERAGE)
+            )
+            for r in rows
+        ],
+        dtype=np.float64,
+    )
     return Catalog(
         categories=categories,
         weight=np.array([float(r["weight"]) for r in rows], dtype=np.float64),
-        profession_index=np.array([professions.index(r["profession"]) for r in rows],
-                                  dtype=np.int32),
+        profession_index=np.array(
+            [professions.index(r["profession"]) for r in rows], dtype=np.int32
+        ),
         professions=professions,
         coverage=coverage,
     )
@@ -199,8 +205,22 @@ _SURNAME_LOCALE = {"it_CH": "it_IT", "ar_AE": "en_GB"}
 _STREET_LOCALE = {"fr_BE": "fr_FR", "it_CH": "it_IT", "en_CA": "en_GB"}
 _BAD_STREET_WORDS = ("Favela",)
 # English faker streets end in oddities ("Stravenue", "Trafficway"): keep common endings.
-_ENGLISH_STREET_TYPES = ("Street", "Avenue", "Road", "Drive", "Lane", "Boulevard", "Court",
-                         "Way", "Place", "Terrace", "Crescent", "Close", "Parade", "Highway")
+_ENGLISH_STREET_TYPES = (
+    "Street",
+    "Avenue",
+    "Road",
+    "Drive",
+    "Lane",
+    "Boulevard",
+    "Court",
+    "Way",
+    "Place",
+    "Terrace",
+    "Crescent",
+    "Close",
+    "Parade",
+    "Highway",
+)
 
 
 @functools.cache
@@ -228,8 +248,10 @@ def name_pool(locale: str) -> NamePool:
         fake.seed_instance(sum(map(ord, locale)))
         return fake
 
-    people, places = faker(_SURNAME_LOCALE.get(locale, locale)), faker(
-        _STREET_LOCALE.get(locale, locale))
+    people, places = (
+        faker(_SURNAME_LOCALE.get(locale, locale)),
+        faker(_STREET_LOCALE.get(locale, locale)),
+    )
     if locale == "ja_JP":
         from faker.providers.person.ja_JP import Provider as JaPerson
 
@@ -302,23 +324,44 @@ def _patterns() -> dict[str, Any]:
 
 @functools.cache
 def _local_words() -> dict[str, dict[str, str]]:
-    data: dict[str, dict[str, str]] = json.loads(
-        (_DATA / "business_words.json").read_text("utf-8"))
+    data: dict[str, dict[str, str]] = json.loads((_DATA / "business_words.json").read_text("utf-8"))
     return data
 
 
 _ENGLISH_WORDS = {
-    "Plumber": "Plumbing", "Electrician": "Electric", "General contractor": "Construction",
-    "Roofing contractor": "Roofing", "Painter": "Painting", "Carpenter": "Carpentry",
-    "Landscaper": "Landscaping", "HVAC contractor": "Heating & Air", "Dentist": "Dental",
-    "Lawyer": "Law", "Law firm": "Law Group", "Accountant": "Accounting", "Hair salon": "Hair",
-    "Restaurant": "Kitchen", "Pizza restaurant": "Pizza", "Auto repair shop": "Auto Repair",
-    "Mason": "Masonry", "Locksmith": "Lock & Key", "Cafe": "Cafe", "Gym": "Fitness",
-    "General practitioner": "Family Medicine", "Veterinarian": "Veterinary Clinic",
-    "Pharmacy": "Pharmacy", "Tiler": "Tile", "Welder": "Welding", "Caterer": "Catering",
-    "Photographer": "Photography", "Architect": "Architects", "Moving company": "Moving",
-    "Cleaning service": "Cleaning", "Taxi service": "Taxi", "Florist": "Flowers",
-}  # fmt: skip
+    "Plumber": "Plumbing",
+    "Electrician": "Electric",
+    "General contractor": "Construction",
+    "Roofing contractor": "Roofing",
+    "Painter": "Painting",
+    "Carpenter": "Carpentry",
+    "Landscaper": "Landscaping",
+    "HVAC contractor": "Heating & Air",
+    "Dentist": "Dental",
+    "Lawyer": "Law",
+    "Law firm": "Law Group",
+    "Accountant": "Accounting",
+    "Hair salon": "Hair",
+    "Restaurant": "Kitchen",
+    "Pizza restaurant": "Pizza",
+    "Auto repair shop": "Auto Repair",
+    "Mason": "Masonry",
+    "Locksmith": "Lock & Key",
+    "Cafe": "Cafe",
+    "Gym": "Fitness",
+    "General practitioner": "Family Medicine",
+    "Veterinarian": "Veterinary Clinic",
+    "Pharmacy": "Pharmacy",
+    "Tiler": "Tile",
+    "Welder": "Welding",
+    "Caterer": "Catering",
+    "Photographer": "Photography",
+    "Architect": "Architects",
+    "Moving company": "Moving",
+    "Cleaning service": "Cleaning",
+    "Taxi service": "Taxi",
+    "Florist": "Flowers",
+}
 
 
 def _english_word(category: str) -> str:
@@ -351,8 +394,13 @@ def language_words(lang: str) -> LanguageWords:
     place = place if place.sum() else weights
     return LanguageWords(
         words=pa.array(words, pa.string()),
-        word_slugs=pa.array([slug(w) or slug(_english_word(n)) or "shop"
-                             for w, n in zip(words, names, strict=True)], pa.string()),
+        word_slugs=pa.array(
+            [
+                slug(w) or slug(_english_word(n)) or "shop"
+                for w, n in zip(words, names, strict=True)
+            ],
+            pa.string(),
+        ),
         templates=tuple(str(t[0]) for t in spec),
         weights=weights / weights.sum(),
         firm_weights=np.array([float(t[2]) for t in spec]) / sum(float(t[2]) for t in spec),

@@ -67,27 +67,48 @@ adds and re-collects contacts, moves the clock, sets faults and export pacing; f
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="scoutframe sandbox", description=_HELP,
+        prog="scoutframe sandbox",
+        description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     p.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
     p.add_argument("--contacts", type=int, default=200_000, help="size of the synthetic dataset")
-    p.add_argument("--credits", type=int, default=100_000,
-                   help="opening balance of the demo account (first start only)")
-    p.add_argument("--rate-limit", type=float, default=20.0,
-                   help="requests/second per credential, burst twice that; 0 = off")
-    p.add_argument("--flavor", choices=("docs", "live"), default="docs",
-                   help="docs: vendor documentation; live: observed production behaviour")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="where data and state live (default: the user cache dir)")
-    p.add_argument("--faults", default="",
-                   help="fault injection, e.g. p500=0.1,p429=0.05,latency=20ms,reset=0.1,"
-                        "truncate=0.5,export_fail=1,seed=3")  # fmt: skip
+    p.add_argument(
+        "--credits",
+        type=int,
+        default=100_000,
+        help="opening balance of the demo account (first start only)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=20.0,
+        help="requests/second per credential, burst twice that; 0 = off",
+    )
+    p.add_argument(
+        "--flavor",
+        choices=("docs", "live"),
+        default="docs",
+        help="docs: vendor documentation; live: observed production behaviour",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where data and state live (default: the user cache dir)",
+    )
+    p.add_argument(
+        "--faults",
+        default="",
+        help="fault injection, e.g. p500=0.1,p429=0.05,latency=20ms,reset=0.1,"
+        "truncate=0.5,export_fail=1,seed=3",
+    )
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--access-token-lifetime", type=float, default=900.0, help=argparse.SUPPRESS)
-    p.add_argument("--refresh-token-lifetime", type=float, default=7 * 86400.0,
-                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument(
+        "--refresh-token-lifetime", type=float, default=7 * 86400.0, help=argparse.SUPPRESS
+    )
     return p
 
 
@@ -113,18 +134,35 @@ def _admin_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="scoutframe sandbox admin",
         description="Drive a running sandbox's /_sandbox/ control plane. The origin and token "
-                    "come from SPHERESCOUT_BASE_URL and SCOUTFRAME_SANDBOX_ADMIN_TOKEN.",
-    )  # fmt: skip
-    p.add_argument("action", choices=("info", "add-contacts", "recollect", "advance-clock",
-                                      "faults", "create-account", "ledger"))  # fmt: skip
-    p.add_argument("value", nargs="?", default=None,
-                   help="count, seconds, account id, credits, or name=value,... for faults")
+        "come from SPHERESCOUT_BASE_URL and SCOUTFRAME_SANDBOX_ADMIN_TOKEN.",
+    )
+    p.add_argument(
+        "action",
+        choices=(
+            "info",
+            "add-contacts",
+            "recollect",
+            "advance-clock",
+            "faults",
+            "create-account",
+            "ledger",
+        ),
+    )
+    p.add_argument(
+        "value",
+        nargs="?",
+        default=None,
+        help="count, seconds, account id, credits, or name=value,... for faults",
+    )
     options = p.parse_args(argv)
     url = os.environ.get("SPHERESCOUT_BASE_URL")
     token = os.environ.get("SCOUTFRAME_SANDBOX_ADMIN_TOKEN")
     if not url or not token:
-        print("scoutframe sandbox admin: set SPHERESCOUT_BASE_URL and "
-              "SCOUTFRAME_SANDBOX_ADMIN_TOKEN (printed by `scoutframe sandbox`)", file=sys.stderr)
+        print(
+            "scoutframe sandbox admin: set SPHERESCOUT_BASE_URL and "
+            "SCOUTFRAME_SANDBOX_ADMIN_TOKEN (printed by `scoutframe sandbox`)",
+            file=sys.stderr,
+        )
         return 2
     admin = AdminControl(url, token)
     value = options.value
@@ -172,12 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         sandbox = Sandbox(
-            options.contacts, flavor=options.flavor, data_dir=options.data_dir,
-            credits=options.credits, rate_limit=options.rate_limit, faults=options.faults or None,
-            seed=options.seed, host=options.host, port=options.port,
+            options.contacts,
+            flavor=options.flavor,
+            data_dir=options.data_dir,
+            credits=options.credits,
+            rate_limit=options.rate_limit,
+            faults=options.faults or None,
+            seed=options.seed,
+            host=options.host,
+            port=options.port,
             access_token_lifetime=options.access_token_lifetime,
             refresh_token_lifetime=options.refresh_token_lifetime,
-        )  # fmt: skip
+        )
     except ValueError as exc:
         print(f"scoutframe sandbox: {exc}", file=sys.stderr)
         return 2
@@ -199,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}={value}")
         print(f"SCOUTFRAME_SANDBOX_STORAGE_URL={sandbox.storage_url}", flush=True)
         info = sandbox.admin.info()
-        print(f"# {info['flavor']} flavour, {info['contacts']:,} contacts; demo account "
-              f"{sandbox.username} has {info['demo_credits']:,} credits; storage at "
-              f"{sandbox.storage_url}; Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"# {info['flavor']} flavour, {info['contacts']:,} contacts; demo account "
+            f"{sandbox.username} has {info['demo_credits']:,} credits; storage at "
+            f"{sandbox.storage_url}; Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:

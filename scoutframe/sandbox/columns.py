@@ -15,10 +15,27 @@ _T = TypeVar("_T")
 
 #: The 20 contract columns, in the CSV order.
 CONTACT_COLUMNS: tuple[str, ...] = (
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
-)  # fmt: skip
+    "place_id",
+    "name",
+    "email",
+    "phone",
+    "website",
+    "instagram",
+    "facebook",
+    "address",
+    "city",
+    "zipcode",
+    "level1_location",
+    "level2_location",
+    "level3_location",
+    "country",
+    "categories",
+    "rating",
+    "review_count",
+    "latitude",
+    "longitude",
+    "collected_at",
+)
 
 
 def per_column(values: Mapping[str, _T], default: _T) -> dict[str, _T]:

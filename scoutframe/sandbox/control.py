@@ -51,9 +51,12 @@ class AdminControl:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._session.request(
-            method, f"{self.url}/_sandbox/{path}", json=body, timeout=self._timeout,
+            method,
+            f"{self.url}/_sandbox/{path}",
+            json=body,
+            timeout=self._timeout,
             headers={ADMIN_HEADER: self._token},
-        )  # fmt: skip
+        )
         response.raise_for_status()
         return response.json()
 
@@ -97,9 +100,12 @@ class AdminControl:
         return result
 
     def set_export_pacing(
-        self, *, min_polls: int | None = None, delay_seconds: float | None = None,
+        self,
+        *,
+        min_polls: int | None = None,
+        delay_seconds: float | None = None,
         processing_seconds: float | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Slow exports down; returns the pacing.
 
         Parameters
@@ -116,8 +122,11 @@ class AdminControl:
         dict
             ``{"min_polls", "delay_seconds", "processing_seconds"}``.
         """
-        given = (("min_polls", min_polls), ("delay_seconds", delay_seconds),
-                 ("processing_seconds", processing_seconds))  # fmt: skip
+        given = (
+            ("min_polls", min_polls),
+            ("delay_seconds", delay_seconds),
+            ("processing_seconds", processing_seconds),
+        )
         body = {k: v for k, v in given if v is not None}
         result: dict[str, Any] = self._call("PATCH", "exports", body)
         return result

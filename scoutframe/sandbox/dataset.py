@@ -66,22 +66,49 @@ _HISTORY = timedelta(days=730)
 _TS = pa.timestamp("us", tz="UTC")
 _STRINGS = pa.list_(pa.string())
 #: The contract columns (strings unless said otherwise), then the ids the index filters on.
-CONTACT_SCHEMA = pa.schema([
-    *per_column({"email": _STRINGS, "phone": _STRINGS, "categories": _STRINGS,
-                 "rating": pa.float64(), "review_count": pa.int32(), "latitude": pa.float64(),
-                 "longitude": pa.float64(), "collected_at": _TS}, pa.string()).items(),
-    ("level1_id", pa.int32()), ("level2_id", pa.int32()), ("level3_id", pa.int32()),
-    ("category_ids", pa.list_(pa.int32())), ("main_category_id", pa.int32()),
-])  # fmt: skip
+CONTACT_SCHEMA = pa.schema(
+    [
+        *per_column(
+            {
+                "email": _STRINGS,
+                "phone": _STRINGS,
+                "categories": _STRINGS,
+                "rating": pa.float64(),
+                "review_count": pa.int32(),
+                "latitude": pa.float64(),
+                "longitude": pa.float64(),
+                "collected_at": _TS,
+            },
+            pa.string(),
+        ).items(),
+        ("level1_id", pa.int32()),
+        ("level2_id", pa.int32()),
+        ("level3_id", pa.int32()),
+        ("category_ids", pa.list_(pa.int32())),
+        ("main_category_id", pa.int32()),
+    ]
+)
 
 COUNTRY_SCHEMA = pa.schema([("code", pa.string()), ("name", pa.string())])
-LOCATION_SCHEMA = pa.schema([
-    ("id", pa.int32()), ("name", pa.string()), ("type", pa.string()), ("country", pa.string()),
-    ("parent_id", pa.int32()), ("latitude", pa.float64()), ("longitude", pa.float64()),
-])  # fmt: skip
-CATEGORY_SCHEMA = pa.schema([
-    ("id", pa.int32()), ("name", pa.string()), ("gcid", pa.string()), ("profession", pa.string()),
-])  # fmt: skip
+LOCATION_SCHEMA = pa.schema(
+    [
+        ("id", pa.int32()),
+        ("name", pa.string()),
+        ("type", pa.string()),
+        ("country", pa.string()),
+        ("parent_id", pa.int32()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+    ]
+)
+CATEGORY_SCHEMA = pa.schema(
+    [
+        ("id", pa.int32()),
+        ("name", pa.string()),
+        ("gcid", pa.string()),
+        ("profession", pa.string()),
+    ]
+)
 
 # URL-safe base64 alphabet in ASCII order, so numeric order of the digits is string order.
 _ID_ALPHABET = np.frombuffer(
@@ -201,8 +228,9 @@ def _place_id_keys(n: int, rng: np.random.Generator) -> npt.NDArray[np.uint64]:
     """Sorted, unique 60-bit keys: the leading digits of the place ids."""
     keys = np.unique(rng.integers(0, 2**60, n, dtype=np.uint64))
     while len(keys) < n:  # a collision in 2**60: practically never, but stay exact
-        keys = np.unique(np.concatenate([keys, rng.integers(0, 2**60, n - len(keys),
-                                                            dtype=np.uint64)]))
+        keys = np.unique(
+            np.concatenate([keys, rng.integers(0, 2**60, n - len(keys), dtype=np.uint64)])
+        )
     return keys
 
 
@@ -212,8 +240,9 @@ def _place_ids(keys: npt.NDArray[np.uint64], rng: np.random.Generator) -> pa.Arr
     for j in range(_ID_SORTED_DIGITS):
         shift = np.uint64(6 * (_ID_SORTED_DIGITS - 1 - j))
         digits[:, j] = ((keys >> shift) & np.uint64(63)).astype(np.uint8)
-    digits[:, _ID_SORTED_DIGITS:] = rng.integers(0, 64, (n, _ID_DIGITS - _ID_SORTED_DIGITS),
-                                                 dtype=np.uint8)
+    digits[:, _ID_SORTED_DIGITS:] = rng.integers(
+        0, 64, (n, _ID_DIGITS - _ID_SORTED_DIGITS), dtype=np.uint8
+    )
     prefix = np.broadcast_to(np.frombuffer(_ID_PREFIX, dtype=np.uint8), (n, len(_ID_PREFIX)))
     return _strings_from_matrix(np.hstack([prefix, _ID_ALPHABET[digits]]))
 
@@ -235,11 +264,12 @@ def _country_cities(code: str) -> _CountryCities:
     if "z" in pattern:
         start = pattern.index("z")
         raw = np.frombuffer("".join(prefixes).encode("ascii"), dtype=np.uint8)
-        bases[:, start:start + width] = raw.reshape(len(where), width)
+        bases[:, start : start + width] = raw.reshape(len(where), width)
     regions = dict(profile.regional_locales)
     level1_names = _names().location_name(geo.city_level1[where]).to_pylist()
-    locales = np.array([regions.get(str(name), profile.locale) for name in level1_names],
-                       dtype=object)
+    locales = np.array(
+        [regions.get(str(name), profile.locale) for name in level1_names], dtype=object
+    )
     weight = geo.city_population[where] ** 0.85
     # Area codes: a flat list with each city's slice of it.
     table = _phone_prefixes().get(code, {})
@@ -247,13 +277,19 @@ def _country_cities(code: str) -> _CountryCities:
     counts = np.array([len(c) for c in choices], dtype=np.int64)
     flat = [p for c in choices for p in c]
     area_width = len(flat[0]) if flat else 0
-    area = (np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8)
-            .reshape(len(flat), area_width) if area_width
-            else np.zeros((len(flat), 0), dtype=np.uint8))
+    area = (
+        np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8).reshape(len(flat), area_width)
+        if area_width
+        else np.zeros((len(flat), 0), dtype=np.uint8)
+    )
     return _CountryCities(
-        index=where, p=weight / weight.sum(), locale=locales, zip_bases=bases,
+        index=where,
+        p=weight / weight.sum(),
+        locale=locales,
+        zip_bases=bases,
         zip_digit_cols=[j for j, ch in enumerate(pattern) if ch == "#"],
-        area_codes=area, area_start=np.concatenate([[0], np.cumsum(counts)[:-1]]),
+        area_codes=area,
+        area_start=np.concatenate([[0], np.cumsum(counts)[:-1]]),
         area_count=counts,
     )
 
@@ -276,17 +312,20 @@ class _CountryCities:
     area_start: npt.NDArray[np.int64]  # per city: its first row in area_codes
     area_count: npt.NDArray[np.int64]
 
-    def phones(self, pattern: str, local: npt.NDArray[np.int64],
-               rng: np.random.Generator) -> pa.Array:
+    def phones(
+        self, pattern: str, local: npt.NDArray[np.int64], rng: np.random.Generator
+    ) -> pa.Array:
         """Phone numbers for rows in cities ``local``, ``{a}`` being the area's codes."""
         width = self.area_codes.shape[1]
         filled = pattern.replace("{a}", "a" * width)
         out = _fill_pattern(filled.replace("a", "#"), len(local), rng)
         if "a" in filled and width:
-            pick = self.area_start[local] + rng.integers(0, 1 << 30, len(local)) % (
-                self.area_count[local])
+            pick = (
+                self.area_start[local]
+                + rng.integers(0, 1 << 30, len(local)) % (self.area_count[local])
+            )
             start = filled.index("a")
-            out[:, start:start + width] = self.area_codes[pick]
+            out[:, start : start + width] = self.area_codes[pick]
         return _strings_from_matrix(out)
 
 
@@ -304,8 +343,9 @@ def _render(template: str, tokens: dict[str, pa.Array]) -> pa.Array:
     return _join(*parts) if len(parts) > 1 else pc.cast(parts[0], pa.string())
 
 
-def _pick_template(rng: np.random.Generator, lang: LanguageWords,
-                   kind: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
+def _pick_template(
+    rng: np.random.Generator, lang: LanguageWords, kind: npt.NDArray[np.int8]
+) -> npt.NDArray[np.int64]:
     """Draw a name template per row; ``kind`` 0 plain business, 1 firm, 2 public place."""
     u = rng.random(len(kind))
     last = len(lang.templates) - 1
@@ -321,8 +361,9 @@ def _pick_template(rng: np.random.Generator, lang: LanguageWords,
 _FIELD = {f: i for i, f in enumerate(COVERAGE_FIELDS)}
 
 
-def _categories(profile: CountryProfile, lang: LanguageWords, n: int,
-                rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array]:
+def _categories(
+    profile: CountryProfile, lang: LanguageWords, n: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.int64], pa.Array, pa.Array]:
     """Draw a main category per row, then up to two more from the same profession.
 
     Returns the main categories (catalog positions), the category names and ids as lists.
@@ -347,8 +388,9 @@ def _categories(profile: CountryProfile, lang: LanguageWords, n: int,
     return main, categories, category_ids
 
 
-def _contact_methods(profile: CountryProfile, main: npt.NDArray[np.int64],
-                     rng: np.random.Generator) -> npt.NDArray[np.bool_]:
+def _contact_methods(
+    profile: CountryProfile, main: npt.NDArray[np.int64], rng: np.random.Generator
+) -> npt.NDArray[np.bool_]:
     """Which contact methods each business shows: ``(n, len(COVERAGE_FIELDS))`` booleans."""
     cov = load_catalog().coverage[main].copy()
     cov[:, _FIELD["email"]] *= profile.email_rate
@@ -356,7 +398,8 @@ def _contact_methods(profile: CountryProfile, main: npt.NDArray[np.int64],
     cov[:, _FIELD["instagram"]] *= profile.social_rate
     cov[:, _FIELD["facebook"]] *= profile.social_rate
     has: npt.NDArray[np.bool_] = rng.random((len(main), len(COVERAGE_FIELDS))) < np.clip(
-        cov, 0.0, 0.99)
+        cov, 0.0, 0.99
+    )
     return has
 
 
@@ -370,8 +413,13 @@ class _Named:
     city_name: pa.Array
 
 
-def _business_names(pool: NamePool, lang: LanguageWords, main: npt.NDArray[np.int64],
-                    city: npt.NDArray[np.int64], rng: np.random.Generator) -> _Named:
+def _business_names(
+    pool: NamePool,
+    lang: LanguageWords,
+    main: npt.NDArray[np.int64],
+    city: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> _Named:
     """Names from the language's templates ("{W} {S}" → "Plomberie Dupont")."""
     names, n = _names(), len(main)
     surname_i = rng.integers(0, len(pool.surnames), n)
@@ -390,9 +438,15 @@ def _business_names(pool: NamePool, lang: LanguageWords, main: npt.NDArray[np.in
     return _Named(name, surname_i, first_i, city_name)
 
 
-def _web_identity(named: _Named, pool: NamePool, lang: LanguageWords, tld: str,
-                  main: npt.NDArray[np.int64], city: npt.NDArray[np.int64],
-                  rng: np.random.Generator) -> dict[str, pa.Array]:
+def _web_identity(
+    named: _Named,
+    pool: NamePool,
+    lang: LanguageWords,
+    tld: str,
+    main: npt.NDArray[np.int64],
+    city: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> dict[str, pa.Array]:
     """One domain per business, reused by website, handles and e-mail.
 
     Returns ``domain``, ``website``, ``instagram`` and ``facebook`` arrays.
@@ -411,12 +465,25 @@ def _web_identity(named: _Named, pool: NamePool, lang: LanguageWords, tld: str,
     usable = pc.and_(pc.greater_equal(length, 4), pc.less_equal(length, 26))
     style = rng.choice(3, n, p=[0.55, 0.3, 0.15])
     domain_base = pc.if_else(
-        usable, _choose([joined, dashed, _join(s_slug, "-", w_slug)], style), fallback)
+        usable, _choose([joined, dashed, _join(s_slug, "-", w_slug)], style), fallback
+    )
     domain = _join(domain_base, "." + tld)
-    website = _choose([_join("https://www.", domain, "/"), _join("https://", domain),
-                       _join("http://www.", domain, "/")], rng.choice(3, n, p=[0.6, 0.3, 0.1]))
-    handle = _choose([_join(s_slug, "_", w_slug), pc.replace_substring(domain_base, "-", "_"),
-                      _join(w_slug, c_slug)], rng.choice(3, n, p=[0.4, 0.4, 0.2]))
+    website = _choose(
+        [
+            _join("https://www.", domain, "/"),
+            _join("https://", domain),
+            _join("http://www.", domain, "/"),
+        ],
+        rng.choice(3, n, p=[0.6, 0.3, 0.1]),
+    )
+    handle = _choose(
+        [
+            _join(s_slug, "_", w_slug),
+            pc.replace_substring(domain_base, "-", "_"),
+            _join(w_slug, c_slug),
+        ],
+        rng.choice(3, n, p=[0.4, 0.4, 0.2]),
+    )
     return {
         "domain": domain,
         "website": website,
@@ -425,28 +492,45 @@ def _web_identity(named: _Named, pool: NamePool, lang: LanguageWords, tld: str,
     }
 
 
-def _emails(named: _Named, pool: NamePool, domain: pa.Array, has: npt.NDArray[np.bool_],
-            rng: np.random.Generator) -> pa.Array:
+def _emails(
+    named: _Named,
+    pool: NamePool,
+    domain: pa.Array,
+    has: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
+) -> pa.Array:
     """Up to two addresses: one at the business's domain, one at a free mailbox."""
     n = len(has)
     names = _names()
     s_slug = pool.surname_slugs.take(pa.array(named.surname))
     f_slug = pool.first_name_slugs.take(pa.array(named.first_name))
-    user = _choose([pa.array(["info"] * n), pa.array(["contact"] * n),
-                    _join(f_slug), _join(f_slug, ".", s_slug)],
-                   rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]))
+    user = _choose(
+        [
+            pa.array(["info"] * n),
+            pa.array(["contact"] * n),
+            _join(f_slug),
+            _join(f_slug, ".", s_slug),
+        ],
+        rng.choice(4, n, p=[0.4, 0.25, 0.15, 0.2]),
+    )
     email1 = _join(user, "@", domain)
     free = names.free_mail.take(pa.array(rng.integers(0, len(names.free_mail), n)))
     email2 = _join(s_slug, _strings_from_matrix(_fill_pattern("##", n, rng)), "@", free)
     email_count = np.where(has[:, _FIELD["email"]], 1 + (rng.random(n) < 0.12), 0)
     # Without a website the address is usually a free mailbox.
     mailbox = np.where(has[:, _FIELD["website"]], 0, 1)
-    return _interleave(_choose([email1, email2], mailbox),
-                       _choose([email2, email1], mailbox), email_count)
+    return _interleave(
+        _choose([email1, email2], mailbox), _choose([email2, email1], mailbox), email_count
+    )
 
 
-def _phones(profile: CountryProfile, cities: _CountryCities, local: npt.NDArray[np.int64],
-            has: npt.NDArray[np.bool_], rng: np.random.Generator) -> pa.Array:
+def _phones(
+    profile: CountryProfile,
+    cities: _CountryCities,
+    local: npt.NDArray[np.int64],
+    has: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
+) -> pa.Array:
     """Up to two numbers per business, national or international style."""
     n = len(local)
     two = np.repeat(local, 2)
@@ -459,8 +543,9 @@ def _phones(profile: CountryProfile, cities: _CountryCities, local: npt.NDArray[
     return _lists(phone_all.filter(pa.array(keep)), phone_count)
 
 
-def _addresses(profile: CountryProfile, locale: str, pool: NamePool, n: int,
-               rng: np.random.Generator) -> pa.Array:
+def _addresses(
+    profile: CountryProfile, locale: str, pool: NamePool, n: int, rng: np.random.Generator
+) -> pa.Array:
     """Street addresses in the country's order ("12 Main Street", "Hauptstraße 12")."""
     street = _take(pool.streets, rng, n)
     number = pa.array(rng.integers(1, 250, n).astype(str))
@@ -475,8 +560,12 @@ def _addresses(profile: CountryProfile, locale: str, pool: NamePool, n: int,
     return address
 
 
-def _zipcodes(cities: _CountryCities, local: npt.NDArray[np.int64],
-              pop: npt.NDArray[Any], rng: np.random.Generator) -> pa.Array:
+def _zipcodes(
+    cities: _CountryCities,
+    local: npt.NDArray[np.int64],
+    pop: npt.NDArray[Any],
+    rng: np.random.Generator,
+) -> pa.Array:
     """Return each row's postcode; big cities span several (the last digit or two vary)."""
     zips = cities.zip_bases[local]
     zip_digit_cols = cities.zip_digit_cols
@@ -487,15 +576,17 @@ def _zipcodes(cities: _CountryCities, local: npt.NDArray[np.int64],
     return _strings_from_matrix(zips)
 
 
-def _coordinates(city: npt.NDArray[np.int64], pop: npt.NDArray[Any],
-                 rng: np.random.Generator) -> tuple[pa.Array, pa.Array]:
+def _coordinates(
+    city: npt.NDArray[np.int64], pop: npt.NDArray[Any], rng: np.random.Generator
+) -> tuple[pa.Array, pa.Array]:
     """Latitude and longitude scattered around the city centre, wider for big cities."""
     geo, n = build_geography(), len(city)
     spread_km = np.clip(1.0 + 6.0 * np.sqrt(pop / 1e6), 1.0, 12.0)
     lat0 = geo.city_lat[city]
     lat = lat0 + rng.normal(0.0, 1.0, n) * spread_km / 111.0
     lon = geo.city_lon[city] + rng.normal(0.0, 1.0, n) * spread_km / (
-        111.0 * np.maximum(np.cos(np.radians(lat0)), 0.2))
+        111.0 * np.maximum(np.cos(np.radians(lat0)), 0.2)
+    )
     return pa.array(lat), pa.array(lon)
 
 
@@ -513,8 +604,13 @@ def _ratings(has: npt.NDArray[np.bool_], rng: np.random.Generator) -> tuple[pa.A
     return pa.array(rating, mask=~rated), pa.array(reviews, pa.int32())
 
 
-def _block(code: str, locale: str, cities: _CountryCities, local: npt.NDArray[np.int64],
-           rng: np.random.Generator) -> dict[str, pa.Array]:
+def _block(
+    code: str,
+    locale: str,
+    cities: _CountryCities,
+    local: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> dict[str, pa.Array]:
     """All columns (but place_id and collected_at) for contacts of one country and locale.
 
     ``local`` holds each row's city as a position in ``cities``.
@@ -570,7 +666,8 @@ def _interleave(first: pa.Array, second: pa.Array, counts: npt.NDArray[np.int64]
     """Build a list per row of ``first[i]`` then ``second[i]``, cut to ``counts[i]`` items."""
     n = len(counts)
     both = pa.concat_arrays([first, second]).take(
-        pa.array(np.column_stack([np.arange(n), np.arange(n) + n]).ravel()))
+        pa.array(np.column_stack([np.arange(n), np.arange(n) + n]).ravel())
+    )
     keep = (np.arange(2)[None, :] < counts[:, None]).ravel()
     return _lists(both.filter(pa.array(keep)), counts)
 
@@ -596,14 +693,20 @@ class _Names:
 @functools.cache
 def _names() -> _Names:
     geo, catalog = build_geography(), load_catalog()
-    members = [np.flatnonzero(catalog.profession_index == p)
-               for p in range(len(catalog.professions))]
+    members = [
+        np.flatnonzero(catalog.profession_index == p) for p in range(len(catalog.professions))
+    ]
     width = max(len(m) for m in members)
     matrix = np.zeros((len(members), width), dtype=np.int64)
     for i, m in enumerate(members):
         matrix[i, : len(m)] = m
-    kind = np.array([1 if p in FIRM_PROFESSIONS else 2 if p in PLACE_NAMED_PROFESSIONS else 0
-                     for p in catalog.professions], dtype=np.int8)
+    kind = np.array(
+        [
+            1 if p in FIRM_PROFESSIONS else 2 if p in PLACE_NAMED_PROFESSIONS else 0
+            for p in catalog.professions
+        ],
+        dtype=np.int8,
+    )
     order = np.argsort(geo.locations.column("id").to_numpy())
     return _Names(
         category_names=pa.array(catalog.names, pa.string()),
@@ -612,8 +715,9 @@ def _names() -> _Names:
         profession_sizes=np.array([len(m) for m in members], dtype=np.int64),
         city_names=pa.array(list(geo.city_name), pa.string()),
         city_slugs=pa.array([slug(c) or "city" for c in geo.city_name], pa.string()),
-        free_mail=pa.array(["gmail.com", "outlook.com", "yahoo.com", "hotmail.com",
-                            "icloud.com"], pa.string()),
+        free_mail=pa.array(
+            ["gmail.com", "outlook.com", "yahoo.com", "hotmail.com", "icloud.com"], pa.string()
+        ),
         location_ids=geo.locations.column("id").to_numpy()[order],
         location_names=geo.locations.column("name").combine_chunks().take(pa.array(order)),
     )
@@ -622,10 +726,15 @@ def _names() -> _Names:
 # --------------------------------------------------------------------------- whole tables
 
 
-def make_contacts(n: int, *, seed: int, start: datetime | None = None,
-                  end: datetime | None = None,
-                  exclude_place_ids: pa.Array | pa.ChunkedArray | None = None,
-                  stream: int = 0) -> pa.Table:
+def make_contacts(
+    n: int,
+    *,
+    seed: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exclude_place_ids: pa.Array | pa.ChunkedArray | None = None,
+    stream: int = 0,
+) -> pa.Table:
     """Generate ``n`` contacts, sorted by ``place_id``.
 
     Parameters
@@ -654,8 +763,14 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
         clash = pc.is_in(place_id, value_set=exclude_place_ids)
         if pc.any(clash).as_py():
             # Redraw from another stream; a clash in 2**138 ids is only a theoretical worry.
-            return make_contacts(n, seed=seed, start=start, end=end,
-                                 exclude_place_ids=exclude_place_ids, stream=stream + 1000)
+            return make_contacts(
+                n,
+                seed=seed,
+                start=start,
+                end=end,
+                exclude_place_ids=exclude_place_ids,
+                stream=stream + 1000,
+            )
 
     codes = sorted(COUNTRIES)
     weights = np.array([COUNTRIES[c].weight for c in codes])
@@ -673,8 +788,9 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
         # Regions speaking another language (Quebec, Wallonia...) get their own names.
         for locale in sorted(set(cities.locale[local])):
             part = cities.locale[local] == locale
-            out.append((pa.table(_block(code, str(locale), cities, local[part], block_rng)),
-                        idx[part]))
+            out.append(
+                (pa.table(_block(code, str(locale), cities, local[part], block_rng)), idx[part])
+            )
         return out
 
     _names()  # build shared caches once, before the threads
@@ -690,8 +806,13 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
         order[np.concatenate(rows)] = np.arange(n)
         body = body.take(pa.array(order))
     else:
-        body = pa.table({f.name: pa.array([], f.type) for f in CONTACT_SCHEMA
-                         if f.name not in ("place_id", "collected_at")})
+        body = pa.table(
+            {
+                f.name: pa.array([], f.type)
+                for f in CONTACT_SCHEMA
+                if f.name not in ("place_id", "collected_at")
+            }
+        )
 
     end = end or REFERENCE_TIME
     start = start or end - _HISTORY
@@ -705,8 +826,9 @@ def make_contacts(n: int, *, seed: int, start: datetime | None = None,
     )
 
 
-def generate_new_contacts(dataset: Dataset, n: int, *, seed: int,
-                          collected_at: datetime) -> pa.Table:
+def generate_new_contacts(
+    dataset: Dataset, n: int, *, seed: int, collected_at: datetime
+) -> pa.Table:
     """Generate ``n`` new businesses for an existing dataset (the admin's "add contacts").
 
     Parameters
@@ -726,8 +848,14 @@ def generate_new_contacts(dataset: Dataset, n: int, *, seed: int,
         ``n`` contacts with ``CONTACT_SCHEMA``, sorted by ``place_id``, none of whose
         ``place_id`` occurs in ``dataset.contacts``.
     """
-    return make_contacts(n, seed=seed, start=collected_at, end=collected_at,
-                         exclude_place_ids=dataset.contacts.column("place_id"), stream=1)
+    return make_contacts(
+        n,
+        seed=seed,
+        start=collected_at,
+        end=collected_at,
+        exclude_place_ids=dataset.contacts.column("place_id"),
+        stream=1,
+    )
 
 
 # --------------------------------------------------------------------------- persistence
@@ -736,10 +864,26 @@ def generate_new_contacts(dataset: Dataset, n: int, *, seed: int,
 # Repetitive columns are dictionary-encoded; unique ones (names, urls, ids) are not, and the
 # random place ids are not compressed either: about twice as fast to read back.
 _DICTIONARY_COLUMNS = (
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "level1_id", "level2_id", "level3_id",
-    "category_ids", "main_category_id", "code", "name", "type", "profession", "gcid",
-)  # fmt: skip
+    "city",
+    "zipcode",
+    "level1_location",
+    "level2_location",
+    "level3_location",
+    "country",
+    "categories",
+    "rating",
+    "review_count",
+    "level1_id",
+    "level2_id",
+    "level3_id",
+    "category_ids",
+    "main_category_id",
+    "code",
+    "name",
+    "type",
+    "profession",
+    "gcid",
+)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -748,8 +892,13 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     dictionary = [c for c in table.column_names if c in _DICTIONARY_COLUMNS and c not in unique]
     compression = {c: "none" if c == "place_id" else "zstd" for c in table.column_names}
     with atomic_write(path) as tmp:
-        pq.write_table(table, str(tmp), compression=compression, use_dictionary=dictionary,
-                       row_group_size=1 << 20)
+        pq.write_table(
+            table,
+            str(tmp),
+            compression=compression,
+            use_dictionary=dictionary,
+            row_group_size=1 << 20,
+        )
 
 
 _VERSIONED = re.compile(r"(?P<base>.+)-v(?P<version>\d+)\.(?:parquet|arrow)")
@@ -766,21 +915,28 @@ def _remove_stale_versions(path: Path) -> None:
         return
     for sibling in path.parent.glob(f"{glob.escape(current['base'])}-v*"):
         other = _VERSIONED.fullmatch(sibling.name)
-        if (other is not None and other["base"] == current["base"]
-                and other["version"] != current["version"]):
+        if (
+            other is not None
+            and other["base"] == current["base"]
+            and other["version"] != current["version"]
+        ):
             sibling.unlink(missing_ok=True)
 
 
-def _read_or_build(path: Path, build: Callable[[], pa.Table], schema: pa.Schema,
-                   rows: int | None = None) -> pa.Table:
+def _read_or_build(
+    path: Path, build: Callable[[], pa.Table], schema: pa.Schema, rows: int | None = None
+) -> pa.Table:
     """Read ``path`` if it holds a table of ``schema``; otherwise build and write it."""
     if path.exists():
         try:
             table = pq.read_table(path, memory_map=True)
         except (pa.ArrowInvalid, OSError):
             table = None  # unreadable (a foreign or damaged file): build it again
-        if (table is not None and table.schema.equals(schema)
-                and (rows is None or table.num_rows == rows)):
+        if (
+            table is not None
+            and table.schema.equals(schema)
+            and (rows is None or table.num_rows == rows)
+        ):
             return table
     table = build()
     _write_atomic(table, path)
@@ -802,8 +958,11 @@ def _read_mapped(path: Path, schema: pa.Schema, rows: int) -> pa.Table | None:
 
 
 def _write_mapped(table: pa.Table, path: Path) -> None:
-    with (atomic_write(path) as tmp, pa.OSFile(str(tmp), "wb") as sink,
-          pa.ipc.new_file(sink, table.schema) as writer):
+    with (
+        atomic_write(path) as tmp,
+        pa.OSFile(str(tmp), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema) as writer,
+    ):
         writer.write_table(table, max_chunksize=1 << 20)
     _remove_stale_versions(path)
 
@@ -816,8 +975,9 @@ def _load_contacts(path: Path, contacts: int, seed: int) -> pa.Table:
         table = _read_mapped(mapped, CONTACT_SCHEMA, contacts) if mapped.exists() else None
         if table is not None:
             return table
-    table = _read_or_build(path, functools.partial(make_contacts, contacts, seed=seed),
-                           CONTACT_SCHEMA, contacts)
+    table = _read_or_build(
+        path, functools.partial(make_contacts, contacts, seed=seed), CONTACT_SCHEMA, contacts
+    )
     if large:
         _write_mapped(table, mapped)
     return table
@@ -846,13 +1006,14 @@ def load_or_generate(data_dir: Path, *, contacts: int = 200_000, seed: int = 0) 
     data_dir.mkdir(parents=True, exist_ok=True)
     v = GENERATOR_VERSION
     # Reference tables are built only when missing: a restart reads files and nothing else.
-    countries = _read_or_build(data_dir / f"countries-v{v}.parquet",
-                               lambda: build_geography().countries, COUNTRY_SCHEMA)
-    locations = _read_or_build(data_dir / f"locations-v{v}.parquet",
-                               lambda: build_geography().locations, LOCATION_SCHEMA)
-    categories = _read_or_build(data_dir / f"categories-v{v}.parquet",
-                                lambda: load_catalog().categories, CATEGORY_SCHEMA)
-    table = _load_contacts(data_dir / f"contacts-{contacts}-s{seed}-v{v}.parquet", contacts,
-                           seed)
-    return Dataset(contacts=table, countries=countries, locations=locations,
-                   categories=categories)
+    countries = _read_or_build(
+        data_dir / f"countries-v{v}.parquet", lambda: build_geography().countries, COUNTRY_SCHEMA
+    )
+    locations = _read_or_build(
+        data_dir / f"locations-v{v}.parquet", lambda: build_geography().locations, LOCATION_SCHEMA
+    )
+    categories = _read_or_build(
+        data_dir / f"categories-v{v}.parquet", lambda: load_catalog().categories, CATEGORY_SCHEMA
+    )
+    table = _load_contacts(data_dir / f"contacts-{contacts}-s{seed}-v{v}.parquet", contacts, seed)
+    return Dataset(contacts=table, countries=countries, locations=locations, categories=categories)

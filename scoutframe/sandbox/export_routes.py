@@ -58,8 +58,14 @@ class ExportRoutes:
             filters = self.search.filters(request)
             if "search_id" in params and not filters.to_json():
                 # [DESIGN] a bare search_id would otherwise export (and charge) everything.
-                raise ApiError(400, {"search_id": [
-                    "This API starts exports from the search's filters; send them instead."]})
+                raise ApiError(
+                    400,
+                    {
+                        "search_id": [
+                            "This API starts exports from the search's filters; send them instead."
+                        ]
+                    },
+                )
             search_id = self.search.search_id(account_id, filters)
             task = self._start(account_id, search_id, filters)
             return json_response(
@@ -73,9 +79,15 @@ class ExportRoutes:
             raise not_found("Unknown search_id.")
         filters = SearchFilters.from_json(orjson.loads(stored))
         task = self._start(account_id, search_id, filters)
-        return json_response({"task_id": task["task_id"], "status": "pending",
-                              "search_id": search_id, "lead_count": task["lead_count"]},
-                             status=202)  # fmt: skip
+        return json_response(
+            {
+                "task_id": task["task_id"],
+                "status": "pending",
+                "search_id": search_id,
+                "lead_count": task["lead_count"],
+            },
+            status=202,
+        )
 
     def _task_for(self, account_id: int, ident: str) -> dict[str, Any]:
         if self.rt.live:
@@ -103,12 +115,19 @@ class ExportRoutes:
         if self.rt.live:
             body = {
                 "status": "completed" if status == "ready" else status,
-                "search_id": task["search_id"], "lead_count": task["lead_count"],
-                "progress": progress, "updated_at": iso(self.rt.clock()),
-            }  # fmt: skip
+                "search_id": task["search_id"],
+                "lead_count": task["lead_count"],
+                "progress": progress,
+                "updated_at": iso(self.rt.clock()),
+            }
         else:
-            body = {"task_id": task["task_id"], "status": status, "search_id": task["search_id"],
-                    "lead_count": task["lead_count"], "progress": progress}  # fmt: skip
+            body = {
+                "task_id": task["task_id"],
+                "status": status,
+                "search_id": task["search_id"],
+                "lead_count": task["lead_count"],
+                "progress": progress,
+            }
             if status == "ready":
                 body["download_url"] = self._download_url(task)
                 body["expires_at"] = iso(task["expires_at"])
@@ -139,12 +158,20 @@ class ExportRoutes:
         results = []
         for e in self.rt.state.history(account_id):
             url = self._download_url(e) if e["status"] == "ready" and e["kind"] == "full" else None
-            results.append({
-                "id": e["id"], "search_id": e["search_id"], "filters": orjson.loads(e["filters"]),
-                "created_at": iso(e["created_at"]), "row_count": e["row_count"],
-                "status": e["status"], "kind": e["kind"], "parent_id": e["parent_id"],
-                "download_url": url, "expires_at": iso(e["expires_at"]),
-            })  # fmt: skip
+            results.append(
+                {
+                    "id": e["id"],
+                    "search_id": e["search_id"],
+                    "filters": orjson.loads(e["filters"]),
+                    "created_at": iso(e["created_at"]),
+                    "row_count": e["row_count"],
+                    "status": e["status"],
+                    "kind": e["kind"],
+                    "parent_id": e["parent_id"],
+                    "download_url": url,
+                    "expires_at": iso(e["expires_at"]),
+                }
+            )
         return json_response({"count": len(results), "results": results})
 
     def _new_since(self, entry: dict[str, Any]) -> tuple[pa.Table, Any]:
@@ -156,10 +183,15 @@ class ExportRoutes:
         account_id = self.auth.authenticate(request)
         entry = self._entry(account_id, request)
         new_count = int(self._new_since(entry)[1].size)
-        return json_response({
-            "id": entry["id"], "exported_at": iso(entry["created_at"]), "new_count": new_count,
-            "is_fresh": new_count == 0, "checked_at": iso(self.rt.clock()),
-        })  # fmt: skip
+        return json_response(
+            {
+                "id": entry["id"],
+                "exported_at": iso(entry["created_at"]),
+                "new_count": new_count,
+                "is_fresh": new_count == 0,
+                "checked_at": iso(self.rt.clock()),
+            }
+        )
 
     def download_delta(self, request: Request) -> Response:
         """``GET .../{id}/download-delta``: CSV of new and updated contacts, charged per row."""
@@ -172,7 +204,12 @@ class ExportRoutes:
         except InsufficientCredits as exc:
             raise insufficient_credits(exc, "delta") from None
         data = export_csv_bytes(table, indices=idx)
-        return Response(data, media_type="text/csv; charset=utf-8", headers={
-            "X-Search-History-Id": str(new_id), "X-Row-Count": str(int(idx.size)),
-            "Content-Disposition": f'attachment; filename="delta-{new_id}.csv"',
-        })  # fmt: skip
+        return Response(
+            data,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "X-Search-History-Id": str(new_id),
+                "X-Row-Count": str(int(idx.size)),
+                "Content-Disposition": f'attachment; filename="delta-{new_id}.csv"',
+            },
+        )

@@ -117,9 +117,12 @@ class ExportManager:
         lead_count = int(idx.size)
         task_id = "task_" + secrets.token_hex(8)
         task, _ = self.state.start_export(
-            account_id, search_id, json.dumps(filters.to_json(), sort_keys=True), lead_count,
+            account_id,
+            search_id,
+            json.dumps(filters.to_json(), sort_keys=True),
+            lead_count,
             task_id,
-        )  # fmt: skip
+        )
         self._pool.submit(self._run, task_id, table, idx)
         return task
 

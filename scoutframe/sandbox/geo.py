@@ -35,13 +35,58 @@ __all__ = [
 
 #: Production level-1 ids of US states (contract section 5).
 US_STATE_IDS: dict[str, int] = {
-    "TX": 40, "TN": 41, "GA": 42, "CA": 43, "LA": 44, "OH": 45, "AZ": 46, "IL": 47, "VA": 48,
-    "AR": 49, "NC": 50, "IN": 51, "CO": 52, "NY": 53, "NJ": 54, "MN": 55, "WI": 56, "FL": 57,
-    "KY": 58, "MI": 59, "UT": 60, "AK": 61, "SC": 62, "WA": 63, "MO": 64, "KS": 65, "WY": 66,
-    "PA": 67, "OK": 68, "NM": 69, "MA": 70, "IA": 71, "MS": 72, "WV": 73, "MD": 74, "NE": 75,
-    "ID": 76, "AL": 77, "ME": 78, "DE": 79, "OR": 80, "NV": 81, "SD": 82, "ND": 83, "NH": 84,
-    "MT": 85, "VT": 86, "CT": 87, "HI": 88, "RI": 89, "DC": 90,
-}  # fmt: skip
+    "TX": 40,
+    "TN": 41,
+    "GA": 42,
+    "CA": 43,
+    "LA": 44,
+    "OH": 45,
+    "AZ": 46,
+    "IL": 47,
+    "VA": 48,
+    "AR": 49,
+    "NC": 50,
+    "IN": 51,
+    "CO": 52,
+    "NY": 53,
+    "NJ": 54,
+    "MN": 55,
+    "WI": 56,
+    "FL": 57,
+    "KY": 58,
+    "MI": 59,
+    "UT": 60,
+    "AK": 61,
+    "SC": 62,
+    "WA": 63,
+    "MO": 64,
+    "KS": 65,
+    "WY": 66,
+    "PA": 67,
+    "OK": 68,
+    "NM": 69,
+    "MA": 70,
+    "IA": 71,
+    "MS": 72,
+    "WV": 73,
+    "MD": 74,
+    "NE": 75,
+    "ID": 76,
+    "AL": 77,
+    "ME": 78,
+    "DE": 79,
+    "OR": 80,
+    "NV": 81,
+    "SD": 82,
+    "ND": 83,
+    "NH": 84,
+    "MT": 85,
+    "VT": 86,
+    "CT": 87,
+    "HI": 88,
+    "RI": 89,
+    "DC": 90,
+}
 
 LEVEL1_FIRST_ID = 1000
 LEVEL2_FIRST_ID = 100_000
@@ -75,84 +120,409 @@ class CountryProfile:
     regional_locales: tuple[tuple[str, str], ...] = ()  # (level-1 name, faker locale)
 
 
-def _p(code: str, locale: str, tld: str, weight: float, cc: str, nat: str, intl: str,
-       zipp: str, order: str = "street_number", **kw: Any) -> CountryProfile:
+def _p(
+    code: str,
+    locale: str,
+    tld: str,
+    weight: float,
+    cc: str,
+    nat: str,
+    intl: str,
+    zipp: str,
+    order: str = "street_number",
+    **kw: Any,
+) -> CountryProfile:
     return CountryProfile(code, locale, tld, weight, cc, nat, intl, zipp, order, **kw)
 
 
 # Zip patterns: "{z}" is a prefix chosen per level-1 area or city (keeps the real leading
 # zeros, e.g. FR "01", US "021"), "#" a digit, "A" a letter.
-COUNTRIES: dict[str, CountryProfile] = {p.code: p for p in (
-    _p("US", "en_US", "com", 30, "1", "({a}) N##-####", "+1 {a}-N##-####", "{z}##",
-       "number_street", level2_format="{county}"),
-    _p("CA", "en_CA", "ca", 4, "1", "({a}) N##-####", "+1 {a}-N##-####", "{z}#A #A#",
-       "number_street", level2_format="{city} Division",
-       regional_locales=(("Quebec", "fr_CA"),)),
-    _p("MX", "es_MX", "com.mx", 4, "52", "N# #### ####", "+52 N# #### ####", "{z}###",
-       email_rate=0.6, social_rate=1.4, level2_format="Municipio de {city}"),
-    _p("BR", "pt_BR", "com.br", 6, "55", "(N#) 9####-####", "+55 N# 9####-####",
-       "{z}###-###", email_rate=0.7, social_rate=1.5, level2_format="Microrregião de {city}"),
-    _p("AR", "es_AR", "com.ar", 2, "54", "011 ####-####", "+54 9 11 ####-####", "{z}##",
-       email_rate=0.7, social_rate=1.4, level2_format="Partido de {city}"),
-    _p("CL", "es_CL", "cl", 1.2, "56", "9 #### ####", "+56 9 #### ####", "{z}#####",
-       email_rate=0.8, social_rate=1.3, level2_format="Provincia de {city}"),
-    _p("CO", "es_CO", "com.co", 1.5, "57", "3## #######", "+57 3## #######", "{z}####",
-       email_rate=0.6, social_rate=1.4, level2_format="Provincia de {city}"),
-    _p("GB", "en_GB", "co.uk", 8, "44", "0N### ######", "+44 N### ######", "{z}# #AA",
-       "number_street", level2_format="{city} Borough"),
-    _p("IE", "en_IE", "ie", 0.8, "353", "0N# ### ####", "+353 N# ### ####", "A## A#A#",
-       "number_street", level2_format="County {city}"),
-    _p("FR", "fr_FR", "fr", 10, "33", "0{a} ## ## ## ##", "+33 {a} ## ## ## ##", "{z}###",
-       "number_street", level2_format="Arrondissement de {city}"),
-    _p("DE", "de_DE", "de", 9, "49", "0N## #######", "+49 N## #######", "{z}###",
-       level2_format="Landkreis {city}"),
-    _p("ES", "es_ES", "es", 6, "34", "9## ## ## ##", "+34 9## ## ## ##", "{z}###",
-       level2_format="Comarca de {city}"),
-    _p("IT", "it_IT", "it", 6, "39", "0N# #######", "+39 0N# #######", "{z}###",
-       level2_format="Provincia di {city}"),
-    _p("PT", "pt_PT", "pt", 1.5, "351", "2## ### ###", "+351 2## ### ###", "{z}##-###",
-       level2_format="Concelho de {city}"),
-    _p("BE", "nl_BE", "be", 2, "32", "0N ### ## ##", "+32 N ### ## ##", "{z}##",
-       level2_format="Arrondissement {city}",
-       regional_locales=(("Wallonia", "fr_BE"), ("Brussels-Capital Region", "fr_BE"))),
-    _p("NL", "nl_NL", "nl", 3, "31", "0N# ### ####", "+31 N# ### ####", "{z}## AA",
-       level2_format="Gemeente {city}"),
-    _p("CH", "de_CH", "ch", 1.5, "41", "0N# ### ## ##", "+41 N# ### ## ##", "{z}##",
-       level2_format="Bezirk {city}",
-       regional_locales=(("Genève", "fr_CH"), ("Vaud", "fr_CH"), ("Neuchâtel", "fr_CH"),
-                         ("Jura", "fr_CH"), ("Fribourg", "fr_CH"), ("Valais", "fr_CH"),
-                         ("Ticino", "it_CH"))),
-    _p("AT", "de_AT", "at", 1.2, "43", "0N## ######", "+43 N## ######", "{z}###",
-       level2_format="Bezirk {city}"),
-    _p("DK", "da_DK", "dk", 0.8, "45", "N# ## ## ##", "+45 N# ## ## ##", "{z}##",
-       level2_format="{city} Kommune"),
-    _p("SE", "sv_SE", "se", 1.2, "46", "0N#-### ## ##", "+46 N# ### ## ##", "{z}# ##",
-       level2_format="{city} kommun"),
-    _p("FI", "fi_FI", "fi", 0.7, "358", "0N# ### ####", "+358 N# ### ####", "{z}###",
-       level2_format="{city} seutukunta"),
-    _p("PL", "pl_PL", "pl", 2.5, "48", "N# ### ## ##", "+48 N# ### ## ##", "{z}-###",
-       level2_format="Powiat {city}"),
-    _p("CZ", "cs_CZ", "cz", 1.2, "420", "N## ### ###", "+420 N## ### ###", "{z}# ##",
-       level2_format="Okres {city}"),
-    _p("JP", "ja_JP", "jp", 5, "81", "0N-####-####", "+81 N-####-####", "{z}#-####",
-       email_rate=0.5, social_rate=0.8, level2_format="{city} District",
-       local_categories_only=True),
-    _p("IN", "en_IN", "in", 5, "91", "0N# #### ####", "+91 9#### #####", "{z}####",
-       email_rate=0.6, website_rate=0.7, level2_format="{city} District"),
-    _p("AU", "en_AU", "com.au", 3, "61", "(0{a}) #### ####", "+61 {a} #### ####", "{z}###",
-       "number_street", level2_format="City of {city}"),
-    _p("NZ", "en_NZ", "co.nz", 0.8, "64", "0N ### ####", "+64 N ### ####", "{z}##",
-       "number_street", level2_format="{city} District"),
-    _p("ZA", "zu_ZA", "co.za", 1.5, "27", "0N# ### ####",
-       "+27 N# ### ####", "{z}##", "number_street", email_rate=0.8,
-       level2_format="{city} Local Municipality"),
-    _p("NA", "en_US", "com.na", 0.3, "264", "061 ### ###", "+264 61 ### ###", "",
-       "number_street", email_rate=0.5, website_rate=0.5, level2_format="{city} Constituency"),
-    _p("MA", "fr_FR", "ma", 1, "212", "05## ## ## ##", "+212 5## ## ## ##", "{z}###",
-       email_rate=0.6, level2_format="Préfecture de {city}"),
-    _p("AE", "ar_AE", "ae", 1, "971", "04 ### ####", "+971 4 ### ####", "",
-       website_rate=1.2, level2_format="{city} Municipality"),
-)}  # fmt: skip
+COUNTRIES: dict[str, CountryProfile] = {
+    p.code: p
+    for p in (
+        _p(
+            "US",
+            "en_US",
+            "com",
+            30,
+            "1",
+            "({a}) N##-####",
+            "+1 {a}-N##-####",
+            "{z}##",
+            "number_street",
+            level2_format="{county}",
+        ),
+        _p(
+            "CA",
+            "en_CA",
+            "ca",
+            4,
+            "1",
+            "({a}) N##-####",
+            "+1 {a}-N##-####",
+            "{z}#A #A#",
+            "number_street",
+            level2_format="{city} Division",
+            regional_locales=(("Quebec", "fr_CA"),),
+        ),
+        _p(
+            "MX",
+            "es_MX",
+            "com.mx",
+            4,
+            "52",
+            "N# #### ####",
+            "+52 N# #### ####",
+            "{z}###",
+            email_rate=0.6,
+            social_rate=1.4,
+            level2_format="Municipio de {city}",
+        ),
+        _p(
+            "BR",
+            "pt_BR",
+            "com.br",
+            6,
+            "55",
+            "(N#) 9####-####",
+            "+55 N# 9####-####",
+            "{z}###-###",
+            email_rate=0.7,
+            social_rate=1.5,
+            level2_format="Microrregião de {city}",
+        ),
+        _p(
+            "AR",
+            "es_AR",
+            "com.ar",
+            2,
+            "54",
+            "011 ####-####",
+            "+54 9 11 ####-####",
+            "{z}##",
+            email_rate=0.7,
+            social_rate=1.4,
+            level2_format="Partido de {city}",
+        ),
+        _p(
+            "CL",
+            "es_CL",
+            "cl",
+            1.2,
+            "56",
+            "9 #### ####",
+            "+56 9 #### ####",
+            "{z}#####",
+            email_rate=0.8,
+            social_rate=1.3,
+            level2_format="Provincia de {city}",
+        ),
+        _p(
+            "CO",
+            "es_CO",
+            "com.co",
+            1.5,
+            "57",
+            "3## #######",
+            "+57 3## #######",
+            "{z}####",
+            email_rate=0.6,
+            social_rate=1.4,
+            level2_format="Provincia de {city}",
+        ),
+        _p(
+            "GB",
+            "en_GB",
+            "co.uk",
+            8,
+            "44",
+            "0N### ######",
+            "+44 N### ######",
+            "{z}# #AA",
+            "number_street",
+            level2_format="{city} Borough",
+        ),
+        _p(
+            "IE",
+            "en_IE",
+            "ie",
+            0.8,
+            "353",
+            "0N# ### ####",
+            "+353 N# ### ####",
+            "A## A#A#",
+            "number_street",
+            level2_format="County {city}",
+        ),
+        _p(
+            "FR",
+            "fr_FR",
+            "fr",
+            10,
+            "33",
+            "0{a} ## ## ## ##",
+            "+33 {a} ## ## ## ##",
+            "{z}###",
+            "number_street",
+            level2_format="Arrondissement de {city}",
+        ),
+        _p(
+            "DE",
+            "de_DE",
+            "de",
+            9,
+            "49",
+            "0N## #######",
+            "+49 N## #######",
+            "{z}###",
+            level2_format="Landkreis {city}",
+        ),
+        _p(
+            "ES",
+            "es_ES",
+            "es",
+            6,
+            "34",
+            "9## ## ## ##",
+            "+34 9## ## ## ##",
+            "{z}###",
+            level2_format="Comarca de {city}",
+        ),
+        _p(
+            "IT",
+            "it_IT",
+            "it",
+            6,
+            "39",
+            "0N# #######",
+            "+39 0N# #######",
+            "{z}###",
+            level2_format="Provincia di {city}",
+        ),
+        _p(
+            "PT",
+            "pt_PT",
+            "pt",
+            1.5,
+            "351",
+            "2## ### ###",
+            "+351 2## ### ###",
+            "{z}##-###",
+            level2_format="Concelho de {city}",
+        ),
+        _p(
+            "BE",
+            "nl_BE",
+            "be",
+            2,
+            "32",
+            "0N ### ## ##",
+            "+32 N ### ## ##",
+            "{z}##",
+            level2_format="Arrondissement {city}",
+            regional_locales=(("Wallonia", "fr_BE"), ("Brussels-Capital Region", "fr_BE")),
+        ),
+        _p(
+            "NL",
+            "nl_NL",
+            "nl",
+            3,
+            "31",
+            "0N# ### ####",
+            "+31 N# ### ####",
+            "{z}## AA",
+            level2_format="Gemeente {city}",
+        ),
+        _p(
+            "CH",
+            "de_CH",
+            "ch",
+            1.5,
+            "41",
+            "0N# ### ## ##",
+            "+41 N# ### ## ##",
+            "{z}##",
+            level2_format="Bezirk {city}",
+            regional_locales=(
+                ("Genève", "fr_CH"),
+                ("Vaud", "fr_CH"),
+                ("Neuchâtel", "fr_CH"),
+                ("Jura", "fr_CH"),
+                ("Fribourg", "fr_CH"),
+                ("Valais", "fr_CH"),
+                ("Ticino", "it_CH"),
+            ),
+        ),
+        _p(
+            "AT",
+            "de_AT",
+            "at",
+            1.2,
+            "43",
+            "0N## ######",
+            "+43 N## ######",
+            "{z}###",
+            level2_format="Bezirk {city}",
+        ),
+        _p(
+            "DK",
+            "da_DK",
+            "dk",
+            0.8,
+            "45",
+            "N# ## ## ##",
+            "+45 N# ## ## ##",
+            "{z}##",
+            level2_format="{city} Kommune",
+        ),
+        _p(
+            "SE",
+            "sv_SE",
+            "se",
+            1.2,
+            "46",
+            "0N#-### ## ##",
+            "+46 N# ### ## ##",
+            "{z}# ##",
+            level2_format="{city} kommun",
+        ),
+        _p(
+            "FI",
+            "fi_FI",
+            "fi",
+            0.7,
+            "358",
+            "0N# ### ####",
+            "+358 N# ### ####",
+            "{z}###",
+            level2_format="{city} seutukunta",
+        ),
+        _p(
+            "PL",
+            "pl_PL",
+            "pl",
+            2.5,
+            "48",
+            "N# ### ## ##",
+            "+48 N# ### ## ##",
+            "{z}-###",
+            level2_format="Powiat {city}",
+        ),
+        _p(
+            "CZ",
+            "cs_CZ",
+            "cz",
+            1.2,
+            "420",
+            "N## ### ###",
+            "+420 N## ### ###",
+            "{z}# ##",
+            level2_format="Okres {city}",
+        ),
+        _p(
+            "JP",
+            "ja_JP",
+            "jp",
+            5,
+            "81",
+            "0N-####-####",
+            "+81 N-####-####",
+            "{z}#-####",
+            email_rate=0.5,
+            social_rate=0.8,
+            level2_format="{city} District",
+            local_categories_only=True,
+        ),
+        _p(
+            "IN",
+            "en_IN",
+            "in",
+            5,
+            "91",
+            "0N# #### ####",
+            "+91 9#### #####",
+            "{z}####",
+            email_rate=0.6,
+            website_rate=0.7,
+            level2_format="{city} District",
+        ),
+        _p(
+            "AU",
+            "en_AU",
+            "com.au",
+            3,
+            "61",
+            "(0{a}) #### ####",
+            "+61 {a} #### ####",
+            "{z}###",
+            "number_street",
+            level2_format="City of {city}",
+        ),
+        _p(
+            "NZ",
+            "en_NZ",
+            "co.nz",
+            0.8,
+            "64",
+            "0N ### ####",
+            "+64 N ### ####",
+            "{z}##",
+            "number_street",
+            level2_format="{city} District",
+        ),
+        _p(
+            "ZA",
+            "zu_ZA",
+            "co.za",
+            1.5,
+            "27",
+            "0N# ### ####",
+            "+27 N# ### ####",
+            "{z}##",
+            "number_street",
+            email_rate=0.8,
+            level2_format="{city} Local Municipality",
+        ),
+        _p(
+            "NA",
+            "en_US",
+            "com.na",
+            0.3,
+            "264",
+            "061 ### ###",
+            "+264 61 ### ###",
+            "",
+            "number_street",
+            email_rate=0.5,
+            website_rate=0.5,
+            level2_format="{city} Constituency",
+        ),
+        _p(
+            "MA",
+            "fr_FR",
+            "ma",
+            1,
+            "212",
+            "05## ## ## ##",
+            "+212 5## ## ## ##",
+            "{z}###",
+            email_rate=0.6,
+            level2_format="Préfecture de {city}",
+        ),
+        _p(
+            "AE",
+            "ar_AE",
+            "ae",
+            1,
+            "971",
+            "04 ### ####",
+            "+971 4 ### ####",
+            "",
+            website_rate=1.2,
+            level2_format="{city} Municipality",
+        ),
+    )
+}
 
 # Per-country cap on level-3 cities, the largest first; the rest uses _DEFAULT_CAP.
 _CITY_CAPS = {"US": 1500, "IN": 500, "BR": 500, "FR": 600, "DE": 600}
@@ -295,8 +665,10 @@ def _country_names() -> dict[str, str]:
     return names
 
 
-def select_cities(cities: list[dict[str, Any]], level1_names: dict[str, dict[str, str]],
-                  ) -> dict[str, dict[str, list[dict[str, Any]]]]:  # fmt: skip
+def select_cities(
+    cities: list[dict[str, Any]],
+    level1_names: dict[str, dict[str, str]],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Pick the level-3 cities: country → level-1 code → its cities, largest first.
 
     Only the sandbox's countries and named level-1 areas count; city districts are dropped
@@ -322,21 +694,28 @@ def select_cities(cities: list[dict[str, Any]], level1_names: dict[str, dict[str
     by_area: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for city in cities:
         cc, a1 = city["countrycode"], city["admin1code"]
-        if (cc in COUNTRIES and a1 in level1_names.get(cc, {})
-                and not _DISTRICT_NAME.search(city["name"])):
+        if (
+            cc in COUNTRIES
+            and a1 in level1_names.get(cc, {})
+            and not _DISTRICT_NAME.search(city["name"])
+        ):
             by_area.setdefault((cc, a1), []).append(city)
     selected: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for cc in sorted(COUNTRIES):
         cap = _CITY_CAPS.get(cc, _DEFAULT_CAP)
-        areas = {a1: _drop_districts(by_area[(cc, a1)])
-                 for a1 in sorted(level1_names[cc]) if (cc, a1) in by_area}
-        ranked = sorted((c for cs in areas.values() for c in cs),
-                        key=lambda c: (-c["population"], c["geonameid"]))
+        areas = {
+            a1: _drop_districts(by_area[(cc, a1)])
+            for a1 in sorted(level1_names[cc])
+            if (cc, a1) in by_area
+        }
+        ranked = sorted(
+            (c for cs in areas.values() for c in cs),
+            key=lambda c: (-c["population"], c["geonameid"]),
+        )
         kept = {c["geonameid"] for c in ranked[:cap]}
         # Every level-1 area keeps at least its largest town.
         kept |= {cs[0]["geonameid"] for cs in areas.values()}
-        selected[cc] = {a1: [c for c in cs if c["geonameid"] in kept]
-                        for a1, cs in areas.items()}
+        selected[cc] = {a1: [c for c in cs if c["geonameid"] in kept] for a1, cs in areas.items()}
     return selected
 
 
@@ -381,31 +760,52 @@ def build_geography() -> Geography:
                 l2_ids.append(next_l2)
                 next_l2 += 1
             for c, s in zip(cs, seat, strict=True):
-                loc_rows.append((next_l3, c["name"], "level3", cc, l2_ids[s],
-                                 float(c["latitude"]), float(c["longitude"])))
-                for key, val in (("id", next_l3), ("l2", l2_ids[s]), ("l1", l1), ("cc", cc),
-                                 ("name", c["name"]), ("lat", c["latitude"]),
-                                 ("lon", c["longitude"]), ("pop", c["population"]),
-                                 ("zip", prefixes[s]), ("a1", a1)):
+                loc_rows.append(
+                    (
+                        next_l3,
+                        c["name"],
+                        "level3",
+                        cc,
+                        l2_ids[s],
+                        float(c["latitude"]),
+                        float(c["longitude"]),
+                    )
+                )
+                for key, val in (
+                    ("id", next_l3),
+                    ("l2", l2_ids[s]),
+                    ("l1", l1),
+                    ("cc", cc),
+                    ("name", c["name"]),
+                    ("lat", c["latitude"]),
+                    ("lon", c["longitude"]),
+                    ("pop", c["population"]),
+                    ("zip", prefixes[s]),
+                    ("a1", a1),
+                ):
                     city_cols[key].append(val)
                 next_l3 += 1
 
     loc_rows.sort(key=lambda r: r[0])
     cols = list(zip(*loc_rows, strict=True))
-    locations = pa.table({
-        "id": pa.array(cols[0], pa.int32()),
-        "name": pa.array(cols[1], pa.string()),
-        "type": pa.array(cols[2], pa.string()),
-        "country": pa.array(cols[3], pa.string()),
-        "parent_id": pa.array(cols[4], pa.int32()),
-        "latitude": pa.array(cols[5], pa.float64()),
-        "longitude": pa.array(cols[6], pa.float64()),
-    })
+    locations = pa.table(
+        {
+            "id": pa.array(cols[0], pa.int32()),
+            "name": pa.array(cols[1], pa.string()),
+            "type": pa.array(cols[2], pa.string()),
+            "country": pa.array(cols[3], pa.string()),
+            "parent_id": pa.array(cols[4], pa.int32()),
+            "latitude": pa.array(cols[5], pa.float64()),
+            "longitude": pa.array(cols[6], pa.float64()),
+        }
+    )
     names = _country_names()
-    countries = pa.table({
-        "code": pa.array(sorted(COUNTRIES), pa.string()),
-        "name": pa.array([names[c] for c in sorted(COUNTRIES)], pa.string()),
-    })
+    countries = pa.table(
+        {
+            "code": pa.array(sorted(COUNTRIES), pa.string()),
+            "name": pa.array([names[c] for c in sorted(COUNTRIES)], pa.string()),
+        }
+    )
     return Geography(
         countries=countries,
         locations=locations,

@@ -107,9 +107,12 @@ class SearchRoutes:
             page = 1
             rows = idx[:PREVIEW_SIZE]
         body: dict[str, Any] = {
-            "totalCount": total, "search_id": self.search_id(account_id, filters),
-            "preview": self._contacts(table, rows), "page": page, "num_pages": num_pages,
-        }  # fmt: skip
+            "totalCount": total,
+            "search_id": self.search_id(account_id, filters),
+            "preview": self._contacts(table, rows),
+            "page": page,
+            "num_pages": num_pages,
+        }
         if self.rt.live:
             body["credits_per_lead"] = 1
         return json_response(body)
@@ -121,11 +124,15 @@ class SearchRoutes:
         filters = self.filters(request)
         table, idx = self.rt.store.snapshot(filters)
         total = int(idx.size)
-        return json_response({
-            "totalCount": total, "search_id": None,
-            "preview": self._contacts(table, idx[:PREVIEW_SIZE]), "page": 1,
-            "num_pages": max(1, math.ceil(total / PAGE_SIZE)),
-        })  # fmt: skip
+        return json_response(
+            {
+                "totalCount": total,
+                "search_id": None,
+                "preview": self._contacts(table, idx[:PREVIEW_SIZE]),
+                "page": 1,
+                "num_pages": max(1, math.ceil(total / PAGE_SIZE)),
+            }
+        )
 
     # -- reference data
     def categories(self, request: Request) -> Response:
@@ -152,11 +159,19 @@ class SearchRoutes:
         scored.sort(key=lambda item: (item[0], item[1]))
         if limit is not None:
             scored = scored[: max(limit, 0)]
-        return json_response([
-            {"id": c["id"], "name": c["name"], "gcid": c["gcid"], "match_rank": rank,
-             "matched_field": fieldname, "matched_value": value}
-            for rank, _, c, (_, fieldname, value) in scored
-        ])  # fmt: skip
+        return json_response(
+            [
+                {
+                    "id": c["id"],
+                    "name": c["name"],
+                    "gcid": c["gcid"],
+                    "match_rank": rank,
+                    "matched_field": fieldname,
+                    "matched_value": value,
+                }
+                for rank, _, c, (_, fieldname, value) in scored
+            ]
+        )
 
     def countries(self, request: Request) -> Response:
         """``GET /api/locations/countries``."""
@@ -212,7 +227,9 @@ class SearchRoutes:
                 {"id": c["id"], "name": c["name"], "count": counts.get(int(c["id"]), 0)}
             )
         # [DESIGN] a profession's count is of distinct contacts, not the sum of its categories.
-        return json_response([
-            {"profession": name, "categories": groups[name], "count": per_group.get(i, 0)}
-            for i, name in enumerate(names)
-        ])  # fmt: skip
+        return json_response(
+            [
+                {"profession": name, "categories": groups[name], "count": per_group.get(i, 0)}
+                for i, name in enumerate(names)
+            ]
+        )

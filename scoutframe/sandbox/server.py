@@ -150,9 +150,10 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     secret = _load_secret(data_dir)
     dataset = load_or_generate(data_dir, contacts=opts.contacts, seed=opts.seed)
     store = ContactStore(
-        dataset.contacts, Catalog.from_dataset(dataset),
+        dataset.contacts,
+        Catalog.from_dataset(dataset),
         data_dir / f"overlay-{opts.contacts}-s{opts.seed}.parquet",
-    )  # fmt: skip
+    )
     clock = SandboxClock()
     state = State(data_dir / "state.sqlite3", clock)
     clock.offset = float(state.get_meta("clock_offset") or 0.0)
@@ -161,14 +162,18 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     password = _derive(secret, "demo-password")[:20]
     account = state.account_by_email(DEMO_EMAIL)
     if account is None:
-        account = state.create_account(DEMO_EMAIL, password, opts.credits,
-                                       first_name="Demo", last_name="Sandbox")  # fmt: skip
+        account = state.create_account(
+            DEMO_EMAIL, password, opts.credits, first_name="Demo", last_name="Sandbox"
+        )
     if not state.has_api_key(api_key):
         state.add_api_key(account.id, api_key, "demo", None)
     elif state.api_key_lookup(hash_api_key(api_key)) is None:
         # [DESIGN] a revocation is final, even of the demo key: say so rather than surprise.
-        _log.warning("the demo account's API key was revoked in %s and stays revoked: log in "
-                     "with the username and password, or start with a new --data-dir", data_dir)
+        _log.warning(
+            "the demo account's API key was revoked in %s and stays revoked: log in "
+            "with the username and password, or start with a new --data-dir",
+            data_dir,
+        )
 
     api_sock = _bind(host, port)
     storage_sock = _storage_socket(host)
@@ -182,36 +187,55 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
     def new_contacts(n: int, collected_at: float) -> Any:
         current = dataclasses.replace(dataset, contacts=store.table)
         table = generate_new_contacts(
-            current, n, seed=int(np.random.SeedSequence([opts.seed, n, int(collected_at * 1e6)])
-                                 .generate_state(1)[0]),
+            current,
+            n,
+            seed=int(
+                np.random.SeedSequence([opts.seed, n, int(collected_at * 1e6)]).generate_state(1)[0]
+            ),
             collected_at=datetime.fromtimestamp(collected_at, UTC),
-        )  # fmt: skip
+        )
         # The generator keeps whole seconds; freshness compares to the microsecond.
         column = table.schema.get_field_index("collected_at")
         stamps = pa.array(np.full(n, int(collected_at * 1e6), dtype=np.int64))
-        return table.set_column(column, "collected_at",
-                                stamps.cast(table.schema.field(column).type))  # fmt: skip
+        return table.set_column(
+            column, "collected_at", stamps.cast(table.schema.field(column).type)
+        )
 
     runtime = Runtime(
-        flavor=opts.flavor, state=state, store=store, exports=exports, clock=clock,
-        secret=secret, signer=signer, faults=injector,
+        flavor=opts.flavor,
+        state=state,
+        store=store,
+        exports=exports,
+        clock=clock,
+        secret=secret,
+        signer=signer,
+        faults=injector,
         limiter=RateLimiter(rate, max(1, int(2 * rate))) if rate > 0 else None,
         public_limiter=RateLimiter(10 / 60, 10) if rate > 0 else None,
-        access_lifetime=opts.access_lifetime, refresh_lifetime=opts.refresh_lifetime,
-        admin_token=_derive(secret, "admin-token")[:32], new_contacts=new_contacts,
-        seed=opts.seed, storage_log=StorageRequestLog(clock),
-    )  # fmt: skip
+        access_lifetime=opts.access_lifetime,
+        refresh_lifetime=opts.refresh_lifetime,
+        admin_token=_derive(secret, "admin-token")[:32],
+        new_contacts=new_contacts,
+        seed=opts.seed,
+        storage_log=StorageRequestLog(clock),
+    )
     quiet_injected_disconnects()
-    apps = [(create_app(runtime), api_sock),
-            (create_storage_app(data_dir / "exports", signer, injector, runtime.storage_log),
-             storage_sock)]
+    apps = [
+        (create_app(runtime), api_sock),
+        (
+            create_storage_app(data_dir / "exports", signer, injector, runtime.storage_log),
+            storage_sock,
+        ),
+    ]
     servers, threads = [], []
     for app, sock in apps:
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2)  # fmt: skip
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                  name="sandbox-uvicorn", daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="sandbox-uvicorn", daemon=True
+        )
         thread.start()
         servers.append(server)
         threads.append(thread)
@@ -220,8 +244,16 @@ def _open(opts: _Options, host: str, port: int) -> _Core:
         if time.monotonic() > deadline or not all(t.is_alive() for t in threads):
             raise RuntimeError("the sandbox servers did not start")
         time.sleep(0.01)
-    return _Core(runtime, servers, threads, _url(api_sock), _url(storage_sock), api_key,
-                 password, runtime.admin_token)  # fmt: skip
+    return _Core(
+        runtime,
+        servers,
+        threads,
+        _url(api_sock),
+        _url(storage_sock),
+        api_key,
+        password,
+        runtime.admin_token,
+    )
 
 
 class Sandbox:
@@ -283,13 +315,16 @@ class Sandbox:
         if isinstance(faults, str):
             faults = parse_faults(faults)
         self._opts = _Options(
-            contacts=int(contacts), flavor=flavor,
+            contacts=int(contacts),
+            flavor=flavor,
             data_dir=Path(data_dir) if data_dir is not None else default_data_dir(),
-            credits=int(credits), rate_limit=float(rate_limit),
-            faults=faults if faults is not None else FaultConfig(), seed=int(seed),
+            credits=int(credits),
+            rate_limit=float(rate_limit),
+            faults=faults if faults is not None else FaultConfig(),
+            seed=int(seed),
             access_lifetime=float(access_token_lifetime),
             refresh_lifetime=float(refresh_token_lifetime),
-        )  # fmt: skip
+        )
         self.host = host
         self.port = port
         self.mode = mode
@@ -311,11 +346,13 @@ class Sandbox:
             core = _open(self._opts, self.host, self.port)
             self._core = core
             self._info = {
-                "SPHERESCOUT_BASE_URL": core.url, "SPHERESCOUT_API_KEY": core.api_key,
-                "SPHERESCOUT_USERNAME": DEMO_EMAIL, "SPHERESCOUT_PASSWORD": core.password,
+                "SPHERESCOUT_BASE_URL": core.url,
+                "SPHERESCOUT_API_KEY": core.api_key,
+                "SPHERESCOUT_USERNAME": DEMO_EMAIL,
+                "SPHERESCOUT_PASSWORD": core.password,
                 "SCOUTFRAME_SANDBOX_ADMIN_TOKEN": core.admin_token,
                 "SCOUTFRAME_SANDBOX_STORAGE_URL": core.storage_url,
-            }  # fmt: skip
+            }
         else:
             self._start_process()
         return self
@@ -324,13 +361,32 @@ class Sandbox:
         o = self._opts
         spec = ",".join(f"{k}={v}" for k, v in o.faults.to_dict().items())
         argv = [
-            sys.executable, "-m", "scoutframe.sandbox", "--host", self.host,
-            "--port", str(self.port), "--contacts", str(o.contacts), "--credits", str(o.credits),
-            "--rate-limit", str(o.rate_limit), "--flavor", o.flavor,
-            "--data-dir", str(o.data_dir), "--seed", str(o.seed), "--faults", spec,
-            "--access-token-lifetime", str(o.access_lifetime),
-            "--refresh-token-lifetime", str(o.refresh_lifetime),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "scoutframe.sandbox",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--contacts",
+            str(o.contacts),
+            "--credits",
+            str(o.credits),
+            "--rate-limit",
+            str(o.rate_limit),
+            "--flavor",
+            o.flavor,
+            "--data-dir",
+            str(o.data_dir),
+            "--seed",
+            str(o.seed),
+            "--faults",
+            spec,
+            "--access-token-lifetime",
+            str(o.access_lifetime),
+            "--refresh-token-lifetime",
+            str(o.refresh_lifetime),
+        ]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
         self._proc = proc
         assert proc.stdout is not None
@@ -370,9 +426,11 @@ class Sandbox:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stop()
 
     # -- what clients need
@@ -437,4 +495,3 @@ class Sandbox:
         if self._core is None:
             raise RuntimeError("the runtime is only reachable in thread mode while running")
         return self._core.runtime
-

@@ -228,9 +228,16 @@ class State:
                 "INSERT INTO accounts (email, username, first_name, last_name, plan, "
                 "password_hash, credits, credits_used, date_joined) "
                 "VALUES (?, ?, ?, ?, 'sandbox', ?, ?, 0, ?)",
-                (email, email.split("@")[0], first_name, last_name, hash_password(password),
-                 credits, now),
-            )  # fmt: skip
+                (
+                    email,
+                    email.split("@")[0],
+                    first_name,
+                    last_name,
+                    hash_password(password),
+                    credits,
+                    now,
+                ),
+            )
             account_id = int(cur.lastrowid or 0)
             _ledger_row(db, account_id, credits, credits, "opening balance", None, now)
         account = self.account(account_id)
@@ -292,15 +299,15 @@ class State:
             "WHERE account_id = ? AND revoked IS NULL ORDER BY id",
             (account_id,),
         )
-        return [_key_item(r["id"], r["name"], r["token_key"], r["created"], r["expiry"])
-                for r in rows]  # fmt: skip
+        return [
+            _key_item(r["id"], r["name"], r["token_key"], r["created"], r["expiry"]) for r in rows
+        ]
 
     def revoke_api_key(self, account_id: int, key_id: int) -> str | None:
         """Revoke one of the account's keys; returns its hash, None if not found."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT key_hash FROM api_keys WHERE id = ? AND account_id = ? "
-                "AND revoked IS NULL",
+                "SELECT key_hash FROM api_keys WHERE id = ? AND account_id = ? AND revoked IS NULL",
                 (key_id, account_id),
             ).fetchone()
             if row is None:
@@ -347,8 +354,15 @@ class State:
         return None if row is None else str(row["filters"])
 
     # -- credits
-    def _debit(self, db: sqlite3.Connection, account_id: int, amount: int, reason: str,
-               ref: str | None, now: float) -> None:  # fmt: skip
+    def _debit(
+        self,
+        db: sqlite3.Connection,
+        account_id: int,
+        amount: int,
+        reason: str,
+        ref: str | None,
+        now: float,
+    ) -> None:
         row = db.execute("SELECT credits FROM accounts WHERE id = ?", (account_id,)).fetchone()
         if row["credits"] < amount:
             raise InsufficientCredits(amount, int(row["credits"]))
@@ -362,9 +376,17 @@ class State:
     def ledger(self, account_id: int) -> list[dict[str, Any]]:
         """Ledger rows, oldest first."""
         rows = self._all("SELECT * FROM ledger WHERE account_id = ? ORDER BY id", (account_id,))
-        return [{"id": r["id"], "delta": r["delta"], "balance": r["balance"],
-                 "reason": r["reason"], "ref": r["ref"], "created_at": iso(r["created_at"])}
-                for r in rows]  # fmt: skip
+        return [
+            {
+                "id": r["id"],
+                "delta": r["delta"],
+                "balance": r["balance"],
+                "reason": r["reason"],
+                "ref": r["ref"],
+                "created_at": iso(r["created_at"]),
+            }
+            for r in rows
+        ]
 
     # -- tasks and history
     def start_export(
@@ -456,8 +478,9 @@ class State:
             balance = db.execute(
                 "SELECT credits FROM accounts WHERE id = ?", (row["account_id"],)
             ).fetchone()["credits"]
-            _ledger_row(db, row["account_id"], amount, balance, "refund: export failed", task_id,
-                        now)
+            _ledger_row(
+                db, row["account_id"], amount, balance, "refund: export failed", task_id, now
+            )
 
     def expired_exports(self, now: float) -> list[str]:
         """Object names of ready exports whose signed URL expired at or before ``now``."""
@@ -484,26 +507,40 @@ class State:
                 "INSERT INTO history (account_id, search_id, filters, created_at, row_count, "
                 "status, kind, parent_id, task_id) VALUES (?, ?, ?, ?, ?, 'ready', 'delta', ?, "
                 "NULL)",
-                (account_id, parent["search_id"], parent["filters"], exported_at, row_count,
-                 parent["id"]),
-            )  # fmt: skip
+                (
+                    account_id,
+                    parent["search_id"],
+                    parent["filters"],
+                    exported_at,
+                    row_count,
+                    parent["id"],
+                ),
+            )
             return int(cur.lastrowid or 0)
 
     def history_entry(self, account_id: int, entry_id: int) -> dict[str, Any] | None:
         """One of the account's history entries (with its task's object and expiry)."""
-        row = self._one(f"{_HISTORY} WHERE h.id = ? AND h.account_id = ?",
-                        (entry_id, account_id))  # fmt: skip
+        row = self._one(f"{_HISTORY} WHERE h.id = ? AND h.account_id = ?", (entry_id, account_id))
         return None if row is None else dict(row)
 
     def history(self, account_id: int) -> list[dict[str, Any]]:
         """Return the account's history, newest first."""
-        rows = self._all(f"{_HISTORY} WHERE h.account_id = ? "
-                         "ORDER BY h.created_at DESC, h.id DESC", (account_id,))  # fmt: skip
+        rows = self._all(
+            f"{_HISTORY} WHERE h.account_id = ? ORDER BY h.created_at DESC, h.id DESC",
+            (account_id,),
+        )
         return [dict(r) for r in rows]
 
 
-def _ledger_row(db: sqlite3.Connection, account_id: int, delta: int, balance: int, reason: str,
-                ref: str | None, now: float) -> None:  # fmt: skip
+def _ledger_row(
+    db: sqlite3.Connection,
+    account_id: int,
+    delta: int,
+    balance: int,
+    reason: str,
+    ref: str | None,
+    now: float,
+) -> None:
     db.execute(
         "INSERT INTO ledger (account_id, delta, balance, reason, ref, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -511,16 +548,27 @@ def _ledger_row(db: sqlite3.Connection, account_id: int, delta: int, balance: in
     )
 
 
-def _key_item(key_id: int, name: str, token_key: str, created: float,
-              expiry: float | None) -> dict[str, Any]:  # fmt: skip
-    return {"id": key_id, "name": name, "token_key": token_key, "created": iso(created),
-            "expiry": iso(expiry)}  # fmt: skip
+def _key_item(
+    key_id: int, name: str, token_key: str, created: float, expiry: float | None
+) -> dict[str, Any]:
+    return {
+        "id": key_id,
+        "name": name,
+        "token_key": token_key,
+        "created": iso(created),
+        "expiry": iso(expiry),
+    }
 
 
 def _account(row: sqlite3.Row) -> Account:
     return Account(
-        id=row["id"], email=row["email"], username=row["username"],
-        first_name=row["first_name"], last_name=row["last_name"], plan=row["plan"],
-        credits=row["credits"], credits_used=row["credits_used"], date_joined=row["date_joined"],
-    )  # fmt: skip
-
+        id=row["id"],
+        email=row["email"],
+        username=row["username"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        plan=row["plan"],
+        credits=row["credits"],
+        credits_used=row["credits_used"],
+        date_joined=row["date_joined"],
+    )

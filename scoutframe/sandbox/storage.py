@@ -208,9 +208,12 @@ class _StorageApp:
     """The ASGI callable returned by :func:`create_storage_app`."""
 
     def __init__(
-        self, export_dir: Path, signer: UrlSigner, faults: FaultInjector | None,
+        self,
+        export_dir: Path,
+        signer: UrlSigner,
+        faults: FaultInjector | None,
         log: StorageRequestLog | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.export_dir = Path(export_dir)
         self.signer = signer
         self.faults = faults
@@ -345,9 +348,11 @@ async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> No
 
 
 def create_storage_app(
-    export_dir: Path, signer: UrlSigner, faults: FaultInjector | None = None,
+    export_dir: Path,
+    signer: UrlSigner,
+    faults: FaultInjector | None = None,
     log: StorageRequestLog | None = None,
-) -> ASGIApp:  # fmt: skip
+) -> ASGIApp:
     """Build the storage origin's ASGI app.
 
     Parameters

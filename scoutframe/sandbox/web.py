@@ -56,9 +56,11 @@ class ApiError(Exception):
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """orjson-encoded JSON answer."""
     return Response(
-        orjson.dumps(body, option=_JSON_OPTS), status_code=status, headers=headers,
+        orjson.dumps(body, option=_JSON_OPTS),
+        status_code=status,
+        headers=headers,
         media_type="application/json",
-    )  # fmt: skip
+    )
 
 
 def unauthorized(detail: str, code: str | None = None) -> ApiError:
@@ -76,12 +78,16 @@ def not_found(detail: str = "Not found.") -> ApiError:
 
 def insufficient_credits(exc: InsufficientCredits, what: str) -> ApiError:
     """Build the 403 for a charge the balance does not cover (``what``: export, delta)."""
-    return ApiError(403, {
-        "detail": f"Not enough credits: this {what} needs {exc.required} credits, "
-                  f"{exc.available} available.",
-        "validation_code": "insufficient_credits",
-        "required_credits": exc.required, "available_credits": exc.available,
-    })  # fmt: skip
+    return ApiError(
+        403,
+        {
+            "detail": f"Not enough credits: this {what} needs {exc.required} credits, "
+            f"{exc.available} available.",
+            "validation_code": "insufficient_credits",
+            "required_credits": exc.required,
+            "available_credits": exc.available,
+        },
+    )
 
 
 async def json_body(request: Request) -> dict[str, Any]:

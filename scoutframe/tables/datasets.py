@@ -69,8 +69,13 @@ MAX_BUFFERED_ROWS = 131_072
 MAX_OPEN_FILES = 256
 #: Directory name of a null partition value (as Hive, Spark and pyarrow write it).
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-_PARTITION_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer,
-                    pa.types.is_boolean, pa.types.is_date)  # fmt: skip
+_PARTITION_TYPES = (
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_integer,
+    pa.types.is_boolean,
+    pa.types.is_date,
+)
 _DATASET_FILES = ("_common_metadata", "_metadata", "_SUCCESS")
 
 
@@ -255,8 +260,10 @@ class _PartitionedWriter:
         """Check the partition columns against the first slice; fix the files' schema."""
         missing = [c for c in self.partition_by if c not in table.column_names]
         if missing:
-            raise ArgumentError(f"write_dataset(): partition column(s) {missing} are not in "
-                                f"the data; its columns: {table.column_names}")  # fmt: skip
+            raise ArgumentError(
+                f"write_dataset(): partition column(s) {missing} are not in "
+                f"the data; its columns: {table.column_names}"
+            )
         for name in self.partition_by:
             kind = table.schema.field(name).type
             if not any(check(kind) for check in _PARTITION_TYPES):
@@ -268,7 +275,8 @@ class _PartitionedWriter:
         self.schema = parquet.with_file_metadata(table.slice(0, 0)).schema
         data = table.drop_columns(self.partition_by).slice(0, 0)
         self.file_schema = parquet.with_file_metadata(
-            data, provenance=frames.provenance_of(table.schema)).schema  # fmt: skip
+            data, provenance=frames.provenance_of(table.schema)
+        ).schema
 
     def write(self, table: pa.Table) -> None:
         """Split *table* by partition and buffer its rows; write what is full."""
@@ -307,9 +315,12 @@ class _PartitionedWriter:
         if len(self.writers) >= MAX_OPEN_FILES:
             _, oldest = self.writers.popitem(last=False)
             oldest.close()
-        directory = self.root.joinpath(*(
-            f"{name}={_segment(value)}"
-            for name, value in zip(self.partition_by, key, strict=True)))  # fmt: skip
+        directory = self.root.joinpath(
+            *(
+                f"{name}={_segment(value)}"
+                for name, value in zip(self.partition_by, key, strict=True)
+            )
+        )
         directory.mkdir(parents=True, exist_ok=True)
         part = self.parts.get(key, 0)
         self.parts[key] = part + 1
@@ -424,8 +435,14 @@ def _partition_names(root: Path) -> list[str]:
     names: list[str] = []
     here = root
     while True:
-        sub = next((p for p in sorted(here.iterdir()) if p.is_dir() and "=" in p.name
-                    and not p.name.startswith(".")), None)  # fmt: skip
+        sub = next(
+            (
+                p
+                for p in sorted(here.iterdir())
+                if p.is_dir() and "=" in p.name and not p.name.startswith(".")
+            ),
+            None,
+        )
         if sub is None:
             return names
         names.append(sub.name.split("=", 1)[0])
@@ -437,8 +454,9 @@ def _swap(staging: Path, target: Path) -> None:
     old: Path | None = None
     try:
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
-                                        dir=target.parent))  # fmt: skip
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
             os.replace(target, old)  # onto an empty directory: allowed
         os.rename(staging, target)
     except BaseException:

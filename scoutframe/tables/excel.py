@@ -30,8 +30,9 @@ def _openpyxl() -> Any:
     try:
         return importlib.import_module("openpyxl")  # optional: the "excel" extra
     except ImportError as err:
-        raise ImportError('to_excel needs openpyxl: pip install "scoutframe[excel]" (or pip '
-                          "install openpyxl)") from err
+        raise ImportError(
+            'to_excel needs openpyxl: pip install "scoutframe[excel]" (or pip install openpyxl)'
+        ) from err
 
 
 def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]:
@@ -48,8 +49,9 @@ def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]
     return column.to_pylist(), None, False
 
 
-def _append_rows(sheet: Any, columns: list[tuple[list[Any], str | None, bool]],
-                 cell_type: Any, index: pd.Index) -> None:  # fmt: skip
+def _append_rows(
+    sheet: Any, columns: list[tuple[list[Any], str | None, bool]], cell_type: Any, index: pd.Index
+) -> None:
     """Append the rows; cells with a number format become ``cell_type`` cells."""
 
     def cell(value: Any, number_format: str | None) -> Any:
@@ -66,9 +68,11 @@ def _append_rows(sheet: Any, columns: list[tuple[list[Any], str | None, bool]],
             sheet.append(cells)
         except ValueError as err:  # openpyxl's IllegalCharacterError is a ValueError
             row = frames.row_label(index, position)
-            raise ArgumentError(f"to_excel: row {row!r} holds a character "
-                                f"Excel cannot store ({err}); remove control characters, or "
-                                "write CSV or Parquet instead") from err
+            raise ArgumentError(
+                f"to_excel: row {row!r} holds a character "
+                f"Excel cannot store ({err}); remove control characters, or "
+                "write CSV or Parquet instead"
+            ) from err
 
 
 def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
@@ -98,12 +102,16 @@ def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
     openpyxl = _openpyxl()
     target = output_target(path, "to_excel")
     if len(df) + 1 > EXCEL_MAX_ROWS:
-        raise ArgumentError(f"to_excel: {len(df):,} rows do not fit in one Excel sheet (it "
-                            f"holds {EXCEL_MAX_ROWS - 1:,} and a header); write CSV or Parquet")
+        raise ArgumentError(
+            f"to_excel: {len(df):,} rows do not fit in one Excel sheet (it "
+            f"holds {EXCEL_MAX_ROWS - 1:,} and a header); write CSV or Parquet"
+        )
     table = frames.table_from_pandas(df)
     columns = [_excel_column(table.column(name)) for name in table.column_names]
-    header = [f"{name} (UTC)" if utc else name
-              for name, (_, _, utc) in zip(table.column_names, columns, strict=True)]  # fmt: skip
+    header = [
+        f"{name} (UTC)" if utc else name
+        for name, (_, _, utc) in zip(table.column_names, columns, strict=True)
+    ]
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("contacts")
     sheet.append(header)

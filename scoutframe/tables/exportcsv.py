@@ -173,14 +173,20 @@ def read_csv(
     """
     path = Path(path)
     if nrows is not None:
-        parts = list(iter_csv(path, chunksize=max(nrows, 1), columns=columns, nrows=nrows,
-                              warn_drift=warn_drift))
+        parts = list(
+            iter_csv(
+                path, chunksize=max(nrows, 1), columns=columns, nrows=nrows, warn_drift=warn_drift
+            )
+        )
         return parts[0] if parts else empty_table(columns)
     read, convert, extra = _csv_options(path, columns, None)
     if warn_drift and columns is None:
         announce_drift(extra)
-    return _checked(normalise_table([pacsv.read_csv(path, read_options=read, parse_options=PARSE,
-                                                    convert_options=convert)]))  # fmt: skip
+    return _checked(
+        normalise_table(
+            [pacsv.read_csv(path, read_options=read, parse_options=PARSE, convert_options=convert)]
+        )
+    )
 
 
 def iter_csv(
@@ -271,7 +277,8 @@ def check_not_list_repr(table: pa.Table) -> pa.Table:
                 f"{found[1]!r}, a Python list: the file was written by DataFrame.to_csv, not "
                 "in the export format (lists joined with '; '). Write the frame with "
                 "df.spherescout.to_csv(path), or keep it in Parquet: "
-                "df.spherescout.to_parquet(path)")
+                "df.spherescout.to_parquet(path)"
+            )
     return table
 
 
@@ -291,23 +298,30 @@ def _first_list_repr(column: pa.ChunkedArray) -> tuple[int, str] | None:
     return row, column[row].as_py()
 
 
-def _check_list_elements(name: str, column: pa.ChunkedArray, offset: int,
-                         index: pd.Index | None) -> None:  # fmt: skip
+def _check_list_elements(
+    name: str, column: pa.ChunkedArray, offset: int, index: pd.Index | None
+) -> None:
     """Refuse list elements the export CSV cannot hold (they would read back differently)."""
     values = pc.list_flatten(column)
-    bad = pc.or_kleene(pc.is_null(values), pc.or_(pc.equal(values, ""),
-                                                  pc.match_substring(values, LIST_SEPARATOR)))
+    bad = pc.or_kleene(
+        pc.is_null(values), pc.or_(pc.equal(values, ""), pc.match_substring(values, LIST_SEPARATOR))
+    )
     if not pc.any(bad).as_py():
         return
     at = pc.index(bad, True).as_py()
     row = frames.row_label(index, offset + pc.list_parent_indices(column)[at].as_py())
     value = values[at].as_py()
-    why = ("is empty or missing, and the CSV drops empty elements" if not value
-           else f"contains the list separator {LIST_SEPARATOR!r}, and would read back "
-                "as several elements")  # fmt: skip
-    raise ArgumentError(f"to_csv: column {name!r}, row {row!r}: the list element {value!r} "
-                        f"{why}. Fix or drop that element, or write Parquet instead "
-                        "(df.spherescout.to_parquet), which keeps lists exactly")
+    why = (
+        "is empty or missing, and the CSV drops empty elements"
+        if not value
+        else f"contains the list separator {LIST_SEPARATOR!r}, and would read back "
+        "as several elements"
+    )
+    raise ArgumentError(
+        f"to_csv: column {name!r}, row {row!r}: the list element {value!r} "
+        f"{why}. Fix or drop that element, or write Parquet instead "
+        "(df.spherescout.to_parquet), which keeps lists exactly"
+    )
 
 
 def _iso_utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -319,8 +333,9 @@ def _iso_utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(text, "Z" if kind.tz else "", "")
 
 
-def _csv_text(name: str, column: pa.ChunkedArray, offset: int,
-              index: pd.Index | None) -> pa.ChunkedArray:  # fmt: skip
+def _csv_text(
+    name: str, column: pa.ChunkedArray, offset: int, index: pd.Index | None
+) -> pa.ChunkedArray:
     """Return a column in the export's text form; refuse values that would not read back."""
     kind = column.type
     if is_list_type(kind):
@@ -329,9 +344,11 @@ def _csv_text(name: str, column: pa.ChunkedArray, offset: int,
         found = _first_list_repr(column)
         if found is not None:
             row = frames.row_label(index, offset + found[0])
-            raise ArgumentError(f"to_csv: column {name!r}, row {row!r}"
-                                f": {found[1]!r} looks like a Python list, which the CSV reader "
-                                "refuses; write Parquet instead (df.spherescout.to_parquet)")
+            raise ArgumentError(
+                f"to_csv: column {name!r}, row {row!r}"
+                f": {found[1]!r} looks like a Python list, which the CSV reader "
+                "refuses; write Parquet instead (df.spherescout.to_parquet)"
+            )
     elif pa.types.is_timestamp(kind):
         column = _iso_utc(column)
     elif pa.types.is_dictionary(kind) or pa.types.is_temporal(kind):
@@ -374,16 +391,24 @@ def to_csv(df: pd.DataFrame | pa.Table, path: PathLike) -> Path:
     table = table.select(names + [c for c in table.column_names if c not in names])
     quote_header = any(re.search(r'[,"\r\n]', n) for n in table.column_names)
     options = pacsv.WriteOptions(
-        include_header=True, delimiter=",", eol="\n", null_string="",
-        quoting_style="needed", quoting_header="needed" if quote_header else "none",
-    )  # fmt: skip
+        include_header=True,
+        delimiter=",",
+        eol="\n",
+        null_string="",
+        quoting_style="needed",
+        quoting_header="needed" if quote_header else "none",
+    )
     with atomic_path(target) as temp:
         writer: pacsv.CSVWriter | None = None
         try:
             for offset in range(0, max(table.num_rows, 1), CSV_SLICE_ROWS):
                 part = table.slice(offset, CSV_SLICE_ROWS)  # converted slice by slice
-                text = pa.table({name: _csv_text(name, part.column(name), offset, index)
-                                 for name in part.column_names})  # fmt: skip
+                text = pa.table(
+                    {
+                        name: _csv_text(name, part.column(name), offset, index)
+                        for name in part.column_names
+                    }
+                )
                 writer = writer or pacsv.CSVWriter(temp, text.schema, write_options=options)
                 writer.write_table(text)
         finally:

@@ -185,7 +185,9 @@ def to_pandas(
     df: pd.DataFrame
     if dtype_backend == "pyarrow":
         df = table.to_pandas(
-            types_mapper=pd.ArrowDtype, self_destruct=self_destruct, split_blocks=True,
+            types_mapper=pd.ArrowDtype,
+            self_destruct=self_destruct,
+            split_blocks=True,
         )
     else:
         list_cols = {

@@ -94,12 +94,14 @@ def upsert(
     both = pa.concat_tables([base, delta])
     keys = both.column(key)
     order = pc.sort_indices(
-        pa.table({
-            "key": keys,
-            "newer": both.column(newer),
-            # the row's position: delta rows come after base rows, later rows after earlier
-            "position": pa.array(np.arange(both.num_rows, dtype=np.int64)),
-        }),
+        pa.table(
+            {
+                "key": keys,
+                "newer": both.column(newer),
+                # the row's position: delta rows come after base rows, later rows after earlier
+                "position": pa.array(np.arange(both.num_rows, dtype=np.int64)),
+            }
+        ),
         # Nulls sort at the end (the default) whatever the order: a null timestamp comes
         # after every real one, so it is the oldest.
         sort_keys=[("key", "ascending"), ("newer", "descending"), ("position", "descending")],
@@ -155,8 +157,11 @@ def upsert_slices(
             )
         previous = last
         end = int(np.searchsorted(keys, last, side="right"))
-        yield upsert(piece, winners.slice(start, end - start), key=key, newer=newer) \
-            if end > start else piece  # fmt: skip
+        yield (
+            upsert(piece, winners.slice(start, end - start), key=key, newer=newer)
+            if end > start
+            else piece
+        )
         start = end
     if start < winners.num_rows:
         yield winners.slice(start)

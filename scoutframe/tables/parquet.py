@@ -53,15 +53,20 @@ def _pandas_metadata(table: pa.Table, frame: pd.DataFrame | None) -> dict[str, A
             # pandas cannot parse "list<item: string>[pyarrow]": let it build an object column
             column.update(numpy_type="object", pandas_type="list[unicode]")
         elif column["numpy_type"] == "string[pyarrow]" and (
-                frame is None or isinstance(frame.dtypes[name], pd.ArrowDtype)):  # fmt: skip
+            frame is None or isinstance(frame.dtypes[name], pd.ArrowDtype)
+        ):
             # "string[pyarrow]" parses as pd.StringDtype, "utf8[pyarrow]" as the ArrowDtype
             column["numpy_type"] = "utf8[pyarrow]"
     return meta
 
 
-def with_file_metadata(table: pa.Table, *, provenance: Provenance | None = None,
-                       attrs: Mapping[str, Any] | None = None,
-                       frame: pd.DataFrame | None = None) -> pa.Table:  # fmt: skip
+def with_file_metadata(
+    table: pa.Table,
+    *,
+    provenance: Provenance | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    frame: pd.DataFrame | None = None,
+) -> pa.Table:
     """Return *table* with the schema metadata of every Parquet file scoutframe writes.
 
     Parameters
@@ -103,13 +108,16 @@ def _json_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             bad.append(key)
     if bad:  # pyarrow would warn and drop them all
-        raise ArgumentError(f"df.attrs {bad} cannot be stored in a Parquet file: its metadata "
-                            "is JSON. Convert those values to JSON types or remove them")
+        raise ArgumentError(
+            f"df.attrs {bad} cannot be stored in a Parquet file: its metadata "
+            "is JSON. Convert those values to JSON types or remove them"
+        )
     return {str(key): value for key, value in attrs.items()}
 
 
-def write_table(table: pa.Table, path: PathLike, *, provenance: Provenance | None = None,
-                private: bool = False) -> Path:  # fmt: skip
+def write_table(
+    table: pa.Table, path: PathLike, *, provenance: Provenance | None = None, private: bool = False
+) -> Path:
     """Write a contacts table to one Parquet file, atomically, with scoutframe's metadata.
 
     Parameters
@@ -128,8 +136,11 @@ def write_table(table: pa.Table, path: PathLike, *, provenance: Provenance | Non
     pathlib.Path
         *path*, which :func:`read_parquet` (or ``pd.read_parquet``) reads back.
     """
-    return _write(with_file_metadata(table, provenance=provenance),
-                  output_target(path, "write_table"), private=private)  # fmt: skip
+    return _write(
+        with_file_metadata(table, provenance=provenance),
+        output_target(path, "write_table"),
+        private=private,
+    )
 
 
 def _write(table: pa.Table, target: Path, *, private: bool = False) -> Path:
@@ -154,8 +165,10 @@ def to_parquet(df: pd.DataFrame, path: PathLike) -> Path:
         *path*; :func:`read_parquet` gives back the dtypes, lists and ``df.attrs``.
     """
     if not isinstance(df, pd.DataFrame):
-        raise ArgumentError(f"to_parquet() takes a DataFrame, got {type(df).__name__}; write a "
-                            "pyarrow Table with scoutframe.tables.parquet.write_table(table, path)")
+        raise ArgumentError(
+            f"to_parquet() takes a DataFrame, got {type(df).__name__}; write a "
+            "pyarrow Table with scoutframe.tables.parquet.write_table(table, path)"
+        )
     target = output_target(path, "to_parquet")
     data = df.attrs.get(PROVENANCE_ATTR)
     provenance = Provenance.from_dict(data) if isinstance(data, Mapping) else None
@@ -164,8 +177,9 @@ def to_parquet(df: pd.DataFrame, path: PathLike) -> Path:
     return _write(with_file_metadata(table, provenance=provenance, attrs=attrs, frame=df), target)
 
 
-def read_parquet(path: PathLike, *, dtype_backend: DtypeBackend = "pyarrow",
-                 columns: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
+def read_parquet(
+    path: PathLike, *, dtype_backend: DtypeBackend = "pyarrow", columns: list[str] | None = None
+) -> pd.DataFrame:
     """Read a Parquet file of contacts into the typed frame, with its provenance.
 
     Parameters
@@ -190,23 +204,28 @@ def read_parquet(path: PathLike, *, dtype_backend: DtypeBackend = "pyarrow",
     backend = check_dtype_backend(dtype_backend)
     source = Path(path)
     if not source.is_file():
-        hint = (" (a directory: read a dataset with scoutframe.tables.datasets.open_dataset)"
-                if source.is_dir() else "")  # fmt: skip
+        hint = (
+            " (a directory: read a dataset with scoutframe.tables.datasets.open_dataset)"
+            if source.is_dir()
+            else ""
+        )
         raise ArgumentError(f"read_parquet: {source} is not a file{hint}")
     schema = pq.read_schema(source)
     if columns is not None:
         columns = list(dict.fromkeys([columns] if isinstance(columns, str) else columns))
         unknown = [c for c in columns if c not in schema.names]
         if unknown:
-            raise ArgumentError(f"read_parquet: no column(s) {unknown} in {source}; "
-                                f"its columns: {schema.names}")  # fmt: skip
+            raise ArgumentError(
+                f"read_parquet: no column(s) {unknown} in {source}; its columns: {schema.names}"
+            )
     meta = dict(schema.metadata or {})
     pandas_meta = json.loads(meta.pop(b"pandas", b"{}"))  # it would override to_pandas' dtypes
     table = pq.read_table(source, columns=columns).replace_schema_metadata(meta)
     df = frames.to_pandas(table, dtype_backend=backend, provenance=frames.provenance_of(schema))
     df.attrs = {**pandas_meta.get("attributes", {}), **df.attrs}
-    index = [c for c in pandas_meta.get("index_columns", [])
-             if isinstance(c, str) and c in df.columns]  # fmt: skip
+    index = [
+        c for c in pandas_meta.get("index_columns", []) if isinstance(c, str) and c in df.columns
+    ]
     if index:  # an index that DataFrame.to_parquet stored as columns
         df = df.set_index(index)
         df.index.names = [None if n.startswith("__index_level_") else n for n in index]

@@ -97,8 +97,10 @@ def check_columns(columns: Iterable[str] | None) -> list[str] | None:
         columns = [columns]
     selected = list(dict.fromkeys(columns))
     if not selected:
-        raise ArgumentError("columns=[] selects no column; pass None for all of them, or name "
-                            "some: columns=['name', 'email']")  # fmt: skip
+        raise ArgumentError(
+            "columns=[] selects no column; pass None for all of them, or name "
+            "some: columns=['name', 'email']"
+        )
     unknown = [c for c in selected if c not in CONTACT_COLUMNS]
     if unknown:
         known = ", ".join(CONTACT_COLUMNS)
@@ -220,7 +222,6 @@ def normalise_table(holder: list[pa.Table]) -> pa.Table:
         arrays.append(_normalise_column(name, column))
         del column
     fields_ = [
-        CONTACT_SCHEMA.field(n) if n in CONTACT_COLUMNS else pa.field(n, pa.string())
-        for n in names
+        CONTACT_SCHEMA.field(n) if n in CONTACT_COLUMNS else pa.field(n, pa.string()) for n in names
     ]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields_))

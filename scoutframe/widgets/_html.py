@@ -15,12 +15,26 @@ import pandas as pd
 if TYPE_CHECKING:
     from .model import SearchModel
 
-__all__ = ["TABLE_COLUMNS", "code_html", "figures_html", "message_html", "status_html",
-           "table_html"]  # fmt: skip
+__all__ = [
+    "TABLE_COLUMNS",
+    "code_html",
+    "figures_html",
+    "message_html",
+    "status_html",
+    "table_html",
+]
 
 #: The columns the form's tables show, when present (the frame itself keeps them all).
-TABLE_COLUMNS = ("name", "city", "level1_location", "categories", "email", "phone", "website",
-                 "rating")  # fmt: skip
+TABLE_COLUMNS = (
+    "name",
+    "city",
+    "level1_location",
+    "categories",
+    "email",
+    "phone",
+    "website",
+    "rating",
+)
 
 
 def _n(value: int) -> str:
@@ -31,8 +45,11 @@ def figures_html(model: SearchModel) -> str:
     """Return the live count and cost line: contacts, export cost, balance, budget."""
     pending = " <i>(updating…)</i>" if "figures" in model.pending else ""
     if model.count is None:
-        hint = ("Pick a country, a category or a location to see the count." if
-                model.filters.is_empty() else "No count (see the message below).")  # fmt: skip
+        hint = (
+            "Pick a country, a category or a location to see the count."
+            if model.filters.is_empty()
+            else "No count (see the message below)."
+        )
         return f'<span class="scoutframe-count-text">{hint}</span>{pending}'
     parts = [f"<b>{_n(model.count)}</b> contacts", "pages: free (emails masked)"]
     if model.cost is not None:
@@ -80,8 +97,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table_html(frame: pd.DataFrame | None, *, caption: str = "", rows: int = 10,
-               columns: Sequence[str] = TABLE_COLUMNS) -> str:  # fmt: skip
+def table_html(
+    frame: pd.DataFrame | None,
+    *,
+    caption: str = "",
+    rows: int = 10,
+    columns: Sequence[str] = TABLE_COLUMNS,
+) -> str:
     """Return the first ``rows`` rows of ``frame`` as an escaped HTML table."""
     if frame is None:
         return ""
@@ -90,13 +112,19 @@ def table_html(frame: pd.DataFrame | None, *, caption: str = "", rows: int = 10,
     out = ['<table class="scoutframe-table" style="border-collapse:collapse;font-size:90%">']
     if caption:
         out.append(f'<caption style="text-align:left">{html.escape(caption)}</caption>')
-    out.append("<thead><tr>" + "".join(
-        f'<th style="text-align:left;padding:2px 6px">{html.escape(c)}</th>' for c in shown
-    ) + "</tr></thead><tbody>")  # fmt: skip
+    out.append(
+        "<thead><tr>"
+        + "".join(
+            f'<th style="text-align:left;padding:2px 6px">{html.escape(c)}</th>' for c in shown
+        )
+        + "</tr></thead><tbody>"
+    )
     for record in head[shown].itertuples(index=False, name=None):
-        out.append("<tr>" + "".join(
-            f'<td style="padding:2px 6px">{html.escape(_cell(v))}</td>' for v in record
-        ) + "</tr>")  # fmt: skip
+        out.append(
+            "<tr>"
+            + "".join(f'<td style="padding:2px 6px">{html.escape(_cell(v))}</td>' for v in record)
+            + "</tr>"
+        )
     out.append("</tbody></table>")
     if len(frame) > rows:
         out.append(f"<div><i>{len(frame):,} rows; the first {rows} shown</i></div>")

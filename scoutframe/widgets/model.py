@@ -230,8 +230,9 @@ class SearchModel:
             else:
                 frame = browse.level3(country, parent.id)
             rows = (Place.from_row(r) for r in frame.to_dict("records"))
-            places = tuple(sorted((p for p in rows if p.level == level),
-                                  key=lambda p: p.name.casefold()))  # fmt: skip
+            places = tuple(
+                sorted((p for p in rows if p.level == level), key=lambda p: p.name.casefold())
+            )
         return places  # noqa: RET504 - () when the guard caught an error
 
     # -- editing -----------------------------------------------------------------------------
@@ -301,8 +302,14 @@ class SearchModel:
                     break
                 chain[level] = above[0]
                 parent, level = above[0].parent_id, level - 1
-            self._update({"countries": (place.country,), "level1": chain.get(1),
-                          "level2": chain.get(2), "level3": chain.get(3)})  # fmt: skip
+            self._update(
+                {
+                    "countries": (place.country,),
+                    "level1": chain.get(1),
+                    "level2": chain.get(2),
+                    "level3": chain.get(3),
+                }
+            )
 
     def set_flag(self, name: str, value: bool | None) -> None:
         """Set a contact-method filter (or ``main_activity_only``): True, False or None."""
@@ -338,8 +345,11 @@ class SearchModel:
         self._run_task("figures")
 
     def _run_task(self, name: str) -> None:
-        task = {"figures": self._refresh_figures, "categories": self._suggest_categories,
-                "locations": self._find_locations}[name]  # fmt: skip
+        task = {
+            "figures": self._refresh_figures,
+            "categories": self._suggest_categories,
+            "locations": self._find_locations,
+        }[name]
         try:
             task()
         except Exception as exc:  # the tasks report their own errors; this is a last resort
@@ -357,9 +367,14 @@ class SearchModel:
         if not filters.is_empty():
             try:
                 count = self.client.search(filters).total_count
-                plan = read_spherescout(filters, client=self.client, method="export",
-                                        max_credits=state.max_credits, dry_run=True,
-                                        progress=False)  # fmt: skip
+                plan = read_spherescout(
+                    filters,
+                    client=self.client,
+                    method="export",
+                    max_credits=state.max_credits,
+                    dry_run=True,
+                    progress=False,
+                )
                 cost, balance = plan.credits_needed, plan.credits_available
             except Exception as exc:
                 if not isinstance(exc, ScoutError):
@@ -440,13 +455,17 @@ class SearchModel:
         frame = pd.DataFrame.from_records(page.contacts)
         with self._lock:
             self.preview = frame
-            self.status = (f"Preview: {len(frame)} of {page.total_count:,} contacts (free, "
-                           "emails masked).")  # fmt: skip
+            self.status = (
+                f"Preview: {len(frame)} of {page.total_count:,} contacts (free, emails masked)."
+            )
         return frame
 
     def _load_frame(self, filters: Filters, method: str, max_credits: int | None) -> pd.DataFrame:
-        options: dict[str, Any] = {"client": self.client, "method": method,
-                                   "max_credits": max_credits}  # fmt: skip
+        options: dict[str, Any] = {
+            "client": self.client,
+            "method": method,
+            "max_credits": max_credits,
+        }
         plan = read_spherescout(filters, dry_run=True, progress=False, **options)
         with self._lock:
             self.status = f"Loading {plan.rows or 0:,} rows by {method}…"
@@ -485,8 +504,9 @@ class SearchModel:
         method = method or self._last_method or "pages"
         checks.one_of("method", method, ("pages", "export"))
         arguments = codegen.filter_arguments(state, self.client)
-        return codegen.render_call(arguments, method=method, max_credits=state.max_credits,
-                                   progress=self.progress)  # fmt: skip
+        return codegen.render_call(
+            arguments, method=method, max_credits=state.max_credits, progress=self.progress
+        )
 
     def close(self) -> None:
         """Stop pending lookups; close the client if the model made it (not one passed in)."""

@@ -30,8 +30,10 @@ def short_message(exc: BaseException) -> str:
         text = text[: _MESSAGE_LIMIT - 1] + "…"
     if isinstance(exc, ScoutError):
         return f"{type(exc).__name__}: {text}"
-    return (f"Unexpected error ({type(exc).__name__}): {text} (the traceback is logged at "
-            "DEBUG by logger 'scoutframe.widgets')")  # fmt: skip
+    return (
+        f"Unexpected error ({type(exc).__name__}): {text} (the traceback is logged at "
+        "DEBUG by logger 'scoutframe.widgets')"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,12 @@ class Place:
         level = int(kind[-1]) if kind[-1:].isdigit() else 0
         parent = row.get("parent_id")
         return cls(
-            id=int(row["id"]), name=str(row.get("name") or row["id"]), level=level,
+            id=int(row["id"]),
+            name=str(row.get("name") or row["id"]),
+            level=level,
             country=str(row.get("country") or ""),
             parent_id=None if parent is None or pd.isna(parent) else int(parent),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

@@ -93,38 +93,54 @@ class SearchForm:
     def _build(self) -> None:
         c = self.controls
         c["countries"] = widgets.SelectMultiple(
-            options=self.model.country_options(), rows=6, description="Countries", style=_WIDE)
+            options=self.model.country_options(), rows=6, description="Countries", style=_WIDE
+        )
         c["category"] = widgets.Combobox(
-            description="Category", placeholder="type a category, e.g. Plumber",
-            ensure_option=False, continuous_update=True, style=_WIDE)
+            description="Category",
+            placeholder="type a category, e.g. Plumber",
+            ensure_option=False,
+            continuous_update=True,
+            style=_WIDE,
+        )
         for level in (1, 2, 3):
             c[f"level{level}_locations"] = widgets.Dropdown(
-                options=[("(any)", _ANY)], value=_ANY, style=_WIDE,
-                description=LEVEL_WORDS[level].capitalize())
+                options=[("(any)", _ANY)],
+                value=_ANY,
+                style=_WIDE,
+                description=LEVEL_WORDS[level].capitalize(),
+            )
         c["location_search"] = widgets.Text(
-            description="Find a place", placeholder="e.g. Paris", continuous_update=True,
-            style=_WIDE)
+            description="Find a place",
+            placeholder="e.g. Paris",
+            continuous_update=True,
+            style=_WIDE,
+        )
         c["location_matches"] = widgets.Dropdown(
-            options=[("(type a place name)", _ANY)], value=_ANY, description="Matches",
-            style=_WIDE)
+            options=[("(type a place name)", _ANY)], value=_ANY, description="Matches", style=_WIDE
+        )
         for name in _CONTACT_FLAGS:
             c[name] = widgets.ToggleButtons(
-                options=list(FLAG_CHOICES), value="either", description=name, style={
-                    **_WIDE, "button_width": "70px"})  # fmt: skip
+                options=list(FLAG_CHOICES),
+                value="either",
+                description=name,
+                style={**_WIDE, "button_width": "70px"},
+            )
         c["main_activity_only"] = widgets.Checkbox(description="main activity only", value=False)
         c["max_credits"] = widgets.Text(
-            description="max_credits", placeholder="no limit", continuous_update=False,
-            style=_WIDE)
+            description="max_credits", placeholder="no limit", continuous_update=False, style=_WIDE
+        )
         for name, control in c.items():
             control.add_class(f"scoutframe-{name.replace('_', '-')}")
-            control.observe(self._callback(functools.partial(self._on_control, name)),
-                            names="value")  # fmt: skip
+            control.observe(
+                self._callback(functools.partial(self._on_control, name)), names="value"
+            )
 
         b = self.buttons
         b["preview"] = widgets.Button(description="Preview (free)", icon="eye")
         b["pages"] = widgets.Button(description="Load by pages (free)", icon="download")
-        b["export"] = widgets.Button(description="Load by export", icon="shopping-cart",
-                                     button_style="warning")  # fmt: skip
+        b["export"] = widgets.Button(
+            description="Load by export", icon="shopping-cart", button_style="warning"
+        )
         b["code"] = widgets.Button(description="Show code", icon="code")
         for name, button in b.items():
             button.add_class(f"scoutframe-button-{name}")
@@ -140,16 +156,27 @@ class SearchForm:
         self._table = widgets.HTML().add_class("scoutframe-table-area")
         self._code = widgets.HTML().add_class("scoutframe-code")
         flags = widgets.VBox([c[name] for name in _CONTACT_FLAGS])
-        self.widget = widgets.VBox([
-            widgets.HTML("<b>SphereScout search</b>"),
-            widgets.HBox([c["countries"], widgets.VBox([c["category"], c["max_credits"],
-                                                        c["main_activity_only"]])]),
-            widgets.HBox([c["level1_locations"], c["level2_locations"], c["level3_locations"]]),
-            widgets.HBox([c["location_search"], c["location_matches"]]),
-            flags, self._figures, self._message,
-            widgets.HBox([b["preview"], b["pages"], b["export"], b["code"]]),
-            self._progress, self._status, self._table, self._code,
-        ]).add_class("scoutframe-search-form")  # fmt: skip
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML("<b>SphereScout search</b>"),
+                widgets.HBox(
+                    [
+                        c["countries"],
+                        widgets.VBox([c["category"], c["max_credits"], c["main_activity_only"]]),
+                    ]
+                ),
+                widgets.HBox([c["level1_locations"], c["level2_locations"], c["level3_locations"]]),
+                widgets.HBox([c["location_search"], c["location_matches"]]),
+                flags,
+                self._figures,
+                self._message,
+                widgets.HBox([b["preview"], b["pages"], b["export"], b["code"]]),
+                self._progress,
+                self._status,
+                self._table,
+                self._code,
+            ]
+        ).add_class("scoutframe-search-form")
 
     # -- callbacks (user → model) ------------------------------------------------------------
     def _callback(self, action: Callable[..., None]) -> Callable[..., None]:
@@ -213,9 +240,14 @@ class SearchForm:
             if "categories" in what:
                 self.controls["category"].options = self.model.category_suggestions
             if "locations" in what:
-                self._set_options(self.controls["location_matches"], [
-                    ("(pick a match)" if self.model.location_matches else "(no match)", _ANY),
-                    *((p.label, p.id) for p in self.model.location_matches)], _ANY)  # fmt: skip
+                self._set_options(
+                    self.controls["location_matches"],
+                    [
+                        ("(pick a match)" if self.model.location_matches else "(no match)", _ANY),
+                        *((p.label, p.id) for p in self.model.location_matches),
+                    ],
+                    _ANY,
+                )
             if what & {"state", "figures", "message", "result"}:
                 self._figures.value = _html.figures_html(self.model)
                 self._message.value = _html.message_html(self.model.message)
@@ -241,8 +273,9 @@ class SearchForm:
         for level in (1, 2, 3):
             place = getattr(state, f"level{level}")
             options = [("(any)", _ANY), *((p.name, p.id) for p in self.model.level_options(level))]
-            self._set_options(c[f"level{level}_locations"], options,
-                              place.id if place is not None else _ANY)  # fmt: skip
+            self._set_options(
+                c[f"level{level}_locations"], options, place.id if place is not None else _ANY
+            )
             c[f"level{level}_locations"].disabled = len(options) == 1
         for name in _CONTACT_FLAGS:
             c[name].value = _FLAG_OF_VALUE[getattr(state, name)]
@@ -276,8 +309,7 @@ class SearchForm:
             warnings.simplefilter("always")
             result = self.model.load(method)
         if result is not None:  # a failed load leaves the status and notes of the last one
-            self.notes = tuple(dict.fromkeys(
-                f"{w.category.__name__}: {w.message}" for w in caught))  # fmt: skip
+            self.notes = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
         self._render(frozenset({"result"}))
         return result
 

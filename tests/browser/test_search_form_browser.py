@@ -32,8 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "06-search-form.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("SCOUTFRAME_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 COUNT = re.compile(r"([\d,]+) contacts")
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
@@ -73,28 +79,43 @@ def jupyter_lab(tmp_path: Path) -> Iterator[str]:
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "Jupyter news?" toast
     (tmp_path / "tmp").mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("SPHERESCOUT_", "SCOUTFRAME_"))
+    }
     env.update(
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-        TMPDIR=str(tmp_path / "tmp"), JUPYTER_PLATFORM_DIRS="1",
-    )  # fmt: skip
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+        TMPDIR=str(tmp_path / "tmp"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
     port = _free_port()
     jupyter = Path(sys.executable).with_name("jupyter")
     argv = [
-        str(jupyter), "lab", "--no-browser", "--IdentityProvider.token=", "--ServerApp.password=",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--port-retries=0",
-        f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        str(jupyter),
+        "lab",
+        "--no-browser",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--port-retries=0",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
-    ]  # fmt: skip
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")  # CI containers run as root
     log = tmp_path / "jupyter-lab.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_server(url, proc, log)
@@ -205,7 +226,8 @@ def test_the_form_in_jupyterlab(jupyter_lab: str) -> None:
             expect(count).not_to_contain_text("updating", timeout=30_000)
             bakeries = count.inner_text()
             form.locator(".scoutframe-countries option:checked").evaluate(
-                "el => el.parentElement.scrollTop = el.offsetTop - el.parentElement.offsetTop")
+                "el => el.parentElement.scrollTop = el.offsetTop - el.parentElement.offsetTop"
+            )
             _to_top(form)
             form.screenshot(path=str(ARTIFACTS / "search-form-2-count-changed.png"))
 
@@ -219,10 +241,10 @@ def test_the_form_in_jupyterlab(jupyter_lab: str) -> None:
             table = form.locator(".scoutframe-table-area table")
             expect(table.locator("caption")).to_have_text("The loaded frame (form.df)")
             form.locator(".scoutframe-button-preview").click()
-            expect(table.locator("caption")).to_have_text("Preview (form.preview)",
-                                                          timeout=30_000)  # fmt: skip
+            expect(table.locator("caption")).to_have_text("Preview (form.preview)", timeout=30_000)
             expect(form.locator(".scoutframe-status")).to_contain_text(
-                f"Preview: {min(10, counts[2])} of {counts[2]} contacts")  # type: ignore[type-var]
+                f"Preview: {min(10, counts[2])} of {counts[2]} contacts"
+            )  # type: ignore[type-var]
             rows = table.locator("tbody tr")
             assert rows.count() == min(10, counts[2])  # type: ignore[type-var]
             expect(table.locator("thead")).to_contain_text("email")

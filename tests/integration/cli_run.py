@@ -9,8 +9,9 @@ import pytest
 from scoutframe.cli import main
 
 
-def cli(capsys: pytest.CaptureFixture[str], account: dict[str, Any], *argv: str,
-        status: int = 0) -> tuple[str, str]:  # fmt: skip
+def cli(
+    capsys: pytest.CaptureFixture[str], account: dict[str, Any], *argv: str, status: int = 0
+) -> tuple[str, str]:
     """Run one command; check its status and that no API key appears in what it printed."""
     try:
         got = main(list(argv))

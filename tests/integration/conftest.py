@@ -50,8 +50,9 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """Each flavour in turn; faults are switched off again after the test."""
     sb: Sandbox = request.getfixturevalue(f"sandbox_{request.param}")
     yield sb
-    sb.admin.set_faults(p500=0, p502=0, p503=0, p429=0, reset=0, truncate=0, export_fail=0,
-                        latency_ms=0)  # fmt: skip
+    sb.admin.set_faults(
+        p500=0, p502=0, p503=0, p429=0, reset=0, truncate=0, export_fail=0, latency_ms=0
+    )
 
 
 @pytest.fixture

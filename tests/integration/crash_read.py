@@ -96,10 +96,15 @@ def main() -> int:
     parser.add_argument("--chunksize", type=int, default=0)
     options = parser.parse_args()
     install(options.phase, options.signal, options.at)
-    client = Client(options.key, options.url, allow_http=True, state_dir=options.state,
-                    poll_interval=(0.05, 0.2), backoff_factor=0.01)  # fmt: skip
-    read = {**json.loads(options.filters), "client": client, "method": "export",
-            "progress": False}  # fmt: skip
+    client = Client(
+        options.key,
+        options.url,
+        allow_http=True,
+        state_dir=options.state,
+        poll_interval=(0.05, 0.2),
+        backoff_factor=0.01,
+    )
+    read = {**json.loads(options.filters), "client": client, "method": "export", "progress": False}
     try:
         if options.chunksize:
             rows, meta = 0, {}
@@ -114,8 +119,11 @@ def main() -> int:
     except KeyboardInterrupt as exc:
         traceback.print_exception(exc)
         return 130
-    print(json.dumps({"rows": rows, "credits_spent": meta.get("credits_spent"),
-                      "reason": meta.get("reason")}))  # fmt: skip
+    print(
+        json.dumps(
+            {"rows": rows, "credits_spent": meta.get("credits_spent"), "reason": meta.get("reason")}
+        )
+    )
     return 0
 
 

@@ -36,17 +36,37 @@ def debits(sb: Sandbox, account_id: int) -> list[int]:
 @pytest.fixture
 def acct(sandbox_docs: Sandbox, tmp_path: Path) -> Any:
     account = sandbox_docs.admin.create_account(credits=10_000_000)
-    client = Client(account["api_key"], sandbox_docs.url, allow_http=True,
-                    state_dir=tmp_path / "state", poll_interval=(0.02, 0.1),
-                    backoff_factor=0.01)  # fmt: skip
-    yield type("Acct", (), {"client": client, "id": int(account["id"]), "key": account["api_key"],
-                            "cache": tmp_path / "cache"})  # fmt: skip
+    client = Client(
+        account["api_key"],
+        sandbox_docs.url,
+        allow_http=True,
+        state_dir=tmp_path / "state",
+        poll_interval=(0.02, 0.1),
+        backoff_factor=0.01,
+    )
+    yield type(
+        "Acct",
+        (),
+        {
+            "client": client,
+            "id": int(account["id"]),
+            "key": account["api_key"],
+            "cache": tmp_path / "cache",
+        },
+    )
     client.close()
 
 
 def cached(acct: Any, **kwargs: Any) -> pd.DataFrame:
-    options = {**FILTERS, "client": acct.client, "method": "export", "cache": True,
-               "cache_dir": acct.cache, "progress": False, **kwargs}  # fmt: skip
+    options = {
+        **FILTERS,
+        "client": acct.client,
+        "method": "export",
+        "cache": True,
+        "cache_dir": acct.cache,
+        "progress": False,
+        **kwargs,
+    }
     return read_spherescout(**options)
 
 
@@ -76,8 +96,11 @@ def test_dtypes_and_provenance_round_trip_through_the_cache(acct: Any, backend: 
     hit = cached(acct, dtype_backend=backend)
     assert list(hit.dtypes) == list(fresh.dtypes)
     pd.testing.assert_frame_equal(hit, fresh)
-    kept = {k: v for k, v in fresh.attrs["scoutframe"].items()
-            if k not in ("credits_spent", "reason", "cache_age_seconds", "fetched_at")}
+    kept = {
+        k: v
+        for k, v in fresh.attrs["scoutframe"].items()
+        if k not in ("credits_spent", "reason", "cache_age_seconds", "fetched_at")
+    }
     assert {k: hit.attrs["scoutframe"][k] for k in kept} == kept
 
 
@@ -127,7 +150,10 @@ def test_a_refresh_pays_exactly_the_delta_and_equals_a_full_export(
 
 @pytest.mark.parametrize("stored", ["sorted", "unsorted"])
 def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
-    sandbox_docs: Sandbox, acct: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    sandbox_docs: Sandbox,
+    acct: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     stored: str,
 ) -> None:
     monkeypatch.setattr(cache_entry, "ROW_GROUP_ROWS", 128)  # many slices of a small entry
@@ -142,8 +168,11 @@ def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
     calls: list[str] = []
     for name in ("commit", "commit_slices"):
         real = getattr(CacheEntry, name)
-        monkeypatch.setattr(CacheEntry, name, lambda self, *a, _n=name, _r=real, **k: (
-            calls.append(_n), _r(self, *a, **k))[1])  # fmt: skip
+        monkeypatch.setattr(
+            CacheEntry,
+            name,
+            lambda self, *a, _n=name, _r=real, **k: (calls.append(_n), _r(self, *a, **k))[1],
+        )
     refreshed = cached(acct, cache="refresh")
     assert calls == (["commit_slices"] if stored == "sorted" else ["commit"])
     with Client(acct.key, sandbox_docs.url, allow_http=True, state_dir=tmp_path / "other") as c:
@@ -152,8 +181,13 @@ def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
     pd.testing.assert_frame_equal(cached(acct), refreshed)
     assert refreshed.attrs["scoutframe"]["total_count"] == len(full)
     assert Cache(acct.cache).verify()["ok"].all()  # sorted, unique, rows as the manifest says
-    assert max(pq.ParquetFile(data).metadata.row_group(i).num_rows
-               for i in range(pq.ParquetFile(data).metadata.num_row_groups)) <= 128
+    assert (
+        max(
+            pq.ParquetFile(data).metadata.row_group(i).num_rows
+            for i in range(pq.ParquetFile(data).metadata.num_row_groups)
+        )
+        <= 128
+    )
 
 
 def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
@@ -163,22 +197,30 @@ def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
     assert manifest is not None
     table, provenance = entry.read()
     with pytest.raises(CacheError, match=r"were merged where .* expected; nothing changed"):
-        entry.commit_slices([table], table.schema, replace(manifest, rows=len(table) + 1),
-                            provenance or Provenance())  # fmt: skip
+        entry.commit_slices(
+            [table],
+            table.schema,
+            replace(manifest, rows=len(table) + 1),
+            provenance or Provenance(),
+        )
     wrong = table.drop_columns(["name"])  # the writer thread refuses it: reported, not lost
     with pytest.raises(CacheError, match="could not be written"):
-        entry.commit_slices([table.slice(0, 5), wrong, table], table.schema, manifest,
-                            provenance or Provenance())  # fmt: skip
+        entry.commit_slices(
+            [table.slice(0, 5), wrong, table], table.schema, manifest, provenance or Provenance()
+        )
     assert entry.data_path.read_bytes() == before
     assert entry.manifest() == manifest
     assert entry.leftovers() == []
     assert not [t for t in threading.enumerate() if t.name == "scoutframe-cache-writer"]
 
 
-@pytest.mark.parametrize(("damage", "problem"), [
-    ("reversed", "rows are not in place_id order"),
-    ("repeated", "place_id values are missing or repeated"),
-])
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("reversed", "rows are not in place_id order"),
+        ("repeated", "place_id values are missing or repeated"),
+    ],
+)
 def test_verify_names_an_entry_out_of_order_or_with_repeated_keys(
     acct: Any, damage: str, problem: str
 ) -> None:
@@ -270,8 +312,9 @@ def test_a_delta_paid_but_not_merged_is_not_paid_again(
     assert list(directory.glob("_delta-*.csv")) == []
 
 
-def test_the_accessor_refreshes_cached_and_uncached_frames(sandbox_docs: Sandbox, acct: Any,
-                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_the_accessor_refreshes_cached_and_uncached_frames(
+    sandbox_docs: Sandbox, acct: Any, tmp_path: Path
+) -> None:
     frame = cached(acct)
     plain = read_spherescout(**FILTERS, client=acct.client, method="export", progress=False)
     assert plain.spherescout.cache_entry is None
@@ -285,8 +328,9 @@ def test_the_accessor_refreshes_cached_and_uncached_frames(sandbox_docs: Sandbox
     via_cache = frame.spherescout.refresh(client=acct.client, max_credits=new)
     via_delta = plain.spherescout.refresh(client=acct.client, max_credits=new)
     assert debits(sandbox_docs, acct.id) == [*before, -new, -new]
-    pd.testing.assert_frame_equal(via_cache.reset_index(drop=True),
-                                  via_delta.reset_index(drop=True), check_like=False)
+    pd.testing.assert_frame_equal(
+        via_cache.reset_index(drop=True), via_delta.reset_index(drop=True), check_like=False
+    )
     with pytest.raises(scoutframe.ArgumentError, match="did not come from read_spherescout"):
         pd.DataFrame({"place_id": ["x"]}).spherescout.refresh()
 
@@ -308,9 +352,16 @@ def test_two_processes_refreshing_one_entry_pay_the_delta_once(
         print(json.dumps([len(df), df.attrs["scoutframe"]["credits_spent"]]))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}
-    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"s{n}")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for n in range(2)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / f"s{n}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(2)
+    ]
     results = []
     for run in runs:
         out, err = run.communicate(timeout=120)

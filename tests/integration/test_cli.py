@@ -23,9 +23,26 @@ from scoutframe.cli import in_cli_terms, lists_joined, main
 from scoutframe.sandbox import Sandbox
 
 CSV_COLUMNS = [
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address", "city",
-    "zipcode", "level1_location", "level2_location", "level3_location", "country", "categories",
-    "rating", "review_count", "latitude", "longitude", "collected_at",
+    "place_id",
+    "name",
+    "email",
+    "phone",
+    "website",
+    "instagram",
+    "facebook",
+    "address",
+    "city",
+    "zipcode",
+    "level1_location",
+    "level2_location",
+    "level3_location",
+    "country",
+    "categories",
+    "rating",
+    "review_count",
+    "latitude",
+    "longitude",
+    "collected_at",
 ]
 
 
@@ -51,8 +68,19 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("sandbox", "demo", "search", "profile", "countries", "categories",
-                    "locations", "history", "exports", "keys", "cache"):
+    for command in (
+        "sandbox",
+        "demo",
+        "search",
+        "profile",
+        "countries",
+        "categories",
+        "locations",
+        "history",
+        "exports",
+        "keys",
+        "cache",
+    ):
         assert f"  {command} " in out, command
     assert "130" in out  # the exit statuses are documented
 
@@ -68,8 +96,16 @@ def test_help_imports_nothing_of_the_client() -> None:
     )
     output = subprocess.check_output([sys.executable, "-c", code], text=True)
     added = json.loads(output.splitlines()[-1])
-    for heavy in ("requests", "urllib3", "tqdm", "scoutframe.api.client", "scoutframe.sandbox",
-                  "scoutframe.cli.search", "scoutframe.cache", "pyarrow.parquet"):
+    for heavy in (
+        "requests",
+        "urllib3",
+        "tqdm",
+        "scoutframe.api.client",
+        "scoutframe.sandbox",
+        "scoutframe.cli.search",
+        "scoutframe.cache",
+        "pyarrow.parquet",
+    ):
         assert heavy not in added, heavy
 
 
@@ -86,8 +122,12 @@ def test_sandbox_is_dispatched_without_the_client() -> None:
     assert "scoutframe.sandbox.server" in loaded
     for name in ("scoutframe.api.client", "scoutframe.api.transport", "requests"):
         assert name not in loaded, name
-    done = subprocess.run([sys.executable, "-m", "scoutframe.cli", "--version"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "scoutframe.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0
     assert done.stdout.startswith("scoutframe ")
 
@@ -98,8 +138,9 @@ def test_package_keeps_the_old_module_surface() -> None:
     assert in_cli_terms("use method='pages'") == "use --method pages"
     script = Path(sys.executable).with_name("scoutframe")
     if script.exists():  # the console entry point scoutframe.cli:main
-        done = subprocess.run([str(script), "--version"], capture_output=True, text=True,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            [str(script), "--version"], capture_output=True, text=True, check=False
+        )
         assert done.returncode == 0
         assert done.stdout.startswith("scoutframe ")
 
@@ -112,13 +153,27 @@ def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dry_run_prints_the_plan_and_spends_nothing(
-    sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path,
+    sandbox_docs: Sandbox,
+    account_env: dict[str, str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = sandbox_docs.admin.ledger(int(account_env["id"]))
     target = tmp_path / "plumbers.parquet"
-    status = main(["search", "-o", str(target), "--countries", "FR", "--category", "Plumber",
-                   "--method", "export", "--dry-run"])
+    status = main(
+        [
+            "search",
+            "-o",
+            str(target),
+            "--countries",
+            "FR",
+            "--category",
+            "Plumber",
+            "--method",
+            "export",
+            "--dry-run",
+        ]
+    )
     assert status == 0
     out = capsys.readouterr().out
     assert "by export" in out
@@ -128,20 +183,34 @@ def test_dry_run_prints_the_plan_and_spends_nothing(
 
 
 def test_pages_to_parquet_keeps_types(
-    sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path,
+    sandbox_docs: Sandbox,
+    account_env: dict[str, str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "plumbers.parquet"
-    status = main(["search", "-o", str(target), "--countries", "FR,BE", "--category",
-                   "Plumber", "--method", "pages"])
+    status = main(
+        [
+            "search",
+            "-o",
+            str(target),
+            "--countries",
+            "FR,BE",
+            "--category",
+            "Plumber",
+            "--method",
+            "pages",
+        ]
+    )
     assert status == 0
     captured = capsys.readouterr()
     assert "note: Emails from search pages are masked" in captured.err
     assert "Traceback" not in captured.err
     frame = pd.read_parquet(target)
-    with Client(account_env["api_key"], sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "state") as client:  # fmt: skip
+    with Client(
+        account_env["api_key"], sandbox_docs.url, allow_http=True, state_dir=tmp_path / "state"
+    ) as client:
         expected = client.search(countries=["FR", "BE"], category="Plumber").total_count
     assert len(frame) == expected
     assert frame["place_id"].is_unique
@@ -162,8 +231,19 @@ def test_export_to_csv_matches_the_contract_format(
     sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path
 ) -> None:
     target = tmp_path / "plumbers.csv"
-    status = main(["search", "-o", str(target), "--countries", "FR", "--category", "plumber",
-                   "--method", "export"])
+    status = main(
+        [
+            "search",
+            "-o",
+            str(target),
+            "--countries",
+            "FR",
+            "--category",
+            "plumber",
+            "--method",
+            "export",
+        ]
+    )
     assert status == 0
     with target.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -201,12 +281,20 @@ def test_unsupported_output_suffix_is_refused(
 
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["demo", "--contacts", "5000", "--data-dir", str(tmp_path / "sandbox"),
-                   "--no-progress"])
+    status = main(
+        ["demo", "--contacts", "5000", "--data-dir", str(tmp_path / "sandbox"), "--no-progress"]
+    )
     assert status == 0
     out = capsys.readouterr().out
-    for heading in ("Reference data", "Preview", "Plan", "Load it through an export",
-                    "dtypes:", "cost:", "Time per phase"):
+    for heading in (
+        "Reference data",
+        "Preview",
+        "Plan",
+        "Load it through an export",
+        "dtypes:",
+        "cost:",
+        "Time per phase",
+    ):
         assert heading in out, heading
     assert "string[pyarrow]" in out
 
@@ -219,8 +307,11 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ],
 )
 def test_bad_numbers_are_usage_errors(
-    account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    options: list[str], message: str,
+    account_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    message: str,
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR", *options])
@@ -233,8 +324,9 @@ def test_bad_numbers_are_usage_errors(
 def test_unknown_column_is_a_clear_usage_error(
     account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR",
-                   "--columns", "name,nom"])
+    status = main(
+        ["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR", "--columns", "name,nom"]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert "nom" in err
@@ -243,26 +335,52 @@ def test_unknown_column_is_a_clear_usage_error(
 
 
 def test_outputs_get_the_umask_mode_not_0600(
-    account_env: dict[str, str], tmp_path: Path, usual_umask: int,
+    account_env: dict[str, str],
+    tmp_path: Path,
+    usual_umask: int,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A report written for a shared folder is readable there, as any new file would be."""
     for name in ("plumbers.parquet", "plumbers.csv"):
         target = tmp_path / name
-        status = main(["search", "-o", str(target), "--countries", "FR", "--category",
-                       "Plumber", "--method", "pages"])  # fmt: skip
+        status = main(
+            [
+                "search",
+                "-o",
+                str(target),
+                "--countries",
+                "FR",
+                "--category",
+                "Plumber",
+                "--method",
+                "pages",
+            ]
+        )
         assert status == 0, capsys.readouterr().err
         assert stat.S_IMODE(target.stat().st_mode) == 0o644, name
 
 
 def test_a_missing_output_directory_is_refused_not_created(
-    sandbox_docs: Sandbox, account_env: dict[str, str], tmp_path: Path,
+    sandbox_docs: Sandbox,
+    account_env: dict[str, str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = sandbox_docs.admin.ledger(int(account_env["id"]))
     target = tmp_path / "typo" / "plumbers.csv"
-    status = main(["search", "-o", str(target), "--countries", "FR", "--category", "Plumber",
-                   "--method", "export"])
+    status = main(
+        [
+            "search",
+            "-o",
+            str(target),
+            "--countries",
+            "FR",
+            "--category",
+            "Plumber",
+            "--method",
+            "export",
+        ]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert err.startswith("scoutframe search: ")
@@ -287,9 +405,23 @@ def test_output_is_required_unless_dry_run(
 def test_no_api_key_in_any_output(
     account_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for argv in (["profile"], ["profile", "--json"], ["keys", "list", "--json"],
-                 ["search", "-o", str(tmp_path / "x.csv"), "--countries", "FR", "--category",
-                  "Plumber", "--method", "pages", "-v"]):  # fmt: skip
+    for argv in (
+        ["profile"],
+        ["profile", "--json"],
+        ["keys", "list", "--json"],
+        [
+            "search",
+            "-o",
+            str(tmp_path / "x.csv"),
+            "--countries",
+            "FR",
+            "--category",
+            "Plumber",
+            "--method",
+            "pages",
+            "-v",
+        ],
+    ):
         assert main(argv) == 0
         captured = capsys.readouterr()
         assert account_env["api_key"] not in captured.out + captured.err, argv

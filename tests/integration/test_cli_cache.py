@@ -46,22 +46,44 @@ def debits(sb: Sandbox, account: dict[str, Any]) -> list[int]:
 
 
 def test_search_cache_then_every_cache_command(
-    sandbox_docs: Sandbox, account: dict[str, Any], tmp_path: Path,
+    sandbox_docs: Sandbox,
+    account: dict[str, Any],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cache = ("--cache-dir", str(account["cache"]))
     out, _ = cli(capsys, account, "cache", "list", *cache)
     assert out.strip() == f"the cache at {account['cache']} is empty"
     first = tmp_path / "first.parquet"
-    out, _ = cli(capsys, account, "search", "-o", str(first), *PLUMBERS, "--method", "export",
-                 "--cache", *cache)
+    out, _ = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(first),
+        *PLUMBERS,
+        "--method",
+        "export",
+        "--cache",
+        *cache,
+    )
     match = re.search(r"wrote ([\d,]+) rows .*cache entry (\w{12}), credits spent ([\d,]+)", out)
     assert match, out
     rows, key, spent = int(match[1].replace(",", "")), match[2], int(match[3].replace(",", ""))
     assert spent == rows > 0
     paid = debits(sandbox_docs, account)
-    out, _ = cli(capsys, account, "search", "-o", str(tmp_path / "again.csv"), *PLUMBERS,
-                 "--cache", "--max-age", "12h", *cache)
+    out, _ = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "again.csv"),
+        *PLUMBERS,
+        "--cache",
+        "--max-age",
+        "12h",
+        *cache,
+    )
     assert f"cache entry {key}, credits spent 0" in out
     assert debits(sandbox_docs, account) == paid  # served from the cache
 
@@ -79,11 +101,14 @@ def test_search_cache_then_every_cache_command(
 
     out, _ = cli(capsys, account, "cache", "show", key[:6], *cache)
     assert re.search(rf"^key:\s+{entry['key']}$", out, re.MULTILINE)
-    assert "scoutframe search -o FILE.parquet --category 8059 --countries FR --method export " \
-        "--cache" in out  # fmt: skip
+    assert (
+        "scoutframe search -o FILE.parquet --category 8059 --countries FR --method export "
+        "--cache" in out
+    )
     assert re.search(r"^place_id\s+name\s+city\s+country", out, re.MULTILINE)
-    shown = json.loads(cli(capsys, account, "cache", "show", key, "--head", "2", "--json",
-                           *cache)[0])  # fmt: skip
+    shown = json.loads(
+        cli(capsys, account, "cache", "show", key, "--head", "2", "--json", *cache)[0]
+    )
     assert len(shown["head"]) == 2
     assert shown["head"][0]["country"] == "FR"
     _, err = cli(capsys, account, "cache", "show", "zz", *cache, status=1)
@@ -106,11 +131,23 @@ def test_search_cache_then_every_cache_command(
 
 
 def test_refreshing_an_export_entry_pays_the_delta_only_with_a_budget(
-    sandbox_docs: Sandbox, account: dict[str, Any], tmp_path: Path,
+    sandbox_docs: Sandbox,
+    account: dict[str, Any],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out, _ = cli(capsys, account, "search", "-o", str(tmp_path / "us.parquet"), "--countries",
-                 "US", "--method", "export", "--cache")  # the cache from SCOUTFRAME_CACHE_DIR
+    out, _ = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "us.parquet"),
+        "--countries",
+        "US",
+        "--method",
+        "export",
+        "--cache",
+    )  # the cache from SCOUTFRAME_CACHE_DIR
     key = re.search(r"cache entry (\w{12})", out)[1]  # type: ignore[index]
     paid = debits(sandbox_docs, account)
     sandbox_docs.admin.add_contacts(400)
@@ -120,8 +157,7 @@ def test_refreshing_an_export_entry_pays_the_delta_only_with_a_budget(
     _, err = cli(capsys, account, "cache", "refresh", key, status=1)
     assert f"Pass --max-credits {cost}" in err
     assert "max_credits" not in err
-    _, err = cli(capsys, account, "cache", "refresh", key, "--max-credits", str(cost - 1),
-                 status=1)  # fmt: skip
+    _, err = cli(capsys, account, "cache", "refresh", key, "--max-credits", str(cost - 1), status=1)
     assert f"more than --max-credits {cost - 1}" in err
     assert debits(sandbox_docs, account) == paid  # refused: nothing spent
     out, _ = cli(capsys, account, "cache", "refresh", key, "--max-credits", str(cost))
@@ -131,11 +167,22 @@ def test_refreshing_an_export_entry_pays_the_delta_only_with_a_budget(
 
 
 def test_cache_clear_asks_first(
-    account: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    account: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cli(capsys, account, "search", "-o", str(tmp_path / "p.csv"), *PLUMBERS, "--method", "pages",
-        "--cache")
+    cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "p.csv"),
+        *PLUMBERS,
+        "--method",
+        "pages",
+        "--cache",
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     _, err = cli(capsys, account, "cache", "clear", status=1)
     assert "Delete the 1 entry" in err
@@ -144,16 +191,36 @@ def test_cache_clear_asks_first(
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     out, _ = cli(capsys, account, "cache", "clear")
     assert out.startswith("removed 1 cache entry")
-    cli(capsys, account, "search", "-o", str(tmp_path / "p.csv"), *PLUMBERS, "--method", "pages",
-        "--cache")
+    cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "p.csv"),
+        *PLUMBERS,
+        "--method",
+        "pages",
+        "--cache",
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no answer at all: no
     cli(capsys, account, "cache", "clear", status=1)
     out, err = cli(capsys, account, "cache", "clear", "--yes")
     assert out.startswith("removed 1 cache entry")
     assert err == ""
-    key = re.search(r"cache entry (\w{12})", cli(
-        capsys, account, "search", "-o", str(tmp_path / "p.csv"), *PLUMBERS, "--method",
-        "pages", "--cache")[0])[1]  # type: ignore[index]  # fmt: skip
+    key = re.search(
+        r"cache entry (\w{12})",
+        cli(
+            capsys,
+            account,
+            "search",
+            "-o",
+            str(tmp_path / "p.csv"),
+            *PLUMBERS,
+            "--method",
+            "pages",
+            "--cache",
+        )[0],
+    )[1]  # type: ignore[index]
     out, _ = cli(capsys, account, "cache", "remove", key)
     assert out.startswith(f"removed cache entry {key}")
     _, err = cli(capsys, account, "cache", "remove", key, status=1)
@@ -161,35 +228,88 @@ def test_cache_clear_asks_first(
 
 
 def test_partition_by_country_reads_back_with_pyarrow_dataset(
-    sandbox_docs: Sandbox, account: dict[str, Any], tmp_path: Path, usual_umask: None,
+    sandbox_docs: Sandbox,
+    account: dict[str, Any],
+    tmp_path: Path,
+    usual_umask: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = tmp_path / "contacts"
-    out, _ = cli(capsys, account, "search", "-o", f"{target}/", "--partition-by", "country",
-                 "--countries", "NA,NZ", "--method", "export",
-                 "--chunksize", "40")  # several chunks: memory stays bounded
+    out, _ = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        f"{target}/",
+        "--partition-by",
+        "country",
+        "--countries",
+        "NA,NZ",
+        "--method",
+        "export",
+        "--chunksize",
+        "40",
+    )  # several chunks: memory stays bounded
     rows = int(re.search(r"wrote ([\d,]+) rows", out)[1].replace(",", ""))  # type: ignore[index]
     assert f"{target}/ partitioned by country" in out
-    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == \
-        ["country=NA", "country=NZ"]  # fmt: skip
-    dataset = pads.dataset(target, format="parquet", partitioning=pads.partitioning(
-        pa.schema([("country", pa.string())]), flavor="hive"))  # fmt: skip
+    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == ["country=NA", "country=NZ"]
+    dataset = pads.dataset(
+        target,
+        format="parquet",
+        partitioning=pads.partitioning(pa.schema([("country", pa.string())]), flavor="hive"),
+    )
     table = dataset.to_table()
     assert table.num_rows == rows == -sum(debits(sandbox_docs, account))
     assert set(table.column("country").to_pylist()) == {"NA", "NZ"}  # Namibia stays NA
     assert len(set(table.column("place_id").to_pylist())) == rows
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     # Refused before any request: a partition column that cannot name directories.
-    _, err = cli(capsys, account, "search", "-o", str(tmp_path / "x"), "--partition-by",
-                 "rating", *PLUMBERS, status=2)  # fmt: skip
+    _, err = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "x"),
+        "--partition-by",
+        "rating",
+        *PLUMBERS,
+        status=2,
+    )
     assert "--partition-by rating" in err
-    _, err = cli(capsys, account, "search", "-o", str(tmp_path / "x"), "--partition-by", "nope",
-                 *PLUMBERS, status=2)  # fmt: skip
+    _, err = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "x"),
+        "--partition-by",
+        "nope",
+        *PLUMBERS,
+        status=2,
+    )
     assert "no such column" in err
-    _, err = cli(capsys, account, "search", "-o", str(tmp_path / "x.csv"), "--chunksize", "5",
-                 *PLUMBERS, status=2)  # fmt: skip
+    _, err = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "x.csv"),
+        "--chunksize",
+        "5",
+        *PLUMBERS,
+        status=2,
+    )
     assert "--chunksize needs --partition-by" in err
-    _, err = cli(capsys, account, "search", "-o", str(tmp_path / "gone" / "ds"),
-                 "--partition-by", "country", *PLUMBERS, status=2)  # fmt: skip
+    _, err = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "gone" / "ds"),
+        "--partition-by",
+        "country",
+        *PLUMBERS,
+        status=2,
+    )
     assert "does not exist" in err
     assert debits(sandbox_docs, account) == [-rows]

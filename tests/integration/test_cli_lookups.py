@@ -93,8 +93,19 @@ def test_history_and_exports_list(
     out, _ = cli(capsys, account, "history")
     assert out.strip() == "no exports yet"
     assert json.loads(cli(capsys, account, "history", "--json")[0]) == []
-    cli(capsys, account, "search", "-o", str(tmp_path / "p.csv"), "--countries", "FR",
-        "--category", "Plumber", "--method", "export")
+    cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "p.csv"),
+        "--countries",
+        "FR",
+        "--category",
+        "Plumber",
+        "--method",
+        "export",
+    )
     out, _ = cli(capsys, account, "history")
     header, lines = table(out)
     assert header[:4] == ["id", "kind", "status", "row_count"]
@@ -114,8 +125,11 @@ def test_history_and_exports_list(
 
 
 def test_ctrl_c_during_a_paid_read_then_resume_without_paying_again(
-    sandbox_docs: Sandbox, account: dict[str, Any], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    sandbox_docs: Sandbox,
+    account: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from scoutframe.api.jobs import ExportJob
 
@@ -124,8 +138,20 @@ def test_ctrl_c_during_a_paid_read_then_resume_without_paying_again(
 
     with monkeypatch.context() as patch:
         patch.setattr(ExportJob, "download", interrupted)
-        out, err = cli(capsys, account, "search", "-o", str(tmp_path / "p.csv"), "--countries",
-                       "FR", "--category", "Plumber", "--method", "export", status=130)
+        out, err = cli(
+            capsys,
+            account,
+            "search",
+            "-o",
+            str(tmp_path / "p.csv"),
+            "--countries",
+            "FR",
+            "--category",
+            "Plumber",
+            "--method",
+            "export",
+            status=130,
+        )
     assert out == ""
     assert err.rstrip().endswith("scoutframe search: interrupted")
     match = re.search(r"scoutframe search: note: export (\S+) is paid for", err)
@@ -151,12 +177,21 @@ def test_ctrl_c_during_a_paid_read_then_resume_without_paying_again(
     assert stat.S_IMODE(target.stat().st_mode) & 0o044  # a report, not a private file
     again = [e["delta"] for e in sandbox_docs.admin.ledger(account["id"]) if e["delta"] < 0]
     assert again == paid  # nothing charged again
-    data = json.loads(cli(capsys, account, "exports", "resume", job_id, "-o", str(target),
-                          "--json")[0])  # fmt: skip
+    data = json.loads(
+        cli(capsys, account, "exports", "resume", job_id, "-o", str(target), "--json")[0]
+    )
     assert data["job_id"] == job_id
     assert data["credits_spent"] == 0
-    _, err = cli(capsys, account, "exports", "resume", job_id, "-o",
-                 str(tmp_path / "missing" / "x.csv"), status=2)  # fmt: skip
+    _, err = cli(
+        capsys,
+        account,
+        "exports",
+        "resume",
+        job_id,
+        "-o",
+        str(tmp_path / "missing" / "x.csv"),
+        status=2,
+    )
     assert "does not exist" in err
 
 
@@ -183,8 +218,9 @@ def test_keys_create_then_revoke(
     assert new_key not in json.dumps(listed)
     out, _ = cli(capsys, account, "keys", "revoke", str(key_id))
     assert out.strip() == f"revoked API key {key_id}"
-    assert key_id not in {row["id"] for row in json.loads(
-        cli(capsys, account, "keys", "list", "--json")[0])}  # fmt: skip
+    assert key_id not in {
+        row["id"] for row in json.loads(cli(capsys, account, "keys", "list", "--json")[0])
+    }
     _, err = cli(capsys, account, "keys", "revoke", str(key_id), status=1)
     assert err.startswith("scoutframe keys revoke: 404")
     created = json.loads(cli(capsys, account, "keys", "create", "--json")[0])

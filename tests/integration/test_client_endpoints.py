@@ -52,8 +52,11 @@ def test_reference_lists_are_cached_on_the_client(sandbox, client_for, caplog):
     second = client.categories()
     client.countries()
     client.countries()
-    lines = [r.getMessage() for r in caplog.records if r.name == "scoutframe" and "-> 200" in
-             r.getMessage()]  # fmt: skip
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "scoutframe" and "-> 200" in r.getMessage()
+    ]
     assert sum("/api/categories" in line for line in lines) == 1
     assert sum("/api/locations/countries" in line for line in lines) == 1
     assert "mutated by the caller" not in set(second["name"])
@@ -170,8 +173,9 @@ def test_search_checks_codes_and_ids_against_the_cached_reference_lists(
     assert known.total_count == by_name.total_count
     assert known.search_id == by_name.search_id
     client.search(countries="BE")
-    lines = [r.getMessage() for r in caplog.records if r.name == "scoutframe" and "-> " in
-             r.getMessage()]  # fmt: skip
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "scoutframe" and "-> " in r.getMessage()
+    ]
     assert sum("/api/locations/countries" in line for line in lines) == 0  # cached above
     assert sum("/api/categories" in line for line in lines) == 0
     assert sum("/api/companies" in line for line in lines) == 2

@@ -69,8 +69,11 @@ def test_no_credential_fails_before_any_request(loopback_server, monkeypatch):
     server = loopback_server(lambda *_: (200, {"Content-Type": "application/json"}, b"{}"))
     client = Client(base_url=server.url, allow_http=True, config_file="/nonexistent/c.toml")
     try:
-        for call in (client.profile, lambda: client.search(countries="FR"),
-                     lambda: read_spherescout(countries="FR", client=client)):  # fmt: skip
+        for call in (
+            client.profile,
+            lambda: client.search(countries="FR"),
+            lambda: read_spherescout(countries="FR", client=client),
+        ):
             with pytest.raises(ConfigurationError) as caught:
                 call()
             message = str(caught.value)
@@ -87,8 +90,9 @@ def test_a_server_that_is_not_the_api_is_named_as_such(loopback_server):
     server = loopback_server(lambda *_: (404, {"Content-Type": "text/html"}, html))
     client = Client("k" * 64, server.url, allow_http=True, config_file="/nonexistent/c.toml")
     try:
-        with pytest.raises(ConfigurationError, match="does not look like the SphereScout API") \
-                as caught:  # fmt: skip
+        with pytest.raises(
+            ConfigurationError, match="does not look like the SphereScout API"
+        ) as caught:
             client.profile()
         assert "SPHERESCOUT_BASE_URL" in str(caught.value)
         assert "text/html" in str(caught.value)
@@ -159,8 +163,11 @@ def test_5xx_retried_then_success(sandbox, client_for, caplog):
     results = [client.categories("plumb", limit=3) for _ in range(6)]
     assert all(r.equals(expected) for r in results)
     assert expected["name"].iloc[0] == "Plumber"
-    counted = sum(int(line.rsplit("retries ", 1)[1].rstrip(")")) for line in request_lines(caplog)
-                  if "retries" in line)  # fmt: skip
+    counted = sum(
+        int(line.rsplit("retries ", 1)[1].rstrip(")"))
+        for line in request_lines(caplog)
+        if "retries" in line
+    )
     announced = [line for line in request_lines(caplog) if line.startswith("retry ")]
     assert counted >= 1
     assert len(announced) == counted
@@ -190,8 +197,7 @@ def test_charging_request_is_not_retried_on_5xx(sandbox, client_for, caplog):
 
 def test_connection_refused_is_a_transport_error(client_for, sandbox_docs):
     port = free_port()
-    client = client_for(sandbox_docs, "k" * 64, base_url=f"http://127.0.0.1:{port}",
-                        max_retries=1)  # fmt: skip
+    client = client_for(sandbox_docs, "k" * 64, base_url=f"http://127.0.0.1:{port}", max_retries=1)
     with pytest.raises(TransportError) as caught:
         client.profile()
     message = str(caught.value)
@@ -292,9 +298,16 @@ def _body_cut(client_for, sb):
 
 @pytest.mark.parametrize(
     "make_call",
-    [_invalid_url, _bad_scheme, _refused, _invalid_download_url, _download_refused,
-     _read_timeout, _body_cut],
-)  # fmt: skip
+    [
+        _invalid_url,
+        _bad_scheme,
+        _refused,
+        _invalid_download_url,
+        _download_refused,
+        _read_timeout,
+        _body_cut,
+    ],
+)
 def test_no_requests_or_urllib3_exception_escapes(make_call, client_for, sandbox_docs):
     try:
         with pytest.raises(ScoutError) as caught:
@@ -309,9 +322,10 @@ def test_no_requests_or_urllib3_exception_escapes(make_call, client_for, sandbox
 def test_html_answers_say_the_origin_is_not_the_api(loopback_server, client_for, sandbox_docs):
     page = b"<html><body>captive portal</body></html>"
     portal = loopback_server(lambda *_: (200, {"Content-Type": "text/html"}, page))
-    for client in (client_for(sandbox_docs, "k" * 64, base_url=portal.url),
-                   client_for(sandbox_docs, username="me@x.io", password="pw",
-                              base_url=portal.url)):  # fmt: skip
+    for client in (
+        client_for(sandbox_docs, "k" * 64, base_url=portal.url),
+        client_for(sandbox_docs, username="me@x.io", password="pw", base_url=portal.url),
+    ):
         with pytest.raises(ConfigurationError, match="does not look like the SphereScout API"):
             client.profile()
 
@@ -320,8 +334,7 @@ def test_html_answers_say_the_origin_is_not_the_api(loopback_server, client_for,
     ("body", "words"),
     [(b"", "with an empty body"), (b'{"credits": 1', r"with malformed JSON \(13 bytes\)")],
 )
-def test_broken_json_answers_say_what_came(loopback_server, client_for, sandbox_docs, body,
-                                           words):  # fmt: skip
+def test_broken_json_answers_say_what_came(loopback_server, client_for, sandbox_docs, body, words):
     server = loopback_server(lambda *_: (200, {"Content-Type": "application/json"}, body))
     client = client_for(sandbox_docs, "k" * 64, base_url=server.url)
     with pytest.raises(APIError, match=words) as caught:

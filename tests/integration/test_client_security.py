@@ -68,16 +68,25 @@ def test_auth_object_signs_only_its_origin(client_for, sandbox_docs, loopback_se
     assert "Authorization" not in other.requests[0][2]
 
 
-@pytest.mark.parametrize("url", ["http://example.com", "http://10.0.0.1:8000",
-                                 "http://127.0.0.1.example.com"])  # fmt: skip
+@pytest.mark.parametrize(
+    "url", ["http://example.com", "http://10.0.0.1:8000", "http://127.0.0.1.example.com"]
+)
 def test_plain_http_refused_except_loopback(url, tmp_path):
     with pytest.raises(ConfigurationError, match="allow_http=True"):
         Client(KEY, url, config_file=tmp_path / "none.toml")
     Client(KEY, url, allow_http=True, config_file=tmp_path / "none.toml").close()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://127.9.9.9", "http://localhost:1",
-                                 "http://[::1]:8000", "https://api.spherescout.io"])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "http://127.9.9.9",
+        "http://localhost:1",
+        "http://[::1]:8000",
+        "https://api.spherescout.io",
+    ],
+)
 def test_loopback_http_and_https_accepted(url, tmp_path):
     Client(KEY, url, config_file=tmp_path / "none.toml").close()
 
@@ -95,8 +104,12 @@ def test_no_credential_in_reprs_messages_or_logs(sandbox_live, client_for, caplo
     texts: list[str] = []
     key_client = client_for(sb, account["api_key"])
     key_client.profile()  # Bearer refused, Token accepted
-    texts += [repr(key_client), str(key_client), repr(key_client.transport),
-              repr(key_client.transport.auth)]  # fmt: skip
+    texts += [
+        repr(key_client),
+        str(key_client),
+        repr(key_client.transport),
+        repr(key_client.transport.auth),
+    ]
     jwt_client = client_for(sb, username=account["email"], password=account["password"])
     jwt_client.profile()
     auth = jwt_client.transport.auth

@@ -28,45 +28,91 @@ def debits(sb: Sandbox, account_id: int) -> list[int]:
     return [int(e["delta"]) for e in sb.admin.ledger(account_id) if int(e["delta"]) < 0]
 
 
-def run(sb: Sandbox, key: str, state: Path, scratch: Path, *, phase: str = "none",
-        how: str = "KILL", at: int = 1, chunksize: int = 0) -> subprocess.CompletedProcess[str]:
+def run(
+    sb: Sandbox,
+    key: str,
+    state: Path,
+    scratch: Path,
+    *,
+    phase: str = "none",
+    how: str = "KILL",
+    at: int = 1,
+    chunksize: int = 0,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}
     env["TMPDIR"] = str(scratch)
-    args = [sys.executable, str(CRASH), "--url", sb.url, "--key", key, "--state", str(state),
-            "--filters", json.dumps(FILTERS), "--phase", phase, "--signal", how, "--at", str(at),
-            "--chunksize", str(chunksize)]  # fmt: skip
+    args = [
+        sys.executable,
+        str(CRASH),
+        "--url",
+        sb.url,
+        "--key",
+        key,
+        "--state",
+        str(state),
+        "--filters",
+        json.dumps(FILTERS),
+        "--phase",
+        phase,
+        "--signal",
+        how,
+        "--at",
+        str(at),
+        "--chunksize",
+        str(chunksize),
+    ]
     return subprocess.run(args, capture_output=True, text=True, timeout=180, env=env, check=False)
 
 
 @pytest.fixture
 def paid(sandbox_docs: Sandbox, tmp_path: Path) -> dict[str, Any]:
     account = sandbox_docs.admin.create_account(credits=1_000_000)
-    with Client(account["api_key"], sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "probe") as client:  # fmt: skip
+    with Client(
+        account["api_key"], sandbox_docs.url, allow_http=True, state_dir=tmp_path / "probe"
+    ) as client:
         expected = client.search(**FILTERS).total_count
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    return {"account": account, "expected": expected, "state": tmp_path / "state",
-            "scratch": scratch}
+    return {
+        "account": account,
+        "expected": expected,
+        "state": tmp_path / "state",
+        "scratch": scratch,
+    }
 
 
 CASES = [
-    ("start", "KILL", 1, 0), ("start", "INT", 1, 0),
-    ("wait", "KILL", 1, 0), ("wait", "INT", 1, 0),
-    ("download", "KILL", 1, 0), ("download", "INT", 1, 0),
-    ("parse", "KILL", 1, 0), ("parse", "INT", 1, 0),
-    ("chunk", "KILL", 1, 100), ("chunk", "INT", 1, 100), ("chunk", "RAISE", 2, 100),
+    ("start", "KILL", 1, 0),
+    ("start", "INT", 1, 0),
+    ("wait", "KILL", 1, 0),
+    ("wait", "INT", 1, 0),
+    ("download", "KILL", 1, 0),
+    ("download", "INT", 1, 0),
+    ("parse", "KILL", 1, 0),
+    ("parse", "INT", 1, 0),
+    ("chunk", "KILL", 1, 100),
+    ("chunk", "INT", 1, 100),
+    ("chunk", "RAISE", 2, 100),
 ]
 
 
-@pytest.mark.parametrize(("phase", "how", "at", "chunksize"), CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("phase", "how", "at", "chunksize"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
 def test_a_read_killed_at_any_phase_is_paid_once_and_leaves_no_contact_data(
     sandbox_docs: Sandbox, paid: dict[str, Any], phase: str, how: str, at: int, chunksize: int
 ) -> None:
     sb, account = sandbox_docs, paid["account"]
-    crashed = run(sb, account["api_key"], paid["state"], paid["scratch"], phase=phase, how=how,
-                  at=at, chunksize=chunksize)  # fmt: skip
+    crashed = run(
+        sb,
+        account["api_key"],
+        paid["state"],
+        paid["scratch"],
+        phase=phase,
+        how=how,
+        at=at,
+        chunksize=chunksize,
+    )
     expected_code = {"KILL": -9, "INT": 130, "RAISE": 1}[how]
     assert crashed.returncode == expected_code, crashed.stderr[-2000:]
     if how == "INT":  # Ctrl-C ends with a note that names the job and how to resume
@@ -94,8 +140,9 @@ def test_a_finished_read_run_again_with_nothing_new_costs_nothing(
     sandbox_docs: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     account = sandbox_docs.admin.create_account(credits=1_000_000)
-    with Client(account["api_key"], sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "state") as client:  # fmt: skip
+    with Client(
+        account["api_key"], sandbox_docs.url, allow_http=True, state_dir=tmp_path / "state"
+    ) as client:
         first = read_spherescout(**FILTERS, client=client, method="export", progress=False)
         again = read_spherescout(**FILTERS, client=client, method="export", progress=False)
         assert again.equals(first)
@@ -116,8 +163,9 @@ def test_a_finished_read_run_again_with_nothing_new_costs_nothing(
 
 
 def test_a_search_without_filters_is_refused(sandbox_docs: Sandbox, tmp_path: Path) -> None:
-    with Client(sandbox_docs.api_key, sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "state") as client:  # fmt: skip
+    with Client(
+        sandbox_docs.api_key, sandbox_docs.url, allow_http=True, state_dir=tmp_path / "state"
+    ) as client:
         for method in ("auto", "pages", "export"):
             with pytest.raises(ArgumentError, match="all=True"):
                 read_spherescout(client=client, method=method)
@@ -130,19 +178,26 @@ def test_the_client_default_budget_gives_consent(
 ) -> None:
     account = sandbox_docs.admin.create_account(credits=1_000_000)
     filters = {"countries": "FR"}
-    with Client(account["api_key"], sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "a") as client:  # fmt: skip
+    with Client(
+        account["api_key"], sandbox_docs.url, allow_http=True, state_dir=tmp_path / "a"
+    ) as client:
         count = client.search(**filters).total_count
         with pytest.raises(ConsentError):
             read_spherescout(**filters, client=client, progress=False)
     monkeypatch.setenv("SCOUTFRAME_MAX_CREDITS", str(count))
-    with Client(account["api_key"], sandbox_docs.url, allow_http=True,
-                state_dir=tmp_path / "b") as client:  # fmt: skip
+    with Client(
+        account["api_key"], sandbox_docs.url, allow_http=True, state_dir=tmp_path / "b"
+    ) as client:
         assert client.max_credits == count
         df = read_spherescout(**filters, client=client, progress=False)
         assert df.attrs["scoutframe"]["credits_spent"] == count == len(df)
-    with Client(account["api_key"], sandbox_docs.url, allow_http=True, max_credits=count - 1,
-                state_dir=tmp_path / "c") as client:  # fmt: skip
+    with Client(
+        account["api_key"],
+        sandbox_docs.url,
+        allow_http=True,
+        max_credits=count - 1,
+        state_dir=tmp_path / "c",
+    ) as client:
         from scoutframe import BudgetError
 
         with pytest.raises(BudgetError, match=f"more than max_credits={count - 1}"):

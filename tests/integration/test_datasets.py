@@ -42,26 +42,35 @@ def contacts(n: int = ROWS, *, seed: int = 5) -> pa.Table:
         return [None if rng.random() < p_null else v for v in values]
 
     def lists(prefix: str) -> list[list[str]]:
-        return [[f"{prefix}{i}-{k}@x.{c.lower()}" for k in range(rng.integers(0, 3))]
-                for i, c in enumerate(country)]
+        return [
+            [f"{prefix}{i}-{k}@x.{c.lower()}" for k in range(rng.integers(0, 3))]
+            for i, c in enumerate(country)
+        ]
+
     base_us = 1_700_000_000_000_000
     data = {
         "place_id": [f"ChIJ{seed}-{i:07d}" for i in rng.permutation(n)],
         "name": maybe([f'Shop "{i}", {c}\nBranch' for i, c in enumerate(country)], 0.05),
-        "email": lists("e"), "phone": lists("+264 "),
+        "email": lists("e"),
+        "phone": lists("+264 "),
         "website": maybe([f"https://s{i}.example" for i in range(n)]),
         "instagram": maybe([f"@s{i}" for i in range(n)], 0.7),
-        "facebook": [None] * n, "address": maybe([f"{i} Main St" for i in range(n)]),
-        "city": maybe([f"City {c}" for c in country]), "zipcode": zipcode,
-        "level1_location": [f"{c}-1" for c in country], "level2_location": maybe(
-            [f"{c}-2" for c in country]), "level3_location": [None] * n, "country": country,
+        "facebook": [None] * n,
+        "address": maybe([f"{i} Main St" for i in range(n)]),
+        "city": maybe([f"City {c}" for c in country]),
+        "zipcode": zipcode,
+        "level1_location": [f"{c}-1" for c in country],
+        "level2_location": maybe([f"{c}-2" for c in country]),
+        "level3_location": [None] * n,
+        "country": country,
         "categories": [["Plumber", "Heating"][: rng.integers(0, 3)] for _ in range(n)],
         "rating": maybe(rng.uniform(1, 5, n).round(1).tolist()),
         "review_count": maybe(rng.integers(0, 500, n).tolist()),
         "latitude": rng.uniform(-60, 60, n).tolist(),
         "longitude": rng.uniform(-180, 180, n).tolist(),
         "collected_at": pa.array(base_us + rng.integers(0, 10**12, n), pa.int64()).cast(
-            pa.timestamp("us", tz="UTC")),
+            pa.timestamp("us", tz="UTC")
+        ),
     }
     return pa.table(data, schema=CONTACT_SCHEMA)
 
@@ -73,10 +82,14 @@ def chunks_of(table: pa.Table, kind: str) -> Any:
         backend = "pyarrow" if kind == "frame" else "numpy_nullable"
         return frames.to_pandas(table, dtype_backend=backend, provenance=PROVENANCE)
     if kind == "frame-chunks":  # as read_spherescout(..., chunksize=CHUNK) yields them
-        return (frames.to_pandas(table.slice(i, CHUNK), provenance=PROVENANCE, index_start=i)
-                for i in range(0, table.num_rows, CHUNK))
-    return (frames.with_provenance(table.slice(i, CHUNK), PROVENANCE)
-            for i in range(0, table.num_rows, CHUNK))
+        return (
+            frames.to_pandas(table.slice(i, CHUNK), provenance=PROVENANCE, index_start=i)
+            for i in range(0, table.num_rows, CHUNK)
+        )
+    return (
+        frames.with_provenance(table.slice(i, CHUNK), PROVENANCE)
+        for i in range(0, table.num_rows, CHUNK)
+    )
 
 
 def by_key(table: pa.Table) -> pa.Table:
@@ -92,8 +105,9 @@ def assert_same_rows(got: pa.Table, expected: pa.Table) -> None:
 
 
 def listing(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def hidden_entries(directory: Path) -> list[str]:
@@ -109,8 +123,7 @@ def source() -> pa.Table:
 # Round trips
 
 
-@pytest.mark.parametrize("kind", ["table", "frame", "frame-numpy", "frame-chunks",
-                                  "table-chunks"])
+@pytest.mark.parametrize("kind", ["table", "frame", "frame-numpy", "frame-chunks", "table-chunks"])
 def test_every_source_kind_round_trips(tmp_path: Path, source: pa.Table, kind: str) -> None:
     path = datasets.write_dataset(chunks_of(source, kind), tmp_path / "contacts", progress=False)
     assert path == tmp_path / "contacts"
@@ -120,8 +133,9 @@ def test_every_source_kind_round_trips(tmp_path: Path, source: pa.Table, kind: s
     assert (path / "country=NA").is_dir()
     assert (path / "_common_metadata").is_file()
     files = sorted(path.glob("country=*/*.parquet"))
-    assert {f.parent.name for f in files} == {f"country={c}" for c in
-                                              pc.unique(source["country"]).to_pylist()}
+    assert {f.parent.name for f in files} == {
+        f"country={c}" for c in pc.unique(source["country"]).to_pylist()
+    }
     for file in files:  # the provenance and pandas' metadata are in every file
         schema = pq.read_schema(file)
         assert frames.provenance_of(schema) == PROVENANCE
@@ -132,13 +146,15 @@ def test_every_source_kind_round_trips(tmp_path: Path, source: pa.Table, kind: s
 
 # Dask's own reset_index(inplace=True) is deprecated under pandas 3.1 (Pandas4Warning): not ours.
 @pytest.mark.filterwarnings(
-    "ignore:The inplace keyword in DataFrame.reset_index:pandas.errors.Pandas4Warning")
+    "ignore:The inplace keyword in DataFrame.reset_index:pandas.errors.Pandas4Warning"
+)
 def test_read_back_with_dask_duckdb_and_pyarrow(tmp_path: Path, source: pa.Table) -> None:
     import dask.dataframe as dd
     import duckdb
 
-    path = datasets.write_dataset(chunks_of(source, "frame-chunks"), tmp_path / "ds",
-                                  progress=False)
+    path = datasets.write_dataset(
+        chunks_of(source, "frame-chunks"), tmp_path / "ds", progress=False
+    )
     namibia = sorted(source.filter(pc.equal(source["country"], "NA"))["place_id"].to_pylist())
 
     # pyarrow with plain hive discovery: "NA" stays the string "NA" (not null)
@@ -147,12 +163,15 @@ def test_read_back_with_dask_duckdb_and_pyarrow(tmp_path: Path, source: pa.Table
     assert_same_rows(plain, source)
 
     # DuckDB
-    relation = duckdb.sql(f"select * from read_parquet('{path}/**/*.parquet', "
-                          "hive_partitioning=true)")
+    relation = duckdb.sql(
+        f"select * from read_parquet('{path}/**/*.parquet', hive_partitioning=true)"
+    )
     arrow = relation.arrow()  # a RecordBatchReader from DuckDB 2.0, a Table before
     assert_same_rows(arrow.read_all() if hasattr(arrow, "read_all") else arrow, source)
-    rows = duckdb.sql(f"select place_id, zipcode from read_parquet('{path}/**/*.parquet', "
-                      "hive_partitioning=true) where country = 'NA' order by place_id").fetchall()
+    rows = duckdb.sql(
+        f"select place_id, zipcode from read_parquet('{path}/**/*.parquet', "
+        "hive_partitioning=true) where country = 'NA' order by place_id"
+    ).fetchall()
     assert [r[0] for r in rows] == namibia
     assert sum(zipcode == "01000" for _, zipcode in rows) == 20  # the leading zero survives
 
@@ -170,16 +189,22 @@ def test_read_back_with_dask_duckdb_and_pyarrow(tmp_path: Path, source: pa.Table
 def test_null_zipcode_and_multi_column_partitions_keep_their_types(tmp_path: Path) -> None:
     table = contacts(400, seed=9)
     zipcode = table.schema.get_field_index("zipcode")
-    empty = table.set_column(zipcode, "zipcode", pc.if_else(
-        pa.array([i == 30 for i in range(400)]), "", table["zipcode"]))
+    empty = table.set_column(
+        zipcode,
+        "zipcode",
+        pc.if_else(pa.array([i == 30 for i in range(400)]), "", table["zipcode"]),
+    )
     with pytest.raises(ArgumentError, match="'zipcode' has empty strings"):
-        datasets.write_dataset(empty, tmp_path / "z", partition_by=("country", "zipcode"),
-                               progress=False)
+        datasets.write_dataset(
+            empty, tmp_path / "z", partition_by=("country", "zipcode"), progress=False
+        )
     mask = pa.array([i % 50 == 25 for i in range(400)])
-    table = table.set_column(zipcode, "zipcode",
-                             pc.if_else(mask, pa.scalar(None, pa.string()), table["zipcode"]))
-    path = datasets.write_dataset(table, tmp_path / "z", partition_by=("country", "zipcode"),
-                                  progress=False)
+    table = table.set_column(
+        zipcode, "zipcode", pc.if_else(mask, pa.scalar(None, pa.string()), table["zipcode"])
+    )
+    path = datasets.write_dataset(
+        table, tmp_path / "z", partition_by=("country", "zipcode"), progress=False
+    )
     assert (path / "country=NA" / "zipcode=01000").is_dir()
     assert list(path.glob("country=*/zipcode=__HIVE_DEFAULT_PARTITION__"))
     back = datasets.open_dataset(path).to_table()
@@ -193,15 +218,19 @@ def test_small_buffers_spill_into_several_parts_and_row_groups(
     monkeypatch.setattr(datasets, "SLICE_ROWS", 256)
     monkeypatch.setattr(datasets, "ROW_GROUP_ROWS", 64)
     monkeypatch.setattr(datasets, "MAX_BUFFERED_ROWS", 300)
-    groups = datasets.write_dataset(chunks_of(source, "table-chunks"), tmp_path / "g",
-                                    progress=False)
-    assert min(pq.ParquetFile(f).metadata.num_row_groups
-               for f in groups.glob("country=*/*.parquet")) > 1
+    groups = datasets.write_dataset(
+        chunks_of(source, "table-chunks"), tmp_path / "g", progress=False
+    )
+    assert (
+        min(pq.ParquetFile(f).metadata.num_row_groups for f in groups.glob("country=*/*.parquet"))
+        > 1
+    )
     assert_same_rows(datasets.open_dataset(groups).to_table(), source)
 
     monkeypatch.setattr(datasets, "MAX_OPEN_FILES", 3)  # fewer than the 8 countries
-    parts = datasets.write_dataset(chunks_of(source, "table-chunks"), tmp_path / "p",
-                                   progress=False)
+    parts = datasets.write_dataset(
+        chunks_of(source, "table-chunks"), tmp_path / "p", progress=False
+    )
     assert list(parts.glob("country=*/part-1.parquet"))  # closed, then reopened as a new part
     assert_same_rows(datasets.open_dataset(parts).to_table(), source)
 
@@ -217,8 +246,9 @@ def test_no_partitioning_and_an_empty_source(tmp_path: Path, source: pa.Table) -
     assert set(back.column_names) == set(CONTACT_COLUMNS)
 
 
-def test_progress_bar_counts_rows(tmp_path: Path, source: pa.Table,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_counts_rows(
+    tmp_path: Path, source: pa.Table, capsys: pytest.CaptureFixture[str]
+) -> None:
     datasets.write_dataset(source, tmp_path / "p", progress=True)
     assert f"{ROWS / 1000:.0f}" in capsys.readouterr().err
 
@@ -264,8 +294,7 @@ def test_refusals_change_nothing(tmp_path: Path, source: pa.Table) -> None:
     with pytest.raises(ArgumentError, match="is a file"):
         datasets.write_dataset(source, a_file, progress=False)
     with pytest.raises(ArgumentError, match=r"partition column\(s\) \['nation'\] are not in"):
-        datasets.write_dataset(source, tmp_path / "a", partition_by=("nation",),
-                               progress=False)
+        datasets.write_dataset(source, tmp_path / "a", partition_by=("nation",), progress=False)
     with pytest.raises(ArgumentError, match="cannot partition by 'email', which is a list"):
         datasets.write_dataset(source, tmp_path / "b", partition_by=("email",), progress=False)
     with pytest.raises(ArgumentError, match="does not exist"):
@@ -277,8 +306,11 @@ def test_refusals_change_nothing(tmp_path: Path, source: pa.Table) -> None:
         datasets.write_dataset(source, precious, progress=False)
     assert (precious / "notes.txt").read_text() == "keep me"
     with pytest.raises(ArgumentError, match="chunk 1 has the columns"):
-        datasets.write_dataset(iter([source.slice(0, 10), source.slice(10, 10).drop_columns(
-            ["rating"])]), tmp_path / "c", progress=False)
+        datasets.write_dataset(
+            iter([source.slice(0, 10), source.slice(10, 10).drop_columns(["rating"])]),
+            tmp_path / "c",
+            progress=False,
+        )
     with pytest.raises(ArgumentError, match="DataFrame, a pyarrow Table or an iterator"):
         datasets.write_dataset({"a": 1}, tmp_path / "d", progress=False)  # type: ignore[arg-type]
     assert sorted(os.listdir(tmp_path)) == ["file.parquet", "home"]

@@ -29,19 +29,27 @@ FILTERS = {"countries": "FR", "email": True}
 
 @pytest.fixture
 def account(
-    sandbox: Any, client_for: Callable[..., Client], fresh_account: Callable[..., dict[str, Any]],
+    sandbox: Any,
+    client_for: Callable[..., Client],
+    fresh_account: Callable[..., dict[str, Any]],
     tmp_path: Path,
 ) -> Iterator[Callable[..., SimpleNamespace]]:
     """Make a fresh account (own credits and ledger) and a client for it; reset pacing after."""
 
-    def make(credits: int = 100_000, state_dir: Path | None = None,
-             api_key: str | None = None, **client_kwargs: Any) -> SimpleNamespace:
+    def make(
+        credits: int = 100_000,
+        state_dir: Path | None = None,
+        api_key: str | None = None,
+        **client_kwargs: Any,
+    ) -> SimpleNamespace:
         info = fresh_account(sandbox, credits=credits) if api_key is None else None
         key = api_key if info is None else info["api_key"]
-        client = client_for(sandbox, api_key=key, state_dir=state_dir or tmp_path / "state",
-                            **client_kwargs)
-        return SimpleNamespace(client=client, id=-1 if info is None else int(info["id"]),
-                               api_key=key)
+        client = client_for(
+            sandbox, api_key=key, state_dir=state_dir or tmp_path / "state", **client_kwargs
+        )
+        return SimpleNamespace(
+            client=client, id=-1 if info is None else int(info["id"]), api_key=key
+        )
 
     yield make
     sandbox.admin.set_export_pacing(min_polls=0, delay_seconds=0)
@@ -49,8 +57,11 @@ def account(
 
 def charges(sandbox: Any, account_id: int) -> list[int]:
     """The account's ledger movements after its opening balance (debits negative)."""
-    return [int(row["delta"]) for row in sandbox.admin.ledger(account_id)
-            if not str(row["reason"]).startswith(("opening", "initial", "account"))]
+    return [
+        int(row["delta"])
+        for row in sandbox.admin.ledger(account_id)
+        if not str(row["reason"]).startswith(("opening", "initial", "account"))
+    ]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -267,9 +278,12 @@ def test_404_tolerated_only_during_the_grace_period(sandbox: Any, account: Any) 
     acct = account()
     client = acct.client
     flavor = sandbox.flavor_name
-    job = ExportJob(client, search_id="srch_00000000",
-                    task_id="task_0000000000000000" if flavor == "docs" else None,
-                    flavor=flavor)  # fmt: skip
+    job = ExportJob(
+        client,
+        search_id="srch_00000000",
+        task_id="task_0000000000000000" if flavor == "docs" else None,
+        flavor=flavor,
+    )
     job.not_found_grace = 0.3
     polls: list[str] = []
     real_get = client.transport.get_json
@@ -465,8 +479,11 @@ def test_export_start_429_obeys_the_clients_retry_after_cap(
 ) -> None:
     """Regression: the start's 429 loop read retry_after_cap off the transport with getattr and
     a default of 60 s, so Client(retry_after_cap=...) was ignored."""
-    refused = (429, {"Retry-After": "1", "Content-Type": "application/json"},
-               b'{"detail": "Slow down."}')  # fmt: skip
+    refused = (
+        429,
+        {"Retry-After": "1", "Content-Type": "application/json"},
+        b'{"detail": "Slow down."}',
+    )
     server = _export_server(loopback_server, refused)
     client = client_for(SimpleNamespace(url=server.url, api_key="a" * 64), retry_after_cap=0.5)
     with pytest.raises(RateLimitError) as caught:
@@ -481,8 +498,9 @@ def test_export_start_429_backs_off_with_the_clients_backoff_factor(
 ) -> None:
     refused = (429, {"Content-Type": "application/json"}, b'{"detail": "Slow down."}')
     server = _export_server(loopback_server, refused)
-    client = client_for(SimpleNamespace(url=server.url, api_key="a" * 64), max_retries=2,
-                        backoff_factor=0.01)  # fmt: skip
+    client = client_for(
+        SimpleNamespace(url=server.url, api_key="a" * 64), max_retries=2, backoff_factor=0.01
+    )
     with pytest.raises(RateLimitError):
         client.exports.start("srch_1")
     assert _starts(server) == 3  # the first send and max_retries more

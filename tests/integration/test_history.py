@@ -50,8 +50,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def debits(sandbox: Any, account_id: int) -> list[int]:
-    return [int(r["delta"]) for r in sandbox.admin.ledger(account_id)
-            if r["reason"] != "opening balance"]
+    return [
+        int(r["delta"])
+        for r in sandbox.admin.ledger(account_id)
+        if r["reason"] != "opening balance"
+    ]
 
 
 def test_list_gives_typed_frame(account: Any, tmp_path: Path) -> None:
@@ -100,8 +103,9 @@ def test_delta_holds_exactly_the_new_and_recollected_rows(
     cut_off = freshness.exported_at
     assert cut_off is not None
     # (timestamps are whole seconds, so a row collected in the export's second compares equal)
-    assert all(datetime.fromisoformat(r["collected_at"].replace("Z", "+00:00")) >= cut_off
-               for r in rows)
+    assert all(
+        datetime.fromisoformat(r["collected_at"].replace("Z", "+00:00")) >= cut_off for r in rows
+    )
     assert history.freshness(delta.history_id).is_fresh
 
 
@@ -143,9 +147,7 @@ def test_other_accounts_entry_is_not_found(sandbox: Any, account: Any, tmp_path:
     assert stranger.client.history.entries() == []
 
 
-def _break_first_delta(
-    sandbox: Any, client: Client, fault: str, level: float = 1.0
-) -> list[str]:
+def _break_first_delta(sandbox: Any, client: Client, fault: str, level: float = 1.0) -> list[str]:
     """Make the first delta request meet ``fault``; returns the list of broken paths."""
     real_request = client.transport.request
     broken: list[str] = []

@@ -44,12 +44,17 @@ def _pick(sb: Sandbox) -> None:
     """Choose SMALL and LARGE among the sandbox's countries by their contact counts."""
     global SMALL, LARGE
     headers = {"Authorization": f"Token {sb.api_key}"}
-    codes = [c["code"] for c in requests.get(f"{sb.url}/api/locations/countries",
-                                             headers=headers, timeout=30).json()]
+    codes = [
+        c["code"]
+        for c in requests.get(
+            f"{sb.url}/api/locations/countries", headers=headers, timeout=30
+        ).json()
+    ]
     counts = {}
     for code in codes:
-        answer = requests.get(f"{sb.url}/api/companies", params={"countries": code},
-                              headers=headers, timeout=30)
+        answer = requests.get(
+            f"{sb.url}/api/companies", params={"countries": code}, headers=headers, timeout=30
+        )
         counts[code] = answer.json()["totalCount"]
     assert 0 < counts[TINY] < 100
     SMALL = min((c for c in codes if 100 <= counts[c] <= 450), key=lambda c: -counts[c])
@@ -57,8 +62,9 @@ def _pick(sb: Sandbox) -> None:
 
 
 @pytest.fixture(scope="module", params=["docs", "live"])
-def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Sandbox]:
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
     data = tmp_path_factory.mktemp(f"read-{request.param}")
     with Sandbox(contacts=20_000, data_dir=data, flavor=request.param, rate_limit=0) as sb:
         sb.flavor_name = request.param  # type: ignore[attr-defined]
@@ -68,8 +74,13 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def client_for(sb: Sandbox, state_dir: Path, api_key: str | None = None) -> Client:
-    return Client(api_key or sb.api_key, sb.url, allow_http=True, poll_interval=(0.02, 0.1),
-                  state_dir=state_dir)
+    return Client(
+        api_key or sb.api_key,
+        sb.url,
+        allow_http=True,
+        poll_interval=(0.02, 0.1),
+        state_dir=state_dir,
+    )
 
 
 @pytest.fixture
@@ -135,15 +146,13 @@ def test_auto_over_the_free_limit_needs_consent_then_exports(sandbox, account, c
     for way in ("method='pages'", f"max_credits={expected}", "method='export'", "narrower"):
         assert way in message
     plan = refused.value.plan
-    assert (plan.rows, plan.credits_needed, plan.credits_available) == (expected, expected,
-                                                                        before)  # fmt: skip
+    assert (plan.rows, plan.credits_needed, plan.credits_available) == (expected, expected, before)
     assert client.profile().credits == before  # nothing was spent
     assert sandbox.admin.ledger(account_id)[1:] == []
     dry = read_spherescout(countries=LARGE, client=client, dry_run=True)
     assert "needs your consent" in dry.why
     capsys.readouterr()
-    df = read_spherescout(countries=LARGE, client=client, progress=False,
-                          max_credits=expected)  # fmt: skip
+    df = read_spherescout(countries=LARGE, client=client, progress=False, max_credits=expected)
     notice = capsys.readouterr().err
     assert f"{expected:,} credits charged" in notice  # said where the user sees it
     assert len(df) == expected
@@ -159,8 +168,7 @@ def test_auto_over_the_free_limit_needs_consent_then_exports(sandbox, account, c
     assert not any("*" in e for e in emails)
     assert "> 500" in meta["reason"]
     assert client.profile().credits == before - expected
-    assert sum(-e["delta"] for e in sandbox.admin.ledger(account_id) if e["delta"] < 0) \
-        == expected
+    assert sum(-e["delta"] for e in sandbox.admin.ledger(account_id) if e["delta"] < 0) == expected
 
 
 def test_pages_and_export_give_the_same_rows(sandbox, account):
@@ -185,16 +193,20 @@ def test_chunksize_pages_and_export(sandbox, account):
     client, _ = account
     with expected_warnings(sandbox, masked=True):
         full = read_spherescout(countries=SMALL, client=client, method="pages", progress=False)
-        chunks = list(read_spherescout(countries=SMALL, client=client, method="pages",
-                                       chunksize=40, progress=False))
+        chunks = list(
+            read_spherescout(
+                countries=SMALL, client=client, method="pages", chunksize=40, progress=False
+            )
+        )
     assert [len(c) for c in chunks[:-1]] == [40] * (len(chunks) - 1)
     assert 0 < len(chunks[-1]) <= 40
     joined = pd.concat(chunks)
     assert list(joined.index) == list(range(len(full)))
     pd.testing.assert_frame_equal(joined, full)
 
-    exported = read_spherescout(countries=LARGE, client=client, method="export", chunksize=500,
-                                progress=False)
+    exported = read_spherescout(
+        countries=LARGE, client=client, method="export", chunksize=500, progress=False
+    )
     assert not isinstance(exported, pd.DataFrame)
     parts = list(exported)
     n = total(client, countries=LARGE)
@@ -206,14 +218,25 @@ def test_chunksize_pages_and_export(sandbox, account):
 def test_nrows_and_columns(sandbox, account):
     client, _ = account
     with expected_warnings(sandbox, masked=True):
-        head = read_spherescout(countries=SMALL, client=client, nrows=75, progress=False,
-                                columns=["zipcode", "place_id", "phone"])
+        head = read_spherescout(
+            countries=SMALL,
+            client=client,
+            nrows=75,
+            progress=False,
+            columns=["zipcode", "place_id", "phone"],
+        )
         full = read_spherescout(countries=SMALL, client=client, progress=False)
     assert list(head.columns) == ["zipcode", "place_id", "phone"]
     assert head["place_id"].tolist() == full["place_id"].head(75).tolist()
     assert head["zipcode"].tolist() == full["zipcode"].head(75).tolist()
-    exported = read_spherescout(countries=LARGE, client=client, method="export", nrows=120,
-                                columns=["place_id", "email"], progress=False)
+    exported = read_spherescout(
+        countries=LARGE,
+        client=client,
+        method="export",
+        nrows=120,
+        columns=["place_id", "email"],
+        progress=False,
+    )
     assert list(exported.columns) == ["place_id", "email"]
     assert len(exported) == 120
     # an export charges every matching contact, even when only some rows are read
@@ -226,8 +249,13 @@ def test_nrows_and_columns(sandbox, account):
 def test_numpy_nullable_backend(sandbox, account, method):
     client, _ = account
     with expected_warnings(sandbox, masked=method == "pages"):
-        df = read_spherescout(countries=TINY, client=client, method=method, progress=False,
-                              dtype_backend="numpy_nullable")
+        df = read_spherescout(
+            countries=TINY,
+            client=client,
+            method=method,
+            progress=False,
+            dtype_backend="numpy_nullable",
+        )
     assert str(df["review_count"].dtype) == "Int32"
     assert str(df["rating"].dtype) == "Float64"
     assert str(df["collected_at"].dtype) == "datetime64[us, UTC]"
@@ -255,8 +283,14 @@ def test_dry_run_and_max_credits_spend_nothing(sandbox, account):
     with pytest.raises(BudgetError, match="max_credits"):
         read_spherescout(countries=LARGE, client=client, max_credits=n - 1, progress=False)
     with pytest.raises(BudgetError):
-        read_spherescout(countries=LARGE, client=client, method="export", max_credits=10,
-                         chunksize=100, progress=False)
+        read_spherescout(
+            countries=LARGE,
+            client=client,
+            method="export",
+            max_credits=10,
+            chunksize=100,
+            progress=False,
+        )
     assert sandbox.admin.ledger(account_id) == ledger
     assert client.profile().credits == credits
 
@@ -264,22 +298,34 @@ def test_dry_run_and_max_credits_spend_nothing(sandbox, account):
 def test_return_types(sandbox, account):
     client, _ = account
     with expected_warnings(sandbox, masked=True):
-        table = read_spherescout(countries=TINY, client=client, return_type="arrow",
-                                 progress=False)
+        table = read_spherescout(countries=TINY, client=client, return_type="arrow", progress=False)
     assert isinstance(table, pa.Table)
     assert table.schema.remove_metadata().equals(
-        pa.schema([CONTACT_SCHEMA.field(n) for n in CONTACT_COLUMNS]
-                  + [table.schema.field(n) for n in table.column_names[20:]]))
+        pa.schema(
+            [CONTACT_SCHEMA.field(n) for n in CONTACT_COLUMNS]
+            + [table.schema.field(n) for n in table.column_names[20:]]
+        )
+    )
     assert b"scoutframe" in table.schema.metadata
-    parts = list(read_spherescout(countries=LARGE, client=client, method="export",
-                                  return_type="arrow", chunksize=400, progress=False))
+    parts = list(
+        read_spherescout(
+            countries=LARGE,
+            client=client,
+            method="export",
+            return_type="arrow",
+            chunksize=400,
+            progress=False,
+        )
+    )
     assert all(isinstance(p, pa.Table) for p in parts)
     assert [p.num_rows for p in parts[:-1]] == [400] * (len(parts) - 1)
     assert all(b"scoutframe" in p.schema.metadata for p in parts)
     assert pa.concat_tables(parts).column("place_id").to_pylist() == sorted(
-        pa.concat_tables(parts).column("place_id").to_pylist())
-    frame = read_spherescout(countries=TINY, client=client, method="export",
-                             return_type="polars", progress=False)
+        pa.concat_tables(parts).column("place_id").to_pylist()
+    )
+    frame = read_spherescout(
+        countries=TINY, client=client, method="export", return_type="polars", progress=False
+    )
     assert frame.height == table.num_rows
     assert set(frame["country"].to_list()) == {"NA"}
 
@@ -367,16 +413,18 @@ def test_search_id_reads_by_export(small_sandbox, tmp_path):
             read_spherescout(page.search_id, client=client, method="pages")
 
 
-def test_pages_reread_when_contacts_arrive_between_pages(small_sandbox, monkeypatch, caplog,
-                                                         tmp_path):
+def test_pages_reread_when_contacts_arrive_between_pages(
+    small_sandbox, monkeypatch, caplog, tmp_path
+):
     caplog.set_level(logging.INFO, logger="scoutframe.read")
     with client_for(small_sandbox, tmp_path / "state") as client:
         before = total(client)
         hook = _Mutating(client, small_sandbox, adds=120, times=1)
         monkeypatch.setattr(client, "search", hook)
         with pytest.warns(MaskedEmailWarning):
-            df = read_spherescout(client=client, all=True, method="pages", concurrency=1,
-                                  progress=False)  # fmt: skip
+            df = read_spherescout(
+                client=client, all=True, method="pages", concurrency=1, progress=False
+            )
         monkeypatch.undo()
         after = total(client)
         assert after == before + 120
@@ -388,16 +436,18 @@ def test_pages_reread_when_contacts_arrive_between_pages(small_sandbox, monkeypa
         assert set(df["place_id"]) == set(exported["place_id"])
 
 
-def test_pages_warn_precisely_when_the_result_never_settles(small_sandbox, monkeypatch,
-                                                           tmp_path):
+def test_pages_warn_precisely_when_the_result_never_settles(small_sandbox, monkeypatch, tmp_path):
     with client_for(small_sandbox, tmp_path / "state") as client:
         before = total(client)
         hook = _Mutating(client, small_sandbox, adds=30, times=100)
         monkeypatch.setattr(client, "search", hook)
-        with pytest.warns(MaskedEmailWarning), \
-                pytest.warns(PageDriftWarning, match="totalCount") as caught:
-            df = read_spherescout(client=client, all=True, method="pages", concurrency=2,
-                                  progress=False)  # fmt: skip
+        with (
+            pytest.warns(MaskedEmailWarning),
+            pytest.warns(PageDriftWarning, match="totalCount") as caught,
+        ):
+            df = read_spherescout(
+                client=client, all=True, method="pages", concurrency=2, progress=False
+            )
         monkeypatch.undo()
         drift = [str(w.message) for w in caught if w.category is PageDriftWarning]
         assert len(drift) == 1
@@ -423,8 +473,13 @@ def test_a_search_without_matches_gives_an_empty_frame_with_the_schema(sandbox, 
     client, _ = account
     # a category id that exists, in a country where nothing matches it (checked below)
     category = int(client.categories().iloc[-1]["id"])
-    filters = {"countries": TINY, "category": category, "email": True, "website": False,
-               "phone_number": False}
+    filters = {
+        "countries": TINY,
+        "category": category,
+        "email": True,
+        "website": False,
+        "phone_number": False,
+    }
     assert total(client, **filters) == 0
     plan = read_spherescout(filters, client=client, dry_run=True)
     assert (plan.rows, plan.method, plan.credits_needed) == (0, "pages", 0)
@@ -441,11 +496,13 @@ def test_few_rows_read_by_pages_and_an_export_says_it_charges_all(sandbox, accou
     assert n > AUTO_PAGES_MAX_ROWS + 1
     plan = read_spherescout(countries=LARGE, nrows=10, client=client, dry_run=True)
     assert (plan.method, plan.rows, plan.credits_needed) == ("pages", 10, 0)
-    over = read_spherescout(countries=LARGE, nrows=AUTO_PAGES_MAX_ROWS + 1, client=client,
-                            dry_run=True)
+    over = read_spherescout(
+        countries=LARGE, nrows=AUTO_PAGES_MAX_ROWS + 1, client=client, dry_run=True
+    )
     assert (over.method, over.credits_needed) == ("export", n)
-    export = read_spherescout(countries=LARGE, nrows=10, method="export", client=client,
-                              dry_run=True)
+    export = read_spherescout(
+        countries=LARGE, nrows=10, method="export", client=client, dry_run=True
+    )
     assert (export.method, export.rows, export.credits_needed) == ("export", 10, n)
     assert f"all {n:,} matching contacts" in export.why
     assert "nrows=10" in export.why
@@ -473,13 +530,19 @@ class _FailFromPage:
 
 
 def test_errors_in_page_threads_are_scoutframe_errors(small_sandbox, tmp_path, monkeypatch):
-    with Client(small_sandbox.api_key, small_sandbox.url, allow_http=True, max_retries=0,
-                state_dir=tmp_path / "state") as client:
+    with Client(
+        small_sandbox.api_key,
+        small_sandbox.url,
+        allow_http=True,
+        max_retries=0,
+        state_dir=tmp_path / "state",
+    ) as client:
         monkeypatch.setattr(client, "search", _FailFromPage(client, small_sandbox))
         try:
             with pytest.warns(MaskedEmailWarning), pytest.raises(ServerError) as caught:
-                read_spherescout(client=client, all=True, method="pages", concurrency=4,
-                                  progress=False)  # fmt: skip
+                read_spherescout(
+                    client=client, all=True, method="pages", concurrency=4, progress=False
+                )
         finally:
             small_sandbox.admin.set_faults(p500=0)
     assert type(caught.value) is ServerError  # the worker's own exception, not a wrapper
@@ -564,8 +627,9 @@ def test_a_read_interrupted_after_paying_resumes_without_paying_again(
     count = total(client, countries=SMALL)
     assert len(df) == count
     assert f"resumed export {saved[0].job_id}" in df.attrs["scoutframe"]["reason"]
-    assert (df.attrs["scoutframe"]["task_id"] or df.attrs["scoutframe"]["search_id"]) == \
-        saved[0].job_id
+    assert (df.attrs["scoutframe"]["task_id"] or df.attrs["scoutframe"]["search_id"]) == saved[
+        0
+    ].job_id
     ledger = [int(r["delta"]) for r in sandbox.admin.ledger(account_id) if int(r["delta"]) < 0]
     assert ledger == [-count]
     assert client.exports.list_saved() == []  # downloaded: a later read starts afresh
@@ -613,8 +677,7 @@ def test_dry_run_of_a_search_id_checks_what_it_can_for_free(small_sandbox, tmp_p
         assert "found in a saved export handle" in plan.why
 
 
-def test_read_export_csv_gives_the_typed_frame_of_a_downloaded_export(sandbox, account,
-                                                                      tmp_path):
+def test_read_export_csv_gives_the_typed_frame_of_a_downloaded_export(sandbox, account, tmp_path):
     from scoutframe.read import read_export_csv
 
     client, _ = account
@@ -633,10 +696,16 @@ def test_read_export_csv_gives_the_typed_frame_of_a_downloaded_export(sandbox, a
     assert all(isinstance(v, list) for v in picked["email"] if v is not None)
 
 
-def test_a_pages_read_that_fails_part_way_continues_where_it_stopped(small_sandbox, tmp_path,
-                                                                     monkeypatch):  # fmt: skip
-    with Client(small_sandbox.api_key, small_sandbox.url, allow_http=True, max_retries=0,
-                state_dir=tmp_path / "state") as client:  # fmt: skip
+def test_a_pages_read_that_fails_part_way_continues_where_it_stopped(
+    small_sandbox, tmp_path, monkeypatch
+):
+    with Client(
+        small_sandbox.api_key,
+        small_sandbox.url,
+        allow_http=True,
+        max_retries=0,
+        state_dir=tmp_path / "state",
+    ) as client:
         real_search = client.search
         asked: list[int] = []
         broken: list[bool] = []
@@ -650,8 +719,13 @@ def test_a_pages_read_that_fails_part_way_continues_where_it_stopped(small_sandb
             return real_search(*args, **kwargs)
 
         monkeypatch.setattr(client, "search", search)
-        read = {"countries": "US", "client": client, "method": "pages", "concurrency": 1,
-                "progress": False}  # fmt: skip
+        read = {
+            "countries": "US",
+            "client": client,
+            "method": "pages",
+            "concurrency": 1,
+            "progress": False,
+        }
         try:
             with pytest.warns(MaskedEmailWarning), pytest.raises(ServerError) as caught:
                 read_spherescout(**read)

@@ -33,8 +33,9 @@ MASKED = re.compile(r"^[^@*]\**@[^.*@]\**\.[^*@]+$")
 
 def charges(sb: Sandbox, account_id: int) -> list[int]:
     """The account's ledger deltas after its opening balance."""
-    return [row["delta"] for row in sb.admin.ledger(account_id)
-            if row["reason"] != "opening balance"]  # fmt: skip
+    return [
+        row["delta"] for row in sb.admin.ledger(account_id) if row["reason"] != "opening balance"
+    ]
 
 
 @pytest.fixture
@@ -59,8 +60,10 @@ def test_analyst_names_to_pages_to_export_agree(
         paris.loc[(paris["name"] == "Paris") & (paris["type"] == "level3"), "id"].iloc[0]
     )
     assert client.resolve(countries="France", category="plumber", city="Paris").to_dict() == {
-        "countries": ["FR"], "category": [plumber_id], "level3_locations": [paris_id],
-    }  # fmt: skip
+        "countries": ["FR"],
+        "category": [plumber_id],
+        "level3_locations": [paris_id],
+    }
 
     search: dict[str, Any] = {"countries": "FR", "category": "Plumber"}
     preview = client.search(**search)
@@ -147,7 +150,10 @@ def test_ctrl_c_during_an_export_then_resume_in_a_new_kernel_pays_once(
     second = client_for(sb, account["api_key"], state_dir=state)
     [saved] = second.exports.list_saved()
     assert (saved.task_id, saved.search_id, saved.lead_count) == (
-        job.task_id, job.search_id, job.lead_count)  # fmt: skip
+        job.task_id,
+        job.search_id,
+        job.lead_count,
+    )
     resumed = second.export_job(saved.job_id)
     assert resumed.wait(timeout=60).status == "ready"
     path = resumed.download(tmp_path / "be.csv")
@@ -196,8 +202,19 @@ def test_poor_account_is_refused_everywhere_before_any_charge(
     monkeypatch.delenv("SPHERESCOUT_PASSWORD", raising=False)
     monkeypatch.setenv("SCOUTFRAME_PROGRESS", "0")
     out = tmp_path / "plumbers.parquet"
-    status = cli.main(["search", "-o", str(out), "--countries", "FR", "--category", "Plumber",
-                       "--method", "export"])  # fmt: skip
+    status = cli.main(
+        [
+            "search",
+            "-o",
+            str(out),
+            "--countries",
+            "FR",
+            "--category",
+            "Plumber",
+            "--method",
+            "export",
+        ]
+    )
     assert status == 1
     assert not out.exists()
     assert f"{total}" in capsys.readouterr().err
@@ -220,8 +237,9 @@ def test_history_from_a_read_to_a_delta(
     sb = sandbox
     account = fresh_account(sb, credits=50_000)
     client = client_for(sb, account["api_key"])
-    base = scoutframe.read_spherescout(countries="US", email=True, client=client, method="export",
-                               progress=False)  # fmt: skip
+    base = scoutframe.read_spherescout(
+        countries="US", email=True, client=client, method="export", progress=False
+    )
     meta = base.spherescout.provenance
     assert meta is not None
     assert meta.history_id is not None
@@ -268,14 +286,16 @@ def test_jwt_user_through_expiry_and_cli_leaves_no_secret_behind(
     sb = sandbox_docs
     account = fresh_account(sb, credits=10_000)
     state = tmp_path / "state"
-    client = client_for(sb, username=account["email"], password=account["password"],
-                        state_dir=state)  # fmt: skip
+    client = client_for(
+        sb, username=account["email"], password=account["password"], state_dir=state
+    )
     client.profile()
     auth = client.transport.auth
     tokens = [auth._access, auth._refresh]  # type: ignore[union-attr]
     sb.admin.advance_clock(20 * 60)  # the access token has expired
-    frame = scoutframe.read_spherescout(countries="FR", category="Plumber", client=client,
-                                method="export", progress=False)  # fmt: skip
+    frame = scoutframe.read_spherescout(
+        countries="FR", category="Plumber", client=client, method="export", progress=False
+    )
     tokens.append(auth._access)  # type: ignore[union-attr]
     assert len(set(tokens)) == 3
     assert all(tokens)
@@ -298,20 +318,44 @@ def test_jwt_user_through_expiry_and_cli_leaves_no_secret_behind(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     out = tmp_path / "out" / "plumbers.parquet"
     out.parent.mkdir()
-    assert cli.main(["search", "-o", str(out), "--countries", "FR", "--category", "Plumber",
-                     "--method", "export", "--verbose"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "search",
+                "-o",
+                str(out),
+                "--countries",
+                "FR",
+                "--category",
+                "Plumber",
+                "--method",
+                "export",
+                "--verbose",
+            ]
+        )
+        == 0
+    )
     written = pq.read_table(out)
     assert written.num_rows == len(frame)
     provenance = json.loads(written.schema.metadata[b"scoutframe"])
     assert provenance["method"] == "export"
     assert provenance["credits_spent"] == len(frame)
 
-    files = [p for d in (state, tmp_path / "xdg-state", out.parent) for p in d.rglob("*")
-             if p.is_file()]  # fmt: skip
+    files = [
+        p for d in (state, tmp_path / "xdg-state", out.parent) for p in d.rglob("*") if p.is_file()
+    ]
     assert any(p.suffix == ".json" for p in files)  # the job handles are there to be checked
     texts = [p.read_bytes().decode("utf-8", "replace") for p in files]
-    texts += [caplog.text, repr(client), repr(auth), repr(sb), repr(spare), str(revoked.value),
-              repr(revoked.value), json.dumps(frame.attrs["scoutframe"])]  # fmt: skip
+    texts += [
+        caplog.text,
+        repr(client),
+        repr(auth),
+        repr(sb),
+        repr(spare),
+        str(revoked.value),
+        repr(revoked.value),
+        json.dumps(frame.attrs["scoutframe"]),
+    ]
     assert "/exports/" in caplog.text  # the storage download is in the DEBUG log
     secrets = [account["api_key"], account["password"], spare.key, *tokens]
     for text in texts:

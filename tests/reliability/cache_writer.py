@@ -13,9 +13,17 @@ from scoutframe.tables import frames
 
 
 def table(rows: int, tag: str) -> pa.Table:
-    records = [{"place_id": f"p{n:07d}", "name": f"{tag} {n}", "email": [f"{tag}{n}@x.fr"],
-                "zipcode": "01000", "country": "NA", "collected_at": "2026-01-01T00:00:00Z"}
-               for n in range(rows)]  # fmt: skip
+    records = [
+        {
+            "place_id": f"p{n:07d}",
+            "name": f"{tag} {n}",
+            "email": [f"{tag}{n}@x.fr"],
+            "zipcode": "01000",
+            "country": "NA",
+            "collected_at": "2026-01-01T00:00:00Z",
+        }
+        for n in range(rows)
+    ]
     return frames.records_to_table(records, warn_drift=False)
 
 
@@ -26,10 +34,17 @@ def main() -> None:
     print("ready", flush=True)
     while True:
         current = versions[n % 2]
-        manifest = Manifest(key=entry.key, origin="http://127.0.0.1:1", account="1",
-                            filters={"countries": ["NA"]}, method="export", schema_version=1,
-                            created_at=now_iso(), refreshed_at=now_iso(),
-                            history_ids=(n + 1,))  # fmt: skip
+        manifest = Manifest(
+            key=entry.key,
+            origin="http://127.0.0.1:1",
+            account="1",
+            filters={"countries": ["NA"]},
+            method="export",
+            schema_version=1,
+            created_at=now_iso(),
+            refreshed_at=now_iso(),
+            history_ids=(n + 1,),
+        )
         with entry.lock():
             entry.commit(current, manifest, Provenance(history_id=n + 1))
         n += 1

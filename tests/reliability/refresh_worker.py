@@ -41,8 +41,18 @@ from scoutframe.cache import refresh as cache_refresh
 from scoutframe.read import cached
 from scoutframe.tables import merge
 
-HOOKS = ("none", "freshness", "delta-saved", "delta-read", "merged", "commit-temp",
-         "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
+HOOKS = (
+    "none",
+    "freshness",
+    "delta-saved",
+    "delta-read",
+    "merged",
+    "commit-temp",
+    "commit-replaced",
+    "committed",
+    "cleaned",
+    "served",
+)
 #: The two ways a cache entry's table is committed (whole, or slice by slice).
 COMMITS = ("commit", "commit_slices")
 
@@ -141,18 +151,37 @@ def main() -> int:
     parser.add_argument("--at", type=int, default=1)
     options = parser.parse_args()
     trigger = install(options.hook, options.at)
-    with Client(options.key, options.url, allow_http=True, state_dir=options.state,
-                config_file=os.path.join(options.state, "no-config.toml"),
-                poll_interval=(0.05, 0.2), backoff_factor=0.01) as client:  # fmt: skip
-        frame = read_spherescout(**json.loads(options.filters), client=client, method="export",
-                                 cache="refresh", cache_dir=options.cache,
-                                 max_credits=options.budget, progress=False)  # fmt: skip
+    with Client(
+        options.key,
+        options.url,
+        allow_http=True,
+        state_dir=options.state,
+        config_file=os.path.join(options.state, "no-config.toml"),
+        poll_interval=(0.05, 0.2),
+        backoff_factor=0.01,
+    ) as client:
+        frame = read_spherescout(
+            **json.loads(options.filters),
+            client=client,
+            method="export",
+            cache="refresh",
+            cache_dir=options.cache,
+            max_credits=options.budget,
+            progress=False,
+        )
     if options.hook == "served":
         trigger.hit()
     meta = frame.attrs["scoutframe"]
-    print(json.dumps({"rows": len(frame), "credits_spent": meta.get("credits_spent"),
-                      "history_ids": meta.get("history_ids"),
-                      "reason": meta.get("reason")}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "rows": len(frame),
+                "credits_spent": meta.get("credits_spent"),
+                "history_ids": meta.get("history_ids"),
+                "reason": meta.get("reason"),
+            }
+        )
+    )
     return 0
 
 

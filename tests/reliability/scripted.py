@@ -164,8 +164,9 @@ class _Server(http.server.ThreadingHTTPServer):
         self.stopping = threading.Event()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self.process_request_thread,
-                                  args=(request, client_address), daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
         with self._guard:
             self._live.add(request)
             self._workers = [t for t in self._workers if t.is_alive()]
@@ -229,8 +230,9 @@ class ScriptedOrigin:
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def __repr__(self) -> str:
@@ -280,9 +282,10 @@ class ScriptedOrigin:
     def count(self, method: str | None = None, prefix: str = "") -> int:
         """Count the requests of ``method`` (``None``: any) whose path starts with ``prefix``."""
         return sum(
-            1 for s in self.requests
+            1
+            for s in self.requests
             if (method is None or s.method == method) and s.target.startswith(prefix)
-        )  # fmt: skip
+        )
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -300,14 +303,22 @@ class ScriptedOrigin:
         announced = len(payload) if answer.content_length is None else answer.content_length
         sent = payload if answer.drop_after is None else payload[: answer.drop_after]
         asked_close = (seen.header("Connection") or "").lower() == "close"
-        closing = (answer.close or answer.drop_after is not None or not answer.announce_length
-                   or announced != len(payload) or asked_close)  # fmt: skip
+        closing = (
+            answer.close
+            or answer.drop_after is not None
+            or not answer.announce_length
+            or announced != len(payload)
+            or asked_close
+        )
         handler.send_response(answer.status)
         names = {k.lower() for k in answer.headers}
         for key, value in answer.headers.items():
             handler.send_header(key, value)
-        if ("content-length" not in names and answer.status not in (204, 304)
-                and answer.announce_length):  # fmt: skip
+        if (
+            "content-length" not in names
+            and answer.status not in (204, 304)
+            and answer.announce_length
+        ):
             handler.send_header("Content-Length", str(announced))
         if closing:
             handler.send_header("Connection", "close")
@@ -367,10 +378,13 @@ class ScriptedServers:
     def authorization_leaks(self, api: str = "api") -> list[Seen]:
         """Requests to any origin but ``api`` that carried an ``Authorization`` header."""
         return [
-            s for s in self.requests
-            if s.origin != api and (s.header("Authorization") is not None
-                                    or s.header("Proxy-Authorization") is not None)
-        ]  # fmt: skip
+            s
+            for s in self.requests
+            if s.origin != api
+            and (
+                s.header("Authorization") is not None or s.header("Proxy-Authorization") is not None
+            )
+        ]
 
     def close(self) -> None:
         """Stop every origin (idempotent)."""

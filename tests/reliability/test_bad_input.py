@@ -71,10 +71,15 @@ def module_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     home = tmp_path_factory.mktemp("bad-input-client")
     with Sandbox(contacts=CONTACTS, data_dir=data_dir, rate_limit=0) as sb:
         client = scoutframe.Client(
-            sb.api_key, base_url=sb.url, allow_http=True, state_dir=home / "state",
-            config_file=home / "none.toml", max_retries=1, backoff_factor=0.01,
+            sb.api_key,
+            base_url=sb.url,
+            allow_http=True,
+            state_dir=home / "state",
+            config_file=home / "none.toml",
+            max_retries=1,
+            backoff_factor=0.01,
             poll_interval=(0.01, 0.05),
-        )  # fmt: skip
+        )
         with client:
             account = client.profile().id
             assert account is not None
@@ -110,141 +115,238 @@ FR: dict[str, Any] = {"countries": "FR"}
 
 CASES: dict[str, Case] = {
     # -- names that match nothing: the closest valid names ------------------------------------
-    "misspelt country name": Case(lambda e: e.read(countries="Frnace", dry_run=True),
-                                  FilterError, ("Did you mean", "France")),
-    "unknown country code": Case(lambda e: e.read(countries="XX", dry_run=True),
-                                 FilterError, ("Unknown country 'XX'", "client.countries()")),
-    "misspelt category": Case(lambda e: e.read(**FR, category="Plumbr", dry_run=True),
-                              FilterError, ("Did you mean", "Plumber")),
-    "unknown category id": Case(lambda e: e.read(**FR, category=1, dry_run=True),
-                                FilterError, ("Unknown category id 1", "client.categories(")),
+    "misspelt country name": Case(
+        lambda e: e.read(countries="Frnace", dry_run=True), FilterError, ("Did you mean", "France")
+    ),
+    "unknown country code": Case(
+        lambda e: e.read(countries="XX", dry_run=True),
+        FilterError,
+        ("Unknown country 'XX'", "client.countries()"),
+    ),
+    "misspelt category": Case(
+        lambda e: e.read(**FR, category="Plumbr", dry_run=True),
+        FilterError,
+        ("Did you mean", "Plumber"),
+    ),
+    "unknown category id": Case(
+        lambda e: e.read(**FR, category=1, dry_run=True),
+        FilterError,
+        ("Unknown category id 1", "client.categories("),
+    ),
     "misspelt region": Case(
         lambda e: e.read(**FR, level1_locations="Ile-de-Frnce", dry_run=True),
-        FilterError, ("Did you mean", "Île-de-France")),
-    "misspelt city": Case(lambda e: e.read(**FR, level3_locations="Pariss", dry_run=True),
-                          FilterError, ("Did you mean", "Paris")),
+        FilterError,
+        ("Did you mean", "Île-de-France"),
+    ),
+    "misspelt city": Case(
+        lambda e: e.read(**FR, level3_locations="Pariss", dry_run=True),
+        FilterError,
+        ("Did you mean", "Paris"),
+    ),
     "city given as a region": Case(
         lambda e: e.read(**FR, level1_locations="Paris", dry_run=True),
-        FilterError, ("another level", "level3")),
-    "misspelt keyword filter": Case(lambda e: e.read(countrie="FR", dry_run=True),
-                                    FilterError, ("Did you mean", "countries")),
-    "unknown keyword filter": Case(lambda e: e.read(**FR, colour="red", dry_run=True),
-                                   FilterError, ("Unknown filter 'colour'", "Valid filters")),
+        FilterError,
+        ("another level", "level3"),
+    ),
+    "misspelt keyword filter": Case(
+        lambda e: e.read(countrie="FR", dry_run=True), FilterError, ("Did you mean", "countries")
+    ),
+    "unknown keyword filter": Case(
+        lambda e: e.read(**FR, colour="red", dry_run=True),
+        FilterError,
+        ("Unknown filter 'colour'", "Valid filters"),
+    ),
     "unknown keyword filter in client.search": Case(
         lambda e: e.client.search(countries="FR", categroy="Plumber"),
-        FilterError, ("Did you mean", "category")),
+        FilterError,
+        ("Did you mean", "category"),
+    ),
     # -- values of the wrong type ------------------------------------------------------------
-    "country as a number": Case(lambda e: e.read(countries=5, dry_run=True),
-                                FilterError, ("ISO codes", "countries='FR'")),
-    "category as a float": Case(lambda e: e.read(**FR, category=3.5, dry_run=True),
-                                FilterError, ("integer ids or names", "category=[8059")),
-    "location as a boolean": Case(lambda e: e.read(**FR, level1_locations=True, dry_run=True),
-                                  FilterError, ("integer ids or names",)),
-    "empty category": Case(lambda e: e.read(**FR, category="", dry_run=True),
-                           FilterError, ("empty name", "leave category out")),
-    "empty country": Case(lambda e: e.read(countries="", dry_run=True),
-                          FilterError, ("empty value", "countries='FR'")),
-    "negative location id": Case(lambda e: e.read(**FR, level3_locations=-1, dry_run=True),
-                                 FilterError, ("positive integers", "client.locations.search")),
-    "boolean filter as text": Case(lambda e: e.read(**FR, email="yes", dry_run=True),
-                                   FilterError, ("True, False or None", "email=True")),
-    "filters of the wrong type": Case(lambda e: e.read(["FR"], dry_run=True),
-                                      FilterError, ("a Filters, a dict or None",)),
+    "country as a number": Case(
+        lambda e: e.read(countries=5, dry_run=True), FilterError, ("ISO codes", "countries='FR'")
+    ),
+    "category as a float": Case(
+        lambda e: e.read(**FR, category=3.5, dry_run=True),
+        FilterError,
+        ("integer ids or names", "category=[8059"),
+    ),
+    "location as a boolean": Case(
+        lambda e: e.read(**FR, level1_locations=True, dry_run=True),
+        FilterError,
+        ("integer ids or names",),
+    ),
+    "empty category": Case(
+        lambda e: e.read(**FR, category="", dry_run=True),
+        FilterError,
+        ("empty name", "leave category out"),
+    ),
+    "empty country": Case(
+        lambda e: e.read(countries="", dry_run=True), FilterError, ("empty value", "countries='FR'")
+    ),
+    "negative location id": Case(
+        lambda e: e.read(**FR, level3_locations=-1, dry_run=True),
+        FilterError,
+        ("positive integers", "client.locations.search"),
+    ),
+    "boolean filter as text": Case(
+        lambda e: e.read(**FR, email="yes", dry_run=True),
+        FilterError,
+        ("True, False or None", "email=True"),
+    ),
+    "filters of the wrong type": Case(
+        lambda e: e.read(["FR"], dry_run=True), FilterError, ("a Filters, a dict or None",)
+    ),
     # -- impossible combinations -------------------------------------------------------------
     "search id plus keyword filters": Case(
         lambda e: e.read("srch_0123abcd", countries="FR", method="export"),
-        ArgumentError, ("either a search id or filters",)),
-    "filters= as a keyword": Case(lambda e: e.read(filters={"countries": "FR"}, dry_run=True),
-                                  ArgumentError, ("first positional argument",)),
-    "no filters without all=True": Case(lambda e: e.read(method="export"),
-                                        ArgumentError, ("all=True",)),
-    "a search id read by pages": Case(lambda e: e.read("srch_0123abcd", method="pages"),
-                                      ArgumentError, ("needs filters",)),
+        ArgumentError,
+        ("either a search id or filters",),
+    ),
+    "filters= as a keyword": Case(
+        lambda e: e.read(filters={"countries": "FR"}, dry_run=True),
+        ArgumentError,
+        ("first positional argument",),
+    ),
+    "no filters without all=True": Case(
+        lambda e: e.read(method="export"), ArgumentError, ("all=True",)
+    ),
+    "a search id read by pages": Case(
+        lambda e: e.read("srch_0123abcd", method="pages"), ArgumentError, ("needs filters",)
+    ),
     "a search id through the cache": Case(
         lambda e: e.read("srch_0123abcd", method="export", cache=True, cache_dir=e.tmp / "c"),
-        ArgumentError, ("pass the filters",)),
+        ArgumentError,
+        ("pass the filters",),
+    ),
     "chunksize with polars": Case(
         lambda e: e.read(**FR, chunksize=10, return_type="polars", method="pages"),
-        ArgumentError, ("chunksize is not supported",)),
-    "max_age without the cache": Case(lambda e: e.read(**FR, max_age="1h", method="pages"),
-                                      ArgumentError, ("need cache=True",)),
+        ArgumentError,
+        ("chunksize is not supported",),
+    ),
+    "max_age without the cache": Case(
+        lambda e: e.read(**FR, max_age="1h", method="pages"), ArgumentError, ("need cache=True",)
+    ),
     # -- numbers out of range or of the wrong type -------------------------------------------
     "negative nrows": Case(lambda e: e.read(**FR, nrows=-1), ArgumentError, ("nrows must be",)),
     "float nrows": Case(lambda e: e.read(**FR, nrows=2.5), ArgumentError, ("whole number",)),
-    "string nrows": Case(lambda e: e.read(**FR, nrows="10"), ArgumentError,
-                         ("write nrows=10",)),
-    "boolean nrows": Case(lambda e: e.read(**FR, nrows=True), ArgumentError,
-                          ("whole number",)),
+    "string nrows": Case(lambda e: e.read(**FR, nrows="10"), ArgumentError, ("write nrows=10",)),
+    "boolean nrows": Case(lambda e: e.read(**FR, nrows=True), ArgumentError, ("whole number",)),
     "huge nrows": Case(
-        lambda e: e.read(**FR, nrows=10**30, method="pages", cache=True,
-                         cache_dir=e.tmp / "cache"),
-        ArgumentError, ("nrows",)),
-    "zero chunksize": Case(lambda e: e.read(**FR, chunksize=0), ArgumentError,
-                           ("chunksize must be >= 1",)),
-    "negative chunksize": Case(lambda e: e.read(**FR, chunksize=-5), ArgumentError,
-                               ("chunksize must be >= 1",)),
-    "float chunksize": Case(lambda e: e.read(**FR, chunksize=1.5), ArgumentError,
-                            ("whole number",)),
-    "string chunksize": Case(lambda e: e.read(**FR, chunksize="100"), ArgumentError,
-                             ("write chunksize=100",)),
-    "negative max_credits": Case(lambda e: e.read(**FR, max_credits=-1), ArgumentError,
-                                 ("max_credits must be >= 0",)),
-    "float max_credits": Case(lambda e: e.read(**FR, max_credits=2.5), ArgumentError,
-                              ("whole number",)),
-    "string max_credits": Case(lambda e: e.read(**FR, max_credits="100"), ArgumentError,
-                               ("write max_credits=100",)),
+        lambda e: e.read(**FR, nrows=10**30, method="pages", cache=True, cache_dir=e.tmp / "cache"),
+        ArgumentError,
+        ("nrows",),
+    ),
+    "zero chunksize": Case(
+        lambda e: e.read(**FR, chunksize=0), ArgumentError, ("chunksize must be >= 1",)
+    ),
+    "negative chunksize": Case(
+        lambda e: e.read(**FR, chunksize=-5), ArgumentError, ("chunksize must be >= 1",)
+    ),
+    "float chunksize": Case(
+        lambda e: e.read(**FR, chunksize=1.5), ArgumentError, ("whole number",)
+    ),
+    "string chunksize": Case(
+        lambda e: e.read(**FR, chunksize="100"), ArgumentError, ("write chunksize=100",)
+    ),
+    "negative max_credits": Case(
+        lambda e: e.read(**FR, max_credits=-1), ArgumentError, ("max_credits must be >= 0",)
+    ),
+    "float max_credits": Case(
+        lambda e: e.read(**FR, max_credits=2.5), ArgumentError, ("whole number",)
+    ),
+    "string max_credits": Case(
+        lambda e: e.read(**FR, max_credits="100"), ArgumentError, ("write max_credits=100",)
+    ),
     "zero max_credits on an export": Case(
         lambda e: e.read(**FR, method="export", max_credits=0),
-        BudgetError, ("max_credits=0", "nothing was spent")),
-    "zero concurrency": Case(lambda e: e.read(**FR, concurrency=0, method="pages"),
-                             ArgumentError, ("concurrency must be >= 1",)),
-    "float concurrency": Case(lambda e: e.read(**FR, concurrency=2.5, method="pages"),
-                              ArgumentError, ("whole number",)),
-    "string concurrency": Case(lambda e: e.read(**FR, concurrency="8", method="pages"),
-                               ArgumentError, ("write concurrency=8",)),
-    "huge concurrency": Case(lambda e: e.read(**FR, concurrency=10**6, method="pages"),
-                             ArgumentError, ("concurrency",)),
-    "page zero": Case(lambda e: e.client.search(countries="FR", page=0), ArgumentError,
-                      ("page must be >= 1",)),
+        BudgetError,
+        ("max_credits=0", "nothing was spent"),
+    ),
+    "zero concurrency": Case(
+        lambda e: e.read(**FR, concurrency=0, method="pages"),
+        ArgumentError,
+        ("concurrency must be >= 1",),
+    ),
+    "float concurrency": Case(
+        lambda e: e.read(**FR, concurrency=2.5, method="pages"), ArgumentError, ("whole number",)
+    ),
+    "string concurrency": Case(
+        lambda e: e.read(**FR, concurrency="8", method="pages"),
+        ArgumentError,
+        ("write concurrency=8",),
+    ),
+    "huge concurrency": Case(
+        lambda e: e.read(**FR, concurrency=10**6, method="pages"), ArgumentError, ("concurrency",)
+    ),
+    "page zero": Case(
+        lambda e: e.client.search(countries="FR", page=0), ArgumentError, ("page must be >= 1",)
+    ),
     # -- unknown columns and options ---------------------------------------------------------
-    "unknown column": Case(lambda e: e.read(**FR, columns=["nmae"], dry_run=True),
-                           ArgumentError, ("Unknown column(s) ['nmae']", "known columns")),
-    "no column": Case(lambda e: e.read(**FR, columns=[], dry_run=True),
-                      ArgumentError, ("selects no column", "pass None")),
-    "unknown dtype_backend": Case(lambda e: e.read(**FR, dtype_backend="numpy"),
-                                  ArgumentError, ("'numpy_nullable'",)),
-    "unknown return_type": Case(lambda e: e.read(**FR, return_type="excel"),
-                                ArgumentError, ("'pandas'", "'arrow'")),
-    "unknown method": Case(lambda e: e.read(**FR, method="fast"),
-                           ArgumentError, ("'auto'", "'pages'", "'export'")),
-    "unknown cache mode": Case(lambda e: e.read(**FR, cache="sometimes"),
-                               ArgumentError, ("True, False, 'refresh' or 'only'",)),
-    "unreadable max_age": Case(lambda e: e.read(**FR, cache=True, max_age="soon"),
-                               ArgumentError, ("'12h'", "timedelta")),
+    "unknown column": Case(
+        lambda e: e.read(**FR, columns=["nmae"], dry_run=True),
+        ArgumentError,
+        ("Unknown column(s) ['nmae']", "known columns"),
+    ),
+    "no column": Case(
+        lambda e: e.read(**FR, columns=[], dry_run=True),
+        ArgumentError,
+        ("selects no column", "pass None"),
+    ),
+    "unknown dtype_backend": Case(
+        lambda e: e.read(**FR, dtype_backend="numpy"), ArgumentError, ("'numpy_nullable'",)
+    ),
+    "unknown return_type": Case(
+        lambda e: e.read(**FR, return_type="excel"), ArgumentError, ("'pandas'", "'arrow'")
+    ),
+    "unknown method": Case(
+        lambda e: e.read(**FR, method="fast"), ArgumentError, ("'auto'", "'pages'", "'export'")
+    ),
+    "unknown cache mode": Case(
+        lambda e: e.read(**FR, cache="sometimes"),
+        ArgumentError,
+        ("True, False, 'refresh' or 'only'",),
+    ),
+    "unreadable max_age": Case(
+        lambda e: e.read(**FR, cache=True, max_age="soon"), ArgumentError, ("'12h'", "timedelta")
+    ),
     # -- a cache directory that cannot be one ------------------------------------------------
     "cache_dir is a file": Case(
         lambda e: e.read(**FR, method="pages", cache=True, cache_dir=_file(e)),
-        CacheError, ("not-a-directory", "cache_dir=")),
+        CacheError,
+        ("not-a-directory", "cache_dir="),
+    ),
     "cache_dir under a file": Case(
         lambda e: e.read(**FR, method="pages", cache=True, cache_dir=_under_a_file(e)),
-        CacheError, ("not-a-directory", "cache_dir="), also=(ArgumentError,)),
+        CacheError,
+        ("not-a-directory", "cache_dir="),
+        also=(ArgumentError,),
+    ),
     # -- a search id that does not exist -----------------------------------------------------
-    "unknown search id": Case(lambda e: e.read("srch_doesnotexist", method="export"),
-                              NotFoundError, ("Check the id",)),
+    "unknown search id": Case(
+        lambda e: e.read("srch_doesnotexist", method="export"), NotFoundError, ("Check the id",)
+    ),
     # -- frames that did not come from scoutframe --------------------------------------------
     "refresh() of a foreign frame": Case(
         lambda _: pd.DataFrame({"place_id": ["x"]}).spherescout.refresh(),
-        ArgumentError, ("provenance", "read_spherescout")),
+        ArgumentError,
+        ("provenance", "read_spherescout"),
+    ),
     "freshness() of a foreign frame": Case(
         lambda _: pd.DataFrame({"place_id": ["x"]}).spherescout.freshness(),
-        ArgumentError, ("provenance", "read_spherescout")),
+        ArgumentError,
+        ("provenance", "read_spherescout"),
+    ),
     "filters of a foreign frame": Case(
         lambda _: pd.DataFrame({"place_id": ["x"]}).spherescout.filters,
-        ArgumentError, ("provenance", "read_spherescout")),
+        ArgumentError,
+        ("provenance", "read_spherescout"),
+    ),
     "accessor on a frame without place_id": Case(
         lambda _: pd.DataFrame({"name": ["x"]}).spherescout.refresh(),
-        AttributeError, ("'place_id'", "pd.read_spherescout")),
-}  # fmt: skip
+        AttributeError,
+        ("'place_id'", "pd.read_spherescout"),
+    ),
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))

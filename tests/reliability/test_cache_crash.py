@@ -27,8 +27,11 @@ def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
     entry_dir = tmp_path / "cache" / "0123456789abcdef0123456789abcdef"
     outcomes = {"old": 0, "new": 0}
     for _ in range(points):
-        writer = subprocess.Popen([sys.executable, str(WRITER), str(entry_dir), str(ROWS)],
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        writer = subprocess.Popen(
+            [sys.executable, str(WRITER), str(entry_dir), str(ROWS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.6))  # somewhere in a write (a commit takes ~0.1 s)

@@ -64,8 +64,17 @@ ENTRY_FILTERS: list[dict[str, Any]] = [
     {"countries": ["US", "GB"]},
     {"countries": ["FR", "DE", "ES"]},
 ]
-REFRESH_HOOKS = ("freshness", "delta-saved", "delta-read", "merged", "commit-temp",
-                 "commit-replaced", "committed", "cleaned", "served")  # fmt: skip
+REFRESH_HOOKS = (
+    "freshness",
+    "delta-saved",
+    "delta-read",
+    "merged",
+    "commit-temp",
+    "commit-replaced",
+    "committed",
+    "cleaned",
+    "served",
+)
 
 
 def _points(soak: bool) -> int:
@@ -84,8 +93,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 def clean_env(scratch: Path) -> dict[str, str]:
     """The environment of a child: no SphereScout settings, its own TMPDIR."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("SPHERESCOUT_", "SCOUTFRAME_"))
+    }
     env["TMPDIR"] = str(scratch)
     env["SCOUTFRAME_PROGRESS"] = "0"
     return env
@@ -135,14 +147,32 @@ def read_points(n: int) -> list[ReadPoint]:
     return points
 
 
-def run_read(sb: Sandbox, key: str, state: Path, scratch: Path, point: ReadPoint,
-             phase: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    args = [sys.executable, str(CRASH_READ), "--url", sb.url, "--key", key, "--state",
-            str(state), "--filters", json.dumps(point.filters), "--phase", phase,
-            "--signal", "KILL", "--at", str(point.at),
-            "--chunksize", str(point.chunksize)]  # fmt: skip
-    return subprocess.run(args, capture_output=True, text=True, timeout=120,
-                          env=clean_env(scratch), check=False)  # fmt: skip
+def run_read(
+    sb: Sandbox, key: str, state: Path, scratch: Path, point: ReadPoint, phase: str
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable,
+        str(CRASH_READ),
+        "--url",
+        sb.url,
+        "--key",
+        key,
+        "--state",
+        str(state),
+        "--filters",
+        json.dumps(point.filters),
+        "--phase",
+        phase,
+        "--signal",
+        "KILL",
+        "--at",
+        str(point.at),
+        "--chunksize",
+        str(point.chunksize),
+    ]
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env=clean_env(scratch), check=False
+    )
 
 
 def test_an_export_read_killed_at_seeded_points_is_paid_once_and_leaves_nothing(
@@ -151,8 +181,13 @@ def test_an_export_read_killed_at_seeded_points_is_paid_once_and_leaves_nothing(
     sb = sandbox
     points = read_points(_points(soak))
     counts: dict[str, int] = {}
-    with Client(sb.api_key, sb.url, allow_http=True, state_dir=tmp_path / "probe",
-                config_file=tmp_path / "no-config.toml") as probe:  # fmt: skip
+    with Client(
+        sb.api_key,
+        sb.url,
+        allow_http=True,
+        state_dir=tmp_path / "probe",
+        config_file=tmp_path / "no-config.toml",
+    ) as probe:
         for point in points:
             key = json.dumps(point.filters, sort_keys=True)
             if key not in counts:
@@ -168,30 +203,38 @@ def test_an_export_read_killed_at_seeded_points_is_paid_once_and_leaves_nothing(
         scratch.mkdir(parents=True)
         crashed = run_read(sb, account["api_key"], state, scratch, point, point.phase)
         if crashed.returncode != -9:
-            problems.append(f"{what}: not killed (exit {crashed.returncode}): "
-                            f"{crashed.stderr[-1500:]}")  # fmt: skip
+            problems.append(
+                f"{what}: not killed (exit {crashed.returncode}): {crashed.stderr[-1500:]}"
+            )
             continue
         if debits(sb, account_id) != [-expected]:
-            problems.append(f"{what}: the killed read paid {debits(sb, account_id)}, not "
-                            f"[-{expected}]")  # fmt: skip
+            problems.append(
+                f"{what}: the killed read paid {debits(sb, account_id)}, not [-{expected}]"
+            )
         again = run_read(sb, account["api_key"], state, scratch, point, "none")
         if again.returncode != 0:
-            problems.append(f"{what}: the re-run failed (exit {again.returncode}): "
-                            f"{again.stderr[-2000:]}")  # fmt: skip
+            problems.append(
+                f"{what}: the re-run failed (exit {again.returncode}): {again.stderr[-2000:]}"
+            )
             continue
         result = last_json(again.stdout)
         paid = debits(sb, account_id)
-        left = sorted(p.name for p in (state / "downloads").glob("*")) if (
-            state / "downloads").is_dir() else []  # fmt: skip
+        left = (
+            sorted(p.name for p in (state / "downloads").glob("*"))
+            if (state / "downloads").is_dir()
+            else []
+        )
         in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
         for failed, message in [
-            (result["rows"] != expected, f"the re-run read {result['rows']} rows, the search "
-                                         f"counts {expected}"),
+            (
+                result["rows"] != expected,
+                f"the re-run read {result['rows']} rows, the search counts {expected}",
+            ),
             (result["credits_spent"] != 0, f"the re-run says it spent {result['credits_spent']}"),
             (paid != [-expected], f"paid {paid} in all, not once [-{expected}]"),
             (bool(left), f"left in downloads/: {left}"),
             (bool(in_tmp), f"left in TMPDIR: {in_tmp}"),
-        ]:  # fmt: skip
+        ]:
             if failed:
                 problems.append(f"{what}: {message}")
     figures.add("crash points: export read", len(points))
@@ -209,16 +252,17 @@ class RefreshPoint:
     recollected: int
 
     def describe(self) -> str:
-        return (f"entry {self.entry} {json.dumps(ENTRY_FILTERS[self.entry])} hook {self.hook} "
-                f"after +{self.added} added, {self.recollected} re-collected")  # fmt: skip
+        return (
+            f"entry {self.entry} {json.dumps(ENTRY_FILTERS[self.entry])} hook {self.hook} "
+            f"after +{self.added} added, {self.recollected} re-collected"
+        )
 
 
 def refresh_points(n: int) -> list[RefreshPoint]:
     rng = random.Random(SEED + 1)
     points = []
     for number in range(n):
-        hook = REFRESH_HOOKS[number] if number < len(REFRESH_HOOKS) else rng.choice(
-            REFRESH_HOOKS)  # fmt: skip
+        hook = REFRESH_HOOKS[number] if number < len(REFRESH_HOOKS) else rng.choice(REFRESH_HOOKS)
         added, recollected = rng.choice([(30, 0), (0, 60), (20, 40), (60, 100)])
         points.append(RefreshPoint(number % len(ENTRY_FILTERS), hook, added, recollected))
     return points
@@ -227,9 +271,15 @@ def refresh_points(n: int) -> list[RefreshPoint]:
 def key_columns(table: pa.Table) -> pa.Table:
     """What identifies a version of the table: ids, collection times, review counts."""
     table = table.select(["place_id", "collected_at", "review_count"])
-    table = table.cast(pa.schema([("place_id", pa.string()),
-                                  ("collected_at", pa.timestamp("us", tz="UTC")),
-                                  ("review_count", pa.int64())]))  # fmt: skip
+    table = table.cast(
+        pa.schema(
+            [
+                ("place_id", pa.string()),
+                ("collected_at", pa.timestamp("us", tz="UTC")),
+                ("review_count", pa.int64()),
+            ]
+        )
+    )
     return table.take(pc.sort_indices(table, [("place_id", "ascending")])).combine_chunks()
 
 
@@ -242,11 +292,27 @@ def run_refresh(
     filters: dict[str, Any],
     hook: str,
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, str(REFRESH_WORKER), "--url", sb.url, "--key", key, "--state",
-            str(state), "--cache", str(cache), "--filters", json.dumps(filters),
-            "--budget", "1000000", "--hook", hook]  # fmt: skip
-    return subprocess.run(args, capture_output=True, text=True, timeout=120,
-                          env=clean_env(scratch), check=False)  # fmt: skip
+    args = [
+        sys.executable,
+        str(REFRESH_WORKER),
+        "--url",
+        sb.url,
+        "--key",
+        key,
+        "--state",
+        str(state),
+        "--cache",
+        str(cache),
+        "--filters",
+        json.dumps(filters),
+        "--budget",
+        "1000000",
+        "--hook",
+        hook,
+    ]
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env=clean_env(scratch), check=False
+    )
 
 
 def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_once(
@@ -263,21 +329,42 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
     problems: list[str] = []
     sides: Counter[str] = Counter()  # what a kill left: the old table or the new one
     payers: Counter[str] = Counter()  # who paid the delta
-    with Client(owner["api_key"], sb.url, allow_http=True, state_dir=state,
-                config_file=tmp_path / "no-config.toml", backoff_factor=0.01,
-                poll_interval=(0.01, 0.05)) as client, \
-            Client(witness["api_key"], sb.url, allow_http=True, state_dir=tmp_path / "witness",
-                   config_file=tmp_path / "no-config.toml", backoff_factor=0.01,
-                   poll_interval=(0.01, 0.05)) as fresh_client:  # fmt: skip
+    with (
+        Client(
+            owner["api_key"],
+            sb.url,
+            allow_http=True,
+            state_dir=state,
+            config_file=tmp_path / "no-config.toml",
+            backoff_factor=0.01,
+            poll_interval=(0.01, 0.05),
+        ) as client,
+        Client(
+            witness["api_key"],
+            sb.url,
+            allow_http=True,
+            state_dir=tmp_path / "witness",
+            config_file=tmp_path / "no-config.toml",
+            backoff_factor=0.01,
+            poll_interval=(0.01, 0.05),
+        ) as fresh_client,
+    ):
 
         def fresh_export(filters: dict[str, Any]) -> pa.Table:
-            frame = read_spherescout(**filters, client=fresh_client, method="export",
-                                     progress=False)  # fmt: skip
+            frame = read_spherescout(
+                **filters, client=fresh_client, method="export", progress=False
+            )
             return key_columns(pa.Table.from_pandas(frame, preserve_index=False))
 
         for filters in ENTRY_FILTERS:  # fill each entry (a full export), in this process
-            frame = read_spherescout(**filters, client=client, method="export", cache=True,
-                                     cache_dir=cache, progress=False)  # fmt: skip
+            frame = read_spherescout(
+                **filters,
+                client=client,
+                method="export",
+                cache=True,
+                cache_dir=cache,
+                progress=False,
+            )
             entries.append(CacheEntry(Path(frame.attrs["scoutframe"]["cache_entry"])))
         for number, point in enumerate(points):
             what = f"point {number} ({point.describe()})"
@@ -292,52 +379,67 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
             assert manifest.last_history_id is not None
             due = client.history.freshness(manifest.last_history_id).new_count
             since = len(sb.admin.ledger(owner_id))
-            crashed = run_refresh(sb, owner["api_key"], state, cache, scratch, filters,
-                                  point.hook)  # fmt: skip
+            crashed = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, point.hook)
             if crashed.returncode != -9:
-                problems.append(f"{what}: not killed (exit {crashed.returncode}; {due} due): "
-                                f"{crashed.stderr[-1500:]}")  # fmt: skip
+                problems.append(
+                    f"{what}: not killed (exit {crashed.returncode}; {due} due): "
+                    f"{crashed.stderr[-1500:]}"
+                )
             report = Cache(cache).verify()
             killed = key_columns(entry.read()[0]) if report["ok"].all() else None
             if killed is None:
-                problems.append(f"{what}: after the kill the cache does not verify:\n"
-                                f"{report.to_string()}")  # fmt: skip
+                problems.append(
+                    f"{what}: after the kill the cache does not verify:\n{report.to_string()}"
+                )
             again = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, "none")
             new = fresh_export(filters)  # the data have not changed since the kill
             if killed is not None:
                 side = "old" if killed.equals(old) else "new" if killed.equals(new) else None
                 sides[side or "neither"] += 1
                 if side is None:
-                    problems.append(f"{what}: after the kill the entry ({killed.num_rows} rows) "
-                                    f"is neither the old table ({old.num_rows} rows) nor the "
-                                    f"new one ({new.num_rows} rows)")  # fmt: skip
+                    problems.append(
+                        f"{what}: after the kill the entry ({killed.num_rows} rows) "
+                        f"is neither the old table ({old.num_rows} rows) nor the "
+                        f"new one ({new.num_rows} rows)"
+                    )
             if again.returncode != 0:
-                problems.append(f"{what}: the re-run failed (exit {again.returncode}): "
-                                f"{again.stderr[-2000:]}")  # fmt: skip
+                problems.append(
+                    f"{what}: the re-run failed (exit {again.returncode}): {again.stderr[-2000:]}"
+                )
                 continue
             result = last_json(again.stdout)
             payers["re-run" if result["credits_spent"] else "killed run"] += 1
             report = Cache(cache).verify()
             now = key_columns(entry.read()[0]) if report["ok"].all() else None
             paid = debits(sb, owner_id, since)
-            left = sorted(p.name for p in entry.directory.iterdir()
-                          if p.name.startswith("_delta-") or p.name.endswith(".tmp"))  # fmt: skip
+            left = sorted(
+                p.name
+                for p in entry.directory.iterdir()
+                if p.name.startswith("_delta-") or p.name.endswith(".tmp")
+            )
             in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
             for failed, message in [
-                (now is None, f"after the re-run the cache does not verify:\n"
-                              f"{report.to_string()}"),
-                (now is not None and not now.equals(new),
-                 f"after the re-run the entry ({None if now is None else now.num_rows} rows) "
-                 f"differs from a fresh full export ({new.num_rows} rows)"),
-                (result["rows"] != new.num_rows,
-                 f"the re-run served {result['rows']} rows, a fresh export has {new.num_rows}"),
-                (result["credits_spent"] not in (0, due),
-                 f"the re-run says it spent {result['credits_spent']}, the delta has {due} rows"),
-                (paid != ([-due] if due else []),
-                 f"the delta of {due} rows was paid {paid} across the kill and the re-run"),
+                (now is None, f"after the re-run the cache does not verify:\n{report.to_string()}"),
+                (
+                    now is not None and not now.equals(new),
+                    f"after the re-run the entry ({None if now is None else now.num_rows} rows) "
+                    f"differs from a fresh full export ({new.num_rows} rows)",
+                ),
+                (
+                    result["rows"] != new.num_rows,
+                    f"the re-run served {result['rows']} rows, a fresh export has {new.num_rows}",
+                ),
+                (
+                    result["credits_spent"] not in (0, due),
+                    f"the re-run says it spent {result['credits_spent']}, the delta has {due} rows",
+                ),
+                (
+                    paid != ([-due] if due else []),
+                    f"the delta of {due} rows was paid {paid} across the kill and the re-run",
+                ),
                 (bool(left), f"left in the entry: {left}"),
                 (bool(in_tmp), f"left in TMPDIR: {in_tmp}"),
-            ]:  # fmt: skip
+            ]:
                 if failed:
                     problems.append(f"{what}: {message}")
     figures.add("crash points: delta refresh", len(points))

@@ -56,8 +56,9 @@ def sandbox_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with Sandbox(contacts=CONTACTS, data_dir=sandbox_data_dir(tmp_path_factory),
-                 rate_limit=0) as sandbox:  # fmt: skip
+    with Sandbox(
+        contacts=CONTACTS, data_dir=sandbox_data_dir(tmp_path_factory), rate_limit=0
+    ) as sandbox:
         yield sandbox
 
 
@@ -126,8 +127,12 @@ class Evidence:
                 self.text(where, record.exc_text)
 
     def leaks(self) -> list[tuple[str, str]]:
-        return [(where, name) for where, text in self.texts
-                for value, name in self.secrets.items() if value in text]  # fmt: skip
+        return [
+            (where, name)
+            for where, text in self.texts
+            for value, name in self.secrets.items()
+            if value in text
+        ]
 
 
 @dataclass
@@ -140,8 +145,12 @@ class Spies:
     refreshes: list[JWTAuth] = field(default_factory=list)  # each successful refresh
 
     def signatures(self) -> list[str]:
-        return [value for url in self.urls for key, value in parse_qsl(urlsplit(url).query)
-                if key == "signature"]  # fmt: skip
+        return [
+            value
+            for url in self.urls
+            for key, value in parse_qsl(urlsplit(url).query)
+            if key == "signature"
+        ]
 
 
 @pytest.fixture
@@ -195,10 +204,14 @@ class Run:
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> scoutframe.Client:
         options: dict[str, Any] = {
-            "base_url": self.sb.url, "allow_http": True, "state_dir": self.state_dir,
-            "config_file": self.tmp / "none.toml", "max_retries": 1, "backoff_factor": 0.01,
+            "base_url": self.sb.url,
+            "allow_http": True,
+            "state_dir": self.state_dir,
+            "config_file": self.tmp / "none.toml",
+            "max_retries": 1,
+            "backoff_factor": 0.01,
             "poll_interval": (0.01, 0.05),
-        }  # fmt: skip
+        }
         options.update(kwargs)
         client = scoutframe.Client(api_key, **options)
         self.clients.append(client)
@@ -235,8 +248,9 @@ def free_reads(run: Run, client: scoutframe.Client) -> None:
     plan = scoutframe.read_spherescout(**FR, client=client, dry_run=True)
     ev.obj("plan", plan)
     with pytest.warns(MaskedEmailWarning):
-        df = scoutframe.read_spherescout(**FR, email=True, method="pages", client=client,
-                                         progress=False)  # fmt: skip
+        df = scoutframe.read_spherescout(
+            **FR, email=True, method="pages", client=client, progress=False
+        )
     assert len(df) == page.total_count
     ev.frame("pages frame", df)
     ev.obj("profile", client.profile())
@@ -253,8 +267,9 @@ def paid_reads(run: Run, client: scoutframe.Client) -> None:
     assert provenance.method == "export"
     ev.obj("freshness", df.spherescout.freshness(client=client))
     run.sb.admin.add_contacts(50)
-    fresh = scoutframe.read_spherescout(**FR, method="export", cache="refresh",
-                                        max_credits=100_000, **common)  # fmt: skip
+    fresh = scoutframe.read_spherescout(
+        **FR, method="export", cache="refresh", max_credits=100_000, **common
+    )
     ev.frame("refreshed frame", fresh)
     cache = scoutframe.Cache(run.cache_dir)
     ev.obj("cache", cache)
@@ -316,8 +331,12 @@ def objects(run: Run, client: scoutframe.Client) -> None:
         ev.obj("saved job", job)
 
 
-def cli(run: Run, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        credentials: dict[str, str]) -> Path:  # fmt: skip
+def cli(
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    credentials: dict[str, str],
+) -> Path:
     """Run the CLI with the credentials in the environment; return its output file."""
     home = run.tmp / "cli-home"
     for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
@@ -332,8 +351,23 @@ def cli(run: Run, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     capsys.readouterr()  # what came before is not the CLI's
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MaskedEmailWarning)
-        assert cli_main(["search", "-o", str(output), "--countries", "FR", "--method",
-                         "export", "--max-credits", "100000", "--verbose"]) == 0  # fmt: skip
+        assert (
+            cli_main(
+                [
+                    "search",
+                    "-o",
+                    str(output),
+                    "--countries",
+                    "FR",
+                    "--method",
+                    "export",
+                    "--max-credits",
+                    "100000",
+                    "--verbose",
+                ]
+            )
+            == 0
+        )
         assert cli_main(["profile"]) == 0
         assert cli_main(["keys", "list"]) == 0
         assert cli_main(["history"]) == 0
@@ -401,8 +435,9 @@ def test_api_key_run_leaks_nothing(
     paid_reads(run, client)
     own_export(run, client)
     key_management(run, client)
-    wrong = account["api_key"][:-4] + ("0000" if not account["api_key"].endswith("0000")
-                                       else "1111")  # fmt: skip
+    wrong = account["api_key"][:-4] + (
+        "0000" if not account["api_key"].endswith("0000") else "1111"
+    )
     ev.secret("wrong API key", wrong)
     ev.error("wrong key", expect(AuthenticationError, run.client(wrong).profile))
     ev.error(
@@ -416,8 +451,13 @@ def test_api_key_run_leaks_nothing(
     )
     objects(run, client)
     output = cli(run, monkeypatch, capsys, {"SPHERESCOUT_API_KEY": account["api_key"]})
-    finish(run, spies, caplog, figures, {"state": run.state_dir, "cache": run.cache_dir,
-                                         "CLI output": output})  # fmt: skip
+    finish(
+        run,
+        spies,
+        caplog,
+        figures,
+        {"state": run.state_dir, "cache": run.cache_dir, "CLI output": output},
+    )
     assert len(spies.signatures()) >= 3  # the read, the hand-made export, the CLI's
 
 
@@ -465,8 +505,13 @@ def test_password_run_leaks_nothing(
         capsys,
         {"SPHERESCOUT_USERNAME": account["email"], "SPHERESCOUT_PASSWORD": account["password"]},
     )
-    finish(run, spies, caplog, figures, {"state": run.state_dir, "cache": run.cache_dir,
-                                         "CLI output": output})  # fmt: skip
+    finish(
+        run,
+        spies,
+        caplog,
+        figures,
+        {"state": run.state_dir, "cache": run.cache_dir, "CLI output": output},
+    )
     assert len(spies.tokens) >= 5  # two logins (2 each), a refresh, and the CLI's login
 
 

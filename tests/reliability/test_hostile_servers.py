@@ -50,13 +50,23 @@ SEARCH_ID = "srch_hostile"
 TASK_ID = "task_hostile"
 HUGE_RETRY_AFTER = 999_999
 FILTERS: dict[str, Any] = {"countries": "FR", "category": "Plumber"}
-PROFILE = {"id": 7, "email": "hostile@example.test", "username": "hostile", "credits": 1_000,
-           "credits_used": 0, "plan": "test"}  # fmt: skip
+PROFILE = {
+    "id": 7,
+    "email": "hostile@example.test",
+    "username": "hostile",
+    "credits": 1_000,
+    "credits_used": 0,
+    "plan": "test",
+}
 COUNTRIES = [{"code": "FR", "name": "France"}, {"code": "BE", "name": "Belgium"}]
-CATEGORIES = [{"id": 8059, "name": "Plumber", "gcid": "gcid:plumber"},
-              {"id": 8060, "name": "Electrician", "gcid": "gcid:electrician"}]  # fmt: skip
-EDGE_PAGE = ("<!DOCTYPE html><html><head><title>Access denied</title></head><body><h1>403 "
-             "Forbidden</h1><p>Request blocked by the edge.</p></body></html>")  # fmt: skip
+CATEGORIES = [
+    {"id": 8059, "name": "Plumber", "gcid": "gcid:plumber"},
+    {"id": 8060, "name": "Electrician", "gcid": "gcid:electrician"},
+]
+EDGE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Access denied</title></head><body><h1>403 "
+    "Forbidden</h1><p>Request blocked by the edge.</p></body></html>"
+)
 EXPORT_ROWS = 3
 PAGE_SIZE = 50
 
@@ -67,23 +77,42 @@ PAGE_SIZE = 50
 def contact_row(i: int) -> dict[str, str]:
     """One contact as the export CSV writes it (every field a string)."""
     return {
-        "place_id": f"ChIJhostile{i:05d}", "name": f"Plomberie {i}",
-        "email": f"contact{i}@plomberie.fr", "phone": f"+33 1 00 00 {i:02d} 00",
-        "website": f"https://plomberie{i}.fr", "instagram": "", "facebook": "",
-        "address": f"{i} rue de la Paix", "city": "Paris", "zipcode": "01000",
-        "level1_location": "Île-de-France", "level2_location": "Paris",
-        "level3_location": "Paris", "country": "FR", "categories": "Plumber",
-        "rating": "4.5", "review_count": "12", "latitude": "48.85", "longitude": "2.35",
+        "place_id": f"ChIJhostile{i:05d}",
+        "name": f"Plomberie {i}",
+        "email": f"contact{i}@plomberie.fr",
+        "phone": f"+33 1 00 00 {i:02d} 00",
+        "website": f"https://plomberie{i}.fr",
+        "instagram": "",
+        "facebook": "",
+        "address": f"{i} rue de la Paix",
+        "city": "Paris",
+        "zipcode": "01000",
+        "level1_location": "Île-de-France",
+        "level2_location": "Paris",
+        "level3_location": "Paris",
+        "country": "FR",
+        "categories": "Plumber",
+        "rating": "4.5",
+        "review_count": "12",
+        "latitude": "48.85",
+        "longitude": "2.35",
         "collected_at": "2026-11-01T10:00:00Z",
-    }  # fmt: skip
+    }
 
 
 def contact_json(i: int) -> dict[str, Any]:
     """One contact as a search answer carries it (emails masked, lists, numbers)."""
     row = contact_row(i)
-    return {**row, "email": ["c***@p*******.fr"], "phone": [row["phone"]],
-            "categories": ["Plumber"], "rating": 4.5, "review_count": 12,
-            "latitude": 48.85, "longitude": 2.35}  # fmt: skip
+    return {
+        **row,
+        "email": ["c***@p*******.fr"],
+        "phone": [row["phone"]],
+        "categories": ["Plumber"],
+        "rating": 4.5,
+        "review_count": 12,
+        "latitude": 48.85,
+        "longitude": 2.35,
+    }
 
 
 def export_csv(
@@ -120,8 +149,15 @@ def companies(total: int) -> Callable[[Seen], Answer]:
             contacts = [contact_json(i) for i in range(first, min(total, first + PAGE_SIZE))]
         else:
             number, contacts = 1, [contact_json(i) for i in range(min(total, 10))]
-        return json_answer({"totalCount": total, "search_id": SEARCH_ID, "preview": contacts,
-                            "page": number, "num_pages": pages})  # fmt: skip
+        return json_answer(
+            {
+                "totalCount": total,
+                "search_id": SEARCH_ID,
+                "preview": contacts,
+                "page": number,
+                "num_pages": pages,
+            }
+        )
 
     return answer
 
@@ -129,8 +165,14 @@ def companies(total: int) -> Callable[[Seen], Answer]:
 def status_answer(
     status: str = "ready", url: str | None = None, rows: int = EXPORT_ROWS, **extra: Any
 ) -> Answer:
-    body: dict[str, Any] = {"task_id": TASK_ID, "status": status, "search_id": SEARCH_ID,
-                            "lead_count": rows, "progress": 1.0, **extra}  # fmt: skip
+    body: dict[str, Any] = {
+        "task_id": TASK_ID,
+        "status": status,
+        "search_id": SEARCH_ID,
+        "lead_count": rows,
+        "progress": 1.0,
+        **extra,
+    }
     if url is not None:
         body["download_url"] = url
         body["expires_at"] = "2099-01-01T00:00:00Z"
@@ -197,31 +239,54 @@ class Scene:
         api.script("GET", "/api/categories", json_answer(CATEGORIES))
         api.script("GET", "/api/companies", lambda seen: companies(self.rows)(seen))
         api.script("GET", "/api/user/search-history", json_answer({"count": 0, "results": []}))
-        api.script("GET", "/api/download-csv", lambda _: json_answer(
-            {"task_id": TASK_ID, "status": "pending", "search_id": SEARCH_ID,
-             "lead_count": self.rows}, 202))  # fmt: skip
+        api.script(
+            "GET",
+            "/api/download-csv",
+            lambda _: json_answer(
+                {
+                    "task_id": TASK_ID,
+                    "status": "pending",
+                    "search_id": SEARCH_ID,
+                    "lead_count": self.rows,
+                },
+                202,
+            ),
+        )
         api.script(
             "GET",
             "/api/download-status/",
             lambda _: status_answer("ready", self.download_url, self.rows),
         )
-        self.storage.script("GET", "/exports/", lambda _: Answer(
-            headers={"Content-Type": "text/csv"}, body=self.csv))  # fmt: skip
+        self.storage.script(
+            "GET",
+            "/exports/",
+            lambda _: Answer(headers={"Content-Type": "text/csv"}, body=self.csv),
+        )
 
     def client(self, **kwargs: Any) -> scoutframe.Client:
         options: dict[str, Any] = {
-            "base_url": self.api.url, "allow_http": True, "state_dir": self.state_dir,
-            "config_file": self.tmp / "none.toml", "max_retries": 1, "backoff_factor": 0.01,
-            "poll_interval": (0.01, 0.05), "retry_after_cap": 5,
-        }  # fmt: skip
+            "base_url": self.api.url,
+            "allow_http": True,
+            "state_dir": self.state_dir,
+            "config_file": self.tmp / "none.toml",
+            "max_retries": 1,
+            "backoff_factor": 0.01,
+            "poll_interval": (0.01, 0.05),
+            "retry_after_cap": 5,
+        }
         options.update(kwargs)
         client = scoutframe.Client(KEY, **options)
         self.clients.append(client)
         return client
 
     def read(self, client: scoutframe.Client, **kwargs: Any) -> Any:
-        options: dict[str, Any] = {"client": client, "method": "export", "progress": False,
-                                   "cache": True, "cache_dir": self.cache_dir}  # fmt: skip
+        options: dict[str, Any] = {
+            "client": client,
+            "method": "export",
+            "progress": False,
+            "cache": True,
+            "cache_dir": self.cache_dir,
+        }
         options.update(kwargs)
         return scoutframe.read_spherescout(**FILTERS, **options)
 
@@ -309,9 +374,11 @@ def test_html_200_page_means_base_url_is_not_the_api(scene: Scene) -> None:
 
 
 def test_malformed_json(scene: Scene) -> None:
-    scene.api.script("GET", "/api/user/profile",
-                     Answer(headers={"Content-Type": "application/json"},
-                            body=b'{"id": 7, "credits": 10'))  # fmt: skip
+    scene.api.script(
+        "GET",
+        "/api/user/profile",
+        Answer(headers={"Content-Type": "application/json"}, body=b'{"id": 7, "credits": 10'),
+    )
     client = scene.client()
     error = raises_quickly(APIError, client.profile)
     assert "malformed JSON" in str(error)
@@ -402,18 +469,27 @@ MANY = 400
 BROKEN_FILES: dict[str, tuple[bytes, int, str]] = {
     "missing column": (export_csv(columns=_MISSING), EXPORT_ROWS, "'email'"),
     "invalid UTF-8 in the first rows": (
-        export_csv().replace(b"Plomberie 1", b"Plomberie \xff\xfe1"), EXPORT_ROWS,
-        "could not be read"),
+        export_csv().replace(b"Plomberie 1", b"Plomberie \xff\xfe1"),
+        EXPORT_ROWS,
+        "could not be read",
+    ),
     "invalid UTF-8 in the last row": (
-        export_csv(MANY).replace(b"Plomberie 399", b"Plomberie \xff\xfe399"), MANY,
-        "could not be read"),
+        export_csv(MANY).replace(b"Plomberie 399", b"Plomberie \xff\xfe399"),
+        MANY,
+        "could not be read",
+    ),
     "invalid UTF-8 in the header": (
-        export_csv().replace(b"instagram", b"insta\xffgram"), EXPORT_ROWS, "could not be read"),
+        export_csv().replace(b"instagram", b"insta\xffgram"),
+        EXPORT_ROWS,
+        "could not be read",
+    ),
     "truncated last line": (
-        "".join(_ROWS[:-1]).encode() + _ROWS[-1].encode()[:25], EXPORT_ROWS,
-        "could not be read"),
+        "".join(_ROWS[:-1]).encode() + _ROWS[-1].encode()[:25],
+        EXPORT_ROWS,
+        "could not be read",
+    ),
     "fewer rows than lead_count": ("".join(_ROWS[:-1]).encode(), EXPORT_ROWS, "were paid for"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BROKEN_FILES))
@@ -540,15 +616,15 @@ def servers_elsewhere() -> Iterator[ScriptedOrigin | None]:
         return
     with ScriptedServers() as servers:
         elsewhere = servers.add("elsewhere", host=address)
-        elsewhere.script(None, "/", Answer(headers={"Content-Type": "text/csv"},
-                                           body=export_csv()))  # fmt: skip
+        elsewhere.script(None, "/", Answer(headers={"Content-Type": "text/csv"}, body=export_csv()))
         yield elsewhere
 
 
 # -- Retry-After far above the cap ----------------------------------------------------------------
 
-TOO_MANY = json_answer({"detail": "Request was throttled."}, 429,
-                       headers={"Retry-After": str(HUGE_RETRY_AFTER)})  # fmt: skip
+TOO_MANY = json_answer(
+    {"detail": "Request was throttled."}, 429, headers={"Retry-After": str(HUGE_RETRY_AFTER)}
+)
 
 
 def _check_rate_limit(error: BaseException) -> None:
@@ -573,11 +649,14 @@ def test_huge_retry_after_on_a_search_page_of_a_pages_read(scene: Scene) -> None
     client = scene.client()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MaskedEmailWarning)
-        error = raises_quickly(RateLimitError, lambda: scene.read(
-            client, method="pages", concurrency=1))  # fmt: skip
+        error = raises_quickly(
+            RateLimitError, lambda: scene.read(client, method="pages", concurrency=1)
+        )
         _check_rate_limit(error)
-        error = raises_quickly(RateLimitError, lambda: scene.read(
-            client, method="pages", concurrency=1, cache=False, cache_dir=None))  # fmt: skip
+        error = raises_quickly(
+            RateLimitError,
+            lambda: scene.read(client, method="pages", concurrency=1, cache=False, cache_dir=None),
+        )
         _check_rate_limit(error)
     numbers = [page_of(s) for s in scene.api.requests if page_of(s) is not None]
     # Each read asks page 1 once (the plan keeps it) and page 2 once; no page 3 exists.
@@ -650,8 +729,11 @@ def test_export_body_without_a_length_cut_at_a_row_is_refused(scene: Scene) -> N
     """Regression: a body sent without Content-Length was accepted at whatever length arrived
     (202 of 403 paid rows became a frame); the rows paid for are the check now."""
     half = "".join(_ROWS[: 1 + EXPORT_ROWS // 2]).encode()  # the header and half the rows
-    scene.storage.script("GET", "/exports/", lambda _: Answer(
-        headers={"Content-Type": "text/csv"}, body=half, announce_length=False))  # fmt: skip
+    scene.storage.script(
+        "GET",
+        "/exports/",
+        lambda _: Answer(headers={"Content-Type": "text/csv"}, body=half, announce_length=False),
+    )
     client = scene.client()
     with pytest.raises(ExportParseError) as caught:
         scene.read(client)
@@ -668,12 +750,19 @@ def test_export_body_cut_short_once_is_resumed(scene: Scene) -> None:
     def ranged(seen: Seen) -> Answer:
         wanted = seen.header("Range")
         if wanted is None:
-            return Answer(headers={"Content-Type": "text/csv", "ETag": '"v1"'}, body=full,
-                          drop_after=half)  # fmt: skip
+            return Answer(
+                headers={"Content-Type": "text/csv", "ETag": '"v1"'}, body=full, drop_after=half
+            )
         start = int(wanted.split("=")[1].split("-")[0])
-        return Answer(status=206, body=full[start:], headers={
-            "Content-Type": "text/csv", "ETag": '"v1"',
-            "Content-Range": f"bytes {start}-{len(full) - 1}/{len(full)}"})  # fmt: skip
+        return Answer(
+            status=206,
+            body=full[start:],
+            headers={
+                "Content-Type": "text/csv",
+                "ETag": '"v1"',
+                "Content-Range": f"bytes {start}-{len(full) - 1}/{len(full)}",
+            },
+        )
 
     scene.storage.script("GET", "/exports/", ranged)
     client = scene.client()

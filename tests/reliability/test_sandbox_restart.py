@@ -143,12 +143,16 @@ def _check_money_and_outcome(sb: Sandbox, api: Api, exports: list[dict[str, Any]
             outcomes["failed and refunded"] += 1
     if len({e["search_id"] for e in exports}) == len(exports) == 1:
         assert history[exports[0]["search_id"]]["status"] == statuses[0]["status"].replace(
-            "completed", "ready")
+            "completed", "ready"
+        )
     # The balance is what the ledger says, and the ledger adds up.
     balance = api.get("/api/user/profile").json()["credits"]
     assert balance == ledger[-1]["balance"] == sum(r["delta"] for r in ledger)
-    assert not [e for e in api.get("/api/user/search-history").json()["results"]
-                if e["status"] in ("pending", "processing")]
+    assert not [
+        e
+        for e in api.get("/api/user/search-history").json()["results"]
+        if e["status"] in ("pending", "processing")
+    ]
     return outcomes
 
 
@@ -158,9 +162,15 @@ def _record(figures: Any, outcomes: Counter) -> None:
         figures.add(f"restart outcome: {name}", n)
 
 
-def _run(servers: Callable[..., Sandbox], data_dir: Callable[[], Path], figures: Any, *,
-         flavor: str = "docs", exports: int = 1,
-         before_kill: Callable[[Api, list[dict[str, Any]]], None]) -> Counter:  # fmt: skip
+def _run(
+    servers: Callable[..., Sandbox],
+    data_dir: Callable[[], Path],
+    figures: Any,
+    *,
+    flavor: str = "docs",
+    exports: int = 1,
+    before_kill: Callable[[Api, list[dict[str, Any]]], None],
+) -> Counter:
     data = data_dir()
     sb = servers(data, flavor)
     sb.admin.set_export_pacing(processing_seconds=30)  # really unfinished until killed
@@ -188,14 +198,26 @@ def test_killed_right_after_the_start_answered(servers, data_dir, figures):
 
 def test_killed_while_processing_and_queued(servers, data_dir, figures):
     # Two workers hold their jobs in processing; the third job waits in the queue.
-    outcomes = _run(servers, data_dir, figures, exports=3, before_kill=lambda api, started:
-                    _wait_for(api, started, ["processing", "processing", "pending"]))
+    outcomes = _run(
+        servers,
+        data_dir,
+        figures,
+        exports=3,
+        before_kill=lambda api, started: _wait_for(
+            api, started, ["processing", "processing", "pending"]
+        ),
+    )
     assert outcomes == {"failed and refunded": 3}
 
 
 def test_live_flavour_killed_while_processing(servers, data_dir, figures):
-    outcomes = _run(servers, data_dir, figures, flavor="live", before_kill=lambda api, started:
-                    _wait_for(api, started, ["processing"]))
+    outcomes = _run(
+        servers,
+        data_dir,
+        figures,
+        flavor="live",
+        before_kill=lambda api, started: _wait_for(api, started, ["processing"]),
+    )
     assert outcomes == {"failed and refunded": 1}
 
 

@@ -65,8 +65,9 @@ class Http:
         self.session = requests.Session()
         self.session.trust_env = False
 
-    def __call__(self, method: str, path: str, auth: str | None = None,
-                 **kw: Any) -> requests.Response:  # fmt: skip
+    def __call__(
+        self, method: str, path: str, auth: str | None = None, **kw: Any
+    ) -> requests.Response:
         headers = dict(kw.pop("headers", {}))
         if auth is not None:
             headers["Authorization"] = auth
@@ -118,8 +119,9 @@ def _credential_cases(sb: Sandbox, http: Http, live: bool) -> dict[str, str | No
     expiry = (now + timedelta(seconds=60)).isoformat()
     expiring = http("POST", "/api/user/api-keys", demo, json={"name": "soon", "expiry": expiry})
     assert expiring.status_code == 201
-    tokens = http("POST", "/api/auth/login", json={"username": sb.username,
-                                                    "password": sb.password}).json()
+    tokens = http(
+        "POST", "/api/auth/login", json={"username": sb.username, "password": sb.password}
+    ).json()
     expiring_auth = f"{prefix} {expiring.json()['key']}"
     jwt_auth = f"Bearer {tokens['access']}"
     assert http("GET", "/api/user/profile", expiring_auth).status_code == 200
@@ -148,17 +150,23 @@ def _credential_cases(sb: Sandbox, http: Http, live: bool) -> dict[str, str | No
     return cases
 
 
-def _requests_for(flavor: str, ids: dict[str, Any], sb: Sandbox,
-                  refresh: str) -> list[tuple[str, str, dict[str, Any]]]:  # fmt: skip
+def _requests_for(
+    flavor: str, ids: dict[str, Any], sb: Sandbox, refresh: str
+) -> list[tuple[str, str, dict[str, Any]]]:
     """One concrete request per documented operation, plus a wrong method per path."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     for method, template in operations(flavor):
-        path = template.format(key_id=ids["key_id"], entry_id=ids["entry_id"],
-                               task_id=ids["task_id"], search_id=ids["search_id"])  # fmt: skip
+        path = template.format(
+            key_id=ids["key_id"],
+            entry_id=ids["entry_id"],
+            task_id=ids["task_id"],
+            search_id=ids["search_id"],
+        )
         kw: dict[str, Any] = {}
         if template == "/api/download-csv":
-            kw["params"] = {"category": "8059"} if flavor == "live" else {
-                "search_id": ids["search_id"]}
+            kw["params"] = (
+                {"category": "8059"} if flavor == "live" else {"search_id": ids["search_id"]}
+            )
         elif template == "/api/auth/login":
             kw["json"] = {"username": sb.username, "password": sb.password}
         elif template == "/api/token/refresh":
@@ -187,8 +195,13 @@ def _victim(sb: Sandbox, http: Http, live: bool) -> dict[str, Any]:
     auth = f"{'Token' if live else 'Bearer'} {info['api_key']}"
     objects = _export(http, auth, live)
     extra = http("POST", "/api/user/api-keys", auth, json={"name": "victim"}).json()
-    return {**objects, "auth": auth, "account_id": info["id"], "key_id": extra["id"],
-            "extra_auth": f"{'Token' if live else 'Bearer'} {extra['key']}"}  # fmt: skip
+    return {
+        **objects,
+        "auth": auth,
+        "account_id": info["id"],
+        "key_id": extra["id"],
+        "extra_auth": f"{'Token' if live else 'Bearer'} {extra['key']}",
+    }
 
 
 def _foreign_requests(live: bool, victim: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -199,11 +212,15 @@ def _foreign_requests(live: bool, victim: dict[str, Any]) -> list[tuple[str, str
         ("GET", f"/api/user/search-history/{entry}/download-delta", {}),
     ]
     if live:
-        out += [("GET", f"/api/download-status/{sid}", {}),
-                ("GET", f"/api/download-completed-csv/{sid}", {})]  # fmt: skip
+        out += [
+            ("GET", f"/api/download-status/{sid}", {}),
+            ("GET", f"/api/download-completed-csv/{sid}", {}),
+        ]
     else:
-        out += [("GET", f"/api/download-status/{victim['task_id']}", {}),
-                ("GET", "/api/download-csv", {"params": {"search_id": sid}})]  # fmt: skip
+        out += [
+            ("GET", f"/api/download-status/{victim['task_id']}", {}),
+            ("GET", "/api/download-csv", {"params": {"search_id": sid}}),
+        ]
     return out + [(m, p + "/", kw) for m, p, kw in out]
 
 
@@ -216,11 +233,16 @@ def test_access_control_matrix(new_sandbox, figures, flavor):
     victim = _victim(sb, http, live)
     own = _export(http, demo, live)
     own["key_id"] = _key_id(http, demo, "demo")
-    refresh = http("POST", "/api/auth/login", json={"username": sb.username,
-                                                     "password": sb.password}).json()["refresh"]
+    refresh = http(
+        "POST", "/api/auth/login", json={"username": sb.username, "password": sb.password}
+    ).json()["refresh"]
     cases = _credential_cases(sb, http, live)
-    fresh_jwt = "Bearer " + http("POST", "/api/auth/login", json={
-        "username": sb.username, "password": sb.password}).json()["access"]
+    fresh_jwt = (
+        "Bearer "
+        + http(
+            "POST", "/api/auth/login", json={"username": sb.username, "password": sb.password}
+        ).json()["access"]
+    )
     matrix = _requests_for(flavor, own, sb, refresh)
     # The same requests with the demo account's valid key work (so a 401 below is the
     # credential's doing); revoking its own key is left out.
@@ -284,9 +306,13 @@ class _Fuzz:
         self.auth = auth
         self.examples = examples
         self.derandomize = derandomize
-        self.checks = [not_a_server_error, checks.response_schema_conformance,
-                       checks.status_code_conformance, checks.content_type_conformance,
-                       checks.response_headers_conformance]  # fmt: skip
+        self.checks = [
+            not_a_server_error,
+            checks.response_schema_conformance,
+            checks.status_code_conformance,
+            checks.content_type_conformance,
+            checks.response_headers_conformance,
+        ]
         self.cases = 0
         self.server_errors = 0
         self.statuses: Counter[tuple[str, int]] = Counter()
@@ -302,9 +328,14 @@ class _Fuzz:
         from hypothesis.errors import Unsatisfiable
         from schemathesis import GenerationMode
 
-        @settings(max_examples=self.examples, deadline=None, database=None,
-                  derandomize=self.derandomize, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=self.examples,
+            deadline=None,
+            database=None,
+            derandomize=self.derandomize,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=op.as_strategy(generation_mode=GenerationMode(mode), **fixed))
         def one(case: Any) -> None:
             self.cases += 1
@@ -374,8 +405,14 @@ def test_fuzz_against_openapi_document(new_sandbox, figures, soak, flavor):
     assert fuzz.cases >= len(ops) * fuzz.examples
     # The real ids reached the success answers.
     ok = {label for (label, status), _ in fuzz.statuses.items() if status < 300}
-    assert {f"GET {p}" for p in ("/api/user/search-history/{entry_id}/freshness",
-                                 "/api/user/profile", "/api/companies")} <= ok  # fmt: skip
+    assert {
+        f"GET {p}"
+        for p in (
+            "/api/user/search-history/{entry_id}/freshness",
+            "/api/user/profile",
+            "/api/companies",
+        )
+    } <= ok
     assert elapsed < (600 if soak else 60), elapsed
 
 
@@ -385,8 +422,9 @@ def test_fuzz_against_openapi_document(new_sandbox, figures, soak, flavor):
 Answers = list[tuple[int, dict[str, str]]]
 
 
-def _burst(url: str, path: str, headers: dict[str, str], n: int,
-           source: str = "127.0.0.1") -> tuple[Answers, float]:  # fmt: skip
+def _burst(
+    url: str, path: str, headers: dict[str, str], n: int, source: str = "127.0.0.1"
+) -> tuple[Answers, float]:
     """Fire ``n`` requests at once from ``n`` threads; returns (status, headers) and seconds."""
     host, port = url.removeprefix("http://").split(":")
     barrier = threading.Barrier(n + 1)
@@ -414,8 +452,7 @@ def _burst(url: str, path: str, headers: dict[str, str], n: int,
     return results, time.monotonic() - started
 
 
-def _check_bucket(results: Answers, elapsed: float, rate: float,
-                  burst: int) -> int:  # fmt: skip
+def _check_bucket(results: Answers, elapsed: float, rate: float, burst: int) -> int:
     """Assert what a token bucket of ``burst`` refilled at ``rate``/s allows; returns 2xx."""
     statuses = Counter(status for status, _ in results)
     assert set(statuses) <= {200, 429}, statuses
@@ -443,8 +480,9 @@ def _check_bucket(results: Answers, elapsed: float, rate: float,
 def test_rate_limits_under_a_concurrent_burst(new_sandbox, figures):
     sb = new_sandbox(rate_limit=20)  # 20 a second per credential, burst 40
     n = 120
-    results, elapsed = _burst(sb.url, "/api/user/profile",
-                              {"Authorization": f"Bearer {sb.api_key}"}, n)
+    results, elapsed = _burst(
+        sb.url, "/api/user/profile", {"Authorization": f"Bearer {sb.api_key}"}, n
+    )
     assert len(results) == n
     allowed = _check_bucket(results, elapsed, rate=20, burst=40)
     other = sb.admin.create_account(credits=10)["api_key"]  # buckets are per credential

@@ -55,15 +55,40 @@ CONTACTS = 10_000
 #: Downloads in both: 10 % reset, then 30 % of the rest truncated, about 37 %; and 12 % of the
 #: exports end ``failed`` (refunded).
 PROFILES: dict[str, tuple[dict[str, float], float]] = {
-    "mixed": ({"p500": 0.07, "p502": 0.02, "p503": 0.07, "p429": 0.02, "reset": 0.10,
-               "truncate": 0.30, "export_fail": 0.12}, 60.0),
-    "rate-limited": ({"p500": 0.05, "p502": 0.01, "p503": 0.05, "p429": 0.10, "reset": 0.08,
-                      "truncate": 0.30, "export_fail": 0.12}, 0.5),
-}  # fmt: skip
+    "mixed": (
+        {
+            "p500": 0.07,
+            "p502": 0.02,
+            "p503": 0.07,
+            "p429": 0.02,
+            "reset": 0.10,
+            "truncate": 0.30,
+            "export_fail": 0.12,
+        },
+        60.0,
+    ),
+    "rate-limited": (
+        {
+            "p500": 0.05,
+            "p502": 0.01,
+            "p503": 0.05,
+            "p429": 0.10,
+            "reset": 0.08,
+            "truncate": 0.30,
+            "export_fail": 0.12,
+        },
+        0.5,
+    ),
+}
 #: A storm of 429s (and some 5xx, resets, truncations) met by a client that waits at most
 #: 0.5 s: about 38 % of the API requests fail. Used on reads that resume a paid export.
-STORM: dict[str, float] = {"p500": 0.05, "p503": 0.05, "p429": 0.25, "reset": 0.05,
-                           "truncate": 0.30}  # fmt: skip
+STORM: dict[str, float] = {
+    "p500": 0.05,
+    "p503": 0.05,
+    "p429": 0.25,
+    "reset": 0.05,
+    "truncate": 0.30,
+}
 NO_FAULTS: dict[str, float] = {name: 0.0 for name in PROFILES["mixed"][0]}
 RESUME_CASES = 8
 SOAK_RESUME_CASES = 24
@@ -118,8 +143,11 @@ class FaultCounter:
         self.counts: Counter[str] = Counter()
         self.active = False
         injector = sb.runtime.faults
-        status, reset, truncate = (injector.http_status, injector.should_reset,
-                                   injector.should_truncate)  # fmt: skip
+        status, reset, truncate = (
+            injector.http_status,
+            injector.should_reset,
+            injector.should_truncate,
+        )
 
         def http_status() -> int | None:
             answer = status()
@@ -155,8 +183,11 @@ class FaultCounter:
     @staticmethod
     def faults(counts: Counter[str]) -> int:
         """Requests hit by a fault (injected status, reset, truncated download)."""
-        return sum(n for name, n in counts.items() if name.startswith("status ")) + \
-            counts["reset"] + counts["truncate"]  # fmt: skip
+        return (
+            sum(n for name, n in counts.items() if name.startswith("status "))
+            + counts["reset"]
+            + counts["truncate"]
+        )
 
     @staticmethod
     def requests(counts: Counter[str]) -> int:
@@ -218,9 +249,15 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     with Sandbox(contacts=CONTACTS, data_dir=root / "sandbox", rate_limit=0) as sb:
         counter = FaultCounter(sb)
         account = sb.admin.create_account(credits=10**9)
-        with Client(account["api_key"], sb.url, allow_http=True, state_dir=root / "ref-state",
-                    config_file=root / "no-config.toml", backoff_factor=0.01,
-                    poll_interval=(0.01, 0.05)) as reference:  # fmt: skip
+        with Client(
+            account["api_key"],
+            sb.url,
+            allow_http=True,
+            state_dir=root / "ref-state",
+            config_file=root / "no-config.toml",
+            backoff_factor=0.01,
+            poll_interval=(0.01, 0.05),
+        ) as reference:
             bench = Bench(sb, counter, root / "state", root / "cache", reference)
             library = logging.getLogger("scoutframe")
             level = library.level
@@ -262,8 +299,18 @@ class Load:
 
     def reference_key(self) -> str:
         """The same call without the cache (its fault-free result does not depend on it)."""
-        return json.dumps([self.filters, self.method, self.chunksize, self.nrows, self.columns,
-                           self.dtype_backend, self.budget], sort_keys=True)  # fmt: skip
+        return json.dumps(
+            [
+                self.filters,
+                self.method,
+                self.chunksize,
+                self.nrows,
+                self.columns,
+                self.dtype_backend,
+                self.budget,
+            ],
+            sort_keys=True,
+        )
 
     @property
     def may_spend(self) -> bool:
@@ -282,15 +329,18 @@ def draw_loads(rng: random.Random, n: int) -> list[Load]:
         cache = rng.choice(CACHE_MODES)
         if method == "auto":
             cache = False  # a cached "auto" read prefers an export entry: not the same call
-        loads.append(Load(
-            filters=filters, method=method,
-            chunksize=rng.choice([None, None, 97, 250, 1_000]),
-            nrows=rng.choice([None, None, None, 1, 50, 333]),
-            columns=tuple(SOME_COLUMNS) if rng.random() < 0.2 else None,
-            cache=cache,
-            dtype_backend="numpy_nullable" if rng.random() < 0.2 else "pyarrow",
-            budget=10**6 if method == "auto" or rng.random() < 0.2 else None,
-        ))  # fmt: skip
+        loads.append(
+            Load(
+                filters=filters,
+                method=method,
+                chunksize=rng.choice([None, None, 97, 250, 1_000]),
+                nrows=rng.choice([None, None, None, 1, 50, 333]),
+                columns=tuple(SOME_COLUMNS) if rng.random() < 0.2 else None,
+                cache=cache,
+                dtype_backend="numpy_nullable" if rng.random() < 0.2 else "pyarrow",
+                budget=10**6 if method == "auto" or rng.random() < 0.2 else None,
+            )
+        )
     return loads
 
 
@@ -298,10 +348,15 @@ def read(load: Load, client: Client, cache_dir: Path | None) -> tuple[pd.DataFra
     """Run ``load``; return the frame (chunks concatenated), the credits it says it spent and
     the reason its provenance gives."""
     kwargs: dict[str, Any] = {
-        **load.filters, "client": client, "method": load.method, "nrows": load.nrows,
+        **load.filters,
+        "client": client,
+        "method": load.method,
+        "nrows": load.nrows,
         "columns": list(load.columns) if load.columns else None,
-        "dtype_backend": load.dtype_backend, "max_credits": load.budget, "progress": False,
-    }  # fmt: skip
+        "dtype_backend": load.dtype_backend,
+        "max_credits": load.budget,
+        "progress": False,
+    }
     if load.cache is not False and cache_dir is not None:
         kwargs.update(cache=load.cache, cache_dir=cache_dir)
     with warnings.catch_warnings():
@@ -368,8 +423,9 @@ class LoadRecord:
 def check_credits(ledger: list[dict[str, Any]], records: list[LoadRecord]) -> list[str]:
     """What the account's ledger says against what the loads of the round did."""
     problems: list[str] = []
-    refunded = Counter(e["ref"] for e in ledger if e["delta"] > 0 and str(e["reason"]).startswith(
-        "refund"))  # fmt: skip
+    refunded = Counter(
+        e["ref"] for e in ledger if e["delta"] > 0 and str(e["reason"]).startswith("refund")
+    )
     debits = [e for e in ledger if e["delta"] < 0]
     charged = Counter(e["ref"] for e in debits)
     for ref, n in charged.items():
@@ -395,13 +451,17 @@ def check_credits(ledger: list[dict[str, Any]], records: list[LoadRecord]) -> li
             if attempt.spent is not None:
                 paid_here = sum(-e["delta"] for e in kept[-1])
                 if attempt.spent != paid_here:
-                    problems.append(f"{what}: the frame says {attempt.spent} credits spent, the "
-                                    f"ledger shows {paid_here} kept in that attempt")  # fmt: skip
+                    problems.append(
+                        f"{what}: the frame says {attempt.spent} credits spent, the "
+                        f"ledger shows {paid_here} kept in that attempt"
+                    )
         total_kept = sum(len(k) for k in kept)
         if total_kept > 1:
-            problems.append(f"{what}: {total_kept} exports paid and kept for one load (per "
-                            f"attempt: {[[e['ref'] for e in k] for k in kept]}; errors: "
-                            f"{[a.error for a in record.attempts]})")  # fmt: skip
+            problems.append(
+                f"{what}: {total_kept} exports paid and kept for one load (per "
+                f"attempt: {[[e['ref'] for e in k] for k in kept]}; errors: "
+                f"{[a.error for a in record.attempts]})"
+            )
     return problems
 
 
@@ -414,8 +474,9 @@ def check_history(client: Client, ledger: list[dict[str, Any]]) -> list[str]:
     failed = sum(1 for e in entries if e.status == "failed")
     problems = []
     if kept != exported:
-        problems.append(f"the ledger kept {kept:,} credits, the history's paid exports hold "
-                        f"{exported:,} rows")  # fmt: skip
+        problems.append(
+            f"the ledger kept {kept:,} credits, the history's paid exports hold {exported:,} rows"
+        )
     if failed != len(refunded):
         problems.append(f"{failed} failed exports in the history, {len(refunded)} refunds")
     return problems
@@ -430,8 +491,9 @@ RECOVERIES = {
 }
 
 
-def run_load(bench: Bench, client: Client, account_id: int, record: LoadRecord, seed: int,
-             what: str) -> list[str]:  # fmt: skip
+def run_load(
+    bench: Bench, client: Client, account_id: int, record: LoadRecord, seed: int, what: str
+) -> list[str]:
     """Run one load (and its re-runs); fill ``record``; return what went wrong."""
     expected, _ = reference_of(bench, record.load)
     wrong: list[str] = []
@@ -448,13 +510,16 @@ def run_load(bench: Bench, client: Client, account_id: int, record: LoadRecord, 
                 wrong.append(f"{what}: raised with every fault off: {attempt.error}")
         except Exception as exc:  # anything else escaping is a wrong result
             attempt.error = f"{type(exc).__name__}: {exc}"
-            wrong.append(f"{what}: {type(exc).__name__} escaped (attempt {number}):\n"
-                         f"{''.join(traceback.format_exception(exc))[-3000:]}")  # fmt: skip
+            wrong.append(
+                f"{what}: {type(exc).__name__} escaped (attempt {number}):\n"
+                f"{''.join(traceback.format_exception(exc))[-3000:]}"
+            )
         else:
             difference = same_data(got, expected)
             if difference is not None:
-                wrong.append(f"{what}: attempt {number} differs from the fault-free result:\n"
-                             f"{difference}")  # fmt: skip
+                wrong.append(
+                    f"{what}: attempt {number} differs from the fault-free result:\n{difference}"
+                )
             attempt.reason = reason
         finally:
             attempt.end = len(bench.sb.admin.ledger(account_id))
@@ -478,10 +543,17 @@ def run_round(bench: Bench, seed: int, figures: Any) -> None:
     # bounds how long a charging call that met a 502 (it may still run upstream) is watched
     # before the client gives up on it (at least 5 s whatever the setting): the slowest fault.
     bench.profile, cap = PROFILES["mixed" if seed % 2 else "rate-limited"]
-    client = Client(account["api_key"], sb.url, allow_http=True, state_dir=bench.state_dir,
-                    config_file=bench.state_dir.parent / "no-config.toml",
-                    backoff_factor=0.01, poll_interval=(0.01, 0.05), retry_after_cap=cap,
-                    timeout=(2.0, 5.0))  # fmt: skip
+    client = Client(
+        account["api_key"],
+        sb.url,
+        allow_http=True,
+        state_dir=bench.state_dir,
+        config_file=bench.state_dir.parent / "no-config.toml",
+        backoff_factor=0.01,
+        poll_interval=(0.01, 0.05),
+        retry_after_cap=cap,
+        timeout=(2.0, 5.0),
+    )
     records: list[LoadRecord] = []
     wrong: list[str] = []
     cached: set[str] = set()  # the cache entries this account has: filters and method
@@ -492,8 +564,14 @@ def run_round(bench: Bench, seed: int, figures: Any) -> None:
             existed = load.cache is not False and entry in cached
             record = LoadRecord(load, reference_of(bench, load)[1], entry_existed=existed)
             records.append(record)
-            wrong += run_load(bench, client, account_id, record, seed * 100 + number,
-                              f"round {seed} load {number} ({load.describe()})")  # fmt: skip
+            wrong += run_load(
+                bench,
+                client,
+                account_id,
+                record,
+                seed * 100 + number,
+                f"round {seed} load {number} ({load.describe()})",
+            )
             if record.attempts[-1].error is None and load.cache is not False:
                 cached.add(entry)
         bench.faults(None)
@@ -531,7 +609,8 @@ def run_round(bench: Bench, seed: int, figures: Any) -> None:
 def _soak(config: pytest.Config) -> bool:
     """``--soak`` or ``SCOUTFRAME_SOAK=1`` (as the suite's conftest decides)."""
     return bool(config.getoption("--soak", default=False)) or os.environ.get(
-        "SCOUTFRAME_SOAK", "").strip() not in ("", "0")  # fmt: skip
+        "SCOUTFRAME_SOAK", ""
+    ).strip() not in ("", "0")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -561,30 +640,41 @@ def test_a_paid_export_not_yet_delivered_is_resumed_under_faults_never_bought_ag
     before = bench.counter.snapshot()
     for case in range(cases):
         filters = rng.choice(FILTER_POOL)[0]
-        load = Load(filters=filters, method="export", chunksize=rng.choice([None, 250]),
-                    cache=rng.choice([False, True]))  # fmt: skip
+        load = Load(
+            filters=filters,
+            method="export",
+            chunksize=rng.choice([None, 250]),
+            cache=rng.choice([False, True]),
+        )
         bench.faults(None)
         size = reference_of(bench, load)[1]  # the fault-free frame first (run_load compares)
         account = bench.sb.admin.create_account(credits=10**8)
         account_id = int(account["id"])
         bench.profile, cap = STORM, 0.5
-        with Client(account["api_key"], bench.sb.url, allow_http=True,
-                    state_dir=bench.state_dir, config_file=bench.state_dir.parent / "none.toml",
-                    backoff_factor=0.01, poll_interval=(0.01, 0.05), retry_after_cap=cap,
-                    timeout=(2.0, 5.0)) as client:  # fmt: skip
+        with Client(
+            account["api_key"],
+            bench.sb.url,
+            allow_http=True,
+            state_dir=bench.state_dir,
+            config_file=bench.state_dir.parent / "none.toml",
+            backoff_factor=0.01,
+            poll_interval=(0.01, 0.05),
+            retry_after_cap=cap,
+            timeout=(2.0, 5.0),
+        ) as client:
             job = client.exports.start(filters)  # paid; its handle is saved, as a read leaves it
             record = LoadRecord(load, size)
             what = f"resume case {case} ({load.describe()}; export {job.job_id} paid)"
-            wrong += run_load(bench, client, account_id, record, BASE_SEED * 7 + case * 10,
-                              what)  # fmt: skip
+            wrong += run_load(bench, client, account_id, record, BASE_SEED * 7 + case * 10, what)
         bench.faults(None)
         outcomes[record.outcome] += 1
-        paid = [(e["delta"], e["ref"]) for e in bench.sb.admin.ledger(account_id)
-                if e["delta"] < 0]  # fmt: skip
+        paid = [(e["delta"], e["ref"]) for e in bench.sb.admin.ledger(account_id) if e["delta"] < 0]
         spent = [a.spent for a in record.attempts if a.spent is not None]
         if paid != [(-size, job.task_id)]:
-            problems.append(f"{what}: the ledger shows {paid}, not the one export paid before "
-                            f"(errors met: {[a.error for a in record.attempts]})")  # fmt: skip
+            problems.append(
+                f"{what}: the ledger shows {paid}, not the one export paid before "
+                f"(errors met: {[a.error for a in record.attempts]})"
+            )
         if spent and spent[-1] != 0:
             problems.append(f"{what}: the read says it spent {spent[-1]} credits")
     injected = bench.counter.snapshot() - before

@@ -32,8 +32,11 @@ def test_bad_credentials_are_401_with_challenge(sandbox, auth):
 
 
 def test_jwt_login_and_use(sandbox):
-    r = requests.post(f"{sandbox.url}/api/auth/login", timeout=10,
-                      json={"username": sandbox.username, "password": sandbox.password})
+    r = requests.post(
+        f"{sandbox.url}/api/auth/login",
+        timeout=10,
+        json={"username": sandbox.username, "password": sandbox.password},
+    )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"access", "refresh", "user"}
@@ -44,8 +47,11 @@ def test_jwt_login_and_use(sandbox):
 
 
 def test_wrong_password_is_401(sandbox):
-    r = requests.post(f"{sandbox.url}/api/auth/login", timeout=10,
-                      json={"username": sandbox.username, "password": "wrong"})
+    r = requests.post(
+        f"{sandbox.url}/api/auth/login",
+        timeout=10,
+        json={"username": sandbox.username, "password": "wrong"},
+    )
     assert r.status_code == 401
     assert "access" not in r.json()
 
@@ -58,21 +64,26 @@ def test_login_without_fields_is_400(sandbox):
 
 def test_access_expiry_refresh_and_refresh_expiry(make_sandbox):
     sb = make_sandbox(access_token_lifetime=60, refresh_token_lifetime=3600)
-    tokens = requests.post(f"{sb.url}/api/auth/login", timeout=10,
-                           json={"username": sb.username, "password": sb.password}).json()
+    tokens = requests.post(
+        f"{sb.url}/api/auth/login",
+        timeout=10,
+        json={"username": sb.username, "password": sb.password},
+    ).json()
     assert _profile(sb.url, f"Bearer {tokens['access']}").status_code == 200
     sb.admin.advance_clock(61)
     r = _profile(sb.url, f"Bearer {tokens['access']}")
     assert r.status_code == 401
     assert r.json()["code"] == "token_not_valid"
-    refreshed = requests.post(f"{sb.url}/api/token/refresh", json={"refresh": tokens["refresh"]},
-                              timeout=10)
+    refreshed = requests.post(
+        f"{sb.url}/api/token/refresh", json={"refresh": tokens["refresh"]}, timeout=10
+    )
     assert refreshed.status_code == 200
     assert set(refreshed.json()) == {"access"}
     assert _profile(sb.url, f"Bearer {refreshed.json()['access']}").status_code == 200
     sb.admin.advance_clock(3600)
-    r = requests.post(f"{sb.url}/api/token/refresh/", json={"refresh": tokens["refresh"]},
-                      timeout=10)
+    r = requests.post(
+        f"{sb.url}/api/token/refresh/", json={"refresh": tokens["refresh"]}, timeout=10
+    )
     assert r.status_code == 401
     bad = requests.post(f"{sb.url}/api/token/refresh", json={"refresh": "garbage"}, timeout=10)
     assert bad.status_code == 401
@@ -104,8 +115,11 @@ def test_key_shown_once_listed_without_it_and_revoked(sandbox, account, api_for)
 
 def test_key_management_with_jwt(sandbox, account, api_for):
     info, _ = account
-    tokens = requests.post(f"{sandbox.url}/api/auth/login", timeout=10,
-                           json={"username": info["email"], "password": info["password"]}).json()
+    tokens = requests.post(
+        f"{sandbox.url}/api/auth/login",
+        timeout=10,
+        json={"username": info["email"], "password": info["password"]},
+    ).json()
     jwt_api = api_for(sandbox.url, f"Bearer {tokens['access']}")
     created = jwt_api.post("/api/user/api-keys/", json={})
     assert created.status_code == 201
@@ -143,11 +157,14 @@ def test_bad_expiry_is_field_error(api):
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
-@pytest.mark.parametrize(("sent", "shown"), [
-    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),  # zero-padded, as RFC 3339 wants
-    ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59Z"),
-    ("2999-01-01t00:00:00z", "2999-01-01T00:00:00Z"),  # RFC 3339 allows lower case
-])
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),  # zero-padded, as RFC 3339 wants
+        ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59Z"),
+        ("2999-01-01t00:00:00z", "2999-01-01T00:00:00Z"),  # RFC 3339 allows lower case
+    ],
+)
 def test_key_expiry_is_rfc3339_both_ways(account, sent, shown):
     """``expiry`` is an RFC 3339 date-time (the OpenAPI document says so): accepted, answered."""
     _, api = account

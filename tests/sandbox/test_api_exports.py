@@ -153,7 +153,10 @@ def test_pacing_holds_ready_back(make_sandbox, api_for):
     sb = make_sandbox()
     api = api_for(sb.url, f"Bearer {sb.api_key}")
     assert sb.admin.set_export_pacing(min_polls=3) == {
-        "min_polls": 3, "delay_seconds": 0.0, "processing_seconds": 0.0}
+        "min_polls": 3,
+        "delay_seconds": 0.0,
+        "processing_seconds": 0.0,
+    }
     sid, _ = _search(api, {"countries": "NZ"})
     task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
     sb.runtime.exports.shutdown()  # wait for the worker: only pacing holds it back now
@@ -170,8 +173,11 @@ def test_concurrent_starts_never_overdraw(sandbox, api_for):
     apis = [api_for(sandbox.url, f"Bearer {info['api_key']}") for _ in range(6)]
     sid, _ = _search(apis[0], {"countries": "NZ"})
     with ThreadPoolExecutor(6) as pool:
-        codes = list(pool.map(
-            lambda a: a.get("/api/download-csv", params={"search_id": sid}).status_code, apis))
+        codes = list(
+            pool.map(
+                lambda a: a.get("/api/download-csv", params={"search_id": sid}).status_code, apis
+            )
+        )
     assert sorted(codes) == [202] + [403] * 5
     assert apis[0].get("/api/user/profile").json()["credits"] == total * 3 // 2 - total
     assert [e["delta"] for e in sandbox.admin.ledger(info["id"])][1:] == [-total]

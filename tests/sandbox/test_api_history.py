@@ -55,12 +55,15 @@ def test_history_freshness_and_deltas(make_sandbox, api_for, wait_export):
     assert results[0]["parent_id"] == entry["id"]
     assert results[0]["row_count"] == 12
     # the updated businesses are in the delta with their newer collected_at
-    original = {row["place_id"]: row for row in csv.DictReader(io.StringIO(
-        __import__("requests").get(entry["download_url"], timeout=30).text))}
+    original = {
+        row["place_id"]: row
+        for row in csv.DictReader(
+            io.StringIO(__import__("requests").get(entry["download_url"], timeout=30).text)
+        )
+    }
     updated = [row for row in rows if row["place_id"] in original]
     assert len(updated) == 5
-    assert all(row["collected_at"] > original[row["place_id"]]["collected_at"]
-               for row in updated)
+    assert all(row["collected_at"] > original[row["place_id"]]["collected_at"] for row in updated)
 
     # the delta's export time is the next cut-off
     assert api.get(f"/api/user/search-history/{delta_id}/freshness").json()["new_count"] == 0
@@ -77,8 +80,11 @@ def test_delta_matches_filters_only(make_sandbox, api_for, wait_export):
     entry = api.get("/api/user/search-history").json()["results"][0]
     sb.admin.add_contacts(300)
     new = api.get(f"/api/user/search-history/{entry['id']}/freshness").json()["new_count"]
-    rows = list(csv.DictReader(io.StringIO(
-        api.get(f"/api/user/search-history/{entry['id']}/download-delta").text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(api.get(f"/api/user/search-history/{entry['id']}/download-delta").text)
+        )
+    )
     assert len(rows) == new
     assert 0 < new < 300
     assert {row["country"] for row in rows} == {"FR"}
@@ -92,8 +98,9 @@ def test_other_accounts_history_is_404(sandbox, api, account, wait_export):
         r = api.get(f"/api/user/search-history/{entry['id']}/{suffix}")
         assert r.status_code == 404
         assert r.json() == {"detail": "Not found."}
-    assert entry["id"] not in [e["id"] for e in api.get("/api/user/search-history").json()[
-        "results"]]
+    assert entry["id"] not in [
+        e["id"] for e in api.get("/api/user/search-history").json()["results"]
+    ]
     assert api.get("/api/user/search-history/abc/freshness").status_code == 404
 
 

@@ -15,8 +15,16 @@ MALFORMED = ["1e3", "0x10", "1.0", "abc", "1_000", "%20", "-0"]
 def _spellings(value: int) -> list[str]:
     """Ways ``int()`` would accept for ``value`` that are not its canonical spelling."""
     arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(value))
-    return [f"%20{value}", f"{value}%20", f"+{value}", f"{value}.0", f"0x{value:x}",
-            arabic_indic, f"{value}_", str(value + 2**64)]
+    return [
+        f"%20{value}",
+        f"{value}%20",
+        f"+{value}",
+        f"{value}.0",
+        f"0x{value:x}",
+        arabic_indic,
+        f"{value}_",
+        str(value + 2**64),
+    ]
 
 
 def _not_found(r):
@@ -94,13 +102,21 @@ def test_ledger_with_bad_ids_is_404(sandbox, api_for):
 def test_live_filters_with_huge_ids_match_nothing(live_sandbox, api_for, key):
     """Unknown ids match nothing in the live flavour, even ones no int32 column can hold."""
     api = api_for(live_sandbox.url, f"Token {live_sandbox.api_key}")
-    known = {"category": [8059, 8060, 8061, 8062, 8063], "level1_locations": [40, 43, 53, 57, 63],
-             "level3_locations": [1_000_000, 1_000_001, 1_000_002, 1_000_003, 1_000_004]}[key]
+    known = {
+        "category": [8059, 8060, 8061, 8062, 8063],
+        "level1_locations": [40, 43, 53, 57, 63],
+        "level3_locations": [1_000_000, 1_000_001, 1_000_002, 1_000_003, 1_000_004],
+    }[key]
     for huge in ([2**40], [2**63, -(2**63) - 1, 2**31]):
         for values in (huge, [*known, *huge]):
             params = {key: ",".join(map(str, values))}
-            expected = 0 if values == huge else api.get(
-                "/api/companies", params={key: ",".join(map(str, known))}).json()["totalCount"]
+            expected = (
+                0
+                if values == huge
+                else api.get("/api/companies", params={key: ",".join(map(str, known))}).json()[
+                    "totalCount"
+                ]
+            )
             for path in ("/api/companies", "/api/public/companies"):
                 r = api.get(path, params=params)
                 assert r.status_code == 200, (path, params, r.text)

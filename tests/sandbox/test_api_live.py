@@ -32,8 +32,11 @@ def test_api_keys_only_with_token_prefix(live_sandbox, api_for):
 
 
 def test_jwt_still_bearer(live_sandbox, api_for):
-    tokens = requests.post(f"{live_sandbox.url}/api/auth/login", timeout=10, json={
-        "username": live_sandbox.username, "password": live_sandbox.password}).json()
+    tokens = requests.post(
+        f"{live_sandbox.url}/api/auth/login",
+        timeout=10,
+        json={"username": live_sandbox.username, "password": live_sandbox.password},
+    ).json()
     jwt_api = api_for(live_sandbox.url, f"Bearer {tokens['access']}")
     assert jwt_api.get("/api/user/profile").status_code == 200
 
@@ -48,8 +51,9 @@ def test_unknown_values_are_ignored(live):
 
 
 def test_phone_shapes_and_extra_fields(live):
-    body = live.get("/api/companies", params={"countries": "US", "paginate": "true",
-                                              "page": "1"}).json()
+    body = live.get(
+        "/api/companies", params={"countries": "US", "paginate": "true", "page": "1"}
+    ).json()
     assert set(body) > {"totalCount", "search_id", "preview", "page", "num_pages"}
     shapes = {type(c["phone"]) for c in body["preview"]}
     assert shapes == {str, list}

@@ -29,8 +29,10 @@ def test_per_credential_limit(make_sandbox, api_for):
 
 def test_public_endpoint_per_address(make_sandbox):
     sb = make_sandbox(rate_limit=2)
-    codes = [requests.get(f"{sb.url}/api/public/companies", params={"countries": "FR"},
-                          timeout=10) for _ in range(11)]
+    codes = [
+        requests.get(f"{sb.url}/api/public/companies", params={"countries": "FR"}, timeout=10)
+        for _ in range(11)
+    ]
     assert [r.status_code for r in codes[:10]] == [200] * 10
     assert codes[10].status_code == 429
     assert int(codes[10].headers["Retry-After"]) >= 1
@@ -49,19 +51,27 @@ def test_every_authenticated_answer_carries_the_headers(make_sandbox, api_for):
     task = api.get("/api/download-csv", params={"search_id": sid}).json()["task_id"]
     key_id = api.post("/api/user/api-keys", json={"name": "gone"}).json()["id"]
     entry = api.get("/api/user/search-history").json()["results"][0]["id"]
-    login = requests.post(f"{sb.url}/api/auth/login", timeout=10,
-                          json={"username": sb.username, "password": sb.password}).json()
+    login = requests.post(
+        f"{sb.url}/api/auth/login",
+        timeout=10,
+        json={"username": sb.username, "password": sb.password},
+    ).json()
     jwt_api = api_for(sb.url, f"Bearer {login['access']}")
     calls = [
-        ("GET", "/api/user/profile", 200), ("GET", "/api/user/api-keys", 200),
-        ("POST", "/api/user/api-keys", 201), ("DELETE", f"/api/user/api-keys/{key_id}", 204),
+        ("GET", "/api/user/profile", 200),
+        ("GET", "/api/user/api-keys", 200),
+        ("POST", "/api/user/api-keys", 201),
+        ("DELETE", f"/api/user/api-keys/{key_id}", 204),
         ("DELETE", f"/api/user/api-keys/{key_id}", 404),
         ("GET", "/api/companies?countries=XX", 400),
         ("GET", "/api/companies?paginate=true&page=999", 404),
-        ("GET", "/api/categories?q=plumb&limit=2", 200), ("GET", "/api/locations/countries", 200),
-        ("GET", "/api/locations/search?q=Paris", 200), ("GET", "/api/locations/level1?ids=40", 200),
+        ("GET", "/api/categories?q=plumb&limit=2", 200),
+        ("GET", "/api/locations/countries", 200),
+        ("GET", "/api/locations/search?q=Paris", 200),
+        ("GET", "/api/locations/level1?ids=40", 200),
         ("GET", "/api/professions/summary?countries=FR,BE", 200),
-        ("GET", f"/api/download-status/{task}", 200), ("GET", "/api/download-status/task_x", 404),
+        ("GET", f"/api/download-status/{task}", 200),
+        ("GET", "/api/download-status/task_x", 404),
         ("GET", "/api/download-csv?search_id=srch_00000000", 404),
         ("GET", "/api/user/search-history", 200),
         ("GET", f"/api/user/search-history/{entry}/freshness", 200),
@@ -86,11 +96,13 @@ def test_every_authenticated_answer_carries_the_headers(make_sandbox, api_for):
 def test_wrong_method_answers_after_authentication(make_sandbox, api_for):
     sb = make_sandbox(rate_limit=1000)
     api = api_for(sb.url, f"Bearer {sb.api_key}")
-    for method, path, allow in [("POST", "/api/companies/", "GET, HEAD"),
-                                ("DELETE", "/api/user/profile", "GET, HEAD"),
-                                ("PUT", "/api/locations/level1", "GET, HEAD"),
-                                ("GET", "/api/user/api-keys/1", "DELETE"),
-                                ("PATCH", "/api/user/api-keys", "GET, POST, HEAD")]:
+    for method, path, allow in [
+        ("POST", "/api/companies/", "GET, HEAD"),
+        ("DELETE", "/api/user/profile", "GET, HEAD"),
+        ("PUT", "/api/locations/level1", "GET, HEAD"),
+        ("GET", "/api/user/api-keys/1", "DELETE"),
+        ("PATCH", "/api/user/api-keys", "GET, POST, HEAD"),
+    ]:
         r = api(method, path)
         assert r.status_code == 405, (method, path)
         assert r.json() == {"detail": "Method Not Allowed"}

@@ -9,10 +9,27 @@ import pytest
 import requests
 
 CONTACT_FIELDS = {
-    "place_id", "name", "email", "phone", "website", "instagram", "facebook", "address",
-    "city", "zipcode", "level1_location", "level2_location", "level3_location", "country",
-    "categories", "rating", "review_count", "latitude", "longitude", "collected_at",
-}  # fmt: skip
+    "place_id",
+    "name",
+    "email",
+    "phone",
+    "website",
+    "instagram",
+    "facebook",
+    "address",
+    "city",
+    "zipcode",
+    "level1_location",
+    "level2_location",
+    "level3_location",
+    "country",
+    "categories",
+    "rating",
+    "review_count",
+    "latitude",
+    "longitude",
+    "collected_at",
+}
 MASKED = re.compile(r"^[^*@]\**@[^*.]\**\.[A-Za-z0-9-]+$")
 
 
@@ -51,8 +68,9 @@ def test_pages_cover_the_result_exactly_once_in_place_id_order(api):
     assert len(ids) == body["totalCount"] > 50
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
-    last = api.get("/api/companies", params=[*params, ("paginate", "true"),
-                                             ("page", body["num_pages"])]).json()
+    last = api.get(
+        "/api/companies", params=[*params, ("paginate", "true"), ("page", body["num_pages"])]
+    ).json()
     assert len(last["preview"]) == body["totalCount"] - 50 * (body["num_pages"] - 1)
     assert all(c["email"] for c in rows)
 
@@ -65,14 +83,19 @@ def test_page_out_of_range_is_404(api, page):
 
 
 def test_page_size_is_ignored(api):
-    r = api.get("/api/companies", params={"countries": "FR", "paginate": "true",
-                                          "page_size": "5"})
+    r = api.get("/api/companies", params={"countries": "FR", "paginate": "true", "page_size": "5"})
     assert len(r.json()["preview"]) == 50
 
 
 def test_empty_result_has_one_empty_page(api):
-    params = {"countries": "FR", "email": "true", "website": "false", "phone": "false",
-              "category": "8059", "level3_locations": "1004336"}
+    params = {
+        "countries": "FR",
+        "email": "true",
+        "website": "false",
+        "phone": "false",
+        "category": "8059",
+        "level3_locations": "1004336",
+    }
     r = api.get("/api/companies", params={**params, "paginate": "true", "page": "1"})
     body = r.json()
     if body["totalCount"]:  # narrow enough to be empty in a 20,000-contact dataset
@@ -82,8 +105,10 @@ def test_empty_result_has_one_empty_page(api):
 
 
 def test_emails_masked_one_star_per_hidden_character(api):
-    rows = api.get("/api/companies", params={"countries": "FR", "email": "true",
-                                             "paginate": "true", "page": "1"}).json()["preview"]
+    rows = api.get(
+        "/api/companies",
+        params={"countries": "FR", "email": "true", "paginate": "true", "page": "1"},
+    ).json()["preview"]
     emails = [e for c in rows for e in c["email"]]
     assert emails
     for e in emails:
@@ -116,15 +141,17 @@ def test_filters_combine(api):
     without = api.get("/api/companies", params={"countries": "FR", "email": "false"}).json()
     assert with_mail["totalCount"] + without["totalCount"] == fr
     phone = api.get("/api/companies", params={"countries": "FR", "phone": "true"}).json()
-    phone_number = api.get("/api/companies",
-                           params={"countries": "FR", "phone_number": "true"}).json()
+    phone_number = api.get(
+        "/api/companies", params={"countries": "FR", "phone_number": "true"}
+    ).json()
     assert phone["totalCount"] == phone_number["totalCount"]
 
 
 def test_category_and_main_activity(api):
     cats = api.get("/api/companies", params={"category": "8059"}).json()
-    main = api.get("/api/companies", params={"category": "8059",
-                                             "main_activity_only": "true"}).json()
+    main = api.get(
+        "/api/companies", params={"category": "8059", "main_activity_only": "true"}
+    ).json()
     assert 0 < main["totalCount"] <= cats["totalCount"]
     assert all(c["categories"][0] == "Plumber" for c in main["preview"])
     assert all("Plumber" in c["categories"] for c in cats["preview"])
@@ -141,9 +168,13 @@ def test_locations_singular_and_plural(api):
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"countries": "XX"}, "countries"), ({"category": "1"}, "category"),
-     ({"level2_locations": "40"}, "level2_locations"), ({"email": "maybe"}, "email"),
-     ({"countries": "FR", "paginate": "true", "page": "abc"}, "page")],
+    [
+        ({"countries": "XX"}, "countries"),
+        ({"category": "1"}, "category"),
+        ({"level2_locations": "40"}, "level2_locations"),
+        ({"email": "maybe"}, "email"),
+        ({"countries": "FR", "paginate": "true", "page": "abc"}, "page"),
+    ],
 )
 def test_invalid_filters_are_field_errors(api, params, field):
     r = api.get("/api/companies", params=params)
@@ -161,8 +192,7 @@ def test_unknown_country_message(api):
 
 
 def test_public_endpoint(sandbox):
-    r = requests.get(f"{sandbox.url}/api/public/companies", params={"countries": "FR"},
-                     timeout=10)
+    r = requests.get(f"{sandbox.url}/api/public/companies", params={"countries": "FR"}, timeout=10)
     assert r.status_code == 200
     body = r.json()
     assert body["search_id"] is None
@@ -208,14 +238,17 @@ def test_countries_and_location_browse(api):
     level1 = api.get("/api/locations/level1", params={"country": "FR"}).json()
     assert level1["count"] == len(level1["locations"]) > 0
     region = level1["locations"][0]
-    level2 = api.get("/api/locations/level2", params={"country": "FR",
-                                                      "states": region["id"]}).json()
+    level2 = api.get(
+        "/api/locations/level2", params={"country": "FR", "states": region["id"]}
+    ).json()
     assert level2["count"] > 0
-    assert all(x["parent_id"] == region["id"] and x["type"] == "level2"
-               for x in level2["locations"])
+    assert all(
+        x["parent_id"] == region["id"] and x["type"] == "level2" for x in level2["locations"]
+    )
     county = level2["locations"][0]
-    level3 = api.get("/api/locations/level3", params={"country": "FR",
-                                                      "counties": county["id"]}).json()
+    level3 = api.get(
+        "/api/locations/level3", params={"country": "FR", "counties": county["id"]}
+    ).json()
     assert all(x["parent_id"] == county["id"] for x in level3["locations"])
     looked = api.get("/api/locations/level1", params={"ids": region["id"]}).json()
     assert looked["locations"] == [region]
@@ -260,12 +293,17 @@ def test_malformed_paginate_is_a_field_error(request, flavor):
     sb = request.getfixturevalue("sandbox" if flavor == "docs" else "live_sandbox")
     scheme = "Bearer" if flavor == "docs" else "Token"
     auth = {"Authorization": f"{scheme} {sb.api_key}"}
-    r = requests.get(f"{sb.url}/api/companies", params={"paginate": "maybe"}, headers=auth,
-                     timeout=10)
+    r = requests.get(
+        f"{sb.url}/api/companies", params={"paginate": "maybe"}, headers=auth, timeout=10
+    )
     assert r.status_code == 400
     assert r.json() == {"paginate": ["'maybe' is not a valid boolean; use true or false."]}
-    ok = requests.get(f"{sb.url}/api/companies", params={"paginate": "TRUE", "page": "2"},
-                      headers=auth, timeout=10)
+    ok = requests.get(
+        f"{sb.url}/api/companies",
+        params={"paginate": "TRUE", "page": "2"},
+        headers=auth,
+        timeout=10,
+    )
     assert ok.status_code == 200
     assert (ok.json()["page"], len(ok.json()["preview"])) == (2, 50)
 

@@ -70,8 +70,9 @@ def test_exclusive_never_overwrites(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
-def test_a_failing_export_keeps_the_previous_file(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_export_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = pa.table({name: pa.array([None], pa.string()) for name in CONTACT_COLUMNS})
     target = tmp_path / "export.csv"
     target.write_bytes(b"previous export")
@@ -100,8 +101,11 @@ def _renames_outside_the_helper(directory: Path = SANDBOX) -> list[str]:
             ):
                 found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
             elif isinstance(node, ast.Import | ast.ImportFrom):
-                modules = [a.name for a in node.names] if isinstance(node, ast.Import) \
+                modules = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
                     else [node.module or ""]
+                )
                 if "tempfile" in modules:
                     found.append(f"{path.name}:{node.lineno} imports tempfile")
     return found
@@ -117,5 +121,7 @@ def test_the_scan_would_see_a_rename(tmp_path: Path) -> None:
         "import os\nimport tempfile\n'x'.replace('a', 'b')\nos.replace(a, b)\np.rename(q)\n"
     )
     assert _renames_outside_the_helper(tmp_path) == [
-        "other.py:2 imports tempfile", "other.py:4 os.replace", "other.py:5 p.rename",
+        "other.py:2 imports tempfile",
+        "other.py:4 os.replace",
+        "other.py:5 p.rename",
     ]

@@ -23,7 +23,8 @@ def test_the_declaration_is_the_contract() -> None:
 
 
 def test_csv_header_api_records_and_openapi_schema_are_the_declaration(
-        sandbox: Sandbox, api) -> None:  # fmt: skip
+    sandbox: Sandbox, api
+) -> None:
     csv = export_csv_bytes(sandbox.runtime.store.table.slice(0, 3))
     assert csv.split(b"\n", 1)[0].decode() == ",".join(CONTACT_COLUMNS)
 

@@ -37,19 +37,38 @@ def test_contact_schema_is_the_documented_one(dataset: ds.Dataset) -> None:
     schema = dataset.contacts.schema
     assert tuple(schema.names[:20]) == ds.CONTACT_COLUMNS
     assert schema.names[20:] == [
-        "level1_id", "level2_id", "level3_id", "category_ids", "main_category_id",
+        "level1_id",
+        "level2_id",
+        "level3_id",
+        "category_ids",
+        "main_category_id",
     ]
     expected = {
-        "place_id": pa.string(), "name": pa.string(), "email": pa.list_(pa.string()),
-        "phone": pa.list_(pa.string()), "website": pa.string(), "instagram": pa.string(),
-        "facebook": pa.string(), "address": pa.string(), "city": pa.string(),
-        "zipcode": pa.string(), "level1_location": pa.string(),
-        "level2_location": pa.string(), "level3_location": pa.string(),
-        "country": pa.string(), "categories": pa.list_(pa.string()), "rating": pa.float64(),
-        "review_count": pa.int32(), "latitude": pa.float64(), "longitude": pa.float64(),
-        "collected_at": pa.timestamp("us", tz="UTC"), "level1_id": pa.int32(),
-        "level2_id": pa.int32(), "level3_id": pa.int32(),
-        "category_ids": pa.list_(pa.int32()), "main_category_id": pa.int32(),
+        "place_id": pa.string(),
+        "name": pa.string(),
+        "email": pa.list_(pa.string()),
+        "phone": pa.list_(pa.string()),
+        "website": pa.string(),
+        "instagram": pa.string(),
+        "facebook": pa.string(),
+        "address": pa.string(),
+        "city": pa.string(),
+        "zipcode": pa.string(),
+        "level1_location": pa.string(),
+        "level2_location": pa.string(),
+        "level3_location": pa.string(),
+        "country": pa.string(),
+        "categories": pa.list_(pa.string()),
+        "rating": pa.float64(),
+        "review_count": pa.int32(),
+        "latitude": pa.float64(),
+        "longitude": pa.float64(),
+        "collected_at": pa.timestamp("us", tz="UTC"),
+        "level1_id": pa.int32(),
+        "level2_id": pa.int32(),
+        "level3_id": pa.int32(),
+        "category_ids": pa.list_(pa.int32()),
+        "main_category_id": pa.int32(),
     }
     assert {f.name: f.type for f in schema} == expected
     assert dataset.contacts.num_rows == N
@@ -58,13 +77,23 @@ def test_contact_schema_is_the_documented_one(dataset: ds.Dataset) -> None:
 def test_reference_schemas(dataset: ds.Dataset) -> None:
     assert dataset.countries.schema.names == ["code", "name"]
     assert dataset.categories.schema == pa.schema(
-        [("id", pa.int32()), ("name", pa.string()), ("gcid", pa.string()),
-         ("profession", pa.string())]
+        [
+            ("id", pa.int32()),
+            ("name", pa.string()),
+            ("gcid", pa.string()),
+            ("profession", pa.string()),
+        ]
     )
     assert dataset.locations.schema == pa.schema(
-        [("id", pa.int32()), ("name", pa.string()), ("type", pa.string()),
-         ("country", pa.string()), ("parent_id", pa.int32()), ("latitude", pa.float64()),
-         ("longitude", pa.float64())]
+        [
+            ("id", pa.int32()),
+            ("name", pa.string()),
+            ("type", pa.string()),
+            ("country", pa.string()),
+            ("parent_id", pa.int32()),
+            ("latitude", pa.float64()),
+            ("longitude", pa.float64()),
+        ]
     )
 
 
@@ -119,19 +148,52 @@ def test_categories(dataset: ds.Dataset) -> None:
 def test_countries_are_real_and_include_namibia(dataset: ds.Dataset, frame) -> None:  # type: ignore[no-untyped-def]
     codes = set(dataset.countries.column("code").to_pylist())
     assert len(codes) >= 30
-    assert {"US", "FR", "DE", "GB", "ES", "IT", "BE", "NL", "CA", "AU", "BR", "MX", "JP",
-            "IN", "NA", "ZA"} <= codes
-    names = dict(zip(dataset.countries.column("code").to_pylist(),
-                     dataset.countries.column("name").to_pylist(), strict=True))
+    assert {
+        "US",
+        "FR",
+        "DE",
+        "GB",
+        "ES",
+        "IT",
+        "BE",
+        "NL",
+        "CA",
+        "AU",
+        "BR",
+        "MX",
+        "JP",
+        "IN",
+        "NA",
+        "ZA",
+    } <= codes
+    names = dict(
+        zip(
+            dataset.countries.column("code").to_pylist(),
+            dataset.countries.column("name").to_pylist(),
+            strict=True,
+        )
+    )
     assert names["NA"] == "Namibia"
     assert set(frame.country) <= codes
     big = ds.make_contacts(60_000, seed=1)
     namibia = big.filter(pc.equal(big.column("country"), "NA")).to_pandas()
     assert len(namibia) > 0
-    assert set(namibia.level1_location) <= {"Khomas", "Erongo", "Hardap", "ǁKaras", "Kunene",
-                                            "Ohangwena", "Omaheke", "Omusati", "Oshana",
-                                            "Oshikoto", "Otjozondjupa", "Kavango East",
-                                            "Kavango West", "Zambezi"}
+    assert set(namibia.level1_location) <= {
+        "Khomas",
+        "Erongo",
+        "Hardap",
+        "ǁKaras",
+        "Kunene",
+        "Ohangwena",
+        "Omaheke",
+        "Omusati",
+        "Oshana",
+        "Oshikoto",
+        "Otjozondjupa",
+        "Kavango East",
+        "Kavango West",
+        "Zambezi",
+    }
 
 
 def test_every_contact_points_at_a_consistent_location_chain(dataset: ds.Dataset, frame) -> None:  # type: ignore[no-untyped-def]
@@ -171,22 +233,36 @@ def test_known_cities_sit_where_they_really_are(dataset: ds.Dataset) -> None:
 
 
 def test_categories_column_matches_ids(dataset: ds.Dataset, frame) -> None:  # type: ignore[no-untyped-def]
-    by_id = dict(zip(dataset.categories.column("id").to_pylist(),
-                     dataset.categories.column("name").to_pylist(), strict=True))
+    by_id = dict(
+        zip(
+            dataset.categories.column("id").to_pylist(),
+            dataset.categories.column("name").to_pylist(),
+            strict=True,
+        )
+    )
     lengths = frame.categories.map(len)
     assert lengths.between(1, 3).all()
     assert (lengths > 1).any()
-    for names, ids, main in zip(frame.categories, frame.category_ids, frame.main_category_id,
-                                strict=True):
+    for names, ids, main in zip(
+        frame.categories, frame.category_ids, frame.main_category_id, strict=True
+    ):
         assert list(names) == [by_id[i] for i in ids]
         assert ids[0] == main
         assert len(set(ids)) == len(ids)
 
 
 def test_zipcodes_follow_country_formats(frame) -> None:  # type: ignore[no-untyped-def]
-    formats = {"US": r"\d{5}", "FR": r"\d{5}", "DE": r"\d{5}", "NL": r"\d{4} [A-Z]{2}",
-               "CA": r"[A-Z]\d[A-Z] \d[A-Z]\d", "BR": r"\d{5}-\d{3}", "JP": r"\d{3}-\d{4}",
-               "GB": r"[A-Z]{1,2}\d{1,2} \d[A-Z]{2}", "PL": r"\d{2}-\d{3}"}
+    formats = {
+        "US": r"\d{5}",
+        "FR": r"\d{5}",
+        "DE": r"\d{5}",
+        "NL": r"\d{4} [A-Z]{2}",
+        "CA": r"[A-Z]\d[A-Z] \d[A-Z]\d",
+        "BR": r"\d{5}-\d{3}",
+        "JP": r"\d{3}-\d{4}",
+        "GB": r"[A-Z]{1,2}\d{1,2} \d[A-Z]{2}",
+        "PL": r"\d{2}-\d{3}",
+    }
     for country, fmt in formats.items():
         zips = frame.zipcode[frame.country == country]
         assert len(zips) > 0, country
@@ -209,10 +285,12 @@ def test_us_and_fr_zipcodes_agree_with_the_region(frame) -> None:  # type: ignor
 
 def test_contact_fields_look_real(frame) -> None:  # type: ignore[no-untyped-def]
     assert (frame.website.eq("") | frame.website.str.match(r"https?://")).all()
-    assert (frame.instagram.eq("") | frame.instagram.str.startswith(
-        "https://www.instagram.com/")).all()
-    assert (frame.facebook.eq("") | frame.facebook.str.startswith(
-        "https://www.facebook.com/")).all()
+    assert (
+        frame.instagram.eq("") | frame.instagram.str.startswith("https://www.instagram.com/")
+    ).all()
+    assert (
+        frame.facebook.eq("") | frame.facebook.str.startswith("https://www.facebook.com/")
+    ).all()
     emails = [e for lst in frame.email for e in lst]
     assert emails
     assert all(re.fullmatch(r"[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]{2,}", e) for e in emails)
@@ -271,8 +349,9 @@ def test_coverage_varies_by_category_and_country() -> None:
     assert share(table.country == "DE", "email") > share(table.country == "JP", "email") + 0.1
 
 
-def test_parquet_round_trip_loads_instead_of_regenerating(data_dir: Path,
-                                                          dataset: ds.Dataset) -> None:
+def test_parquet_round_trip_loads_instead_of_regenerating(
+    data_dir: Path, dataset: ds.Dataset
+) -> None:
     path = data_dir / f"contacts-{N}-s3-v{ds.GENERATOR_VERSION}.parquet"
     assert path.exists()
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # mark the file
@@ -337,7 +416,11 @@ def test_generation_is_identical_in_another_process() -> None:
     env = {**os.environ, "PYTHONHASHSEED": "12345"}  # set-order bugs would show here
     out = subprocess.run(
         [sys.executable, "-c", _DIGEST + "print(digest(make_contacts(2000, seed=8)))"],
-        capture_output=True, text=True, env=env, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
     )
     assert out.stdout.strip() == here
 
@@ -350,9 +433,32 @@ def test_phone_area_codes_follow_the_region(frame) -> None:  # type: ignore[no-u
 
     texas, california = area_codes("Texas"), area_codes("California")
     assert texas.isdisjoint(california)
-    assert texas <= {"210", "214", "254", "281", "325", "361", "409", "432", "469", "512", "682",
-                     "713", "737", "806", "817", "830", "832", "903", "915", "936", "940",
-                     "956", "972", "979"}
+    assert texas <= {
+        "210",
+        "214",
+        "254",
+        "281",
+        "325",
+        "361",
+        "409",
+        "432",
+        "469",
+        "512",
+        "682",
+        "713",
+        "737",
+        "806",
+        "817",
+        "830",
+        "832",
+        "903",
+        "915",
+        "936",
+        "940",
+        "956",
+        "972",
+        "979",
+    }
     paris = [p for lst in frame.phone[frame.level1_location == "Île-de-France"] for p in lst]
     assert paris
     assert all(re.match(r"0[167] |\+33 [167] ", p) for p in paris)
@@ -363,20 +469,23 @@ def test_excluded_place_ids_are_redrawn() -> None:
     # The same draw would reproduce every id: all must be redrawn.
     again = ds.make_contacts(1000, seed=1, exclude_place_ids=base.column("place_id"))
     assert again.num_rows == 1000
-    assert not pc.any(pc.is_in(again.column("place_id"),
-                               value_set=base.column("place_id"))).as_py()
+    assert not pc.any(pc.is_in(again.column("place_id"), value_set=base.column("place_id"))).as_py()
 
 
-def test_large_datasets_restart_from_a_mapped_copy(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_datasets_restart_from_a_mapped_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ds, "_MAPPED_COPY_MIN_ROWS", 500)
     first = ds.load_or_generate(tmp_path, contacts=600, seed=2)
     mapped = tmp_path / f"contacts-600-s2-v{ds.GENERATOR_VERSION}.arrow"
     assert mapped.exists()
     read: list[str] = []
     real_read = ds.pq.read_table
-    monkeypatch.setattr(ds.pq, "read_table",
-                        lambda path, **kw: read.append(Path(path).name) or real_read(path, **kw))
+    monkeypatch.setattr(
+        ds.pq,
+        "read_table",
+        lambda path, **kw: read.append(Path(path).name) or real_read(path, **kw),
+    )
     again = ds.load_or_generate(tmp_path, contacts=600, seed=2)
     assert again.contacts.equals(first.contacts)
     assert not [name for name in read if name.startswith("contacts-")]  # mapped, not decoded
@@ -390,20 +499,31 @@ def test_large_datasets_restart_from_a_mapped_copy(tmp_path: Path,
     assert not (tmp_path / f"contacts-100-s2-v{ds.GENERATOR_VERSION}.arrow").exists()
 
 
-def test_writing_a_version_removes_the_stale_ones(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writing_a_version_removes_the_stale_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ds, "_MAPPED_COPY_MIN_ROWS", 50)
     v = ds.GENERATOR_VERSION
-    stale = [f"contacts-60-s1-v{v - 2}.parquet", f"contacts-60-s1-v{v - 1}.arrow",
-             f"countries-v{v - 1}.parquet", f"categories-v{v - 2}.parquet"]
-    kept = [f"contacts-600-s1-v{v - 1}.parquet",  # another size: another dataset
-            f"contacts-60-s2-v{v - 1}.parquet",   # another seed
-            "overlay-60-s1.parquet", "notes-v1.txt"]
+    stale = [
+        f"contacts-60-s1-v{v - 2}.parquet",
+        f"contacts-60-s1-v{v - 1}.arrow",
+        f"countries-v{v - 1}.parquet",
+        f"categories-v{v - 2}.parquet",
+    ]
+    kept = [
+        f"contacts-600-s1-v{v - 1}.parquet",  # another size: another dataset
+        f"contacts-60-s2-v{v - 1}.parquet",  # another seed
+        "overlay-60-s1.parquet",
+        "notes-v1.txt",
+    ]
     for name in stale + kept:
         (tmp_path / name).write_bytes(b"old")
     ds.load_or_generate(tmp_path, contacts=60, seed=1)
     names = {p.name for p in tmp_path.iterdir()}
     assert not names & set(stale)
     assert set(kept) <= names
-    assert {f"contacts-60-s1-v{v}.parquet", f"contacts-60-s1-v{v}.arrow",
-            f"countries-v{v}.parquet"} <= names
+    assert {
+        f"contacts-60-s1-v{v}.parquet",
+        f"contacts-60-s1-v{v}.arrow",
+        f"countries-v{v}.parquet",
+    } <= names

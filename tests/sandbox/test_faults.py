@@ -165,8 +165,6 @@ def test_thread_safe_draws_stay_deterministic_in_total() -> None:
 # -- the middleware over HTTP -------------------------------------------------------------
 
 
-
-
 ITEMS = [{"id": i, "name": f"item {i}"} for i in range(200)]
 
 

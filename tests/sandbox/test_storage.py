@@ -25,8 +25,6 @@ SECRET = b"test-secret-not-a-real-one"
 CONTENT = "".join(f'row {i:06d},é,"q"\n' for i in range(40_000)).encode()  # ~720 kB
 
 
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0

@@ -12,18 +12,32 @@ SECRET = "s3cr3t-value-never-logged"
 
 
 def _scope(path="/exports/a.csv", query=b"expires=1&signature=abc", headers=(), method="GET"):
-    return {"type": "http", "method": method, "path": path, "query_string": query,
-            "headers": list(headers)}
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query,
+        "headers": list(headers),
+    }
 
 
 def test_log_entry_fields_and_no_values():
     log = StorageRequestLog(clock=lambda: 1_700_000_000.25)
-    entry = log.record(_scope(headers=[(b"Authorization", f"Bearer {SECRET}".encode()),
-                                       (b"cookie", SECRET.encode())]))
+    entry = log.record(
+        _scope(
+            headers=[(b"Authorization", f"Bearer {SECRET}".encode()), (b"cookie", SECRET.encode())]
+        )
+    )
     assert entry == {
-        "seq": 1, "at": "2023-11-14T22:13:20.250Z", "method": "GET", "path": "/exports/a.csv",
-        "query_keys": ["expires", "signature"], "authorization": True,
-        "proxy_authorization": False, "cookie": True, "status": None,
+        "seq": 1,
+        "at": "2023-11-14T22:13:20.250Z",
+        "method": "GET",
+        "path": "/exports/a.csv",
+        "query_keys": ["expires", "signature"],
+        "authorization": True,
+        "proxy_authorization": False,
+        "cookie": True,
+        "status": None,
     }
     entry["status"] = 200
     assert log.entries()[0]["status"] == 200
@@ -48,8 +62,9 @@ def test_log_is_bounded_and_clears():
 
 def test_long_paths_are_cut():
     log = StorageRequestLog()
-    entry = log.record(_scope(path="/exports/" + "x" * 100_000, query=b"&".join(
-        b"k%d=v" % i for i in range(1000))))
+    entry = log.record(
+        _scope(path="/exports/" + "x" * 100_000, query=b"&".join(b"k%d=v" % i for i in range(1000)))
+    )
     assert len(entry["path"]) == 1024
     assert len(entry["query_keys"]) == 16
 
@@ -72,8 +87,14 @@ def test_sandbox_records_storage_requests(make_sandbox, api_for, wait_export):
     assert plain.get(url, timeout=30).status_code == 200
     r = plain.get(url, timeout=30, headers={"Authorization": f"Bearer {SECRET}"})
     assert r.status_code == 400
-    assert plain.head(url, timeout=30, headers={"Proxy-Authorization": f"Basic {SECRET}",
-                                                "Cookie": f"session={SECRET}"}).status_code == 200
+    assert (
+        plain.head(
+            url,
+            timeout=30,
+            headers={"Proxy-Authorization": f"Basic {SECRET}", "Cookie": f"session={SECRET}"},
+        ).status_code
+        == 200
+    )
     assert plain.post(url, timeout=30).status_code == 405
     assert plain.get(url.split("?")[0], timeout=30).status_code == 403  # no signature
     assert plain.get(sb.storage_url + "/nothing?x=1", timeout=30).status_code == 404
@@ -82,8 +103,13 @@ def test_sandbox_records_storage_requests(make_sandbox, api_for, wait_export):
     log = sb.admin.storage_requests()
     path = "/" + url.split("/", 3)[3].split("?")[0]
     assert [(e["method"], e["path"], e["status"]) for e in log] == [
-        ("GET", path, 200), ("GET", path, 400), ("HEAD", path, 200), ("POST", path, 405),
-        ("GET", path, 403), ("GET", "/nothing", 404)]
+        ("GET", path, 200),
+        ("GET", path, 400),
+        ("HEAD", path, 200),
+        ("POST", path, 405),
+        ("GET", path, 403),
+        ("GET", "/nothing", 404),
+    ]
     assert [e["authorization"] for e in log] == [False, True, False, False, False, False]
     assert [e["proxy_authorization"] for e in log] == [False, False, True, False, False, False]
     assert [e["cookie"] for e in log] == [False, False, True, False, False, False]
@@ -106,10 +132,11 @@ def test_storage_requests_route_needs_the_admin_token(sandbox, api_for):
     anon = api_for(sandbox.url)
     for method in ("GET", "DELETE"):
         assert anon(method, "/_sandbox/storage-requests").status_code == 401
-        r = anon(method, "/_sandbox/storage-requests",
-                 headers={"X-Sandbox-Admin-Token": "wrong"})
+        r = anon(method, "/_sandbox/storage-requests", headers={"X-Sandbox-Admin-Token": "wrong"})
         assert r.status_code == 401
-    r = anon.get("/_sandbox/storage-requests?clear=maybe",
-                 headers={"X-Sandbox-Admin-Token": sandbox.admin_token})
+    r = anon.get(
+        "/_sandbox/storage-requests?clear=maybe",
+        headers={"X-Sandbox-Admin-Token": sandbox.admin_token},
+    )
     assert r.status_code == 400
     assert "clear" in r.json()

@@ -13,8 +13,9 @@ def prepared(url: str, headers: dict[str, str] | None = None) -> requests.Prepar
     return requests.Request("GET", url, headers=headers).prepare()
 
 
-def answer_401(request: requests.PreparedRequest, body: bytes = b'{"detail": "no"}'
-               ) -> requests.Response:  # fmt: skip
+def answer_401(
+    request: requests.PreparedRequest, body: bytes = b'{"detail": "no"}'
+) -> requests.Response:
     response = requests.Response()
     response.status_code = 401
     response.request = request
@@ -31,8 +32,10 @@ def test_origin_of_normalises_default_ports_and_case():
 
 def test_signs_only_the_api_origin():
     auth = ApiKeyAuth(KEY, "https://www.spherescout.io")
-    assert auth(prepared("https://www.spherescout.io/api/user/profile")).headers[
-        "Authorization"] == f"Bearer {KEY}"  # fmt: skip
+    assert (
+        auth(prepared("https://www.spherescout.io/api/user/profile")).headers["Authorization"]
+        == f"Bearer {KEY}"
+    )
     for other in (
         "https://storage.spherescout.io/x.csv",
         "http://www.spherescout.io/api/x",

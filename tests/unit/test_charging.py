@@ -78,8 +78,13 @@ class FakeClient:
 
 
 def run(script: Script, **policy: Any) -> str:
-    call = ChargingCall(what="the test start", send=script.send, adopt=script.adopt,
-                        error=ScriptedError, trace=lambda: " as history entry 9")  # fmt: skip
+    call = ChargingCall(
+        what="the test start",
+        send=script.send,
+        adopt=script.adopt,
+        error=ScriptedError,
+        trace=lambda: " as history entry 9",
+    )
     return charge_once(FakeClient(script, **policy), call, balance=START_BALANCE)  # type: ignore[arg-type]
 
 
@@ -130,16 +135,20 @@ def test_a_500_that_took_no_effect_is_sent_once_more(fake_clock: Any) -> None:
 
 def test_two_failures_without_effect_stop_with_the_run_it_again_message(fake_clock: Any) -> None:
     script = Script(sends=[ServerError(503, "busy"), AmbiguousAnswerError("[]")])
-    with pytest.raises(ScriptedError, match=r"failed 2 times without taking effect; nothing "
-                                            r"was charged\. Run it again") as caught:  # fmt: skip
+    with pytest.raises(
+        ScriptedError,
+        match=r"failed 2 times without taking effect; nothing "
+        r"was charged\. Run it again",
+    ) as caught:
         run(script)
     assert script.sent == 2
     assert caught.value.charged is False
 
 
 def test_a_charged_call_that_lost_its_answer_is_adopted_not_sent_again(fake_clock: Any) -> None:
-    script = Script(sends=[AmbiguousAnswerError("[]")], balances=[START_BALANCE - 40],
-                    adopted=["job-found"])  # fmt: skip
+    script = Script(
+        sends=[AmbiguousAnswerError("[]")], balances=[START_BALANCE - 40], adopted=["job-found"]
+    )
     assert run(script) == "job-found"
     assert script.sent == 1
 
@@ -155,9 +164,11 @@ def test_a_charge_whose_job_cannot_be_found_is_reported_with_its_trace(fake_cloc
 
 
 def test_a_gateway_timeout_is_watched_then_adopted_when_the_charge_shows(fake_clock: Any) -> None:
-    script = Script(sends=[ServerError(504, "gateway")],
-                    balances=[START_BALANCE, START_BALANCE, START_BALANCE - 40],
-                    adopted=[None, "job-late"])  # fmt: skip
+    script = Script(
+        sends=[ServerError(504, "gateway")],
+        balances=[START_BALANCE, START_BALANCE, START_BALANCE - 40],
+        adopted=[None, "job-late"],
+    )
     assert run(script) == "job-late"
     assert script.sent == 1
     assert script.adopt_calls == 2  # the charge showed at the third look, the job at the fourth
@@ -166,8 +177,9 @@ def test_a_gateway_timeout_is_watched_then_adopted_when_the_charge_shows(fake_cl
 
 def test_a_request_that_may_still_run_is_never_sent_again(fake_clock: Any) -> None:
     script = Script(sends=[60.0, "job-2"], read_timeout=60.0)  # hangs for the read timeout
-    with pytest.raises(ScriptedError, match="no answer in time and nothing shows it was "
-                                            "charged after 60 s") as caught:  # fmt: skip
+    with pytest.raises(
+        ScriptedError, match="no answer in time and nothing shows it was charged after 60 s"
+    ) as caught:
         run(script)
     assert script.sent == 1
     assert caught.value.charged is None  # it may still be charged

@@ -28,8 +28,9 @@ def test_defaults_without_any_source(tmp_path):
 
 
 def test_arguments_beat_environment_beat_file(tmp_path):
-    config = write_config(tmp_path / "c.toml",
-                          'api_key = "file-key"\nbase_url = "https://file.example"\n')  # fmt: skip
+    config = write_config(
+        tmp_path / "c.toml", 'api_key = "file-key"\nbase_url = "https://file.example"\n'
+    )
     env = {"SPHERESCOUT_API_KEY": "env-key", "SPHERESCOUT_BASE_URL": "https://env.example/"}
     only_file = load_settings(config_file=config, environ={}, keyring_get=no_keyring)
     assert (only_file.api_key, only_file.base_url) == ("file-key", "https://file.example")
@@ -37,20 +38,27 @@ def test_arguments_beat_environment_beat_file(tmp_path):
     from_env = load_settings(config_file=config, environ=env, keyring_get=no_keyring)
     assert (from_env.api_key, from_env.base_url) == ("env-key", "https://env.example")
     assert from_env.sources == {"api_key": "environment", "base_url": "environment"}
-    from_args = load_settings("arg-key", "https://arg.example", config_file=config, environ=env,
-                              keyring_get=no_keyring)  # fmt: skip
+    from_args = load_settings(
+        "arg-key", "https://arg.example", config_file=config, environ=env, keyring_get=no_keyring
+    )
     assert (from_args.api_key, from_args.base_url) == ("arg-key", "https://arg.example")
 
 
 def test_credentials_come_as_a_unit_from_the_first_source_that_has_one(tmp_path):
     env = {"SPHERESCOUT_API_KEY": "env-key"}
-    settings = load_settings(username="me@x.io", password="pw", environ=env,
-                             config_file=tmp_path / "n.toml", keyring_get=no_keyring)  # fmt: skip
+    settings = load_settings(
+        username="me@x.io",
+        password="pw",
+        environ=env,
+        config_file=tmp_path / "n.toml",
+        keyring_get=no_keyring,
+    )
     assert settings.auth_kind == "password"
     assert settings.api_key is None
     env = {"SPHERESCOUT_USERNAME": "me@x.io", "SPHERESCOUT_PASSWORD": "pw"}
-    settings = load_settings("arg-key", environ=env, config_file=tmp_path / "n.toml",
-                             keyring_get=no_keyring)  # fmt: skip
+    settings = load_settings(
+        "arg-key", environ=env, config_file=tmp_path / "n.toml", keyring_get=no_keyring
+    )
     assert settings.auth_kind == "api_key"
     assert settings.username is None
     assert settings.password is None
@@ -58,12 +66,14 @@ def test_credentials_come_as_a_unit_from_the_first_source_that_has_one(tmp_path)
 
 def test_password_may_come_from_a_later_source_for_the_same_user(tmp_path):
     config = write_config(tmp_path / "c.toml", 'username = "me@x.io"\npassword = "file-pw"\n')
-    settings = load_settings(environ={"SPHERESCOUT_USERNAME": "me@x.io"}, config_file=config,
-                             keyring_get=no_keyring)  # fmt: skip
+    settings = load_settings(
+        environ={"SPHERESCOUT_USERNAME": "me@x.io"}, config_file=config, keyring_get=no_keyring
+    )
     assert settings.password == "file-pw"
     assert settings.sources["password"] == str(config)
-    other = load_settings(environ={"SPHERESCOUT_USERNAME": "other@x.io"}, config_file=config,
-                          keyring_get=no_keyring)  # fmt: skip
+    other = load_settings(
+        environ={"SPHERESCOUT_USERNAME": "other@x.io"}, config_file=config, keyring_get=no_keyring
+    )
     assert other.password is None
 
 
@@ -78,8 +88,9 @@ def test_keyring_is_the_last_resort(tmp_path):
     assert by_key.api_key == "ring-key"
     assert by_key.sources["api_key"] == "keyring"
     assert asked == [("scoutframe", "api_key")]
-    by_user = load_settings(username="me@x.io", environ={}, config_file=tmp_path / "n.toml",
-                            keyring_get=keyring)  # fmt: skip
+    by_user = load_settings(
+        username="me@x.io", environ={}, config_file=tmp_path / "n.toml", keyring_get=keyring
+    )
     assert by_user.password == "ring-pw"
     asked.clear()
     load_settings("arg-key", environ={}, config_file=tmp_path / "n.toml", keyring_get=keyring)
@@ -133,17 +144,22 @@ def test_wrong_types_and_password_without_user(tmp_path):
     with pytest.raises(ConfigurationError, match="api_key must be a string"):
         load_settings(123, config_file=tmp_path / "n.toml", environ={})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="without a username"):
-        load_settings(password="pw", config_file=tmp_path / "n.toml", environ={},
-                      keyring_get=None)  # fmt: skip
+        load_settings(password="pw", config_file=tmp_path / "n.toml", environ={}, keyring_get=None)
 
 
 def test_repr_and_describe_hide_secrets(tmp_path):
-    settings = load_settings("k" * 64, username=None, config_file=tmp_path / "n.toml",
-                             environ={}, keyring_get=None)  # fmt: skip
+    settings = load_settings(
+        "k" * 64, username=None, config_file=tmp_path / "n.toml", environ={}, keyring_get=None
+    )
     assert "k" * 64 not in repr(settings)
     assert describe(settings) == "API key from argument"
-    user = load_settings(username="me@x.io", password="s3cret-pw", environ={},
-                         config_file=tmp_path / "n.toml", keyring_get=None)  # fmt: skip
+    user = load_settings(
+        username="me@x.io",
+        password="s3cret-pw",
+        environ={},
+        config_file=tmp_path / "n.toml",
+        keyring_get=None,
+    )
     assert "s3cret-pw" not in repr(user)
     assert "s3cret-pw" not in describe(user)
 
@@ -187,8 +203,9 @@ def test_client_options_are_checked_at_construction(tmp_path, kwargs, error, mes
 def test_client_takes_settings_from_the_config_file(tmp_path):
     from scoutframe.api.client import Client
 
-    config = write_config(tmp_path / "c.toml", f'api_key = "{"9" * 64}"\n'
-                          'base_url = "https://api.spherescout.io/"\n')  # fmt: skip
+    config = write_config(
+        tmp_path / "c.toml", f'api_key = "{"9" * 64}"\nbase_url = "https://api.spherescout.io/"\n'
+    )
     with Client(config_file=config, state_dir=tmp_path) as client:
         assert client.base_url == "https://api.spherescout.io"
         assert client.auth_scheme == "Bearer"
@@ -223,5 +240,9 @@ def test_credentials_in_base_url_are_refused_without_echoing_them(tmp_path, url)
 
 def test_user_name_alone_in_base_url_is_refused_too(tmp_path):
     with pytest.raises(ConfigurationError, match="username="):
-        load_settings(base_url="https://bob@api.spherescout.io", environ={},
-                      config_file=tmp_path / "n.toml", keyring_get=None)  # fmt: skip
+        load_settings(
+            base_url="https://bob@api.spherescout.io",
+            environ={},
+            config_file=tmp_path / "n.toml",
+            keyring_get=None,
+        )

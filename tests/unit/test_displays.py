@@ -19,39 +19,61 @@ KEY = "f" * 64
 
 
 def test_read_plan_shows_rows_cost_and_the_way_on() -> None:
-    plan = ReadPlan(rows=4_335, method="export", credits_needed=4_335, credits_available=10,
-                    search_id="srch_1", why="auto: 4,335 rows > 500 read by export",
-                    total_count=4_335)  # fmt: skip
+    plan = ReadPlan(
+        rows=4_335,
+        method="export",
+        credits_needed=4_335,
+        credits_available=10,
+        search_id="srch_1",
+        why="auto: 4,335 rows > 500 read by export",
+        total_count=4_335,
+    )
     page = plan._repr_html_()
     assert "4,335 rows by export" in page
     assert "credits needed" in page
     assert "The balance does not cover it" in page
-    consent = ReadPlan(rows=600, method="export", credits_needed=600, credits_available=10**6,
-                       search_id="s", why="...; needs your consent to spend: ...")  # fmt: skip
+    consent = ReadPlan(
+        rows=600,
+        method="export",
+        credits_needed=600,
+        credits_available=10**6,
+        search_id="s",
+        why="...; needs your consent to spend: ...",
+    )
     assert "needs your consent" in consent._repr_html_()
-    free = ReadPlan(rows=40, method="pages", credits_needed=0, credits_available=None,
-                    search_id="s", why="auto")  # fmt: skip
+    free = ReadPlan(
+        rows=40, method="pages", credits_needed=0, credits_available=None, search_id="s", why="auto"
+    )
     assert "Free" in free._repr_html_()
     assert "ReadPlan: 40 rows by pages" in str(free)
 
 
 @pytest.mark.parametrize(
     ("status", "words"),
-    [("pending", "job.wait()"), ("processing", "job.wait()"), ("ready", "job.download(path)"),
-     ("failed", "refunded")],
-)  # fmt: skip
+    [
+        ("pending", "job.wait()"),
+        ("processing", "job.wait()"),
+        ("ready", "job.download(path)"),
+        ("failed", "refunded"),
+    ],
+)
 def test_export_status_says_what_to_do(status: Any, words: str) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
-    shown = ExportStatus(status=status, lead_count=12, download_url=SIGNED, expires_at=later,
-                         progress=0.5)._repr_html_()  # fmt: skip
+    shown = ExportStatus(
+        status=status, lead_count=12, download_url=SIGNED, expires_at=later, progress=0.5
+    )._repr_html_()
     assert words in shown
     assert "signature" not in shown
     assert "deadbeefcafe" not in shown
 
 
 def test_export_job_display_has_no_signed_url_nor_key(tmp_path: Path) -> None:
-    client = SimpleNamespace(state_dir=tmp_path, base_url="http://127.0.0.1:9", api_key=KEY,
-                             history=SimpleNamespace(entries=list))  # fmt: skip
+    client = SimpleNamespace(
+        state_dir=tmp_path,
+        base_url="http://127.0.0.1:9",
+        api_key=KEY,
+        history=SimpleNamespace(entries=list),
+    )
     client.job_store = JobStore(client)  # type: ignore[arg-type]
     job = ExportJob(client, search_id="srch_1", task_id="task_1", lead_count=7)  # type: ignore[arg-type]
     job.last_status = ExportStatus(status="ready", download_url=SIGNED)
@@ -63,9 +85,16 @@ def test_export_job_display_has_no_signed_url_nor_key(tmp_path: Path) -> None:
 
 
 def test_provenance_profile_and_cache_entry_displays() -> None:
-    provenance = Provenance(filters={"countries": ["FR"]}, method="export", total_count=10,
-                            credits_spent=10, history_ids=(3, 9), cache_entry="/c/abc",
-                            cache_age_seconds=12.0, api_origin="http://127.0.0.1:9")  # fmt: skip
+    provenance = Provenance(
+        filters={"countries": ["FR"]},
+        method="export",
+        total_count=10,
+        credits_spent=10,
+        history_ids=(3, 9),
+        cache_entry="/c/abc",
+        cache_age_seconds=12.0,
+        api_origin="http://127.0.0.1:9",
+    )
     shown = provenance._repr_html_()
     assert "3 → 9" in shown
     assert "refresh()" in shown
@@ -74,14 +103,27 @@ def test_provenance_profile_and_cache_entry_displays() -> None:
     assert "Emails are masked" in masked
     profile = Profile(id=1, email="a@b.fr", username="a", credits=1_234)._repr_html_()
     assert "1,234" in profile
-    manifest = Manifest(key="abcdef0123456789", origin="o", account="1",
-                        filters={"countries": ["FR"]}, method="export", schema_version=1,
-                        rows=10, history_ids=(3, 9))  # fmt: skip
+    manifest = Manifest(
+        key="abcdef0123456789",
+        origin="o",
+        account="1",
+        filters={"countries": ["FR"]},
+        method="export",
+        schema_version=1,
+        rows=10,
+        history_ids=(3, 9),
+    )
     assert "Cache entry abcdef012345 (export)" in manifest._repr_html_()
     assert "rows=10" in repr(manifest)
 
 
 def test_displays_escape_what_they_show() -> None:
-    plan = ReadPlan(rows=1, method="pages", credits_needed=0, credits_available=None,
-                    search_id="<script>alert(1)</script>", why="x")  # fmt: skip
+    plan = ReadPlan(
+        rows=1,
+        method="pages",
+        credits_needed=0,
+        credits_available=None,
+        search_id="<script>alert(1)</script>",
+        why="x",
+    )
     assert "<script>" not in plan._repr_html_()

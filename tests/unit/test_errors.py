@@ -24,8 +24,11 @@ from scoutframe.errors import (
 
 
 def test_every_error_has_the_one_root_and_no_builtin_name():
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
-               if issubclass(c, Exception) and c.__module__ == errors.__name__]  # fmt: skip
+    classes = [
+        c
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, Exception) and c.__module__ == errors.__name__
+    ]
     assert len(classes) >= 18
     for cls in classes:
         assert issubclass(cls, ScoutError)
@@ -64,8 +67,12 @@ def test_field_errors_are_listed():
 
 
 def test_insufficient_credits_carries_the_counts():
-    body = {"detail": "Not enough credits.", "validation_code": "insufficient_credits",
-            "required_credits": 1842, "available_credits": 120}  # fmt: skip
+    body = {
+        "detail": "Not enough credits.",
+        "validation_code": "insufficient_credits",
+        "required_credits": 1842,
+        "available_credits": 120,
+    }
     error = error_for_status(403, body, request_id="req-1")
     assert isinstance(error, InsufficientCreditsError)
     assert (error.required_credits, error.available_credits) == (1842, 120)
@@ -77,9 +84,12 @@ def test_insufficient_credits_carries_the_counts():
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [("<!DOCTYPE html><html>blocked</html>", "text/html"), ("<html><body>x", ""),
-     (None, "text/html; charset=utf-8")],
-)  # fmt: skip
+    [
+        ("<!DOCTYPE html><html>blocked</html>", "text/html"),
+        ("<html><body>x", ""),
+        (None, "text/html; charset=utf-8"),
+    ],
+)
 def test_html_403_is_an_edge_block(body, content_type):
     error = error_for_status(403, body, content_type=content_type)
     assert isinstance(error, EdgeBlockedError)
@@ -98,8 +108,7 @@ def test_rate_limit_carries_retry_after():
 
 def test_messages_are_redacted():
     key = "f" * 64
-    error = error_for_status(401, {"detail": f"Invalid key {key}"},
-                             url="/api/x?api_key=secret123")  # fmt: skip
+    error = error_for_status(401, {"detail": f"Invalid key {key}"}, url="/api/x?api_key=secret123")
     assert key not in str(error)
     assert key not in error.detail
     assert "secret123" not in str(error)

@@ -20,29 +20,45 @@ class FakeClient:
 
     def countries(self) -> pd.DataFrame:
         self.calls.append(("countries",))
-        return pd.DataFrame({"code": ["FR", "BE", "US"], "name": ["France", "Belgium",
-                                                                   "United States"]})  # fmt: skip
+        return pd.DataFrame(
+            {"code": ["FR", "BE", "US"], "name": ["France", "Belgium", "United States"]}
+        )
 
     def categories(self) -> pd.DataFrame:
         self.calls.append(("categories",))
-        return pd.DataFrame({
-            "id": [8059, 8100, 8101, 8102],
-            "name": ["Plumber", "Restaurant", "Vegan restaurant", "Electrician"],
-            "gcid": ["gcid:plumber", "gcid:restaurant", "gcid:vegan_restaurant",
-                     "gcid:electrician"],
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "id": [8059, 8100, 8101, 8102],
+                "name": ["Plumber", "Restaurant", "Vegan restaurant", "Electrician"],
+                "gcid": [
+                    "gcid:plumber",
+                    "gcid:restaurant",
+                    "gcid:vegan_restaurant",
+                    "gcid:electrician",
+                ],
+            }
+        )
 
     def _search(self, q: str, *, country: str | None = None) -> pd.DataFrame:
         self.calls.append(("search", q, str(country)))
         rows = [
             {"id": 1004332, "name": "Paris", "type": "level3", "country": "FR", "parent_id": 1},
-            {"id": 100732, "name": "Arrondissement de Paris", "type": "level2", "country": "FR",
-             "parent_id": 2},
+            {
+                "id": 100732,
+                "name": "Arrondissement de Paris",
+                "type": "level2",
+                "country": "FR",
+                "parent_id": 2,
+            },
             {"id": 2000001, "name": "Paris", "type": "level3", "country": "US", "parent_id": 3},
             {"id": 40, "name": "Texas", "type": "level1", "country": "US", "parent_id": None},
-        ]  # fmt: skip
-        hits = [r for r in rows if q.casefold()[:4] in str(r["name"]).casefold()
-                and (country is None or r["country"] == country)]  # fmt: skip
+        ]
+        hits = [
+            r
+            for r in rows
+            if q.casefold()[:4] in str(r["name"]).casefold()
+            and (country is None or r["country"] == country)
+        ]
         return pd.DataFrame(hits, columns=["id", "name", "type", "country", "parent_id"])
 
 
@@ -57,8 +73,7 @@ def test_python_friendly_input_is_normalised():
 def test_equal_meaning_gives_equal_value_hash_and_cache_key():
     a = Filters(countries=["FR", "BE"], category=[8100, 8059], level1_locations=40)
     b = Filters(countries="be,fr", category=(8059, 8100, 8059), level1_locations=[40])
-    c = Filters.from_any({"country": "FR,BE", "categories": [8059, 8100]},
-                         level1_location="40")  # fmt: skip
+    c = Filters.from_any({"country": "FR,BE", "categories": [8059, 8100]}, level1_location="40")
     assert a == b == c
     assert hash(a) == hash(b) == hash(c)
     assert a.cache_key == b.cache_key == c.cache_key
@@ -107,13 +122,25 @@ def test_from_any_merges_and_replaces():
 
 
 def test_to_params_requires_ids_and_repeats_keys():
-    f = Filters(countries=["FR", "BE"], category=[8059, 8100], level3_locations=[5, 6],
-                email=True, website=False, main_activity_only=True)  # fmt: skip
+    f = Filters(
+        countries=["FR", "BE"],
+        category=[8059, 8100],
+        level3_locations=[5, 6],
+        email=True,
+        website=False,
+        main_activity_only=True,
+    )
     assert f.to_params() == [
-        ("countries", "BE"), ("countries", "FR"), ("category", "8059"), ("category", "8100"),
-        ("level3_locations", "5"), ("level3_locations", "6"), ("email", "true"),
-        ("website", "false"), ("main_activity_only", "true"),
-    ]  # fmt: skip
+        ("countries", "BE"),
+        ("countries", "FR"),
+        ("category", "8059"),
+        ("category", "8100"),
+        ("level3_locations", "5"),
+        ("level3_locations", "6"),
+        ("email", "true"),
+        ("website", "false"),
+        ("main_activity_only", "true"),
+    ]
     with pytest.raises(FilterError, match=r"resolve\(client\)"):
         Filters(category="Plumber").to_params()
     assert not Filters(countries="France").is_resolved()
@@ -121,11 +148,15 @@ def test_to_params_requires_ids_and_repeats_keys():
 
 def test_resolve_names_to_ids():
     client = FakeClient()
-    f = Filters(countries=["france", "BE"], category=["plumber", "gcid:restaurant", 8102],
-                level3_locations="Paris")  # fmt: skip
+    f = Filters(
+        countries=["france", "BE"],
+        category=["plumber", "gcid:restaurant", 8102],
+        level3_locations="Paris",
+    )
     resolved = f.resolve(client)
-    assert resolved == Filters(countries=["BE", "FR"], category=[8059, 8100, 8102],
-                               level3_locations=[1004332])  # fmt: skip
+    assert resolved == Filters(
+        countries=["BE", "FR"], category=[8059, 8100, 8102], level3_locations=[1004332]
+    )
     assert resolved.is_resolved()
     assert ("search", "Paris", "FR") in client.calls
     assert resolved.resolve(client) == resolved
@@ -186,8 +217,15 @@ def test_unknown_code_lists_the_valid_codes():
 def test_names_match_without_accents():
     class Accented(FakeClient):
         def _search(self, q: str, *, country: str | None = None) -> pd.DataFrame:
-            rows = [{"id": 1238, "name": "Île-de-France", "type": "level1", "country": "FR",
-                     "parent_id": None}]  # fmt: skip
+            rows = [
+                {
+                    "id": 1238,
+                    "name": "Île-de-France",
+                    "type": "level1",
+                    "country": "FR",
+                    "parent_id": None,
+                }
+            ]
             return pd.DataFrame(rows)
 
     client = Accented()

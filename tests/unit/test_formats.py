@@ -20,18 +20,45 @@ from scoutframe.tables import excel, exportcsv, frames, parquet
 from scoutframe.tables.schema import CONTACT_COLUMNS, LIST_COLUMNS
 
 BACKENDS = ["pyarrow", "numpy_nullable"]
-PROVENANCE = Provenance(search_id="s-1", method="export", credits_spent=3, history_id=7,
-                        filters={"countries": ["NA", "FR"]}, fetched_at="2025-01-02T03:04:05Z")
+PROVENANCE = Provenance(
+    search_id="s-1",
+    method="export",
+    credits_spent=3,
+    history_id=7,
+    filters={"countries": ["NA", "FR"]},
+    fetched_at="2025-01-02T03:04:05Z",
+)
 RECORDS = [
-    {"place_id": "p3", "name": 'Chez "Léon"\nBistro, Windhoek', "email": ["a@b.fr", "c@d.fr"],
-     "phone": [], "zipcode": "01000", "country": "NA", "city": "Windhoek",
-     "categories": ["Restaurant"], "rating": None, "review_count": 12, "latitude": -22.5594,
-     "longitude": 17.0832, "collected_at": "2024-05-06T07:08:09.123456Z"},
-    {"place_id": "p1", "name": "Zoë; l'Atelier", "email": [], "phone": ["+33 1 23 45 67 89"],
-     "website": "https://x.fr/a,b?c=1", "zipcode": "75001", "country": "FR", "rating": 4.5,
-     "review_count": None, "latitude": 0.1, "longitude": 1 / 3,
-     "categories": ["Plumber", "Heating"],
-     "collected_at": "2023-01-01T00:00:00Z"},
+    {
+        "place_id": "p3",
+        "name": 'Chez "Léon"\nBistro, Windhoek',
+        "email": ["a@b.fr", "c@d.fr"],
+        "phone": [],
+        "zipcode": "01000",
+        "country": "NA",
+        "city": "Windhoek",
+        "categories": ["Restaurant"],
+        "rating": None,
+        "review_count": 12,
+        "latitude": -22.5594,
+        "longitude": 17.0832,
+        "collected_at": "2024-05-06T07:08:09.123456Z",
+    },
+    {
+        "place_id": "p1",
+        "name": "Zoë; l'Atelier",
+        "email": [],
+        "phone": ["+33 1 23 45 67 89"],
+        "website": "https://x.fr/a,b?c=1",
+        "zipcode": "75001",
+        "country": "FR",
+        "rating": 4.5,
+        "review_count": None,
+        "latitude": 0.1,
+        "longitude": 1 / 3,
+        "categories": ["Plumber", "Heating"],
+        "collected_at": "2023-01-01T00:00:00Z",
+    },
     {"place_id": "p2"},  # everything else missing, collected_at too
 ]
 
@@ -61,8 +88,10 @@ def test_parquet_round_trip_is_exact(tmp_path: Path, backend: str) -> None:
     assert leftovers(tmp_path) == []
     # the other backend reads it too, as scoutframe would convert the same table
     other = "numpy_nullable" if backend == "pyarrow" else "pyarrow"
-    pd.testing.assert_frame_equal(parquet.read_parquet(path, dtype_backend=other),  # type: ignore[arg-type]
-                                  contacts_frame(other))
+    pd.testing.assert_frame_equal(
+        parquet.read_parquet(path, dtype_backend=other),  # type: ignore[arg-type]
+        contacts_frame(other),
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -144,8 +173,14 @@ def test_csv_round_trip_through_read_export_csv(tmp_path: Path, backend: str) ->
     pd.testing.assert_frame_equal(back, expected)
     text = path.read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(CONTACT_COLUMNS)
-    for piece in ('"01000"', '"NA"', '"a@b.fr; c@d.fr"', '"2024-05-06T07:08:09.123456Z"',
-                  '"2023-01-01T00:00:00Z"', '"Chez ""Léon""\nBistro, Windhoek"'):
+    for piece in (
+        '"01000"',
+        '"NA"',
+        '"a@b.fr; c@d.fr"',
+        '"2024-05-06T07:08:09.123456Z"',
+        '"2023-01-01T00:00:00Z"',
+        '"Chez ""Léon""\nBistro, Windhoek"',
+    ):
         assert piece in text
     assert text.endswith('"p2",,,,,,,,,,,,,,,,,,,\n')  # empty values are empty fields
     assert leftovers(tmp_path) == []
@@ -161,8 +196,10 @@ def test_csv_writes_the_contract_order(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back, expected)
 
 
-@pytest.mark.parametrize(("element", "why"), [("a@b.fr; c@d.fr", "contains the list separator"),
-                                              ("", "is empty or missing")])
+@pytest.mark.parametrize(
+    ("element", "why"),
+    [("a@b.fr; c@d.fr", "contains the list separator"), ("", "is empty or missing")],
+)
 def test_csv_refuses_list_elements_that_cannot_round_trip(
     tmp_path: Path, element: str, why: str
 ) -> None:
@@ -178,11 +215,15 @@ def test_csv_refuses_list_elements_that_cannot_round_trip(
 def test_reader_check_refuses_dataframe_to_csv_files(tmp_path: Path, backend: str) -> None:
     df = contacts_frame(backend)
     df.to_csv(tmp_path / "pandas.csv", index=False)  # lists written as ['a@b.fr', ...]
-    refusal = (r"Column '(email|phone|categories)', row 0 .*DataFrame\.to_csv.*"
-               r"df\.spherescout\.to_csv\(path\)")  # fmt: skip
-    for read in (lambda p: exportcsv.read_csv(p, warn_drift=False),
-                 lambda p: list(exportcsv.iter_csv(p, chunksize=2, warn_drift=False)),
-                 scoutframe.read_export_csv):  # fmt: skip
+    refusal = (
+        r"Column '(email|phone|categories)', row 0 .*DataFrame\.to_csv.*"
+        r"df\.spherescout\.to_csv\(path\)"
+    )
+    for read in (
+        lambda p: exportcsv.read_csv(p, warn_drift=False),
+        lambda p: list(exportcsv.iter_csv(p, chunksize=2, warn_drift=False)),
+        scoutframe.read_export_csv,
+    ):
         with pytest.raises(ArgumentError, match=refusal):
             read(tmp_path / "pandas.csv")
     raw = pa.table({"phone": ["+33 1", "[]"]})  # strings, as before the list split
@@ -232,8 +273,9 @@ def test_excel_values_header_and_text_zip_codes(tmp_path: Path, backend: str) ->
     assert leftovers(tmp_path) == []
 
 
-def test_excel_without_openpyxl_names_the_extra(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_excel_without_openpyxl_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "openpyxl", None)  # import openpyxl -> ImportError
     with pytest.raises(ImportError, match=r'pip install "scoutframe\[excel\]"'):
         excel.to_excel(contacts_frame("pyarrow"), tmp_path / "c.xlsx")

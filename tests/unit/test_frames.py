@@ -38,9 +38,18 @@ AWKWARD = {
     "longitude": 17.08,
     "collected_at": "2024-05-01T12:00:00Z",
 }
-PLAIN = {**AWKWARD, "place_id": "0002", "name": "Bob", "email": [], "phone": [],
-         "categories": [], "rating": 4.5, "review_count": 12, "zipcode": "",
-         "collected_at": "2024-05-02T08:30:00.250000+00:00"}
+PLAIN = {
+    **AWKWARD,
+    "place_id": "0002",
+    "name": "Bob",
+    "email": [],
+    "phone": [],
+    "categories": [],
+    "rating": 4.5,
+    "review_count": 12,
+    "zipcode": "",
+    "collected_at": "2024-05-02T08:30:00.250000+00:00",
+}
 
 
 def write_export_csv(
@@ -190,18 +199,32 @@ def test_frames_from_both_backends_return_to_the_schema(backend):
 
 
 def test_index_start_and_provenance_attach():
-    prov = Provenance(filters={"countries": ["NA"]}, search_id="s", total_count=2, method="pages",
-                      emails_masked=True, fetched_at="2024-01-01T00:00:00+00:00")
+    prov = Provenance(
+        filters={"countries": ["NA"]},
+        search_id="s",
+        total_count=2,
+        method="pages",
+        emails_masked=True,
+        fetched_at="2024-01-01T00:00:00+00:00",
+    )
     df = to_pandas(records_to_table([AWKWARD, PLAIN]), provenance=prov, index_start=100)
     assert list(df.index) == [100, 101]
     assert Provenance.from_dict(df.attrs["scoutframe"]) == prov
 
 
 def test_provenance_is_json_safe_and_round_trips():
-    prov = Provenance(filters={"countries": ["FR"], "email": ["true"]}, search_id="srch_1",
-                      total_count=10, method="export", credits_spent=10, task_id="task_1",
-                      history_id=3, fetched_at="2024-01-01T00:00:00+00:00",
-                      api_origin="http://127.0.0.1:1", library_version="0.1.0")
+    prov = Provenance(
+        filters={"countries": ["FR"], "email": ["true"]},
+        search_id="srch_1",
+        total_count=10,
+        method="export",
+        credits_spent=10,
+        task_id="task_1",
+        history_id=3,
+        fetched_at="2024-01-01T00:00:00+00:00",
+        api_origin="http://127.0.0.1:1",
+        library_version="0.1.0",
+    )
     text = json.dumps(prov.to_dict())
     data = json.loads(text)
     assert data["version"] == Provenance.SCHEMA_VERSION

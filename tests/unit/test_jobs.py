@@ -65,8 +65,13 @@ def _not_found() -> NotFoundError:
 def _job(tmp_path: Path, answers: list[Any], **kwargs: Any) -> tuple[ExportJob, FakeClient]:
     client = FakeClient(tmp_path / "state", answers)
     filters = Filters.from_any({"countries": ["FR", "BE"], "email": True})
-    fields: dict[str, Any] = {"search_id": "srch_1", "task_id": "task_1", "lead_count": 7,
-                              "filters": filters, **kwargs}
+    fields: dict[str, Any] = {
+        "search_id": "srch_1",
+        "task_id": "task_1",
+        "lead_count": 7,
+        "filters": filters,
+        **kwargs,
+    }
     return ExportJob(client, **fields), client  # type: ignore[arg-type]
 
 
@@ -93,16 +98,27 @@ def test_handle_carries_no_credential_nor_signed_url(tmp_path: Path) -> None:
     assert SECRET_KEY not in text
     assert "signature" not in text
     assert "exports/" not in text
-    assert set(json.loads(text)) == {"version", "task_id", "search_id", "lead_count", "filters",
-                                     "flavor", "origin", "created_at", "history_id", "state",
-                                     "newest_history_id"}
+    assert set(json.loads(text)) == {
+        "version",
+        "task_id",
+        "search_id",
+        "lead_count",
+        "filters",
+        "flavor",
+        "origin",
+        "created_at",
+        "history_id",
+        "state",
+        "newest_history_id",
+    }
     assert "signature" not in repr(job)
     assert SECRET_KEY not in repr(job)
 
 
 def test_store_lists_newest_first_and_skips_damaged_files(tmp_path: Path) -> None:
-    old, client = _job(tmp_path, [{}], task_id="task_old",
-                       created_at=datetime.now(UTC) - timedelta(hours=1))
+    old, client = _job(
+        tmp_path, [{}], task_id="task_old", created_at=datetime.now(UTC) - timedelta(hours=1)
+    )
     new, _ = _job(tmp_path, [{}], task_id="task_new")
     old.save()
     new.save()
@@ -113,8 +129,12 @@ def test_store_lists_newest_first_and_skips_damaged_files(tmp_path: Path) -> Non
 
 
 def test_wait_polls_with_backoff_until_ready(tmp_path: Path, sleeps: list[float]) -> None:
-    answers = [{"status": "pending"}, {"status": "processing", "progress": 0.5},
-               {"status": "processing"}, {"status": "ready", "download_url": SIGNED_URL}]
+    answers = [
+        {"status": "pending"},
+        {"status": "processing", "progress": 0.5},
+        {"status": "processing"},
+        {"status": "ready", "download_url": SIGNED_URL},
+    ]
     job, client = _job(tmp_path, answers)
     seen: list[str] = []
     status = job.wait(timeout=60, on_status=lambda s: seen.append(s.status))
@@ -134,7 +154,8 @@ def test_live_job_polls_by_search_id_and_fetches_the_url(
     assert status.status == "ready"
     assert status.download_url == SIGNED_URL
     assert client.transport.paths == ["/api/download-status/srch_1/"] * 2 + [
-        "/api/download-completed-csv/srch_1/"]
+        "/api/download-completed-csv/srch_1/"
+    ]
     assert len(sleeps) == 1
 
 
@@ -209,15 +230,17 @@ class FakeStorage:
         self.if_ranges.append((headers or {}).get("If-Range"))
         rule = self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
         size = len(self.content)
-        start = int(asked[len("bytes="):-1]) if asked else 0
+        start = int(asked[len("bytes=") : -1]) if asked else 0
         if rule == "ignore-range":
             start = 0
         if rule == "wrong-range" and asked:
             start = max(0, start - 1)
         body = self.content[start:]
         if start:
-            head = {"Content-Range": f"bytes {start}-{size - 1}/{size}",
-                    "Content-Length": str(len(body))}
+            head = {
+                "Content-Range": f"bytes {start}-{size - 1}/{size}",
+                "Content-Length": str(len(body)),
+            }
             status = 206
         else:
             head, status = {"Content-Length": str(size)}, 200
@@ -231,8 +254,13 @@ class FakeStorage:
 
 @pytest.mark.parametrize(
     "plan",
-    [["cut", "ok"], ["short", "ok"], ["cut", "cut", "ok"], ["cut", "ignore-range"],
-     ["cut", "wrong-range", "ok"]],
+    [
+        ["cut", "ok"],
+        ["short", "ok"],
+        ["cut", "cut", "ok"],
+        ["cut", "ignore-range"],
+        ["cut", "wrong-range", "ok"],
+    ],
 )
 def test_download_resumes_and_checks_the_byte_count(
     tmp_path: Path, sleeps: list[float], plan: list[str]
@@ -327,21 +355,47 @@ def test_prune_drops_old_finished_handles_and_unclaimed_paid_files_only(tmp_path
     there = SimpleNamespace(state_dir=tmp_path, base_url="http://127.0.0.1:10")
     store, other = JobStore(here), JobStore(there)  # type: ignore[arg-type]
     now = datetime.now(UTC)
-    ages = {"done-old": ("done", 40), "done-recent": ("done", 10), "failed-old": ("failed", 2),
-            "failed-new": ("failed", 0), "active-old": ("active", 400),
-            "provisional-old": ("provisional", 400)}  # fmt: skip
+    ages = {
+        "done-old": ("done", 40),
+        "done-recent": ("done", 10),
+        "failed-old": ("failed", 2),
+        "failed-new": ("failed", 0),
+        "active-old": ("active", 400),
+        "provisional-old": ("provisional", 400),
+    }
     for name, (state, days) in ages.items():
-        store.save(JobHandle(search_id=f"srch_{name}", task_id=f"task_{name}", state=state,  # type: ignore[arg-type]
-                             origin=here.base_url, created_at=now - timedelta(days=days)))
-    other.save(JobHandle(search_id="srch_x", task_id="task_theirs", state="active",
-                         origin=there.base_url, created_at=now - timedelta(days=400)))
+        store.save(
+            JobHandle(
+                search_id=f"srch_{name}",
+                task_id=f"task_{name}",
+                state=state,  # type: ignore[arg-type]
+                origin=here.base_url,
+                created_at=now - timedelta(days=days),
+            )
+        )
+    other.save(
+        JobHandle(
+            search_id="srch_x",
+            task_id="task_theirs",
+            state="active",
+            origin=there.base_url,
+            created_at=now - timedelta(days=400),
+        )
+    )
     for job in ("task_done-recent", "task_active-old", "task_theirs", "task_nobody"):
         store.download_path(job).write_text("place_id\np1\n")
 
     assert store.prune() == 3  # two stale handles, one paid file nobody claims
     assert sorted(h.job_id for h in store.handles()) == [
-        "task_active-old", "task_done-recent", "task_failed-new", "task_provisional-old"]
+        "task_active-old",
+        "task_done-recent",
+        "task_failed-new",
+        "task_provisional-old",
+    ]
     assert sorted(p.stem for p in store.downloads.glob("*.csv")) == [
-        "task_active-old", "task_done-recent", "task_theirs"]  # another origin's stays
+        "task_active-old",
+        "task_done-recent",
+        "task_theirs",
+    ]  # another origin's stays
     assert [h.job_id for h in other.handles()] == ["task_theirs"]
     assert store.prune() == 0

@@ -26,8 +26,15 @@ ROOT = "scoutframe"
 # belongs to the floor of the longest prefix that names it.
 FLOORS: list[set[str]] = [
     # base: no scoutframe import above it
-    {"scoutframe._version", "scoutframe._redact", "scoutframe.errors", "scoutframe.checks",
-     "scoutframe.files", "scoutframe.clock", "scoutframe.progress"},
+    {
+        "scoutframe._version",
+        "scoutframe._redact",
+        "scoutframe.errors",
+        "scoutframe.checks",
+        "scoutframe.files",
+        "scoutframe.clock",
+        "scoutframe.progress",
+    },
     # records of answers and facts, shared by both wings
     {"scoutframe.models"},
     # the two wings
@@ -38,7 +45,7 @@ FLOORS: list[set[str]] = [
     {"scoutframe.read"},
     # notebook, shell and the package's front door
     {"scoutframe.accessor", "scoutframe.cli", "scoutframe.demo", "scoutframe.widgets", ROOT},
-]  # fmt: skip
+]
 WINGS = ("scoutframe.api", "scoutframe.tables")
 SANDBOX = "scoutframe.sandbox"
 #: Faces that start the sandbox: `scoutframe demo` and `scoutframe sandbox`.
@@ -93,8 +100,9 @@ GRAPH = {name: _imports(name) for name in MODULES}
 
 
 def _floor(name: str) -> int:
-    best = max((p for floor in FLOORS for p in floor if name == p or name.startswith(p + ".")),
-               key=len)  # fmt: skip
+    best = max(
+        (p for floor in FLOORS for p in floor if name == p or name.startswith(p + ".")), key=len
+    )
     return next(level for level, floor in enumerate(FLOORS) if best in floor)
 
 
@@ -157,7 +165,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                return [*path[path.index(target):], target]
+                return [*path[path.index(target) :], target]
             if target not in state and (found := visit(target)) is not None:
                 return found
         path.pop()

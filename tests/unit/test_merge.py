@@ -21,15 +21,17 @@ from scoutframe.tables.merge import is_strictly_ascending, upsert, upsert_slices
 from scoutframe.tables.schema import CONTACT_SCHEMA
 
 # A few contact columns with every kind of type the schema has: strings, lists, floats, times.
-SCHEMA = pa.schema([CONTACT_SCHEMA.field(n) for n in
-                    ("place_id", "name", "email", "rating", "collected_at")])
+SCHEMA = pa.schema(
+    [CONTACT_SCHEMA.field(n) for n in ("place_id", "name", "email", "rating", "collected_at")]
+)
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 # No example database; and Hypothesis's other cache (constants of the code under test, which
 # its pytest plugin writes while collecting, before any fixture runs) goes to a temporary
 # directory removed at exit: the tests write no .hypothesis/ folder into the repository.
-PROPERTIES = settings(database=None, max_examples=150, deadline=None,
-                      suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(
+    database=None, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     _HOME = tempfile.mkdtemp(prefix="scoutframe-hypothesis-")
     atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -42,8 +44,14 @@ def table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def row(key: str, hours: int | None, **fields: Any) -> dict[str, Any]:
     at = None if hours is None else T0 + timedelta(hours=hours)
-    return {"place_id": key, "name": None, "email": [], "rating": None,
-            "collected_at": at, **fields}
+    return {
+        "place_id": key,
+        "name": None,
+        "email": [],
+        "rating": None,
+        "collected_at": at,
+        **fields,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,10 +77,16 @@ def test_winner_replaces_the_whole_row_even_with_empty_fields() -> None:
 
 
 def test_null_timestamp_is_the_oldest() -> None:
-    base = table([row("a", None, name="base a"), row("b", 1, name="base b"),
-                  row("c", None, name="base c")])
-    delta = table([row("a", 0, name="delta a"), row("b", None, name="delta b"),
-                   row("c", None, name="delta c")])
+    base = table(
+        [row("a", None, name="base a"), row("b", 1, name="base b"), row("c", None, name="base c")]
+    )
+    delta = table(
+        [
+            row("a", 0, name="delta a"),
+            row("b", None, name="delta b"),
+            row("c", None, name="delta c"),
+        ]
+    )
     names = upsert(base, delta).column("name").to_pylist()
     assert names == ["delta a", "base b", "delta c"]  # two nulls tie: the delta wins
 
@@ -85,8 +99,14 @@ def test_new_keys_are_added_nothing_is_deleted_result_sorted() -> None:
 
 def test_duplicates_inside_the_delta_and_the_base() -> None:
     base = table([row("a", 5, name="b1"), row("a", 5, name="b2"), row("b", 1, name="b")])
-    delta = table([row("b", 2, name="d1"), row("b", 3, name="d2"), row("b", 3, name="d3"),
-                   row("b", 1, name="d4")])
+    delta = table(
+        [
+            row("b", 2, name="d1"),
+            row("b", 3, name="d2"),
+            row("b", 3, name="d3"),
+            row("b", 1, name="d4"),
+        ]
+    )
     assert upsert(base, delta).column("name").to_pylist() == ["b2", "d3"]
 
 
@@ -182,8 +202,9 @@ def test_each_winner_is_the_newest_row_delta_on_ties(base: pa.Table, delta: pa.T
 def test_keys_unique_sorted_and_all_present(base: pa.Table, delta: pa.Table) -> None:
     keys = upsert(base, delta).column("place_id").to_pylist()
     assert keys == sorted(set(keys))
-    assert set(keys) == set(base.column("place_id").to_pylist() +
-                            delta.column("place_id").to_pylist())
+    assert set(keys) == set(
+        base.column("place_id").to_pylist() + delta.column("place_id").to_pylist()
+    )
 
 
 @PROPERTIES
@@ -253,12 +274,15 @@ def test_an_empty_base_yields_the_deduplicated_delta() -> None:
     assert only.column("name").to_pylist() == [None, "later"]
 
 
-@pytest.mark.parametrize("slices", [
-    [table([row("b", 1), row("a", 1)])],                       # unsorted inside a slice
-    [table([row("a", 1), row("a", 2)])],                       # repeated key
-    [table([row("c", 1)]), table([row("b", 1)])],              # slices out of order
-    [table([row("c", 1)]), table([row("c", 2)])],              # a key across two slices
-])
+@pytest.mark.parametrize(
+    "slices",
+    [
+        [table([row("b", 1), row("a", 1)])],  # unsorted inside a slice
+        [table([row("a", 1), row("a", 2)])],  # repeated key
+        [table([row("c", 1)]), table([row("b", 1)])],  # slices out of order
+        [table([row("c", 1)]), table([row("c", 2)])],  # a key across two slices
+    ],
+)
 def test_a_base_not_sorted_with_unique_keys_is_refused(slices: list[pa.Table]) -> None:
     with pytest.raises(ArgumentError, match=r"not sorted .* unique keys"):
         list(upsert_slices(slices, table([row("a", 3)])))

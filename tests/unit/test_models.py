@@ -14,8 +14,15 @@ CONTACT = {"place_id": "ChIJ1", "name": "A", "email": ["j***@d*****.fr"], "phone
 
 
 def test_search_page_docs_shape():
-    page = SearchPage.from_json({"totalCount": 1842, "search_id": "srch_1", "preview": [CONTACT],
-                                 "page": 1, "num_pages": 37})  # fmt: skip
+    page = SearchPage.from_json(
+        {
+            "totalCount": 1842,
+            "search_id": "srch_1",
+            "preview": [CONTACT],
+            "page": 1,
+            "num_pages": 37,
+        }
+    )
     assert (page.total_count, page.search_id, page.page, page.num_pages) == (1842, "srch_1", 1, 37)
     assert page.contacts == [{**CONTACT, "phone": [CONTACT["phone"]]}]  # normalised
     assert page.extra == {}
@@ -23,8 +30,14 @@ def test_search_page_docs_shape():
 
 
 def test_search_page_live_extras_and_missing_fields():
-    page = SearchPage.from_json({"totalCount": "12", "preview": [CONTACT, "junk"],
-                                 "credits_per_lead": 1, "is_capped": False})  # fmt: skip
+    page = SearchPage.from_json(
+        {
+            "totalCount": "12",
+            "preview": [CONTACT, "junk"],
+            "credits_per_lead": 1,
+            "is_capped": False,
+        }
+    )
     assert page.total_count == 12
     assert page.search_id is None
     assert page.page is None
@@ -39,9 +52,18 @@ def test_search_page_alternative_spellings():
 
 
 def test_profile_lenient():
-    profile = Profile.from_json({"id": 1, "email": "a@b.c", "username": "a", "credits": 120,
-                                 "credits_used": 30, "plan": "pro", "date_joined":
-                                 "2025-01-02T03:04:05Z", "team": {"id": 9}})  # fmt: skip
+    profile = Profile.from_json(
+        {
+            "id": 1,
+            "email": "a@b.c",
+            "username": "a",
+            "credits": 120,
+            "credits_used": 30,
+            "plan": "pro",
+            "date_joined": "2025-01-02T03:04:05Z",
+            "team": {"id": 9},
+        }
+    )
     assert profile.credits == 120
     assert profile.date_joined == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert profile.extra == {"team": {"id": 9}}
@@ -54,9 +76,17 @@ def test_profile_lenient():
 
 def test_api_key_hides_the_key():
     key = "ab" * 32
-    item = ApiKey.from_json({"id": 3, "name": "nb", "token_key": key[:8], "created":
-                             "2026-01-01T00:00:00+00:00", "expiry": None, "key": key,
-                             "scopes": ["read"]})  # fmt: skip
+    item = ApiKey.from_json(
+        {
+            "id": 3,
+            "name": "nb",
+            "token_key": key[:8],
+            "created": "2026-01-01T00:00:00+00:00",
+            "expiry": None,
+            "key": key,
+            "scopes": ["read"],
+        }
+    )
     assert item.key == key
     assert key not in repr(item)
     assert key not in str(item)
@@ -112,10 +142,16 @@ def test_reference_frames_have_dtypes_and_keep_extra_fields():
 
 @pytest.mark.parametrize(
     ("word", "expected"),
-    [("pending", "pending"), ("PROCESSING", "processing"), ("completed", "ready"),
-     ("ready", "ready"), ("failed", "failed"), ("something-new", "processing"),
-     (None, "processing")],
-)  # fmt: skip
+    [
+        ("pending", "pending"),
+        ("PROCESSING", "processing"),
+        ("completed", "ready"),
+        ("ready", "ready"),
+        ("failed", "failed"),
+        ("something-new", "processing"),
+        (None, "processing"),
+    ],
+)
 def test_status_words_are_normalised(word, expected):
     from scoutframe.models import normalize_status
 
@@ -127,9 +163,15 @@ def test_status_from_live_answer_keeps_unknown_fields_and_hides_the_url():
 
     signed = "http://127.0.0.2:9/exports/task_1.csv?expires=99&signature=deadbeefcafe"
     status = ExportStatus.from_json(
-        {"status": "completed", "search_id": "s1", "lead_count": "12", "download_url": signed,
-         "expires_at": "2026-12-28T10:00:00Z", "shard": 3}
-    )  # fmt: skip
+        {
+            "status": "completed",
+            "search_id": "s1",
+            "lead_count": "12",
+            "download_url": signed,
+            "expires_at": "2026-12-28T10:00:00Z",
+            "shard": 3,
+        }
+    )
     assert status.status == "ready"
     assert status.lead_count == 12
     assert status.expires_at == datetime(2026, 12, 28, 10, tzinfo=UTC)
@@ -157,8 +199,15 @@ def test_link_validity_follows_the_retry_clock(fake_clock):
 def test_job_handles_read_leniently():
     from scoutframe.models import JobHandle
 
-    handle = JobHandle.from_json({"search_id": "s", "state": "weird", "lead_count": "x",
-                                  "created_at": "not a date", "flavor": "live"})  # fmt: skip
+    handle = JobHandle.from_json(
+        {
+            "search_id": "s",
+            "state": "weird",
+            "lead_count": "x",
+            "created_at": "not a date",
+            "flavor": "live",
+        }
+    )
     assert handle.state == "active"
     assert handle.lead_count is None
     assert handle.flavor == "live"
@@ -168,18 +217,47 @@ def test_job_handles_read_leniently():
 
 @pytest.mark.parametrize(
     "answer",
-    [{"foo": 1}, {"totalCount": 3, "preview": {"a": 1}}, {"totalCount": "many", "preview": []},
-     {"totalCount": True, "preview": []}, {"preview": []}, {"totalCount": 2}, [], "ok"],
-)  # fmt: skip
+    [
+        {"foo": 1},
+        {"totalCount": 3, "preview": {"a": 1}},
+        {"totalCount": "many", "preview": []},
+        {"totalCount": True, "preview": []},
+        {"preview": []},
+        {"totalCount": 2},
+        [],
+        "ok",
+    ],
+)
 def test_malformed_search_answers_are_errors_not_empty_results(answer):
     with pytest.raises(APIError, match=r"malformed|expected a JSON object"):
         SearchPage.from_json(answer)
 
 
 def test_search_contacts_are_normalised_like_the_frames():
-    page = SearchPage.from_json({"totalCount": 1, "preview": [
-        {"place_id": "p", "phone": "+1 555", "email": None, "categories": ["Plumber", ""],
-         "website": "", "instagram": "", "rating": 4.5}]})  # fmt: skip
-    assert page.contacts == [{"place_id": "p", "phone": ["+1 555"], "email": [],
-                              "categories": ["Plumber"], "website": None, "instagram": None,
-                              "rating": 4.5}]  # fmt: skip
+    page = SearchPage.from_json(
+        {
+            "totalCount": 1,
+            "preview": [
+                {
+                    "place_id": "p",
+                    "phone": "+1 555",
+                    "email": None,
+                    "categories": ["Plumber", ""],
+                    "website": "",
+                    "instagram": "",
+                    "rating": 4.5,
+                }
+            ],
+        }
+    )
+    assert page.contacts == [
+        {
+            "place_id": "p",
+            "phone": ["+1 555"],
+            "email": [],
+            "categories": ["Plumber"],
+            "website": None,
+            "instagram": None,
+            "rating": 4.5,
+        }
+    ]

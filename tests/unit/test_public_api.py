@@ -49,13 +49,17 @@ def test_import_registers_pandas_reader_and_accessor() -> None:
 
 def test_import_is_light() -> None:
     """``import scoutframe`` pulls in no widgets, progress bars, HTTP stack or sandbox."""
-    code = (
-        "import sys, json, scoutframe; "
-        "print(json.dumps(sorted(m for m in sys.modules)))"
-    )
+    code = "import sys, json, scoutframe; print(json.dumps(sorted(m for m in sys.modules)))"
     loaded = set(json.loads(subprocess.check_output([sys.executable, "-c", code], text=True)))
-    for heavy in ("tqdm", "ipywidgets", "fastapi", "uvicorn", "scoutframe.sandbox", "requests",
-                  "urllib3"):
+    for heavy in (
+        "tqdm",
+        "ipywidgets",
+        "fastapi",
+        "uvicorn",
+        "scoutframe.sandbox",
+        "requests",
+        "urllib3",
+    ):
         assert heavy not in loaded, heavy
     assert "scoutframe.read" in loaded
 

@@ -49,9 +49,13 @@ def test_backoff_grows_with_jitter():
     for n, delay in enumerate(delays):
         assert 2**n / 2 <= delay <= 2**n
     fresh = RetryPolicy(max_retries=10, backoff_factor=1.0, max_elapsed=600).safe_urllib3
-    samples = {fresh().increment("GET", "/x", response=response(503))
-               .increment("GET", "/x", response=response(503)).get_backoff_time()
-               for _ in range(20)}  # fmt: skip
+    samples = {
+        fresh()
+        .increment("GET", "/x", response=response(503))
+        .increment("GET", "/x", response=response(503))
+        .get_backoff_time()
+        for _ in range(20)
+    }
     assert len(samples) > 1  # jittered
 
 
@@ -63,8 +67,13 @@ def test_retry_after_above_cap_stops_retrying():
 
 
 def test_total_time_is_bounded():
-    policy = ScoutRetry(total=100, status_forcelist={503}, backoff_factor=0.01, max_elapsed=5.0,
-                        started=seam.clock().monotonic() - 10)  # fmt: skip
+    policy = ScoutRetry(
+        total=100,
+        status_forcelist={503},
+        backoff_factor=0.01,
+        max_elapsed=5.0,
+        started=seam.clock().monotonic() - 10,
+    )
     with pytest.raises(urllib3.exceptions.MaxRetryError):
         policy.increment("GET", "/x", response=response(503))
     fresh = ScoutRetry(total=100, status_forcelist={503}, backoff_factor=0.01, max_elapsed=5.0)
@@ -72,8 +81,6 @@ def test_total_time_is_bounded():
     assert copy.started is not None
     assert copy.max_elapsed == 5.0
     assert copy.increment("GET", "/x", response=response(503)).started == copy.started
-
-
 
 
 def test_urllib3_sleeps_on_the_module_clock(fake_clock: Any) -> None:
@@ -126,15 +133,19 @@ def test_call_with_retries_raises_final_errors_at_once(fake_clock: Any) -> None:
         raise NotFoundError(404, "gone")
 
     with pytest.raises(NotFoundError):
-        call_with_retries(retry.LOOKUP, lookup, lambda e: 0.0 if isinstance(e, ServerError)
-                          else None)  # fmt: skip
+        call_with_retries(
+            retry.LOOKUP, lookup, lambda e: 0.0 if isinstance(e, ServerError) else None
+        )
     assert len(calls) == 1
     assert fake_clock.sleeps == []
 
 
 def test_call_with_retries_obeys_retry_after_then_gives_the_last_error(fake_clock: Any) -> None:
-    answers: list[Any] = [RateLimitError(429, "slow", retry_after=4.0),
-                          ServerError(503, "busy"), 42]  # fmt: skip
+    answers: list[Any] = [
+        RateLimitError(429, "slow", retry_after=4.0),
+        ServerError(503, "busy"),
+        42,
+    ]
 
     def lookup() -> int:
         answer = answers.pop(0)

@@ -12,14 +12,17 @@ from scoutframe.errors import ConfigurationError
 KEY = "ef" * 32
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1",
-                                  "[::1]"])  # fmt: skip
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1", "[::1]"]
+)
 def test_loopback_hosts(host):
     assert is_loopback(host)
 
 
-@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "127.0.0.1.nip.io", "::2", "",
-                                  "evil.localhost", "app.localhost"])  # fmt: skip
+@pytest.mark.parametrize(
+    "host",
+    ["example.com", "10.0.0.1", "127.0.0.1.nip.io", "::2", "", "evil.localhost", "app.localhost"],
+)
 def test_non_loopback_hosts(host):
     """Only literal loopback addresses and localhost itself: a name is resolved elsewhere."""
     assert not is_loopback(host)
@@ -54,8 +57,11 @@ def test_bad_timeouts_are_refused(timeout):
 
 
 def test_sessions_user_agent_and_repr():
-    transport = Transport("https://www.spherescout.io", auth=ApiKeyAuth(KEY, "https://www.spherescout.io"),
-                          secrets=[KEY])  # fmt: skip
+    transport = Transport(
+        "https://www.spherescout.io",
+        auth=ApiKeyAuth(KEY, "https://www.spherescout.io"),
+        secrets=[KEY],
+    )
     assert user_agent().startswith("scoutframe/")
     assert transport._session.headers["User-Agent"] == user_agent()
     assert transport._downloads.headers["User-Agent"] == user_agent()
@@ -65,8 +71,12 @@ def test_sessions_user_agent_and_repr():
 
 def test_download_session_strips_authorization():
     transport = Transport("https://www.spherescout.io")
-    request = requests.Request("GET", "https://storage.example/x.csv",
-                               headers={"Authorization": "Bearer x"}, auth=("u", "p"))  # fmt: skip
+    request = requests.Request(
+        "GET",
+        "https://storage.example/x.csv",
+        headers={"Authorization": "Bearer x"},
+        auth=("u", "p"),
+    )
     prepared = transport._downloads.prepare_request(request)
     assert "Authorization" not in prepared.headers
     transport.close()
@@ -75,9 +85,11 @@ def test_download_session_strips_authorization():
 def test_api_session_strips_authorization_on_redirect_to_another_origin():
     transport = Transport("https://www.spherescout.io")
     session = transport._session
-    for target, kept in [("https://www.spherescout.io/api/y", True),
-                         ("http://www.spherescout.io/api/y", False),
-                         ("https://cdn.spherescout.io/y", False)]:  # fmt: skip
+    for target, kept in [
+        ("https://www.spherescout.io/api/y", True),
+        ("http://www.spherescout.io/api/y", False),
+        ("https://cdn.spherescout.io/y", False),
+    ]:
         prepared = requests.Request("GET", target, headers={"Authorization": "Bearer x"}).prepare()
         session.rebuild_auth(prepared, None)
         assert ("Authorization" in prepared.headers) is kept, target

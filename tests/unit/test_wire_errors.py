@@ -11,16 +11,25 @@ import urllib3.exceptions as uex
 from scoutframe.api.wire_errors import TABLE, WIRE_EXCEPTIONS, Failure, place, translate
 from scoutframe.errors import ConfigurationError, ScoutError, TransportError
 
-AT = Failure(host="api.example", where="GET /api/x", elapsed=1.5, charging=False,
-             timeout=(5.0, 60.0), secrets=("s3cr3t-value",))  # fmt: skip
+AT = Failure(
+    host="api.example",
+    where="GET /api/x",
+    elapsed=1.5,
+    charging=False,
+    timeout=(5.0, 60.0),
+    secrets=("s3cr3t-value",),
+)
 
 
 def _library_exceptions() -> list[type[BaseException]]:
     found = []
     for module in (rex, uex):
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if (issubclass(cls, BaseException) and not issubclass(cls, Warning)
-                    and cls.__module__ == module.__name__):  # fmt: skip
+            if (
+                issubclass(cls, BaseException)
+                and not issubclass(cls, Warning)
+                and cls.__module__ == module.__name__
+            ):
                 found.append(cls)
     return sorted(set(found), key=lambda c: (c.__module__, c.__name__))
 
@@ -77,17 +86,28 @@ def test_translation_is_a_scout_error_without_secrets(cls: type[BaseException]) 
     [
         (rex.ReadTimeout("slow"), TransportError, "read timeout (60 s) (after retries)"),
         (rex.ConnectTimeout("slow"), TransportError, "within 5 s"),
-        (rex.ConnectionError(uex.MaxRetryError(None, "/x",  # type: ignore[arg-type]
-                                               uex.NewConnectionError(None, "refused"))),  # type: ignore[arg-type]
-         TransportError, "Could not connect to api.example"),
-        (rex.ConnectionError(uex.ProtocolError("Connection broken: reset")), TransportError,
-         "broke during GET /api/x after 1.5 s"),
+        (
+            rex.ConnectionError(
+                uex.MaxRetryError(
+                    None,
+                    "/x",  # type: ignore[arg-type]
+                    uex.NewConnectionError(None, "refused"),
+                )
+            ),  # type: ignore[arg-type]
+            TransportError,
+            "Could not connect to api.example",
+        ),
+        (
+            rex.ConnectionError(uex.ProtocolError("Connection broken: reset")),
+            TransportError,
+            "broke during GET /api/x after 1.5 s",
+        ),
         (rex.SSLError("bad cert"), TransportError, "TLS"),
         (rex.ProxyError("nope"), TransportError, "HTTPS_PROXY"),
         (rex.InvalidURL("x"), ConfigurationError, "check base_url"),
         (rex.TooManyRedirects("loop"), TransportError, "redirected too many times"),
     ],
-)  # fmt: skip
+)
 def test_messages_say_what_happened_and_what_to_do(
     exc: BaseException, kind: type[ScoutError], words: str
 ) -> None:
@@ -97,6 +117,7 @@ def test_messages_say_what_happened_and_what_to_do(
 
 
 def test_charging_calls_do_not_claim_retries() -> None:
-    charging = Failure(host="h", where="GET /api/download-csv", elapsed=0.1, charging=True,
-                       timeout=(5.0, 60.0))  # fmt: skip
+    charging = Failure(
+        host="h", where="GET /api/download-csv", elapsed=0.1, charging=True, timeout=(5.0, 60.0)
+    )
     assert "after retries" not in str(translate(rex.ReadTimeout("slow"), charging))

@@ -41,10 +41,14 @@ def account(form_sandbox: Sandbox) -> dict[str, Any]:
 @pytest.fixture
 def client(form_sandbox: Sandbox, account: dict[str, Any], tmp_path: Path) -> Iterator[Client]:
     with Client(
-        account["api_key"], form_sandbox.url, allow_http=True, state_dir=tmp_path / "state",
-        config_file=tmp_path / "no-config.toml", backoff_factor=0.01,
+        account["api_key"],
+        form_sandbox.url,
+        allow_http=True,
+        state_dir=tmp_path / "state",
+        config_file=tmp_path / "no-config.toml",
+        backoff_factor=0.01,
         poll_interval=(0.01, 0.05),
-    ) as made:  # fmt: skip
+    ) as made:
         yield made
 
 

@@ -15,10 +15,21 @@ from scoutframe.widgets import SearchForm, search_form
 Ledger = Callable[[], list[dict[str, Any]]]
 
 FILTER_CONTROLS = {
-    "countries", "category", "level1_locations", "level2_locations", "level3_locations",
-    "location_search", "location_matches", "email", "phone_number", "website", "instagram",
-    "facebook", "main_activity_only", "max_credits",
-}  # fmt: skip
+    "countries",
+    "category",
+    "level1_locations",
+    "level2_locations",
+    "level3_locations",
+    "location_search",
+    "location_matches",
+    "email",
+    "phone_number",
+    "website",
+    "instagram",
+    "facebook",
+    "main_activity_only",
+    "max_credits",
+}
 
 
 @pytest.fixture
@@ -57,9 +68,10 @@ def test_the_user_journey(form: SearchForm, client: Client, ledger: Ledger) -> N
     regions = form.controls["level1_locations"]
     assert not regions.disabled
     assert regions.options[0] == ("(any)", 0)
-    counts = {rid: client.search(countries="FR", category="Plumber",
-                                 level1_locations=rid).total_count
-              for _, rid in regions.options[1:]}  # fmt: skip
+    counts = {
+        rid: client.search(countries="FR", category="Plumber", level1_locations=rid).total_count
+        for _, rid in regions.options[1:]
+    }
     region = max(counts, key=counts.__getitem__)
     regions.value = region
     form.settle()
@@ -81,8 +93,9 @@ def test_the_user_journey(form: SearchForm, client: Client, ledger: Ledger) -> N
     assert len(form.df) == counts[region]
     assert [row["delta"] for row in ledger()] == [-counts[region]]  # exactly its rows
     assert "Loaded" in form._status.value
-    expected = scoutframe.read_spherescout(form.filters, client=client, method="export",
-                                           max_credits=counts[region], progress=False)  # fmt: skip
+    expected = scoutframe.read_spherescout(
+        form.filters, client=client, method="export", max_credits=counts[region], progress=False
+    )
     pd.testing.assert_frame_equal(form.df, expected)
 
     form.buttons["code"].click()
@@ -121,8 +134,7 @@ def test_pages_by_button_and_by_load(form: SearchForm, client: Client, ledger: L
     form.controls["category"].value = "Plumber"
     form.controls["phone_number"].value = "with"
     form.settle()
-    assert form.filters == scoutframe.Filters(countries="FR", category="Plumber",
-                                              phone_number=True)  # fmt: skip
+    assert form.filters == scoutframe.Filters(countries="FR", category="Plumber", phone_number=True)
     form.buttons["pages"].click()  # the masked-email warning is a note in the form
     by_button = form.df
     assert by_button is not None
@@ -152,8 +164,9 @@ def test_toggles_and_checkbox_map_to_filters(form: SearchForm) -> None:
     c["email"].value = "with"
     c["website"].value = "without"
     c["main_activity_only"].value = True
-    assert form.filters == scoutframe.Filters(countries=["FR", "BE"], email=True, website=False,
-                                              main_activity_only=True)  # fmt: skip
+    assert form.filters == scoutframe.Filters(
+        countries=["FR", "BE"], email=True, website=False, main_activity_only=True
+    )
     assert c["level1_locations"].disabled  # browsing needs exactly one country
     c["email"].value = "either"
     c["main_activity_only"].value = False

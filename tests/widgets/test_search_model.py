@@ -64,15 +64,18 @@ def test_count_and_cost_follow_the_choices(client: Client, ledger: Ledger) -> No
     regions = model.level_options(1)
     assert regions
     assert all(p.country == "FR" and p.level == 1 for p in regions)
-    counts = {p.id: client.search(countries="FR", category="Plumber",
-                                  level1_locations=p.id).total_count for p in regions}  # fmt: skip
+    counts = {
+        p.id: client.search(countries="FR", category="Plumber", level1_locations=p.id).total_count
+        for p in regions
+    }
     region = max(regions, key=lambda p: counts[p.id])
     model.set_location(1, region.id)
     model.settle()
     assert model.count == counts[region.id]
     assert 0 < model.count < plumbers
     assert model.filters == scoutframe.Filters(
-        countries="FR", category="Plumber", level1_locations=region.id)
+        countries="FR", category="Plumber", level1_locations=region.id
+    )
     assert model.message == ""
     assert ledger() == []  # counting and costing are free
 
@@ -121,8 +124,9 @@ def test_preview_and_pages_are_free(client: Client, ledger: Ledger) -> None:
     assert df is model.df
     assert len(df) == model.count
     with pytest.warns(scoutframe.MaskedEmailWarning):
-        expected = scoutframe.read_spherescout(model.filters, client=client, method="pages",
-                                               progress=False)  # fmt: skip
+        expected = scoutframe.read_spherescout(
+            model.filters, client=client, method="pages", progress=False
+        )
     pd.testing.assert_frame_equal(df, expected)
     assert model.plan is not None
     assert model.plan.method == "pages"
@@ -159,8 +163,9 @@ def test_export_spends_exactly_its_rows_and_the_code_reads_the_same_frame(
     namespace: dict[str, Any] = {"pd": pd, "scoutframe": scoutframe, "client": client}
     exec(code, namespace)
     pd.testing.assert_frame_equal(namespace["df"], df)
-    again = scoutframe.read_spherescout(model.filters, client=client, method="export",
-                                        max_credits=1_000, progress=False)  # fmt: skip
+    again = scoutframe.read_spherescout(
+        model.filters, client=client, method="export", max_credits=1_000, progress=False
+    )
     pd.testing.assert_frame_equal(again, df)
     assert [row["delta"] for row in ledger()] == [-cost]  # read again without paying again
 
@@ -230,8 +235,12 @@ def test_free_text_location_search_sets_the_whole_chain(client: Client) -> None:
     assert state.level1.id == state.level2.parent_id
     assert state.level3 in model.level_options(3)
     model.settle()
-    assert model.count == client.search(countries="FR", category="Plumber",
-                                        level3_locations=cities[0].id).total_count  # fmt: skip
+    assert (
+        model.count
+        == client.search(
+            countries="FR", category="Plumber", level3_locations=cities[0].id
+        ).total_count
+    )
     assert "level3_locations='Paris'" in model.code()
     # Another country drops the place; picking an unknown match is a message.
     model.set_countries(["DE"])
@@ -287,28 +296,44 @@ def test_code_uses_an_id_where_the_name_is_ambiguous() -> None:
     from scoutframe.widgets import codegen
     from scoutframe.widgets.state import FormState, Place
 
-    twins = [{"id": 7, "name": "Saint-Denis", "type": "level3", "country": "FR", "parent_id": 5},
-             {"id": 8, "name": "Saint-Denis", "type": "level3", "country": "FR", "parent_id": 6}]
+    twins = [
+        {"id": 7, "name": "Saint-Denis", "type": "level3", "country": "FR", "parent_id": 5},
+        {"id": 8, "name": "Saint-Denis", "type": "level3", "country": "FR", "parent_id": 6},
+    ]
     stub: Any = _StubClient(twins)
-    state = FormState(countries=("FR",), category="Baker",
-                      level3=Place(8, "Saint-Denis", 3, "FR", 6), email=True, website=False)
-    text = codegen.render_call(codegen.filter_arguments(state, stub), method="pages",
-                               max_credits=None)  # fmt: skip
+    state = FormState(
+        countries=("FR",),
+        category="Baker",
+        level3=Place(8, "Saint-Denis", 3, "FR", 6),
+        email=True,
+        website=False,
+    )
+    text = codegen.render_call(
+        codegen.filter_arguments(state, stub), method="pages", max_credits=None
+    )
     tree = ast.parse(text)
     call = tree.body[0].value  # type: ignore[attr-defined]
     given = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "client"}
-    assert given == {"countries": "FR", "category": "Baker", "level3_locations": 8,
-                     "email": True, "website": False, "method": "pages"}  # fmt: skip
+    assert given == {
+        "countries": "FR",
+        "category": "Baker",
+        "level3_locations": 8,
+        "email": True,
+        "website": False,
+        "method": "pages",
+    }
     assert "# Saint-Denis (its name alone is ambiguous)" in text
     # The second "Baker" (id 2) is not what the name finds: its id is written.
     state = FormState(category="2")
-    text = codegen.render_call(codegen.filter_arguments(state, stub), method="export",
-                               max_credits=5)  # fmt: skip
+    text = codegen.render_call(
+        codegen.filter_arguments(state, stub), method="export", max_credits=5
+    )
     assert "category=2,  # Baker" in text
     assert "max_credits=5," in text
     # A name that leads back to its place is written as the name.
     stub.locations.rows = twins[:1]
     state = FormState(countries=("FR",), level3=Place(7, "Saint-Denis", 3, "FR", 5))
-    text = codegen.render_call(codegen.filter_arguments(state, stub), method="pages",
-                               max_credits=None)  # fmt: skip
+    text = codegen.render_call(
+        codegen.filter_arguments(state, stub), method="pages", max_credits=None
+    )
     assert "level3_locations='Saint-Denis'," in text

@@ -17,9 +17,11 @@ def require_list(data: Any, what: str, key: str | None = None) -> list[Mapping[s
     items = data.get(key) if key is not None and isinstance(data, Mapping) else data
     if not isinstance(items, list):
         raise APIError(
-            200, f"expected a list of {what}, got {type(items).__name__}", data,
+            200,
+            f"expected a list of {what}, got {type(items).__name__}",
+            data,
             hint="Check that base_url points at the SphereScout API",
-        )  # fmt: skip
+        )
     return [item for item in items if isinstance(item, Mapping)]
 
 

@@ -120,8 +120,13 @@ class Exports:
                 f"the cost of exporting search {search_id!r} cannot be checked against "
                 "max_credits beforehand; pass the filters instead of the search id"
             )
-        balance = ensure_affordable(client, count, max_credits, what="this export",
-                                    hint="Narrow the filters or raise max_credits.")  # fmt: skip
+        balance = ensure_affordable(
+            client,
+            count,
+            max_credits,
+            what="this export",
+            hint="Narrow the filters or raise max_credits.",
+        )
         provisional = self._provisional(search_id, filters, count)
         try:
             job = self._start(search_id, filters, count, balance)
@@ -151,16 +156,21 @@ class Exports:
             newest = None  # settle() then compares times instead
         client = self._client
         handle = JobHandle(
-            search_id=search_id, lead_count=count,
+            search_id=search_id,
+            lead_count=count,
             filters=None if filters is None else filters.to_dict(),
-            flavor="live" if client.flavor == "live" else "docs", origin=client.base_url,
-            created_at=clock().now(), state="provisional", newest_history_id=newest,
-        )  # fmt: skip
+            flavor="live" if client.flavor == "live" else "docs",
+            origin=client.base_url,
+            created_at=clock().now(),
+            state="provisional",
+            newest_history_id=newest,
+        )
         try:
             self.store.save(handle)
         except OSError as exc:
-            logger.warning("could not save a provisional handle under %s: %s",
-                           self.store.directory, exc)  # fmt: skip
+            logger.warning(
+                "could not save a provisional handle under %s: %s", self.store.directory, exc
+            )
             return None
         return handle
 
@@ -169,8 +179,12 @@ class Exports:
         try:
             job.save()
         except OSError as exc:  # the export is running and paid for: hand it over anyway
-            logger.warning("could not save the handle of export %s under %s: %s",
-                           job.job_id, self.store.directory, exc)  # fmt: skip
+            logger.warning(
+                "could not save the handle of export %s under %s: %s",
+                job.job_id,
+                self.store.directory,
+                exc,
+            )
             return
         if replacing is not None and replacing.job_id != job.job_id:
             self.store.remove(replacing.job_id)
@@ -203,13 +217,18 @@ class Exports:
         filters = filters_from(handle.filters)
         live = handle.flavor == "live" or client.flavor == "live"
         job = ExportJob(
-            client, search_id=handle.search_id, lead_count=entry.row_count,
-            filters=filters, flavor="live" if live else "docs",
-            created_at=entry.created_at or handle.created_at, history_id=entry.id,
-        )  # fmt: skip
+            client,
+            search_id=handle.search_id,
+            lead_count=entry.row_count,
+            filters=filters,
+            flavor="live" if live else "docs",
+            created_at=entry.created_at or handle.created_at,
+            history_id=entry.id,
+        )
         if not live and client.flavor == "unknown":
-            probe = ExportJob(client, search_id=handle.search_id, flavor="live",
-                              created_at=job.created_at)  # fmt: skip
+            probe = ExportJob(
+                client, search_id=handle.search_id, flavor="live", created_at=job.created_at
+            )
             try:
                 probe.refresh()
             except NotFoundError:
@@ -217,8 +236,11 @@ class Exports:
             else:
                 client._set_flavor("live")
                 job.flavor = "live"
-        logger.info("adopted export %s (history entry %d) that an interrupted start made",
-                    job.job_id, entry.id)  # fmt: skip
+        logger.info(
+            "adopted export %s (history entry %d) that an interrupted start made",
+            job.job_id,
+            entry.id,
+        )
         self._keep(job, replacing=handle)
         return job
 
@@ -284,8 +306,14 @@ class Exports:
         """
         client = self._client
         if client.flavor != "docs":
-            live = ExportJob(client, search_id=search_id, lead_count=lead_count,
-                             filters=filters, flavor="live", created_at=created_at)  # fmt: skip
+            live = ExportJob(
+                client,
+                search_id=search_id,
+                lead_count=lead_count,
+                filters=filters,
+                flavor="live",
+                created_at=created_at,
+            )
             try:
                 live.refresh()
             except NotFoundError:
@@ -297,11 +325,15 @@ class Exports:
         if entry is None or entry.status == "failed":
             return None
         return ExportJob(
-            client, search_id=search_id, task_id=None,
+            client,
+            search_id=search_id,
+            task_id=None,
             lead_count=entry.row_count if entry.row_count is not None else lead_count,
             filters=filters if filters is not None else filters_from(entry.filters),
-            flavor="docs", created_at=entry.created_at or created_at, history_id=entry.id,
-        )  # fmt: skip
+            flavor="docs",
+            created_at=entry.created_at or created_at,
+            history_id=entry.id,
+        )
 
     def list_saved(self, *, include_done: bool = False) -> list[ExportJob]:
         """Return the jobs whose handles are saved under ``client.state_dir``, newest first.
@@ -311,8 +343,9 @@ class Exports:
         include_done
             Also list jobs already downloaded (or failed).
         """
-        states: tuple[HandleState, ...] = ("active", "done", "failed") if include_done else (
-            "active",)
+        states: tuple[HandleState, ...] = (
+            ("active", "done", "failed") if include_done else ("active",)
+        )
         return [ExportJob.from_handle(self._client, h) for h in self.store.handles(states=states)]
 
     # -- start, both flavours ------------------------------------------------------------
@@ -362,8 +395,7 @@ class Exports:
 
         def send() -> ExportJob:
             try:
-                response = self._client.transport.request("GET", path, params=params,
-                                                          charging=True)  # fmt: skip
+                response = self._client.transport.request("GET", path, params=params, charging=True)
             except APIError as exc:
                 if exc.status == 403 and _is_insufficient(exc):
                     raise _insufficient_from(exc) from exc
@@ -382,9 +414,11 @@ class Exports:
             return self.find(search_id, created_at=started, filters=filters, lead_count=count)
 
         call = ChargingCall(
-            what="the export start", send=send, adopt=adopt,
+            what="the export start",
+            send=send,
+            adopt=adopt,
             error=lambda message, charged: ExportError(message, job=None, charged=charged),
-        )  # fmt: skip
+        )
         return charge_once(self._client, call, balance=balance)
 
     def _job_from_answer(
@@ -401,8 +435,9 @@ class Exports:
         lead_count = optional_int(data.get("lead_count"))
         sid = str(data.get("search_id") or search_id or "")
         if not sid and task_id is None:
-            raise AmbiguousAnswerError("the export start answered neither a task id nor a "
-                                       "search id")  # fmt: skip
+            raise AmbiguousAnswerError(
+                "the export start answered neither a task id nor a search id"
+            )
         return ExportJob(
             self._client,
             search_id=sid,

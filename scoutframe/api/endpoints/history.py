@@ -157,7 +157,10 @@ class History:
             freshness = self.freshness(entry_id)
         expected = freshness.new_count
         balance = ensure_affordable(
-            client, expected, max_credits, what=f"the delta of history entry {entry_id}",
+            client,
+            expected,
+            max_credits,
+            what=f"the delta of history entry {entry_id}",
             hint="Raise max_credits, or check freshness() until fewer contacts are new.",
         )
         target = Path(path)
@@ -176,10 +179,12 @@ class History:
             return ""
 
         call = ChargingCall(
-            what=f"the delta download of entry {entry_id}", send=send,
+            what=f"the delta download of entry {entry_id}",
+            send=send,
             adopt=lambda: None,  # a delta's body is served once: it cannot be fetched again
-            error=lambda message, _charged: TransportError(message), trace=trace,
-        )  # fmt: skip
+            error=lambda message, _charged: TransportError(message),
+            trace=trace,
+        )
         return charge_once(client, call, balance=balance)
 
     def _fetch_delta(self, entry_id: int, path: Path) -> int | None:
@@ -207,8 +212,9 @@ def _count_csv_rows(path: Path) -> int:
         return 0
     options = pacsv.ConvertOptions(column_types={}, include_columns=[])
     try:
-        reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                                convert_options=options)  # fmt: skip
+        reader = pacsv.open_csv(
+            path, parse_options=pacsv.ParseOptions(newlines_in_values=True), convert_options=options
+        )
     except pa.ArrowInvalid:  # rows pyarrow refuses (ragged, blank lines only): count by hand
         with open(path, encoding="utf-8", newline="") as handle:
             return max(0, sum(1 for _ in csv.reader(handle)) - 1)

@@ -45,8 +45,9 @@ class Locations:
         cached = self._cache.get(key)
         if cached is None:
             data = self._client.transport.get_json(path, params=params or None)
-            items = require_list(data, "locations", key="locations" if isinstance(data, Mapping)
-                                 else None)  # fmt: skip
+            items = require_list(
+                data, "locations", key="locations" if isinstance(data, Mapping) else None
+            )
             cached = self._cache[key] = records_frame(items, LOCATION_DTYPES)
         return cached.copy()
 
@@ -91,15 +92,19 @@ class Locations:
 
     def lookup(self, ids: int | Iterable[int]) -> pd.DataFrame:
         """Look locations up by id, whatever their level."""
-        items: Iterable[Any] = [ids] if isinstance(ids, numbers.Integral) else cast(
-            Iterable[Any], ids)  # fmt: skip
+        items: Iterable[Any] = (
+            [ids] if isinstance(ids, numbers.Integral) else cast(Iterable[Any], ids)
+        )
         wanted = [_id(i) for i in items]
         if not wanted:
             return records_frame([], LOCATION_DTYPES)
         params = [("ids", str(i)) for i in wanted]
         frames = [self._get(f"/api/locations/level{n}", params) for n in (1, 2, 3)]
-        found = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
-            len(f) for f in frames) else frames[0]  # fmt: skip
+        found = (
+            pd.concat([f for f in frames if len(f)], ignore_index=True)
+            if any(len(f) for f in frames)
+            else frames[0]
+        )
         return found.drop_duplicates(subset="id").reset_index(drop=True)
 
 

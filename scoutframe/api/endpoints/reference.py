@@ -12,8 +12,13 @@ from ._frames import records_frame, require_list
 if TYPE_CHECKING:
     from ..transport import Transport
 
-__all__ = ["CATEGORY_DTYPES", "COUNTRY_DTYPES", "fetch_categories", "fetch_countries",
-           "fetch_professions"]  # fmt: skip
+__all__ = [
+    "CATEGORY_DTYPES",
+    "COUNTRY_DTYPES",
+    "fetch_categories",
+    "fetch_countries",
+    "fetch_professions",
+]
 
 CATEGORY_DTYPES = {"id": "Int64", "name": "string", "gcid": "string"}
 MATCH_DTYPES = {"match_rank": "Float64", "matched_field": "string", "matched_value": "string"}
@@ -27,8 +32,9 @@ PROFESSION_DTYPES = {
 }
 
 
-def fetch_categories(transport: Transport, q: str | None = None,
-                     limit: int | None = None) -> pd.DataFrame:  # fmt: skip
+def fetch_categories(
+    transport: Transport, q: str | None = None, limit: int | None = None
+) -> pd.DataFrame:
     """``GET /api/categories`` (``q``: best matches first, with match columns)."""
     params: list[tuple[str, str]] = []
     if q is not None:
@@ -55,8 +61,9 @@ def fetch_professions(transport: Transport, countries: Iterable[str] | None) -> 
     params = [("countries", c) for c in countries or ()]
     data = transport.get_json("/api/professions/summary", params=params or None)
     rows: list[dict[str, Any]] = []
-    for group in require_list(data, "professions",
-                              key="results" if isinstance(data, Mapping) else None):  # fmt: skip
+    for group in require_list(
+        data, "professions", key="results" if isinstance(data, Mapping) else None
+    ):
         categories = group.get("categories")
         extra = {k: v for k, v in group.items() if k not in ("profession", "categories", "count")}
         for category in categories if isinstance(categories, list) else []:
