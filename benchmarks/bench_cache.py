@@ -130,10 +130,8 @@ def main() -> int:
         }
         warnings.simplefilter("ignore")
         fill = _timed(lambda: scoutframe.read_spherescout(**read, cache=True))
-        entry = (
-            Path(scoutframe.read_spherescout(**read, cache=True).attrs["scoutframe"]["cache_entry"])
-            / "data.parquet"
-        )
+        key = scoutframe.read_spherescout(**read, cache=True).attrs["scoutframe"]["cache_entry"]
+        entry = work / "cache" / key / "data.parquet"
         print(f"  entry filled in {fill:.1f} s ({entry.stat().st_size / MiB:.0f} MiB)")
 
         # (a) a hit against a plain pyarrow read of the same file

@@ -80,10 +80,12 @@ class SphereScoutAccessor:
         return self._required("search_id").search_id
 
     @property
-    def cache_entry(self) -> Path | None:
-        """The cache entry the frame came from, or ``None`` when it was not cached."""
-        entry = self._required("cache_entry").cache_entry
-        return None if entry is None else Path(entry)
+    def cache_entry(self) -> str | None:
+        """The key of the cache entry the frame came from, or ``None`` when it was not cached.
+
+        ``scoutframe.Cache(df.attrs["scoutframe"]["cache_dir"]).get(key)`` reads it back.
+        """
+        return self._required("cache_entry").cache_entry
 
     def freshness(self, *, client: Client | None = None) -> Freshness:
         """Ask how many contacts are new since the frame's export (free).

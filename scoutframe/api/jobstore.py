@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,7 @@ class JobStore:
         after_id: int | None = None,
         url: str | None = None,
         row_count: int | None = None,
+        made_by: datetime | None = None,
     ) -> HistoryEntry | None:
         """Return the newest full export of ``search_id`` in the history.
 
@@ -194,6 +196,9 @@ class JobStore:
             Prefer the entry that lists this signed URL (the job's own).
         row_count
             Only entries of this size, when known.
+        made_by
+            Only entries made no later than this time (the export a cache entry was filled
+            from, when its id could not be learnt then).
         """
         entries = self.entries()
         if url is not None:
@@ -207,8 +212,15 @@ class JobStore:
                 continue
             if row_count is not None and entry.row_count not in (None, row_count):
                 continue
+            if made_by is not None and entry.created_at is not None and entry.created_at > made_by:
+                continue
             return entry
         return None
+
+    def newest_delta(self, parent: int) -> HistoryEntry | None:
+        """Return the newest delta taken from history entry ``parent`` (a paid file's own)."""
+        deltas = [e for e in self.entries() if e.kind == "delta" and e.parent_id == parent]
+        return max(deltas, key=lambda e: e.id, default=None)
 
     def newest_id(self) -> int | None:
         """Return the newest history entry id (the baseline of a charging start), or ``None``."""

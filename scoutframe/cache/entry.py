@@ -1,6 +1,6 @@
-"""One cache entry on disk: a plain Parquet file, its manifest, its lock.
+"""One cache entry: a plain Parquet file, its manifest, its lock, through the cache's backend.
 
-::
+On the local backend (:class:`~scoutframe.cache.backend.LocalBackend`)::
 
     <cache dir>/<key>/
         data.parquet        the table, sorted by place_id; the provenance in its metadata
@@ -10,8 +10,8 @@
         .data.parquet.*.tmp a write in progress
 
 Only ``data.parquet`` lacks a ``.`` or ``_`` prefix, so Spark, pyarrow, Dask, DuckDB and Polars
-pointed at the directory see exactly the current table. Every write goes to a temporary file
-in the same directory, is fsynced and moved into place (:mod:`scoutframe.files`): a process
+pointed at the directory see exactly the current table. Every write is whole or nothing
+(:meth:`Backend.atomic_output <scoutframe.cache.backend.Backend.atomic_output>`): a process
 killed at any moment leaves the old entry or the new one. The Parquet file is the commit
 point: its metadata holds the full manifest, so a manifest left behind by a crash is rebuilt
 from it.
@@ -25,6 +25,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,15 +36,15 @@ import pyarrow.parquet as pq
 
 from ..clock import clock
 from ..errors import CacheError
-from ..files import atomic_path, private_directory
 from ..models import Provenance
 from ..tables import frames
+from .backend import Backend
 
-__all__ = ["CacheEntry", "Manifest"]
+__all__ = ["CacheEntry", "Manifest", "PendingDelta"]
 
 DATA = "data.parquet"
 MANIFEST = "_manifest.json"
-LOCK = ".lock"
+_DELTA_PREFIX = "_delta-"
 #: Schema-metadata key of the manifest inside the Parquet file.
 _MANIFEST_META = b"scoutframe_cache"
 #: Rows per Parquet row group (and per slice of a streamed refresh): readers decode row
@@ -194,42 +195,43 @@ def now_iso() -> str:
 
 
 class CacheEntry:
-    """The files of one entry (which may not exist yet).
+    """The files of one entry (which may not exist yet), through its cache's backend.
 
     Parameters
     ----------
-    directory
-        ``<cache dir>/<key>``.
+    backend
+        Where the cache keeps its files (:mod:`scoutframe.cache.backend`).
+    key
+        The entry's key (:func:`scoutframe.cache.keys.entry_key`).
     """
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.data_path = self.directory / DATA
-        self.manifest_path = self.directory / MANIFEST
-        self.lock_path = self.directory / LOCK
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
 
     def __repr__(self) -> str:
-        return f"CacheEntry({str(self.directory)!r})"
+        return f"CacheEntry({self.location!r})"
 
     @property
-    def key(self) -> str:
-        """The entry's key (its directory name)."""
-        return self.directory.name
+    def location(self) -> str:
+        """Where the entry is, for messages: ``<cache location>/<key>``."""
+        return f"{self.backend.location}/{self.key}"
 
     def exists(self) -> bool:
         """Whether a committed table is there."""
-        return self.data_path.is_file()
+        return self.backend.size(self.key, DATA) is not None
 
-    def lock(self, timeout: float = 600.0) -> Any:
+    def size(self) -> int | None:
+        """Return the size of the committed table's file in bytes (``None``: no table)."""
+        return self.backend.size(self.key, DATA)
+
+    def lock(self, timeout: float = 600.0) -> AbstractContextManager[object]:
         """Return the entry's inter-process lock (a context manager): one writer at a time.
 
         A second process (or notebook) waits here, then finds the entry as the first one
         left it: a refresh it would have done is already done, and not paid twice.
         """
-        import filelock
-
-        private_directory(self.directory)
-        return filelock.FileLock(self.lock_path, timeout=timeout, mode=0o600)
+        return self.backend.lock(self.key, timeout)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -239,7 +241,8 @@ class CacheEntry:
             return None
         inside = self._manifest_in_parquet()
         try:
-            outside = Manifest.from_json(json.loads(self.manifest_path.read_text("utf-8")))
+            text = self.backend.read_bytes(self.key, MANIFEST).decode("utf-8")
+            outside = Manifest.from_json(json.loads(text))
         except (OSError, ValueError, KeyError, TypeError):
             outside = None
         if inside is None:
@@ -247,47 +250,70 @@ class CacheEntry:
         if outside is not None and _same_data(outside, inside):
             return outside  # the JSON copy knows the size and the latest check
         # A crash between the data and the manifest: the data wins.
-        inside = replace(inside, bytes=self.data_path.stat().st_size)
+        inside = replace(inside, bytes=self.size() or 0)
         self.write_manifest(inside)
         return inside
 
+    def _damaged(self, exc: BaseException) -> CacheError:
+        return CacheError(
+            f"the cache entry {self.location} is damaged ({type(exc).__name__}); remove "
+            "it with scoutframe.Cache().remove(...) or `scoutframe cache clear`"
+        )
+
+    def _unreadable(self, exc: BaseException) -> CacheError:
+        return CacheError(
+            f"the cache entry {self.location} cannot be read ({type(exc).__name__}: "
+            f"{exc}); refresh it with cache='refresh' or remove it"
+        )
+
+    def _schema(self) -> pa.Schema:
+        with self.backend.open_input(self.key, DATA) as source:
+            return pq.read_schema(source)
+
     def _manifest_in_parquet(self) -> Manifest | None:
         try:
-            meta = pq.read_schema(self.data_path).metadata or {}
+            meta = self._schema().metadata or {}
             raw = meta.get(_MANIFEST_META)
             return None if raw is None else Manifest.from_json(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            raise CacheError(
-                f"the cache entry {self.directory} is damaged ({type(exc).__name__}); remove "
-                "it with scoutframe.Cache().remove(...) or `scoutframe cache clear`"
-            ) from exc
+            raise self._damaged(exc) from exc
 
     def read(self, columns: Sequence[str] | None = None) -> tuple[pa.Table, Provenance | None]:
         """Return the table (all columns, or ``columns``) and the provenance stored with it."""
         try:
-            table = pq.read_table(self.data_path, columns=list(columns) if columns else None)
+            with self.backend.open_input(self.key, DATA) as source:
+                table = pq.read_table(source, columns=list(columns) if columns else None)
         except (OSError, pa.ArrowException) as exc:
-            raise CacheError(
-                f"the cache entry {self.directory} cannot be read ({type(exc).__name__}: "
-                f"{exc}); refresh it with cache='refresh' or remove it"
-            ) from exc
+            raise self._unreadable(exc) from exc
         provenance = frames.provenance_of(table.schema)
         return table.replace_schema_metadata(None), provenance
 
     def slices(self) -> Iterator[pa.Table]:
         """Yield the table in consecutive slices of :data:`ROW_GROUP_ROWS` rows (no metadata)."""
         try:
-            for batch in pq.ParquetFile(self.data_path).iter_batches(batch_size=ROW_GROUP_ROWS):
-                yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
+            with self.backend.open_input(self.key, DATA) as source:
+                for batch in pq.ParquetFile(source).iter_batches(batch_size=ROW_GROUP_ROWS):
+                    yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
         except (OSError, pa.ArrowException) as exc:
-            raise CacheError(
-                f"the cache entry {self.directory} cannot be read ({type(exc).__name__}: "
-                f"{exc}); refresh it with cache='refresh' or remove it"
-            ) from exc
+            raise self._unreadable(exc) from exc
+
+    def head(self, rows: int, columns: Sequence[str] | None = None) -> pa.Table:
+        """Return the first ``rows`` rows (of those of ``columns`` it has), reading no more."""
+        try:
+            with self.backend.open_input(self.key, DATA) as source:
+                handle = pq.ParquetFile(source)
+                names = handle.schema_arrow.names
+                wanted = names if columns is None else [c for c in columns if c in names]
+                batch = next(handle.iter_batches(batch_size=max(rows, 1), columns=wanted), None)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._unreadable(exc) from exc
+        if batch is None:
+            return pa.table({})
+        return pa.Table.from_batches([batch]).slice(0, rows).replace_schema_metadata(None)
 
     def stored_provenance(self) -> Provenance | None:
         """Return the provenance stored with the table, without reading the table."""
-        return frames.provenance_of(pq.read_schema(self.data_path))
+        return frames.provenance_of(self._schema())
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -296,26 +322,13 @@ class CacheEntry:
 
         The caller holds :meth:`lock`.
         """
-        from ..tables.parquet import with_file_metadata
-
-        private_directory(self.directory)
-        self._drop_leftovers()
-        # The metadata of every Parquet file scoutframe writes: the provenance, and what
-        # plain pd.read_parquet needs to read it back (see scoutframe.tables.parquet).
-        table = with_file_metadata(table.replace_schema_metadata(None), provenance=provenance)
-        manifest = replace(manifest, rows=table.num_rows, bytes=0)
-        with atomic_path(self.data_path, private=True) as temp:
-            meta = dict(table.schema.metadata or {})
-            meta[_MANIFEST_META] = json.dumps(manifest.to_json()).encode()
-            pq.write_table(
-                table.replace_schema_metadata(meta),
-                temp,
-                row_group_size=ROW_GROUP_ROWS,
-                **_write_options(table.schema),
-            )
-            manifest = replace(manifest, bytes=os.path.getsize(temp))
-        self.write_manifest(manifest)
-        return manifest
+        slices = (
+            table.slice(start, ROW_GROUP_ROWS) for start in range(0, table.num_rows, ROW_GROUP_ROWS)
+        )
+        committed, _ = self.commit_slices(
+            slices, table.schema, replace(manifest, rows=table.num_rows), provenance
+        )
+        return committed
 
     def commit_slices(
         self,
@@ -324,34 +337,36 @@ class CacheEntry:
         manifest: Manifest,
         provenance: Provenance,
     ) -> tuple[Manifest, pa.Table]:
-        """Write the table given as slices, atomically, as :meth:`commit` does; return it too.
+        """Write the table given as slices, atomically; return the manifest and the table.
 
         A second thread encodes each slice while the next one is made, so producing the
         slices (a merge) overlaps the writing. ``manifest.rows`` must be the number of rows
         the slices add up to (the metadata is written first); otherwise nothing is committed.
-        The caller holds :meth:`lock`.
+        The table's file is the commit point: its metadata holds the manifest, and the JSON
+        copy is written after it. The caller holds :meth:`lock`.
         """
         from ..tables.parquet import with_file_metadata
 
-        private_directory(self.directory)
         self._drop_leftovers()
-        schema = with_file_metadata(
-            schema.empty_table().replace_schema_metadata(None), provenance=provenance
-        ).schema
+        # The metadata of every Parquet file scoutframe writes: the provenance, and what
+        # plain pd.read_parquet needs to read it back (see scoutframe.tables.parquet).
+        empty = schema.empty_table().replace_schema_metadata(None)
+        schema = with_file_metadata(empty, provenance=provenance).schema
         meta = {
             **(schema.metadata or {}),
             _MANIFEST_META: json.dumps(replace(manifest, bytes=0).to_json()).encode(),
         }
         parts: list[pa.Table] = []
-        with atomic_path(self.data_path, private=True) as temp:
+        with self.backend.atomic_output(self.key, DATA) as temp:
             with _BackgroundWriter(temp, schema.with_metadata(meta)) as writer:
                 for part in slices:
+                    part = part.replace_schema_metadata(None)
                     parts.append(part)
                     writer.write(part)
             table = pa.concat_tables(parts) if parts else schema.empty_table()
             if table.num_rows != manifest.rows:
                 raise CacheError(
-                    f"the cache entry {self.directory} was not updated: {table.num_rows} rows "
+                    f"the cache entry {self.location} was not updated: {table.num_rows} rows "
                     f"were merged where {manifest.rows} were expected; nothing changed"
                 )
             manifest = replace(manifest, bytes=os.path.getsize(temp))
@@ -360,12 +375,12 @@ class CacheEntry:
 
     def _drop_leftovers(self) -> None:
         """Remove temporary files of writers killed mid-write (the caller holds the lock)."""
-        for path in self.directory.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
+        for name in self.backend.leftovers(self.key):
+            self.backend.remove(self.key, name)
 
-    def leftovers(self) -> list[Path]:
+    def leftovers(self) -> list[str]:
         """Temporary files a killed writer left (hidden from readers; gone at the next write)."""
-        return sorted(self.directory.glob(".*.tmp")) if self.directory.is_dir() else []
+        return self.backend.leftovers(self.key)
 
     def touch(self, manifest: Manifest) -> Manifest:
         """Record that the entry was found up to date now: only the manifest changes."""
@@ -375,24 +390,73 @@ class CacheEntry:
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Write the manifest's JSON copy (atomic, 0600); the data file is not touched."""
-        with atomic_path(self.manifest_path, private=True) as temp:
+        with self.backend.atomic_output(self.key, MANIFEST) as temp:
             temp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True), "utf-8")
 
     def remove(self) -> int:
         """Delete the entry's files; return the bytes freed."""
-        freed = 0
-        if self.directory.is_dir():
-            for path in sorted(self.directory.iterdir()):
-                if path.is_file():
-                    freed += path.stat().st_size
-                    path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # something not ours is in it: left alone
-                self.directory.rmdir()
-        return freed
+        return self.backend.remove(self.key)
 
-    def pending_delta(self, parent: int) -> Path:
+    # -- paid deltas ----------------------------------------------------------------------
+
+    def pending_delta(self, parent: int) -> PendingDelta:
         """Where a paid delta from history entry ``parent`` waits until it is merged."""
-        return self.directory / f"_delta-{parent}.csv"
+        return PendingDelta(self, f"{_DELTA_PREFIX}{parent}.csv")
+
+    def pending_parents(self) -> list[int]:
+        """Return the history entries whose paid deltas wait in the entry."""
+        parents = []
+        for name in self.backend.names(self.key):
+            if name.startswith(_DELTA_PREFIX) and name.endswith(".csv"):
+                with contextlib.suppress(ValueError):
+                    parents.append(int(name.removeprefix(_DELTA_PREFIX).removesuffix(".csv")))
+        return sorted(parents)
+
+
+class PendingDelta:
+    """A paid delta file kept in its cache entry until its rows are merged (paid once).
+
+    Implements :class:`scoutframe.api.deltas.DeltaFile`.
+    """
+
+    def __init__(self, entry: CacheEntry, name: str) -> None:
+        self.entry = entry
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"PendingDelta({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the file is, for messages."""
+        return f"{self.entry.location}/{self.name}"
+
+    def exists(self) -> bool:
+        """Whether a paid delta waits there."""
+        return self.entry.backend.size(self.entry.key, self.name) is not None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Path]:
+        """Give a local file to download into; it becomes the entry's file whole, or not at all.
+
+        On a local backend that is the file itself (the download is atomic): a process killed
+        right after paying finds the delta there, never only in a temporary file.
+        """
+        backend, key = self.entry.backend, self.entry.key
+        own = backend.local_path(key, self.name)
+        if own is not None:
+            yield own
+            return
+        with backend.atomic_output(key, self.name) as temp:
+            yield temp
+
+    def reading(self) -> AbstractContextManager[Path]:
+        """Give a local path holding the paid delta, for the duration of the block."""
+        return self.entry.backend.local_copy(self.entry.key, self.name)
+
+    def remove(self) -> None:
+        """Forget the file once its rows are merged and committed."""
+        self.entry.backend.remove(self.entry.key, self.name)
 
 
 def _write_options(schema: pa.Schema) -> dict[str, Any]:
@@ -465,5 +529,5 @@ def _same_data(a: Manifest, b: Manifest) -> bool:
 
 
 def utc_now() -> datetime:
-    """Return the current UTC time on the retry clock (for ages)."""
+    """Return the current UTC time on the clock seam (for ages)."""
     return clock().now()

@@ -18,19 +18,22 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import APIError, CacheError, ConsentError, TransportError
+from ..api.deltas import DeltaFile, take_delta
+from ..errors import CacheError, ConsentError, ExportParseError
 from ..models import Provenance
 from ..tables import exportcsv
-from ..tables.merge import is_strictly_ascending, upsert, upsert_slices
+from ..tables.merge import aligned, is_strictly_ascending, upsert, upsert_slices
 from .entry import CacheEntry, Manifest, now_iso
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..models import Freshness
 
 __all__ = ["DeltaResult", "refresh_by_delta"]
 
@@ -101,19 +104,13 @@ def refresh_by_delta(
         parent = manifest.last_history_id
     if parent is None:
         raise CacheError(
-            f"the cache entry {entry.directory} has no export history to refresh "
-            "from; refresh it in full (full=True)"
+            f"the cache entry {entry.location} has no export history to refresh from; "
+            "refresh it in full (full=True)"
         )
     _drop_merged_deltas(entry, manifest)
     pending = entry.pending_delta(parent)
-    spent = 0
-    if pending.exists():  # paid by an earlier run that stopped before merging it
-        new_id = _recorded_delta(client, parent)
-        logger.info("merging the delta of entry %d already paid for (%s)", parent, pending)
-    else:
-        fresh = client.history.freshness(parent)
-        if fresh.is_fresh:
-            return DeltaResult(entry.touch(manifest), 0, 0)
+
+    def refuse_without_consent(fresh: Freshness) -> None:
         if not consent:
             raise ConsentError(
                 f"{fresh.new_count:,} contacts are new or updated since this cache entry was "
@@ -122,19 +119,24 @@ def refresh_by_delta(
                 f"max_credits={fresh.new_count} (or method='export') to pay for it, or read "
                 "the entry as it is with cache=True and a larger max_age"
             )
-        delta = client.history.download_delta(
-            parent, pending, max_credits=max_credits, freshness=fresh
-        )
-        new_id, spent = delta.history_id, delta.credits_spent
-    if new_id is None:
+
+    paid = take_delta(
+        client, parent, pending, max_credits=max_credits, before_paying=refuse_without_consent
+    )
+    if paid is None:
+        return DeltaResult(entry.touch(manifest), 0, 0)
+    if paid.reused:
+        logger.info("merging the delta of entry %d already paid for (%s)", parent, pending)
+    if paid.history_id is None:
         raise CacheError(
-            f"the delta of history entry {parent} was downloaded to {pending} but its own "
-            "history entry is unknown; refresh again in a minute (it will not be paid twice)"
+            f"the delta of history entry {parent} was downloaded to {pending.location} but its "
+            "own history entry is unknown; refresh again in a minute (it will not be paid twice)"
         )
-    changes = exportcsv.read_csv(pending, warn_drift=False)
+    spent = paid.credits_spent
+    changes = read_paid_delta(pending, parent, again="the same refresh")
     result = replace(
         manifest,
-        history_ids=(*manifest.history_ids, new_id),
+        history_ids=(*manifest.history_ids, paid.history_id),
         refreshed_at=now_iso(),
         credits_spent=manifest.credits_spent + spent,
     )
@@ -143,11 +145,11 @@ def refresh_by_delta(
         committed, merged, stored = _commit_streamed(entry, keys, changes, result, spent)
     else:  # written by an older scoutframe, or damaged: merge it whole (sorts it)
         base, provenance = entry.read()
-        merged = upsert(_aligned(base, changes), changes)
+        merged = upsert(aligned(base, changes), changes)
         del base
         stored = _provenance(provenance, result, merged.num_rows, spent)
         committed = entry.commit(merged, result, stored)
-    pending.unlink(missing_ok=True)
+    pending.remove()
     return DeltaResult(committed, changes.num_rows, spent, merged, stored)
 
 
@@ -163,7 +165,7 @@ def _commit_streamed(
     known = pc.sum(pc.is_in(keys, value_set=delta_keys)).as_py() or 0
     rows = len(keys) + len(delta_keys) - known
     stored = _provenance(entry.stored_provenance(), result, rows, spent)
-    slices = upsert_slices((_aligned(part, changes) for part in entry.slices()), changes)
+    slices = upsert_slices((aligned(part, changes) for part in entry.slices()), changes)
     committed, merged = entry.commit_slices(
         slices, changes.schema, replace(result, rows=rows), stored
     )
@@ -182,16 +184,6 @@ def _provenance(old: Provenance | None, result: Manifest, rows: int, spent: int)
     )
 
 
-def _aligned(base: pa.Table, changes: pa.Table) -> pa.Table:
-    """Return the base with the delta's columns (one the API added since is null)."""
-    for name in changes.column_names:
-        if name not in base.column_names:
-            base = base.append_column(
-                changes.schema.field(name), pa.nulls(base.num_rows, changes.schema.field(name).type)
-            )
-    return base.select(changes.column_names) if base.column_names != changes.column_names else base
-
-
 def _found_history(client: Client, entry: CacheEntry, manifest: Manifest) -> Manifest:
     """Find the export an entry was filled from when its history id could not be learnt then.
 
@@ -201,34 +193,38 @@ def _found_history(client: Client, entry: CacheEntry, manifest: Manifest) -> Man
     if manifest.search_id is None:
         return manifest
     filled = datetime.fromisoformat(manifest.created_at) if manifest.created_at else None
-    for found in client.history.entries():  # newest first
-        if found.kind != "full" or found.search_id != manifest.search_id:
-            continue
-        if filled is not None and found.created_at is not None and found.created_at > filled:
-            continue  # made after the entry: not the one it holds
-        repaired = replace(manifest, history_ids=(found.id,))
-        entry.write_manifest(repaired)
-        return repaired
-    return manifest
-
-
-def _recorded_delta(client: Client, parent: int) -> int | None:
-    """Return the history id of the newest delta from ``parent`` (a paid file's own)."""
-    try:
-        entries = client.history.entries()
-    except (APIError, TransportError):
-        return None
-    ids = [e.id for e in entries if e.kind == "delta" and e.parent_id == parent]
-    return max(ids) if ids else None
+    found = client.job_store.newest_export(manifest.search_id, made_by=filled)
+    if found is None:
+        return manifest
+    repaired = replace(manifest, history_ids=(found.id,))
+    entry.write_manifest(repaired)
+    return repaired
 
 
 def _drop_merged_deltas(entry: CacheEntry, manifest: Manifest) -> None:
     """Remove delta files of parents the entry has moved past (merged before a crash)."""
     merged = set(manifest.history_ids[:-1])
-    for path in entry.directory.glob("_delta-*.csv"):
-        try:
-            parent = int(path.stem.removeprefix("_delta-"))
-        except ValueError:
-            continue
+    for parent in entry.pending_parents():
         if parent in merged:
-            path.unlink(missing_ok=True)
+            entry.pending_delta(parent).remove()
+
+
+def read_paid_delta(kept: DeltaFile, parent: int, *, again: str) -> pa.Table:
+    """Read a paid delta file into the contacts schema; a broken one stays where it is.
+
+    Raises
+    ------
+    ExportParseError
+        The file cannot be read; it is kept, and its location is in the message.
+    """
+    try:
+        with kept.reading() as path:
+            return exportcsv.read_csv(path, warn_drift=False)
+    except (pa.ArrowInvalid, UnicodeDecodeError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ExportParseError(
+            f"the paid delta of history entry {parent} could not be read "
+            f"({type(exc).__name__}: {reason}). It is kept at {kept.location}; once the cause "
+            f"is fixed, {again} merges it without paying again",
+            path=Path(kept.location),
+        ) from exc

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import ArgumentError, CacheError, CacheMissError
 from ..tables.merge import is_strictly_ascending
 from ..tables.schema import CONTACT_SCHEMA
+from .backend import Backend, LocalBackend
 from .entry import CachedMethod, CacheEntry, Manifest, utc_now
 from .keys import SCHEMA_VERSION, cache_root, entry_key
 
@@ -51,7 +52,7 @@ def parse_age(value: timedelta | str | float | None, *, name: str = "max_age") -
 
 
 class Cache:
-    """The Parquet cache of reads: one directory per entry.
+    """The Parquet cache of reads: one entry per read, kept by a storage backend.
 
     Parameters
     ----------
@@ -66,10 +67,15 @@ class Cache:
     """
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self.root = cache_root(cache_dir)
+        self.backend: Backend = LocalBackend(cache_root(cache_dir).absolute())
 
     def __repr__(self) -> str:
-        return f"Cache({str(self.root)!r})"
+        return f"Cache({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the cache is (its directory), for messages."""
+        return self.backend.location
 
     # -- entries ------------------------------------------------------------------------------
 
@@ -77,19 +83,16 @@ class Cache:
         self, origin: str, account: str, filters: Filters, method: CachedMethod
     ) -> CacheEntry:
         """Return the entry of a read (which may not exist yet)."""
-        return CacheEntry(self.root / entry_key(origin, account, filters.cache_key, method))
+        return CacheEntry(self.backend, entry_key(origin, account, filters.cache_key, method))
 
     def _all(self) -> Iterator[tuple[CacheEntry, Manifest | None]]:
-        if not self.root.is_dir():
-            return
-        for directory in sorted(self.root.iterdir()):
-            if directory.is_dir() and not directory.name.startswith((".", "_")):
-                entry = CacheEntry(directory)
-                try:
-                    manifest = entry.manifest()
-                except CacheError:
-                    manifest = None
-                yield entry, manifest
+        for key in self.backend.entry_keys():
+            entry = CacheEntry(self.backend, key)
+            try:
+                manifest = entry.manifest()
+            except CacheError:
+                manifest = None
+            yield entry, manifest
 
     def find(
         self,
@@ -122,19 +125,19 @@ class Cache:
         return found
 
     def entries(self) -> pd.DataFrame:
-        """Return one row per entry: filters, method, rows, bytes, times, history, path.
+        """Return one row per entry: filters, method, rows, bytes, times, history, location.
 
         Returns
         -------
         pandas.DataFrame
             Columns ``key``, ``filters`` (canonical JSON), ``method``, ``rows``, ``bytes``,
-            ``created``, ``refreshed`` (UTC), ``last_history_id``, ``origin``, ``path``; a
+            ``created``, ``refreshed`` (UTC), ``last_history_id``, ``origin``, ``location``; a
             damaged entry has ``method`` ``"damaged"`` (``verify()`` says more).
         """
         rows: list[dict[str, Any]] = []
         for entry, manifest in self._all():
             if manifest is None:
-                rows.append({"key": entry.key, "method": "damaged", "path": str(entry.directory)})
+                rows.append({"key": entry.key, "method": "damaged", "location": entry.location})
                 continue
             rows.append(
                 {
@@ -147,7 +150,7 @@ class Cache:
                     "refreshed": manifest.refreshed_at,
                     "last_history_id": manifest.last_history_id,
                     "origin": manifest.origin,
-                    "path": str(entry.directory),
+                    "location": entry.location,
                 }
             )
         frame = pd.DataFrame(
@@ -162,7 +165,7 @@ class Cache:
                 "refreshed",
                 "last_history_id",
                 "origin",
-                "path",
+                "location",
             ],
         )
         for name in ("created", "refreshed"):
@@ -176,7 +179,7 @@ class Cache:
         if len(matches) != 1:
             what = "no entry" if not matches else f"{len(matches)} entries"
             raise CacheMissError(
-                f"{what} of the cache at {self.root} has a key starting with {key!r}; see "
+                f"{what} of the cache at {self.location} has a key starting with {key!r}; see "
                 "Cache().entries() (or `scoutframe cache list`) for the keys"
             )
         return matches[0]
@@ -191,6 +194,11 @@ class Cache:
         return frames.to_pandas(
             table, dtype_backend=checks.dtype_backend(dtype_backend), provenance=provenance
         )
+
+    def head(self, key: str, rows: int, columns: list[str] | None = None) -> pa.Table:
+        """Return an entry's first ``rows`` rows (by key or unique key prefix), read alone."""
+        entry, _ = self._by_key(key)
+        return entry.head(rows, columns)
 
     def remove(self, key: str) -> int:
         """Delete an entry (by key or unique key prefix); return the bytes freed."""
@@ -257,14 +265,12 @@ class Cache:
         Returns
         -------
         pandas.DataFrame
-            ``key``, ``ok`` (bool), ``problem`` (empty when ok), ``path``.
+            ``key``, ``ok`` (bool), ``problem`` (empty when ok), ``location``.
         """
         report = []
         for entry, manifest in self._all():
-            report.append(
-                {"key": entry.key, **_check(entry, manifest), "path": str(entry.directory)}
-            )
-        return pd.DataFrame(report, columns=["key", "ok", "problem", "path"])
+            report.append({"key": entry.key, **_check(entry, manifest), "location": entry.location})
+        return pd.DataFrame(report, columns=["key", "ok", "problem", "location"])
 
 
 def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
@@ -288,7 +294,7 @@ def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
             problems.append("place_id values are missing or repeated")
         elif not is_strictly_ascending(ids):  # unique, so not in order
             problems.append("rows are not in place_id order")
-    if manifest.bytes and Path(entry.data_path).stat().st_size != manifest.bytes:
+    if manifest.bytes and entry.size() != manifest.bytes:
         problems.append("the data file's size differs from the manifest's")
     return {"ok": not problems, "problem": "; ".join(problems)}
 

@@ -188,7 +188,7 @@ def _find(cache: Cache, key: str) -> dict[str, Any]:
     if len(matches) != 1:
         what = "no entry" if not matches else f"{len(matches)} entries"
         raise CacheMissError(
-            f"{what} of the cache at {cache.root} has a key starting with "
+            f"{what} of the cache at {cache.location} has a key starting with "
             f"{key!r}; `scoutframe cache list` shows the keys"
         )
     return matches[0]
@@ -212,7 +212,7 @@ def _list(options: argparse.Namespace) -> int:
     print_table(
         shown,
         ("key", "method", "rows", "size", "refreshed", "filters"),
-        empty=f"the cache at {cache.root} is empty",
+        empty=f"the cache at {cache.location} is empty",
     )
     return 0
 
@@ -220,7 +220,7 @@ def _list(options: argparse.Namespace) -> int:
 def _show(options: argparse.Namespace) -> int:
     cache = _cache(options)
     row = _find(cache, options.key)
-    head = _head(Path(str(row["path"])), options.head) if row["method"] != "damaged" else []
+    head = _head(cache, str(row["key"]), options.head) if row["method"] != "damaged" else []
     if options.json:
         print_json({**row, "head": head})
         return 0
@@ -238,7 +238,7 @@ def _show(options: argparse.Namespace) -> int:
                 "refreshed": row.get("refreshed"),
                 "last history id": row.get("last_history_id"),
                 "origin": row.get("origin"),
-                "path": row["path"],
+                "location": row["location"],
                 "read it with": (
                     f"scoutframe search -o FILE.parquet {flags} --method {row['method']} --cache"
                     if row["method"] != "damaged"
@@ -254,21 +254,13 @@ def _show(options: argparse.Namespace) -> int:
     return 0
 
 
-def _head(directory: Path, rows: int) -> list[dict[str, Any]]:
-    """Return the first ``rows`` rows of an entry's data file, read without the rest."""
+def _head(cache: Cache, key: str, rows: int) -> list[dict[str, Any]]:
+    """Return the first ``rows`` rows of an entry's table, read without the rest."""
     if rows == 0:
         return []
-    import pyarrow.parquet as pq
-
     from ._show import jsonable
 
-    data = directory / "data.parquet"
-    if not data.is_file():
-        return []
-    with pq.ParquetFile(data) as handle:
-        columns = [c for c in _PREVIEW_COLUMNS if c in handle.schema_arrow.names]
-        batch = next(handle.iter_batches(batch_size=rows, columns=columns), None)
-    return [] if batch is None else [jsonable(r) for r in batch.to_pylist()[:rows]]
+    return [jsonable(r) for r in cache.head(key, rows, list(_PREVIEW_COLUMNS)).to_pylist()]
 
 
 def _refresh(options: argparse.Namespace) -> int:
@@ -312,7 +304,7 @@ def _refresh(options: argparse.Namespace) -> int:
                     client=client,
                     method="pages" if method == "pages" else "auto",
                     cache="refresh",
-                    cache_dir=cache.root,
+                    cache_dir=cache.location,
                     max_credits=options.max_credits,
                     nrows=None if options.dry_run else 0,
                     columns=["place_id"],
@@ -386,13 +378,13 @@ def _clear(options: argparse.Namespace) -> int:
     cache = _cache(options)
     rows = _entries(cache)
     if not rows:
-        print(f"the cache at {cache.root} is empty")
+        print(f"the cache at {cache.location} is empty")
         return 0
     if not options.yes:
         size = human_bytes(sum(int(row.get("bytes") or 0) for row in rows))
         what = "the 1 entry" if len(rows) == 1 else f"all {len(rows)} entries"
         print(
-            f"Delete {what} ({size}) of the cache at {cache.root}? [y/N] ",
+            f"Delete {what} ({size}) of the cache at {cache.location}? [y/N] ",
             end="",
             file=sys.stderr,
             flush=True,
@@ -402,7 +394,7 @@ def _clear(options: argparse.Namespace) -> int:
             say("cache clear", "not confirmed: nothing was removed (--yes skips the question)")
             return 1
     removed = cache.clear()
-    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'} from {cache.root}")
+    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'} from {cache.location}")
     return 0
 
 
@@ -414,7 +406,9 @@ def _verify(options: argparse.Namespace) -> int:
         print_json(rows)
     else:
         shown = [{**row, "key": str(row["key"])[:_SHORT_KEY]} for row in rows]
-        print_table(shown, ("key", "ok", "problem"), empty=f"the cache at {cache.root} is empty")
+        print_table(
+            shown, ("key", "ok", "problem"), empty=f"the cache at {cache.location} is empty"
+        )
     if bad:
         say(
             "cache verify",

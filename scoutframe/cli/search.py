@@ -406,7 +406,7 @@ def _write_dataset(
 def _report(rows: int, where: str, meta: dict[str, Any]) -> None:
     source = ""
     if meta.get("cache_entry"):
-        source = f", cache entry {Path(str(meta['cache_entry'])).name[:12]}"
+        source = f", cache entry {str(meta['cache_entry'])[:12]}"
     print(
         f"wrote {rows:,} rows to {where} (method {meta.get('method')}{source}, "
         f"credits spent {meta.get('credits_spent', 0):,})"

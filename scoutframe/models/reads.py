@@ -123,7 +123,11 @@ class Provenance:
         The export history entries that built the data, in order: the full export, then each
         delta merged into it (a cache entry's chain; the last is where the next delta starts).
     cache_entry : str or None
-        The cache entry the frame was served from (its directory), when it was.
+        The key of the cache entry the frame was served from, when it was (never a path:
+        the same entry may be read from another machine).
+    cache_dir : str or None
+        The cache it is in, as the read named it (``cache_dir=``); ``None``: the default
+        (``SCOUTFRAME_CACHE_DIR``, else the user cache directory).
     cache_age_seconds : float or None
         How long before the read that entry was last brought up to date.
     """
@@ -142,10 +146,12 @@ class Provenance:
     reason: str = ""
     history_ids: tuple[int, ...] = ()
     cache_entry: str | None = None
+    cache_dir: str | None = None
     cache_age_seconds: float | None = None
 
-    #: Bumped when the layout of :meth:`to_dict` changes: 2 added the cache fields.
-    SCHEMA_VERSION: ClassVar[int] = 2
+    #: Bumped when the layout of :meth:`to_dict` changes: 2 added the cache fields, 3 made
+    #: ``cache_entry`` a key (it was a directory) and added ``cache_dir``.
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dictionary (with a ``version`` key)."""
@@ -168,7 +174,7 @@ class Provenance:
 
     def __str__(self) -> str:
         spent = f"{self.credits_spent:,} credits" if self.credits_spent else "no credits"
-        cached = f", cache entry {self.cache_entry}" if self.cache_entry else ""
+        cached = f", cache entry {self.cache_entry[:12]}" if self.cache_entry else ""
         return (
             f"Provenance: {number(self.total_count)} contacts by {self.method} from "
             f"{self.api_origin or '?'} at {self.fetched_at or '?'}, {spent}{cached}"

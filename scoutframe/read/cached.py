@@ -90,7 +90,7 @@ def _manifest(entry: CacheEntry) -> Manifest:
     manifest = entry.manifest()
     if manifest is None:
         raise CacheError(
-            f"the cache entry {entry.directory} has no readable manifest; remove "
+            f"the cache entry {entry.location} has no readable manifest; remove "
             "it with `scoutframe cache clear` or Cache().remove(key)"
         )
     return manifest
@@ -245,7 +245,11 @@ def _serve(
         base,
         credits_spent=spent,
         reason=base.reason.split("; served")[0] + note,
-        cache_entry=str(entry.directory),
+        cache_entry=entry.key,
+        # the cache the read named (refresh() finds it there); the default one is not recorded
+        cache_dir=None
+        if request.cache is None or request.cache.cache_dir is None
+        else (entry.backend.location),
         history_ids=manifest.history_ids,
         cache_age_seconds=round(manifest.age_seconds(utc_now()), 3),
         emails_masked=manifest.method == "pages",
@@ -274,12 +278,12 @@ def _offline(cache: Cache, request: ReadRequest) -> tuple[CacheEntry, Manifest]:
     accounts = {m.account for _, m in found}
     if not found:
         raise CacheMissError(
-            f"no cache entry for {request.filters!r} from {client.base_url} in {cache.root} "
+            f"no cache entry for {request.filters!r} from {client.base_url} in {cache.location} "
             "(cache='only' never reads from the network); read it once with cache=True"
         )
     if len(accounts) > 1:
         raise CacheMissError(
-            f"the cache at {cache.root} has entries of {len(accounts)} accounts for these "
+            f"the cache at {cache.location} has entries of {len(accounts)} accounts for these "
             "filters, and cache='only' cannot ask which one this client is; read once with "
             "cache=True (it asks), then cache='only' works with that client"
         )

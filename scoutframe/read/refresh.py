@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ArgumentError
+from ..api.deltas import LocalDeltaFile, take_delta
+from ..cache.refresh import read_paid_delta
+from ..errors import ArgumentError, ExportError
 from ..models import PROVENANCE_ATTR, Provenance
-from ..tables import exportcsv, frames
-from ..tables.merge import upsert
+from ..tables import frames
+from ..tables.merge import aligned, upsert
 from ._executor import execute
 from .api import _request, read_spherescout
 from .request import DEFAULT_CONCURRENCY, CacheRequest
@@ -67,7 +69,6 @@ def refresh_frame(
         "progress": False,
     }
     if provenance.cache_entry is not None:
-        entry = Path(provenance.cache_entry)
         request = _request(
             dict(provenance.filters),
             {},
@@ -79,7 +80,9 @@ def refresh_frame(
             concurrency=DEFAULT_CONCURRENCY,
             include_all=True,
             cache=CacheRequest(
-                mode="full" if full else "refresh", max_age=None, cache_dir=entry.parent
+                mode="full" if full else "refresh",
+                max_age=None,
+                cache_dir=None if provenance.cache_dir is None else Path(provenance.cache_dir),
             ),
             **common,
         )
@@ -110,7 +113,10 @@ def merge_delta(
     """Return ``df`` with the delta since history entry ``parent`` merged in by ``place_id``.
 
     Also the credits spent and the delta's own history entry (``None`` when nothing was new:
-    then nothing is spent and the frame comes back unchanged).
+    then nothing is spent and the frame comes back unchanged). The paid delta waits in
+    ``client.state_dir / "downloads"`` until the merged frame exists, as a cache refresh
+    keeps it in its entry (:mod:`scoutframe.api.deltas`): a failure on the way leaves it
+    there, and the next ``refresh()`` merges it without paying again.
     """
     own = client is None
     if client is None:
@@ -118,20 +124,26 @@ def merge_delta(
 
         client = Client()
     try:
-        if client.history.freshness(parent).is_fresh:
+        kept = LocalDeltaFile(client.job_store.download_path(f"delta-{parent}"))
+        paid = take_delta(client, parent, kept, max_credits=max_credits)
+        if paid is None:
             return df.copy(), 0, None
-        path = client.job_store.download_path(f"delta-{parent}")
-        delta = client.history.download_delta(parent, path, max_credits=max_credits)
-        try:
-            changes = exportcsv.read_csv(path, warn_drift=False)
-        finally:
-            path.unlink(missing_ok=True)
+        if paid.history_id is None:
+            raise ExportError(
+                f"the delta of history entry {parent} is paid for and kept at {kept.location}, "
+                "but its own history entry is unknown; run df.spherescout.refresh() again in "
+                "a minute (it will not be paid twice)",
+                charged=True,
+            )
+        changes = read_paid_delta(kept, parent, again="df.spherescout.refresh()")
     finally:
         if own:
             client.close()
     base = frames.table_from_pandas(df)
-    merged = upsert(base.select(changes.column_names), changes)
+    merged = upsert(aligned(base, changes), changes)
     backend: DtypeBackend = (
         "pyarrow" if any(isinstance(t, pd.ArrowDtype) for t in df.dtypes) else "numpy_nullable"
     )
-    return frames.to_pandas(merged, dtype_backend=backend), delta.credits_spent, delta.history_id
+    frame = frames.to_pandas(merged, dtype_backend=backend)
+    kept.remove()  # merged into the frame returned: the paid file may go
+    return frame, paid.credits_spent, paid.history_id

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from ..errors import ArgumentError
 
-__all__ = ["is_strictly_ascending", "upsert", "upsert_slices"]
+__all__ = ["aligned", "is_strictly_ascending", "upsert", "upsert_slices"]
 
 
 def upsert(
@@ -165,6 +165,20 @@ def upsert_slices(
         start = end
     if start < winners.num_rows:
         yield winners.slice(start)
+
+
+def aligned(base: pa.Table, changes: pa.Table) -> pa.Table:
+    """Return *base* with the columns of *changes*, in its order (one the API added since is null).
+
+    A delta carries the columns the API sends today; a base stored earlier may lack a new one
+    (and keep one the delta no longer has, which is dropped): :func:`upsert` needs both alike.
+    """
+    for name in changes.column_names:
+        if name not in base.column_names:
+            base = base.append_column(
+                changes.schema.field(name), pa.nulls(base.num_rows, changes.schema.field(name).type)
+            )
+    return base.select(changes.column_names) if base.column_names != changes.column_names else base
 
 
 def is_strictly_ascending(keys: pa.Array | pa.ChunkedArray) -> bool:

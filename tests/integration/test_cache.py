@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
@@ -22,9 +23,11 @@ import scoutframe
 from scoutframe import CacheMissError, Client, ConsentError, read_spherescout
 from scoutframe.cache import Cache, CacheEntry
 from scoutframe.cache import entry as cache_entry
-from scoutframe.errors import CacheError
+from scoutframe.cache.backend import LocalBackend
+from scoutframe.errors import CacheError, ExportParseError
 from scoutframe.models import Provenance
 from scoutframe.sandbox import Sandbox
+from scoutframe.tables import exportcsv
 
 FILTERS = {"countries": "FR"}
 
@@ -55,6 +58,12 @@ def acct(sandbox_docs: Sandbox, tmp_path: Path) -> Any:
         },
     )
     client.close()
+
+
+def entry_dir(frame: pd.DataFrame) -> Path:
+    """The directory of the local cache entry a frame was served from."""
+    meta = frame.attrs["scoutframe"]
+    return Path(meta["cache_dir"]) / meta["cache_entry"]
 
 
 def cached(acct: Any, **kwargs: Any) -> pd.DataFrame:
@@ -158,7 +167,7 @@ def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
 ) -> None:
     monkeypatch.setattr(cache_entry, "ROW_GROUP_ROWS", 128)  # many slices of a small entry
     first = cached(acct)
-    data = Path(first.attrs["scoutframe"]["cache_entry"]) / "data.parquet"
+    data = entry_dir(first) / "data.parquet"
     assert pq.ParquetFile(data).metadata.num_row_groups == -(-len(first) // 128)
     if stored == "unsorted":  # as an older scoutframe might have left it: merged whole
         table = pq.read_table(data)
@@ -174,7 +183,8 @@ def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
             lambda self, *a, _n=name, _r=real, **k: (calls.append(_n), _r(self, *a, **k))[1],
         )
     refreshed = cached(acct, cache="refresh")
-    assert calls == (["commit_slices"] if stored == "sorted" else ["commit"])
+    # a whole merge commits the table, which is written by the one slice writer
+    assert calls == (["commit_slices"] if stored == "sorted" else ["commit", "commit_slices"])
     with Client(acct.key, sandbox_docs.url, allow_http=True, state_dir=tmp_path / "other") as c:
         full = read_spherescout(**FILTERS, client=c, method="export", progress=False)
     pd.testing.assert_frame_equal(refreshed.reset_index(drop=True), full.reset_index(drop=True))
@@ -192,8 +202,9 @@ def test_a_refresh_merges_slice_by_slice_or_whole_and_both_equal_a_full_export(
 
 def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
     first = cached(acct)
-    entry = CacheEntry(Path(first.attrs["scoutframe"]["cache_entry"]))
-    manifest, before = entry.manifest(), entry.data_path.read_bytes()
+    entry = CacheEntry(LocalBackend(acct.cache), first.attrs["scoutframe"]["cache_entry"])
+    data = entry_dir(first) / "data.parquet"
+    manifest, before = entry.manifest(), data.read_bytes()
     assert manifest is not None
     table, provenance = entry.read()
     with pytest.raises(CacheError, match=r"were merged where .* expected; nothing changed"):
@@ -208,7 +219,7 @@ def test_a_streamed_commit_that_fails_changes_nothing(acct: Any) -> None:
         entry.commit_slices(
             [table.slice(0, 5), wrong, table], table.schema, manifest, provenance or Provenance()
         )
-    assert entry.data_path.read_bytes() == before
+    assert data.read_bytes() == before
     assert entry.manifest() == manifest
     assert entry.leftovers() == []
     assert not [t for t in threading.enumerate() if t.name == "scoutframe-cache-writer"]
@@ -225,7 +236,7 @@ def test_verify_names_an_entry_out_of_order_or_with_repeated_keys(
     acct: Any, damage: str, problem: str
 ) -> None:
     first = cached(acct)
-    data = Path(first.attrs["scoutframe"]["cache_entry"]) / "data.parquet"
+    data = entry_dir(first) / "data.parquet"
     assert Cache(acct.cache).verify()["ok"].all()
     table = pq.read_table(data)  # the schema metadata (the manifest) is kept
     rows = list(range(table.num_rows))
@@ -268,7 +279,7 @@ def test_pages_and_export_entries_are_apart(sandbox_docs: Sandbox, acct: Any) ->
 
 def test_the_entry_is_plain_parquet_private_and_holds_no_credential(acct: Any) -> None:
     frame = cached(acct)
-    directory = Path(frame.attrs["scoutframe"]["cache_entry"])
+    directory = entry_dir(frame)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     files = [p for p in directory.iterdir() if p.is_file()]
     assert {p.name for p in files} == {"data.parquet", "_manifest.json", ".lock"}
@@ -303,7 +314,7 @@ def test_a_delta_paid_but_not_merged_is_not_paid_again(
             patched.setattr(CacheEntry, commit, crash)
         with pytest.raises(KeyboardInterrupt):
             cached(acct, cache="refresh")
-        directory = Path(first.attrs["scoutframe"]["cache_entry"])
+        directory = entry_dir(first)
         assert list(directory.glob("_delta-*.csv"))  # the paid delta waits in the entry
         assert cached(acct, method="auto").equals(first)  # still the old entry, readable
     refreshed = cached(acct, cache="refresh")
@@ -318,7 +329,8 @@ def test_the_accessor_refreshes_cached_and_uncached_frames(
     frame = cached(acct)
     plain = read_spherescout(**FILTERS, client=acct.client, method="export", progress=False)
     assert plain.spherescout.cache_entry is None
-    assert frame.spherescout.cache_entry == Path(frame.attrs["scoutframe"]["cache_entry"])
+    assert frame.spherescout.cache_entry == frame.attrs["scoutframe"]["cache_entry"]
+    assert entry_dir(frame).is_dir()  # the key names the entry in the cache the read named
     assert frame.spherescout.filters == scoutframe.Filters(countries="FR")
     assert frame.spherescout.freshness(client=acct.client).is_fresh
     sandbox_docs.admin.add_contacts(80)
@@ -333,6 +345,37 @@ def test_the_accessor_refreshes_cached_and_uncached_frames(
     )
     with pytest.raises(scoutframe.ArgumentError, match="did not come from read_spherescout"):
         pd.DataFrame({"place_id": ["x"]}).spherescout.refresh()
+
+
+def test_an_uncached_refresh_keeps_the_paid_delta_until_it_is_merged(
+    sandbox_docs: Sandbox, acct: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API serves a delta once: a refresh that fails after paying must not pay again.
+    plain = read_spherescout(**FILTERS, client=acct.client, method="export", progress=False)
+    sandbox_docs.admin.add_contacts(60)
+    sandbox_docs.admin.recollect(30)
+    new = plain.spherescout.freshness(client=acct.client).new_count
+    before = debits(sandbox_docs, acct.id)
+    real = exportcsv.read_csv
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise pa.ArrowInvalid("CSV parse error: a hiccup while reading")
+
+    monkeypatch.setattr(exportcsv, "read_csv", broken)
+    with pytest.raises(ExportParseError, match="kept at") as caught:
+        plain.spherescout.refresh(client=acct.client, max_credits=new)
+    kept = caught.value.path
+    assert kept.is_file()
+    assert debits(sandbox_docs, acct.id) == [*before, -new]
+    monkeypatch.setattr(exportcsv, "read_csv", real)
+    refreshed = plain.spherescout.refresh(client=acct.client, max_credits=new)
+    assert debits(sandbox_docs, acct.id) == [*before, -new]  # paid once
+    assert not kept.exists()  # merged: the paid file went
+    meta = refreshed.attrs["scoutframe"]
+    assert meta["credits_spent"] == 0  # this call paid nothing: the first one did
+    assert len(meta["history_ids"]) == len(plain.attrs["scoutframe"]["history_ids"]) + 1
+    full = read_spherescout(**FILTERS, client=acct.client, method="export", progress=False)
+    assert sorted(refreshed["place_id"]) == sorted(full["place_id"])
 
 
 def test_two_processes_refreshing_one_entry_pay_the_delta_once(

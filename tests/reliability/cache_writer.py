@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry, Manifest, now_iso
 from scoutframe.models import Provenance
 from scoutframe.tables import frames
@@ -28,7 +29,8 @@ def table(rows: int, tag: str) -> pa.Table:
 
 
 def main() -> None:
-    entry = CacheEntry(Path(sys.argv[1]))
+    where = Path(sys.argv[1])
+    entry = CacheEntry(LocalBackend(where.parent), where.name)
     versions = [table(int(sys.argv[2]), "old"), table(int(sys.argv[2]) + 5, "new")]
     n = 0
     print("ready", flush=True)

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow.dataset as pads
 
 from scoutframe.cache import Cache
+from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry
 
 WRITER = Path(__file__).with_name("cache_writer.py")
@@ -38,7 +39,7 @@ def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
         writer.stdout.close()
-        entry = CacheEntry(entry_dir)
+        entry = CacheEntry(LocalBackend(entry_dir.parent), entry_dir.name)
         manifest = entry.manifest()
         if manifest is None:  # killed before its first commit finished: nothing there yet
             assert not entry.exists()
@@ -60,6 +61,7 @@ def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
     assert outcomes["old"]  # the kills landed on both sides
     assert outcomes["new"]
     figures.add("cache writer kills", points)
-    with CacheEntry(entry_dir).lock():  # the next writer clears what killed ones left
-        CacheEntry(entry_dir)._drop_leftovers()
-    assert CacheEntry(entry_dir).leftovers() == []
+    entry = CacheEntry(LocalBackend(entry_dir.parent), entry_dir.name)
+    with entry.lock():  # the next writer clears what killed ones left
+        entry._drop_leftovers()
+    assert entry.leftovers() == []

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pytest
 
 from scoutframe import Cache, Client, read_spherescout
+from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry
 from scoutframe.sandbox import Sandbox
 
@@ -365,7 +366,9 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
                 cache_dir=cache,
                 progress=False,
             )
-            entries.append(CacheEntry(Path(frame.attrs["scoutframe"]["cache_entry"])))
+            entries.append(
+                CacheEntry(LocalBackend(cache), frame.attrs["scoutframe"]["cache_entry"])
+            )
         for number, point in enumerate(points):
             what = f"point {number} ({point.describe()})"
             filters, entry = ENTRY_FILTERS[point.entry], entries[point.entry]
@@ -413,9 +416,9 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
             now = key_columns(entry.read()[0]) if report["ok"].all() else None
             paid = debits(sb, owner_id, since)
             left = sorted(
-                p.name
-                for p in entry.directory.iterdir()
-                if p.name.startswith("_delta-") or p.name.endswith(".tmp")
+                name
+                for name in entry.backend.names(entry.key)
+                if name.startswith("_delta-") or name.endswith(".tmp")
             )
             in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
             for failed, message in [

@@ -275,8 +275,8 @@ def paid_reads(run: Run, client: scoutframe.Client) -> None:
     ev.obj("cache", cache)
     entries = cache.entries()
     ev.text("cache entries", entries.to_string())
-    for directory in entries["path"]:
-        manifest = CacheEntry(Path(directory)).manifest()
+    for key in entries["key"]:
+        manifest = CacheEntry(cache.backend, key).manifest()
         assert manifest is not None
         ev.obj("manifest", manifest)
 

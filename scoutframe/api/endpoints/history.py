@@ -173,9 +173,9 @@ class History:
 
         def trace() -> str:
             with contextlib.suppress(Exception):  # best effort: only for the message
-                for entry in self.entries():  # newest first: the one just recorded
-                    if entry.kind == "delta" and entry.parent_id == entry_id:
-                        return f" as history entry {entry.id}"
+                found = client.job_store.newest_delta(entry_id)
+                if found is not None:
+                    return f" as history entry {found.id}"
             return ""
 
         call = ChargingCall(
