@@ -116,6 +116,7 @@ def test_insufficient_credits_refused_before_any_charge(sandbox: Any, account: A
         client.exports.start(FILTERS)
     assert caught.value.available_credits == 10
     assert caught.value.required_credits == client.search(FILTERS).total_count
+    assert caught.value.__cause__ is not caught.value  # the transport's error, raised as it is
     assert charges(sandbox, account_id) == []
 
 
@@ -131,6 +132,7 @@ def test_server_side_insufficient_credits_maps_to_the_same_error(
         client.exports.start(FILTERS)
     assert caught.value.available_credits == 10
     assert caught.value.required_credits == client.search(FILTERS).total_count
+    assert caught.value.__cause__ is not caught.value  # the transport's error, raised as it is
     assert charges(sandbox, account_id) == []
 
 

@@ -19,7 +19,6 @@ from ...errors import (
     BadRequestError,
     BudgetError,
     ExportError,
-    InsufficientCreditsError,
     NotFoundError,
     ScoutError,
     TransportError,
@@ -394,12 +393,9 @@ class Exports:
         path, params = request
 
         def send() -> ExportJob:
-            try:
-                response = self._client.transport.request("GET", path, params=params, charging=True)
-            except APIError as exc:
-                if exc.status == 403 and _is_insufficient(exc):
-                    raise _insufficient_from(exc) from exc
-                raise
+            # A refusal for want of credits arrives as InsufficientCreditsError (the transport
+            # maps the 403): nothing was charged, and it goes to the caller as it is.
+            response = self._client.transport.request("GET", path, params=params, charging=True)
             try:
                 data = self._client.transport.json_of(response)
             except APIError as exc:  # a 2xx that is not JSON: it may have charged
@@ -448,20 +444,3 @@ class Exports:
             created_at=started,
             history_id=optional_int(data.get("history_id")),
         )
-
-
-def _is_insufficient(exc: APIError) -> bool:
-    if isinstance(exc, InsufficientCreditsError):
-        return True
-    body = exc.body if isinstance(exc.body, Mapping) else {}
-    return body.get("validation_code") == "insufficient_credits"
-
-
-def _insufficient_from(exc: APIError) -> InsufficientCreditsError:
-    if isinstance(exc, InsufficientCreditsError):
-        return exc
-    body = exc.body if isinstance(exc.body, Mapping) else {}
-    return InsufficientCreditsError.from_counts(
-        optional_int(body.get("required_credits")) or 0,
-        optional_int(body.get("available_credits")) or 0,
-    )
