@@ -7,7 +7,7 @@ facts known when it was made (an export's are all known before its first chunk).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -73,55 +73,66 @@ def whole(request: ReadRequest, planned: Planned, source: Source) -> Any:
 
 
 def chunks(request: ReadRequest, planned: Planned, source: Source) -> Iterator[Any]:
-    """Yield chunks of ``request.chunksize`` rows; close a client built for this read after."""
+    """Yield chunks of ``request.chunksize`` rows; close a client built for this read after.
+
+    Each chunk carries the provenance known when it was made.
+    """
     assert request.chunksize is not None
     try:
-        start = 0
-        for table in source.tables(request.chunksize):
-            known = provenance(request, planned, source)
-            if request.return_type == "arrow":
-                yield frames.with_provenance(table, known)
-            else:
-                n = table.num_rows
-                yield frames.to_pandas(
-                    table,
-                    dtype_backend=request.dtype_backend,
-                    provenance=known,
-                    index_start=start,
-                    self_destruct=True,
-                )
-                start += n
+        tables = source.tables(request.chunksize)
+        yield from _converted(request, tables, lambda: provenance(request, planned, source), True)
         source.delivered()  # the caller took the last chunk: a paid file may go
     finally:
         if request.own_client:
             request.client.close()
 
 
-def deliver(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Any:
-    """Convert one table to what the read returns, with its provenance."""
+def deliver_chunks(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Iterator[Any]:
+    """Yield a table in chunks of ``request.chunksize`` rows (a cached read's chunks)."""
+    size = request.chunksize
+    assert size is not None
+    try:
+        parts = (table.slice(start, size) for start in range(0, table.num_rows, size))
+        yield from _converted(request, parts, lambda: fixed, False)  # slices share buffers
+    finally:
+        if request.own_client:
+            request.client.close()
+
+
+def deliver(
+    request: ReadRequest,
+    table: pa.Table,
+    fixed: Provenance,
+    *,
+    index_start: int = 0,
+    owned: bool = True,
+) -> Any:
+    """Convert one table to what the read returns (pandas, Arrow or Polars), with its provenance.
+
+    ``owned``: the table is handed over, so pandas may free its buffers while converting.
+    """
     if request.return_type == "arrow":
         return frames.with_provenance(table, fixed)
     if request.return_type == "polars":
         return frames.to_polars(table)
     return frames.to_pandas(
-        table, dtype_backend=request.dtype_backend, provenance=fixed, self_destruct=True
+        table,
+        dtype_backend=request.dtype_backend,
+        provenance=fixed,
+        index_start=index_start,
+        self_destruct=owned,
     )
 
 
-def deliver_chunks(request: ReadRequest, table: pa.Table, fixed: Provenance) -> Iterator[Any]:
-    """Yield a table in chunks of ``request.chunksize`` rows (a cached read's chunks)."""
-    assert request.chunksize is not None
-    try:
-        for start in range(0, max(table.num_rows, 1), request.chunksize):
-            part = table.slice(start, request.chunksize)
-            if part.num_rows == 0:
-                return
-            if request.return_type == "arrow":
-                yield frames.with_provenance(part, fixed)
-            else:
-                yield frames.to_pandas(
-                    part, dtype_backend=request.dtype_backend, provenance=fixed, index_start=start
-                )
-    finally:
-        if request.own_client:
-            request.client.close()
+def _converted(
+    request: ReadRequest,
+    tables: Iterable[pa.Table],
+    known: Callable[[], Provenance],
+    owned: bool,
+) -> Iterator[Any]:
+    """Convert tables one by one, each frame's index continuing the one before."""
+    start = 0
+    for table in tables:
+        rows = table.num_rows
+        yield deliver(request, table, known(), index_start=start, owned=owned)
+        start += rows
