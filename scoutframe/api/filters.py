@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["Filters"]
 
 LOCATION_FIELDS = ("level1_locations", "level2_locations", "level3_locations")
-BOOLEAN_FIELDS = ("email", "phone_number", "website", "instagram", "facebook", "main_activity_only")
+#: The contact-method filters (``True``: has it, ``False``: lacks it), as the API names them.
+CONTACT_METHODS = ("email", "phone_number", "website", "instagram", "facebook")
+#: Every true/false filter: the contact methods, and whether only the main category counts.
+#: The CLI's flags, the search form's toggles and the generated code all come from here.
+BOOLEAN_FIELDS = (*CONTACT_METHODS, "main_activity_only")
 ID_FIELDS = ("category", *LOCATION_FIELDS)
 
 # Spellings accepted as keywords, mapped to the field they mean.

@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..api.filters import BOOLEAN_FIELDS
+
 __all__ = ["filters_as_flags", "in_cli_terms", "notes_in_cli_terms"]
 
-#: Boolean filters: ``True`` is ``--NAME``, ``False`` is ``--no-NAME``.
-BOOLEAN_FILTERS = ("email", "phone_number", "website", "instagram", "facebook")
 #: Filter fields and their flags, in the order ``scoutframe search --help`` lists them.
 _FLAG_OF = {
     "countries": "--countries",
@@ -224,7 +224,7 @@ def filters_as_flags(filters: Mapping[str, Any] | str | None) -> str:
             parts.append(f"--countries {','.join(str(v) for v in values)}")
         elif name in _FLAG_OF:
             parts.extend(f"{_FLAG_OF[name]} {_quoted(v)}" for v in values)
-        elif name in (*BOOLEAN_FILTERS, "main_activity_only") and isinstance(value, bool):
+        elif name in BOOLEAN_FIELDS and isinstance(value, bool):
             flag = name.replace("_", "-")
             if name == "main_activity_only":
                 parts.append(f"--{flag}" if value else "")

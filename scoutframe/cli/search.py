@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..api.filters import BOOLEAN_FIELDS, CONTACT_METHODS
 from ._files import check_directory_target, check_file_target, umask_mode, write_frame
 from ._run import UsageError, open_client, run, verbose_logging
-from ._terms import BOOLEAN_FILTERS, in_cli_terms
+from ._terms import in_cli_terms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
             help=f"{what} (level-{level} location) id or name; repeatable; "
             "see `scoutframe locations`",
         )
-    for name in BOOLEAN_FILTERS:
+    for name in CONTACT_METHODS:  # True is --NAME, False is --no-NAME
         flag, what = name.replace("_", "-"), name.replace("_", " ")
         article = "an" if what[0] in "aeiou" else "a"
         filters.add_argument(
@@ -259,7 +260,7 @@ def _filters_from(options: argparse.Namespace) -> dict[str, Any]:
         values = [_id_or_name(value) for value in getattr(options, key)]
         if values:
             filters[key] = values
-    for key in (*BOOLEAN_FILTERS, "main_activity_only"):
+    for key in BOOLEAN_FIELDS:
         if getattr(options, key) is not None:
             filters[key] = getattr(options, key)
     return filters

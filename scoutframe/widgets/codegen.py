@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..api.filters import BOOLEAN_FIELDS, Filters
+from ..api.filters import Filters
 from ..errors import ScoutError
 
 if TYPE_CHECKING:
@@ -62,10 +62,7 @@ def filter_arguments(state: FormState, client: Client) -> list[Argument]:
         arguments.append(_category(state.category, client))
     if state.place is not None:
         arguments.append(_place(state.place, state.countries, client))
-    for name in BOOLEAN_FIELDS:
-        value = getattr(state, name)
-        if value is not None:
-            arguments.append(Argument(name, value))
+    arguments.extend(Argument(name, value) for name, value in state.toggles)
     return arguments
 
 

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LOAD_METHODS", "SearchModel"]
 
+#: What the result area of the form holds.
+Showing = Literal["nothing", "preview", "frame"]
+
 logger = logging.getLogger("scoutframe.widgets")
 
 LoadMethod = Literal["preview", "pages", "export"]
@@ -77,6 +80,9 @@ class SearchModel:
     status : str
         What the last successful action did, in words (a failed one leaves it as it was and
         says why in :attr:`message`).
+    showing : {"nothing", "preview", "frame"}
+        What the result area holds: nothing yet, :attr:`preview` or :attr:`df` (views decide
+        by this, never by the words of :attr:`status`).
     category_suggestions : tuple of str
         Category names matching the typed text (``/api/categories?q=``).
     location_matches : tuple of Place
@@ -113,6 +119,7 @@ class SearchModel:
         self.df: pd.DataFrame | None = None
         self.preview: pd.DataFrame | None = None
         self.status = "Pick a country, a category or a location."
+        self.showing: Showing = "nothing"
         self.category_suggestions: tuple[str, ...] = ()
         self.location_matches: tuple[Place, ...] = ()
         self._debouncer = Debouncer(self._run_task, debounce)
@@ -318,7 +325,7 @@ class SearchModel:
                 raise ArgumentError(f"unknown toggle {name!r}; one of {', '.join(BOOLEAN_FIELDS)}")
             if value is not None and not isinstance(value, bool):
                 raise ArgumentError(f"{name} must be True, False or None, not {value!r}")
-            self._update({name: value})
+            self._update({"toggles": self._state.with_toggle(name, value)})
 
     def set_max_credits(self, value: int | str | None) -> None:
         """Set the budget of loads: a whole number of credits, or ``None``/``""``: no limit."""
@@ -431,7 +438,7 @@ class SearchModel:
         """
         self.settle()
         result: pd.DataFrame | None = None
-        before = self.status  # what the table still shows if this load fails
+        before = self.status, self.showing  # what the table still shows if this load fails
         with self._guard("load"):
             checks.one_of("method", method, LOAD_METHODS)
             state = self._state
@@ -442,7 +449,7 @@ class SearchModel:
                 result = self._load_frame(filters, method, state.max_credits)
         if result is None:
             with self._lock:
-                self.status = before
+                self.status, self.showing = before
         self._notify("result", "message")
         return result
 
@@ -454,7 +461,7 @@ class SearchModel:
         page = self.client.search(filters)
         frame = pd.DataFrame.from_records(page.contacts)
         with self._lock:
-            self.preview = frame
+            self.preview, self.showing = frame, "preview"
             self.status = (
                 f"Preview: {len(frame)} of {page.total_count:,} contacts (free, emails masked)."
             )
@@ -477,6 +484,7 @@ class SearchModel:
             self._last_method = method
             how = "free, emails masked" if method == "pages" else f"{spent:,} credits spent"
             self.status = f"Loaded {len(df):,} rows by {method} ({how})."
+            self.showing = "frame"
         if method == "export":
             self._refresh_figures()  # the balance moved
             with self._lock:

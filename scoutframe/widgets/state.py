@@ -76,7 +76,8 @@ class FormState:
     """What the user picked; immutable, replaced on every edit.
 
     The location is a chain (``level1`` → ``level2`` → ``level3``) inside the one chosen
-    country; the deepest level picked is the filter.
+    country; the deepest level picked is the filter. ``toggles`` holds the true/false
+    filters that are set (:data:`~scoutframe.api.filters.BOOLEAN_FIELDS`, in that order).
     """
 
     countries: tuple[str, ...] = ()
@@ -84,12 +85,7 @@ class FormState:
     level1: Place | None = None
     level2: Place | None = None
     level3: Place | None = None
-    email: bool | None = None
-    phone_number: bool | None = None
-    website: bool | None = None
-    instagram: bool | None = None
-    facebook: bool | None = None
-    main_activity_only: bool | None = None
+    toggles: tuple[tuple[str, bool], ...] = ()
     max_credits: int | None = None
     location_query: str = ""
 
@@ -98,9 +94,20 @@ class FormState:
         """The deepest location picked, or ``None``."""
         return self.level3 or self.level2 or self.level1
 
+    def toggle(self, name: str) -> bool | None:
+        """Return a true/false filter's value (``None``: not set)."""
+        return dict(self.toggles).get(name)
+
+    def with_toggle(self, name: str, value: bool | None) -> tuple[tuple[str, bool], ...]:
+        """Return the toggles with ``name`` set to ``value`` (``None`` unsets it)."""
+        if name not in BOOLEAN_FIELDS:
+            raise ValueError(f"unknown toggle {name!r}; one of {', '.join(BOOLEAN_FIELDS)}")
+        values = {**dict(self.toggles), name: value}
+        return tuple((n, v) for n in BOOLEAN_FIELDS if (v := values.get(n)) is not None)
+
     def filters(self) -> Filters:
         """Return the search these choices make (codes, the category as typed, place ids)."""
-        values: dict[str, Any] = {name: getattr(self, name) for name in BOOLEAN_FIELDS}
+        values: dict[str, Any] = dict(self.toggles)
         values["countries"] = self.countries
         if self.category:
             values["category"] = self.category

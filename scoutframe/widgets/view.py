@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..api.filters import BOOLEAN_FIELDS
+from ..api.filters import CONTACT_METHODS
 from . import _html
 from .model import SearchModel
 from .state import LEVEL_WORDS
@@ -33,7 +33,6 @@ __all__ = ["SearchForm", "search_form"]
 #: The choices of a contact-method toggle, and the filter value each one means.
 FLAG_CHOICES: dict[str, bool | None] = {"either": None, "with": True, "without": False}
 _FLAG_OF_VALUE = {value: label for label, value in FLAG_CHOICES.items()}
-_CONTACT_FLAGS = tuple(name for name in BOOLEAN_FIELDS if name != "main_activity_only")
 _ANY = 0  # the "(any)" choice of the location dropdowns (location ids are positive)
 _WIDE = {"description_width": "110px"}
 
@@ -118,7 +117,7 @@ class SearchForm:
         c["location_matches"] = widgets.Dropdown(
             options=[("(type a place name)", _ANY)], value=_ANY, description="Matches", style=_WIDE
         )
-        for name in _CONTACT_FLAGS:
+        for name in CONTACT_METHODS:
             c[name] = widgets.ToggleButtons(
                 options=list(FLAG_CHOICES),
                 value="either",
@@ -155,7 +154,7 @@ class SearchForm:
         self._progress = widgets.Output().add_class("scoutframe-progress")
         self._table = widgets.HTML().add_class("scoutframe-table-area")
         self._code = widgets.HTML().add_class("scoutframe-code")
-        flags = widgets.VBox([c[name] for name in _CONTACT_FLAGS])
+        flags = widgets.VBox([c[name] for name in CONTACT_METHODS])
         self.widget = widgets.VBox(
             [
                 widgets.HTML("<b>SphereScout search</b>"),
@@ -259,9 +258,9 @@ class SearchForm:
 
     def _table_html(self) -> str:
         m = self.model
-        if m.status.startswith("Loaded") and m.df is not None:
+        if m.showing == "frame" and m.df is not None:
             return _html.table_html(m.df, caption="The loaded frame (form.df)")
-        if m.status.startswith("Preview") and m.preview is not None:
+        if m.showing == "preview" and m.preview is not None:
             return _html.table_html(m.preview, caption="Preview (form.preview)")
         return str(self._table.value)
 
@@ -277,9 +276,9 @@ class SearchForm:
                 c[f"level{level}_locations"], options, place.id if place is not None else _ANY
             )
             c[f"level{level}_locations"].disabled = len(options) == 1
-        for name in _CONTACT_FLAGS:
-            c[name].value = _FLAG_OF_VALUE[getattr(state, name)]
-        c["main_activity_only"].value = bool(state.main_activity_only)
+        for name in CONTACT_METHODS:
+            c[name].value = _FLAG_OF_VALUE[state.toggle(name)]
+        c["main_activity_only"].value = bool(state.toggle("main_activity_only"))
         if c["category"].value.strip() != state.category:
             c["category"].value = state.category
 

@@ -232,3 +232,15 @@ def test_names_match_without_accents():
     resolved = Filters(countries="FR", level1_locations="ile-de-france").resolve(client)
     assert resolved.level1_locations == (1238,)
     assert Filters(category="Électrician").resolve(client).category == (8102,)
+
+
+def test_the_true_false_filters_are_declared_once_and_match_the_filters_fields() -> None:
+    # The CLI's --email/--no-email flags, the form's toggles and the generated code all read
+    # these two constants; they must name exactly the true/false fields of Filters.
+    import dataclasses
+
+    from scoutframe.api import filters
+
+    flags = [f.name for f in dataclasses.fields(filters.Filters) if "bool" in str(f.type)]
+    assert list(filters.BOOLEAN_FIELDS) == flags
+    assert filters.BOOLEAN_FIELDS == (*filters.CONTACT_METHODS, "main_activity_only")

@@ -158,6 +158,25 @@ def test_pages_by_button_and_by_load(form: SearchForm, client: Client, ledger: L
     assert ledger() == []
 
 
+def test_the_table_shows_what_the_model_holds_whatever_its_status_says(form: SearchForm) -> None:
+    form.controls["countries"].value = ("FR",)
+    form.controls["category"].value = "Plumber"
+    form.settle()
+    form.buttons["preview"].click()
+    assert form.model.showing == "preview"
+    assert "Preview (form.preview)" in form._table.value
+    with pytest.warns(scoutframe.MaskedEmailWarning):
+        form.model.load("pages")
+    assert form.model.showing == "frame"
+    assert "The loaded frame (form.df)" in form._table.value
+    # The status is words for people (it may be reworded or translated): the view must not
+    # parse it to decide what the table shows.
+    form.model.status = "Fertig: die Vorschau."
+    form.model.showing = "preview"
+    form.model._notify("result")
+    assert "Preview (form.preview)" in form._table.value
+
+
 def test_toggles_and_checkbox_map_to_filters(form: SearchForm) -> None:
     c = form.controls
     c["countries"].value = ("FR", "BE")

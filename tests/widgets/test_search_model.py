@@ -305,8 +305,7 @@ def test_code_uses_an_id_where_the_name_is_ambiguous() -> None:
         countries=("FR",),
         category="Baker",
         level3=Place(8, "Saint-Denis", 3, "FR", 6),
-        email=True,
-        website=False,
+        toggles=(("email", True), ("website", False)),
     )
     text = codegen.render_call(
         codegen.filter_arguments(state, stub), method="pages", max_credits=None
