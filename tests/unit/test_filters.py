@@ -243,4 +243,4 @@ def test_the_true_false_filters_are_declared_once_and_match_the_filters_fields()
 
     flags = [f.name for f in dataclasses.fields(filters.Filters) if "bool" in str(f.type)]
     assert list(filters.BOOLEAN_FIELDS) == flags
-    assert filters.BOOLEAN_FIELDS == (*filters.CONTACT_METHODS, "main_activity_only")
+    assert (*filters.CONTACT_METHODS, "main_activity_only") == filters.BOOLEAN_FIELDS
