@@ -97,6 +97,21 @@ def test_download_over_plain_http_refused(tmp_path):
         client.transport.download("http://storage.example.com/f.csv?signature=x")
 
 
+def wrong_key(key: str) -> str:
+    """The same key with its last hex digit changed: well-formed, and surely not the key."""
+    last = (int(key[-1], 16) + 1) % 16
+    return key[:-1] + format(last, "x")
+
+
+@pytest.mark.parametrize("last", "0123456789abcdef")
+def test_the_wrong_key_differs_from_the_key_whatever_its_last_digit(last: str) -> None:
+    key = "ab" * 31 + "c" + last
+    wrong = wrong_key(key)
+    assert wrong != key
+    assert len(wrong) == 64
+    assert int(wrong, 16) >= 0  # still 64 hex digits, as the API's keys are
+
+
 def test_no_credential_in_reprs_messages_or_logs(sandbox_live, client_for, caplog, fresh_account):
     caplog.set_level(logging.DEBUG)  # every logger, urllib3 included
     sb = sandbox_live
@@ -122,7 +137,7 @@ def test_no_credential_in_reprs_messages_or_logs(sandbox_live, client_for, caplo
     texts += [repr(created), str(created), repr(key_client.api_keys.list())]
     errors: list[ScoutError] = []
     for make in (
-        lambda: client_for(sb, account["api_key"][:-1] + "0").profile(),
+        lambda: client_for(sb, wrong_key(account["api_key"])).profile(),
         lambda: client_for(
             sb, username=account["email"], password="not-" + account["password"]
         ).profile(),
