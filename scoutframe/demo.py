@@ -137,7 +137,7 @@ def _tour(client: Any, options: argparse.Namespace, phases: _Phases) -> None:
         ),
     )
     provenance = frame.attrs["scoutframe"]
-    from .cli import lists_joined
+    from .tables.exportcsv import lists_joined
 
     shown = ["name", "city", "zipcode", "email", "phone", "categories", "rating"]
     print(lists_joined(frame.head(5)[shown]).to_string(max_colwidth=26))

@@ -11,10 +11,9 @@ import argparse
 import importlib
 import sys
 
-from ._files import lists_joined
 from ._terms import in_cli_terms
 
-__all__ = ["in_cli_terms", "lists_joined", "main"]
+__all__ = ["in_cli_terms", "main"]
 
 #: Each command: its one-line help, and the module and function that run it.
 _COMMANDS: dict[str, tuple[str, str, str]] = {

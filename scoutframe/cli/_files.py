@@ -20,7 +20,6 @@ __all__ = [
     "FILE_SUFFIXES",
     "check_directory_target",
     "check_file_target",
-    "lists_joined",
     "umask_mode",
     "write_frame",
 ]
@@ -93,44 +92,3 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         parquet.to_parquet(frame, path)
     else:
         exportcsv.to_csv(frame, path)
-
-
-def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
-    """Join list columns with ``"; "``, as SphereScout's own CSV exports do.
-
-    Parameters
-    ----------
-    frame
-        A contacts frame (either dtype backend).
-
-    Returns
-    -------
-    pandas.DataFrame
-        A shallow copy whose list columns are strings.
-    """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from ..tables.schema import LIST_SEPARATOR
-
-    joined = frame.copy(deep=False)
-    for name, dtype in frame.dtypes.items():
-        if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
-            values = pa.array(frame[name])
-            joined[name] = pd.Series(
-                pc.binary_join(values, LIST_SEPARATOR),
-                index=frame.index,
-                dtype=pd.ArrowDtype(pa.string()),
-            )
-        elif pd.api.types.is_object_dtype(dtype):
-            joined[name] = frame[name].map(_join_if_sequence)
-    return joined
-
-
-def _join_if_sequence(value: object) -> object:
-    if isinstance(value, list | tuple) or hasattr(value, "tolist"):
-        from ..tables.schema import LIST_SEPARATOR
-
-        return LIST_SEPARATOR.join(map(str, list(value)))  # type: ignore[call-overload]
-    return value

@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ArgumentError
 from ..files import PathLike, atomic_path, output_target
 from . import frames
-from .schema import LIST_SEPARATOR, is_list_type
+from .exportcsv import join_lists
+from .schema import is_list_type
 
 __all__ = ["EXCEL_MAX_ROWS", "to_excel"]
 
@@ -39,7 +39,7 @@ def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]
     """Python values of one column for Excel, their number format, whether they were UTC."""
     kind = column.type
     if is_list_type(kind):
-        joined = pc.binary_join(column, LIST_SEPARATOR).to_pylist()
+        joined = join_lists(column).to_pylist()
         return [value or None for value in joined], "@", False
     if pa.types.is_timestamp(kind):
         naive = column.cast(pa.timestamp(kind.unit))  # the UTC wall time

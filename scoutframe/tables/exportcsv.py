@@ -40,6 +40,8 @@ __all__ = [
     "ContractCheck",
     "check_not_list_repr",
     "iter_csv",
+    "join_lists",
+    "lists_joined",
     "read_csv",
     "to_csv",
 ]
@@ -282,13 +284,54 @@ def check_not_list_repr(table: pa.Table) -> pa.Table:
     return table
 
 
+def join_lists(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Join each list of a list column with ``"; "``, as the export CSV writes it.
+
+    The one spelling of a list as text: :func:`to_csv`, Excel sheets and the command line's
+    tables all use it (a null list stays null).
+    """
+    return pc.binary_join(column, LIST_SEPARATOR)
+
+
+def lists_joined(frame: pd.DataFrame) -> pd.DataFrame:
+    """Join list columns with ``"; "``, as SphereScout's own CSV exports do.
+
+    Parameters
+    ----------
+    frame
+        A contacts frame (either dtype backend).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A shallow copy whose list columns are strings.
+    """
+    joined = frame.copy(deep=False)
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
+            joined[name] = pd.Series(
+                join_lists(pa.chunked_array([pa.array(frame[name])])),
+                index=frame.index,
+                dtype=pd.ArrowDtype(pa.string()),
+            )
+        elif pd.api.types.is_object_dtype(dtype):
+            joined[name] = frame[name].map(_join_if_sequence)
+    return joined
+
+
+def _join_if_sequence(value: object) -> object:
+    if isinstance(value, list | tuple) or hasattr(value, "tolist"):
+        return LIST_SEPARATOR.join(map(str, list(value)))  # type: ignore[call-overload]
+    return value
+
+
 def _first_list_repr(column: pa.ChunkedArray) -> tuple[int, str] | None:
     """Return the row and text of the first cell that looks like a list repr, if any."""
     if is_list_type(column.type):
         # Elements first (a cheap prefix test); join back only when one starts with "[".
         if not pc.any(pc.starts_with(pc.list_flatten(column), "[")).as_py():
             return None
-        column = pc.binary_join(column, LIST_SEPARATOR)
+        column = join_lists(column)
     elif not pc.any(pc.starts_with(column, "[")).as_py():
         return None
     hits = pc.fill_null(pc.match_substring_regex(column, _LIST_REPR), False)
@@ -340,7 +383,7 @@ def _csv_text(
     kind = column.type
     if is_list_type(kind):
         _check_list_elements(name, column, offset, index)
-        column = pc.binary_join(column, LIST_SEPARATOR)
+        column = join_lists(column)
         found = _first_list_repr(column)
         if found is not None:
             row = frames.row_label(index, offset + found[0])

@@ -19,8 +19,9 @@ import pytest
 
 from scoutframe import read_export_csv
 from scoutframe.api.client import Client
-from scoutframe.cli import in_cli_terms, lists_joined, main
+from scoutframe.cli import in_cli_terms, main
 from scoutframe.sandbox import Sandbox
+from scoutframe.tables.exportcsv import lists_joined
 
 CSV_COLUMNS = [
     "place_id",
