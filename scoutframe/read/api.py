@@ -313,7 +313,7 @@ def read_spherescout(
     >>> plan = pd.read_spherescout(countries="US", dry_run=True, client=client)
     ... # doctest: +SKIP
     """
-    request = _request(
+    request = build_request(
         filters,
         filter_kwargs,
         client=client,
@@ -335,7 +335,7 @@ def read_spherescout(
     return execute(request)
 
 
-def _request(
+def build_request(
     filters: Filters | Mapping[str, Any] | str | None,
     filter_kwargs: Mapping[str, Any],
     *,

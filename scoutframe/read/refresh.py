@@ -20,7 +20,7 @@ from ..models import PROVENANCE_ATTR, Provenance
 from ..tables import frames
 from ..tables.merge import aligned, upsert
 from ._executor import execute
-from .api import _request, read_spherescout
+from .api import build_request, read_spherescout
 from .request import DEFAULT_CONCURRENCY, CacheRequest
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def refresh_frame(
         "progress": False,
     }
     if provenance.cache_entry is not None:
-        request = _request(
+        request = build_request(
             dict(provenance.filters),
             {},
             columns=None,
