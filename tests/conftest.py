@@ -28,6 +28,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def s3_server():  # type: ignore[no-untyped-def]
+    """A real S3 API (moto's server) on a free loopback port, for the whole session."""
+    from s3server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
 class FakeClock:
     """The retry clock for tests: sleeping only moves time forward and is recorded."""
 

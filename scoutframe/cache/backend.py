@@ -15,6 +15,7 @@ directory and file is the owner's only.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -82,6 +83,23 @@ class Backend(Protocol):
 
         On an exception nothing changes: readers see the old file (or none) throughout.
         """
+        ...
+
+    def staged_output(self, key: str, name: str) -> AbstractContextManager[Path]:
+        """Give a local path for a writer that is atomic itself (a paid delta's download).
+
+        A file complete there is the entry's file, or becomes it: locally it is the file
+        itself; a remote backend uploads it when the block exits, and uploads one that a
+        killed process left there at the next :meth:`size` of it on this machine.
+        """
+        ...
+
+    def uri(self, key: str) -> str:
+        """Return the entry's location for engines that do their own I/O (delta-rs, Polars)."""
+        ...
+
+    def engine_options(self) -> dict[str, str]:
+        """Return those engines' storage options (credentials: never logged or stored)."""
         ...
 
     def leftovers(self, key: str) -> list[str]:
@@ -176,6 +194,21 @@ class LocalBackend:
         return path
 
     @contextlib.contextmanager
+    def staged_output(self, key: str, name: str) -> Iterator[Path]:
+        """Give the file itself (the writer is atomic)."""
+        path = self.local_path(key, name)
+        assert path is not None
+        yield path
+
+    def uri(self, key: str) -> str:
+        """Return the entry's directory."""
+        return str(self._path(key))
+
+    def engine_options(self) -> dict[str, str]:
+        """No options: the files are local."""
+        return {}
+
+    @contextlib.contextmanager
     def atomic_output(self, key: str, name: str) -> Iterator[Path]:
         """Write beside the target (hidden, 0600), fsync, move into place."""
         target = self._path(key, name)
@@ -204,6 +237,10 @@ class LocalBackend:
                 if path.is_file():
                     freed += path.stat().st_size
                     path.unlink(missing_ok=True)
+            log = directory / "_delta_log"  # a Delta entry: its log goes with it
+            if log.is_dir():
+                freed += sum(p.stat().st_size for p in log.rglob("*") if p.is_file())
+                shutil.rmtree(log, ignore_errors=True)
             with contextlib.suppress(OSError):  # something not ours is in it: left alone
                 directory.rmdir()
         return freed

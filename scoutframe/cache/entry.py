@@ -440,15 +440,11 @@ class PendingDelta:
         """Give a local file to download into; it becomes the entry's file whole, or not at all.
 
         On a local backend that is the file itself (the download is atomic): a process killed
-        right after paying finds the delta there, never only in a temporary file.
+        right after paying finds the delta there, never only in a temporary file. A remote
+        backend stages it on this machine and uploads it (:meth:`Backend.staged_output`).
         """
-        backend, key = self.entry.backend, self.entry.key
-        own = backend.local_path(key, self.name)
-        if own is not None:
-            yield own
-            return
-        with backend.atomic_output(key, self.name) as temp:
-            yield temp
+        with self.entry.backend.staged_output(self.entry.key, self.name) as path:
+            yield path
 
     def reading(self) -> AbstractContextManager[Path]:
         """Give a local path holding the paid delta, for the duration of the block."""

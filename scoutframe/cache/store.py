@@ -17,9 +17,10 @@ import pyarrow as pa
 from ..errors import ArgumentError, CacheError, CacheMissError
 from ..tables.merge import is_strictly_ascending
 from ..tables.schema import CONTACT_SCHEMA
-from .backend import Backend, LocalBackend
+from .backend import Backend
 from .entry import CachedMethod, CacheEntry, Manifest, utc_now
-from .keys import SCHEMA_VERSION, cache_root, entry_key
+from .keys import SCHEMA_VERSION, entry_key, open_backend
+from .tableformat import entry_for, new_entry_format
 
 if TYPE_CHECKING:
     from ..api.filters import Filters
@@ -57,8 +58,14 @@ class Cache:
     Parameters
     ----------
     cache_dir
-        Where entries live; default ``SCOUTFRAME_CACHE_DIR``, else the platform's user cache
-        directory.
+        Where entries live: a directory or a URI (``s3://bucket/prefix``); default
+        ``SCOUTFRAME_CACHE_DIR``, else the platform's user cache directory.
+    storage_options, filesystem
+        How to reach a remote ``cache_dir`` (see :func:`scoutframe.filesystems.resolve`);
+        default: credentials from the environment. Never stored or shown.
+    cache_format
+        The table format of entries created through this object: ``"parquet"`` or
+        ``"delta"`` (default ``SCOUTFRAME_CACHE_FORMAT``, else ``"parquet"``).
 
     Examples
     --------
@@ -66,8 +73,18 @@ class Cache:
     >>> cache.entries()[["method", "rows", "refreshed"]]  # doctest: +SKIP
     """
 
-    def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self.backend: Backend = LocalBackend(cache_root(cache_dir).absolute())
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        filesystem: Any = None,
+        cache_format: str | None = None,
+    ) -> None:
+        self.backend: Backend = open_backend(
+            cache_dir, storage_options=storage_options, filesystem=filesystem
+        )
+        self.cache_format = new_entry_format(cache_format)
 
     def __repr__(self) -> str:
         return f"Cache({self.location!r})"
@@ -86,12 +103,12 @@ class Cache:
         return self.entry(entry_key(origin, account, filters.cache_key, method))
 
     def entry(self, key: str) -> CacheEntry:
-        """Return the entry of a key (which may not exist)."""
-        return CacheEntry(self.backend, key)
+        """Return the entry of a key (which may not exist), in its table format."""
+        return entry_for(self.backend, key, self.cache_format)
 
     def _all(self) -> Iterator[tuple[CacheEntry, Manifest | None]]:
         for key in self.backend.entry_keys():
-            entry = CacheEntry(self.backend, key)
+            entry = self.entry(key)
             try:
                 manifest = entry.manifest()
             except CacheError:

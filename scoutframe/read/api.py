@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
@@ -41,7 +41,9 @@ from ..progress import progress_enabled
 from ..tables.schema import check_columns
 from .request import (
     DEFAULT_CONCURRENCY,
+    FORMATS,
     MAX_CONCURRENCY,
+    CacheFormat,
     CacheMode,
     CacheRequest,
     Method,
@@ -81,6 +83,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> ReadPlan: ...
 
@@ -105,6 +111,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pd.DataFrame]: ...
 
@@ -129,6 +139,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> Iterator[pa.Table]: ...
 
@@ -153,6 +167,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> pd.DataFrame: ...
 
@@ -177,6 +195,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> pa.Table: ...
 
@@ -201,6 +223,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = ...,
     max_age: timedelta | str | float | None = ...,
     cache_dir: str | os.PathLike[str] | None = ...,
+    storage_options: Mapping[str, Any] | None = ...,
+    filesystem: Any = ...,
+    cache_format: CacheFormat | None = ...,
+    as_of: int | datetime | str | None = ...,
     **filter_kwargs: Any,
 ) -> polars.DataFrame: ...
 
@@ -224,6 +250,10 @@ def read_spherescout(
     cache: bool | Literal["refresh", "only"] = False,
     max_age: timedelta | str | float | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+    cache_format: CacheFormat | None = None,
+    as_of: int | datetime | str | None = None,
     **filter_kwargs: Any,
 ) -> Any:
     """Read the contacts matching a search into a DataFrame.
@@ -283,8 +313,24 @@ def read_spherescout(
         With ``cache=True``: how old an entry may be before it is refreshed, as a
         ``timedelta``, seconds, or ``"12h"``, ``"7d"``; ``None``: any age.
     cache_dir
-        Where the cache lives; default ``SCOUTFRAME_CACHE_DIR``, else the user cache
-        directory.
+        Where the cache lives: a directory, or a URI such as ``s3://bucket/prefix`` (any
+        store pyarrow or fsspec knows); default ``SCOUTFRAME_CACHE_DIR``, else the user
+        cache directory.
+    storage_options
+        Credentials and endpoint of a remote ``cache_dir`` (``aws_access_key_id``,
+        ``aws_secret_access_key``, ``aws_region``, ``aws_endpoint_url``, ...); default: the
+        environment and profiles, as boto3 finds them. Never stored or shown.
+    filesystem
+        A ``pyarrow.fs.FileSystem`` or fsspec filesystem to keep the cache on instead
+        (``cache_dir`` is then a path on it).
+    cache_format
+        The table format of a new entry: ``"parquet"`` (default; ``SCOUTFRAME_CACHE_FORMAT``)
+        or ``"delta"`` (a Delta Lake table, refreshed by a MERGE, one version per refresh,
+        readable as of a version or time). An existing entry keeps its format.
+    as_of
+        Serve a Delta entry as it was at this table version (an ``int``) or time (a
+        ``datetime`` or ISO-8601 text), without refreshing it or touching the network for
+        its data.
     **filter_kwargs
         Filters by keyword.
 
@@ -328,7 +374,15 @@ def read_spherescout(
         dry_run=dry_run,
         concurrency=concurrency,
         include_all=all,
-        cache=_cache_request(cache, max_age, cache_dir),
+        cache=_cache_request(
+            cache,
+            max_age,
+            cache_dir,
+            storage_options=storage_options,
+            filesystem=filesystem,
+            cache_format=cache_format,
+            as_of=as_of,
+        ),
     )
     from ._executor import execute  # on use: keeps `import scoutframe` light
 
@@ -417,23 +471,63 @@ def build_request(
 
 
 def _cache_request(
-    cache: object, max_age: object, cache_dir: str | os.PathLike[str] | None
+    cache: object,
+    max_age: object,
+    cache_dir: str | os.PathLike[str] | None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+    cache_format: object = None,
+    as_of: object = None,
 ) -> CacheRequest | None:
-    """Check ``cache=``, ``max_age=`` and ``cache_dir=``; ``None`` when the cache is off."""
+    """Check the cache's arguments; ``None`` when the cache is off."""
     from ..cache.store import parse_age
 
     if cache is False or cache is None:
-        if max_age is not None or cache_dir is not None:
-            raise ArgumentError("max_age= and cache_dir= need cache=True (or 'refresh', 'only')")
+        given = {
+            "max_age": max_age,
+            "cache_dir": cache_dir,
+            "storage_options": storage_options,
+            "filesystem": filesystem,
+            "cache_format": cache_format,
+            "as_of": as_of,
+        }
+        named = [f"{k}=" for k, v in given.items() if v is not None]
+        if named:
+            raise ArgumentError(
+                f"{', '.join(named)} need cache=True (or 'refresh', 'only'); read a Delta "
+                "table that is not a cache entry with scoutframe.read_delta(uri, version=...)"
+            )
         return None
     modes: dict[object, CacheMode] = {True: "use", "refresh": "refresh", "only": "only"}
     if not isinstance(cache, bool | str) or cache not in modes:
         raise ArgumentError(f"cache must be True, False, 'refresh' or 'only', not {cache!r}")
     age = parse_age(max_age)  # type: ignore[arg-type]
+    table_format = cast(
+        "CacheFormat | None",
+        None if cache_format is None else checks.one_of("cache_format", cache_format, FORMATS),
+    )
+    if as_of is not None and (
+        isinstance(as_of, bool) or not isinstance(as_of, int | str | datetime)
+    ):
+        raise ArgumentError(
+            f"as_of must be a Delta table version (an int), a datetime or an ISO-8601 text, "
+            f"not {as_of!r}"
+        )
+    where: str | None = None
+    if cache_dir is not None:
+        from ..filesystems import is_remote
+
+        text = os.fspath(cache_dir)
+        where = text if is_remote(text) or filesystem is not None else str(Path(text))
     return CacheRequest(
         mode=modes[cache],
         max_age=age,
-        cache_dir=None if cache_dir is None else Path(cache_dir),
+        cache_dir=where,
+        storage_options=None if storage_options is None else dict(storage_options),
+        filesystem=filesystem,
+        table_format=table_format,
+        as_of=as_of,
     )
 
 

@@ -53,7 +53,12 @@ def read_cached(request: ReadRequest) -> Any:
             "cache= needs the search's filters, not a search id: pass the filters (they name "
             "the cache entry)"
         )
-    cache = Cache(options.cache_dir)
+    cache = Cache(
+        options.cache_dir,
+        storage_options=options.storage_options,
+        filesystem=options.filesystem,
+        cache_format=options.table_format,
+    )
     if options.mode == "only":
         entry, manifest = _offline(cache, request)
         return _serve(request, entry, manifest, spent=0, note="; served from the cache only")

@@ -8,7 +8,6 @@ not cached takes the delta since its last history entry, merged in by ``place_id
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -82,7 +81,7 @@ def refresh_frame(
             cache=CacheRequest(
                 mode="full" if full else "refresh",
                 max_age=None,
-                cache_dir=None if provenance.cache_dir is None else Path(provenance.cache_dir),
+                cache_dir=provenance.cache_dir,
             ),
             **common,
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
+from ..cache.keys import FORMATS
 from ..checks import DtypeBackend
 
 if TYPE_CHECKING:
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_PAGES_MAX_ROWS",
     "DEFAULT_CONCURRENCY",
+    "FORMATS",
     "MAX_CONCURRENCY",
+    "CacheFormat",
     "CacheMode",
     "CacheRequest",
     "Method",
@@ -38,15 +41,24 @@ MAX_CONCURRENCY = 10
 Method = Literal["auto", "pages", "export"]
 ReturnType = Literal["pandas", "arrow", "polars"]
 CacheMode = Literal["use", "refresh", "full", "only"]
+CacheFormat = Literal["parquet", "delta"]
 
 
 @dataclass(frozen=True)
 class CacheRequest:
-    """How a read uses the Parquet cache (``cache=True`` is ``"use"``)."""
+    """How a read uses the Parquet cache (``cache=True`` is ``"use"``).
+
+    ``cache_dir`` is a local path or a URI (``s3://bucket/prefix``); ``storage_options`` and
+    ``filesystem`` reach it, and are never part of a repr.
+    """
 
     mode: CacheMode
     max_age: timedelta | None
-    cache_dir: Path | None
+    cache_dir: str | None
+    storage_options: Mapping[str, Any] | None = field(default=None, repr=False)
+    filesystem: Any = field(default=None, repr=False)
+    table_format: CacheFormat | None = None
+    as_of: int | datetime | str | None = None
 
 
 @dataclass(frozen=True)

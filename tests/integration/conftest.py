@@ -26,6 +26,73 @@ from scoutframe.api.client import Client
 from scoutframe.sandbox import Sandbox
 
 FLAVORS = ("docs", "live")
+#: Where a cache can be: a local directory, or a prefix of a real S3 API on loopback (moto).
+STORES = ("local", "s3")
+
+
+class Store:
+    """One place to keep a cache, as a test uses it (``store`` fixture).
+
+    ``cache`` is the ``cache_dir`` to pass, ``options`` the ``storage_options``, ``env`` what
+    a child process needs in its environment to reach it (credentials, endpoint, a short lock
+    lease so that a killed holder's lock is taken over quickly), ``format`` the entries' table
+    format.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cache: str,
+        options: dict[str, str] | None,
+        env: dict[str, str],
+        table_format: str = "parquet",
+    ) -> None:
+        self.name = name
+        self.cache = cache
+        self.options = options
+        self.env = env
+        self.format = table_format
+
+    def __repr__(self) -> str:
+        return f"Store({self.name!r})"
+
+    @property
+    def remote(self) -> bool:
+        return self.cache.startswith("s3://")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The read's arguments that put the cache here."""
+        found: dict[str, Any] = {"cache_dir": self.cache}
+        if self.options is not None:
+            found["storage_options"] = self.options
+        if self.format != "parquet":
+            found["cache_format"] = self.format
+        return found
+
+    def open(self) -> Any:
+        from scoutframe.cache import Cache
+
+        return Cache(self.cache, storage_options=self.options, cache_format=self.format)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """Where the test's cache is: ``local`` by default; parametrise with ``indirect=True``."""
+    import uuid
+
+    kind = getattr(request, "param", "local")
+    table_format = "delta" if kind.endswith("delta") else "parquet"
+    # Paid deltas wait in the user cache directory between their download and their upload.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    if kind.startswith("s3"):
+        server = request.getfixturevalue("s3_server")
+        env = {**server.env(), "SCOUTFRAME_CACHE_LEASE": "2"}
+        env["XDG_CACHE_HOME"] = str(tmp_path / "user-cache")
+        monkeypatch.setenv("SCOUTFRAME_CACHE_LEASE", "2")
+        prefix = f"cache-{uuid.uuid4().hex[:12]}"
+        return Store(kind, server.uri(prefix), server.storage_options, env, table_format)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "user-cache")}
+    return Store(kind, str(tmp_path / "cache"), None, env, table_format)
 
 
 def _start(flavor: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:

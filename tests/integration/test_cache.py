@@ -30,6 +30,9 @@ from scoutframe.sandbox import Sandbox
 from scoutframe.tables import exportcsv
 
 FILTERS = {"countries": "FR"}
+#: The stores the cache's promises are checked on (the ``store`` fixture, tests/integration).
+STORES = ["local", "s3"]
+across_stores = pytest.mark.parametrize("store", STORES, indirect=True)
 
 
 def debits(sb: Sandbox, account_id: int) -> list[int]:
@@ -37,7 +40,7 @@ def debits(sb: Sandbox, account_id: int) -> list[int]:
 
 
 @pytest.fixture
-def acct(sandbox_docs: Sandbox, tmp_path: Path) -> Any:
+def acct(sandbox_docs: Sandbox, tmp_path: Path, store: Any) -> Any:
     account = sandbox_docs.admin.create_account(credits=10_000_000)
     client = Client(
         account["api_key"],
@@ -54,7 +57,9 @@ def acct(sandbox_docs: Sandbox, tmp_path: Path) -> Any:
             "client": client,
             "id": int(account["id"]),
             "key": account["api_key"],
-            "cache": tmp_path / "cache",
+            "cache": store.cache if store.remote else Path(store.cache),
+            "store": store,
+            "open": store.open,
         },
     )
     client.close()
@@ -72,13 +77,14 @@ def cached(acct: Any, **kwargs: Any) -> pd.DataFrame:
         "client": acct.client,
         "method": "export",
         "cache": True,
-        "cache_dir": acct.cache,
+        **acct.store.kwargs(),
         "progress": False,
         **kwargs,
     }
     return read_spherescout(**options)
 
 
+@across_stores
 def test_a_hit_spends_nothing_and_returns_the_frame_stored(
     sandbox_docs: Sandbox, acct: Any
 ) -> None:
@@ -127,6 +133,7 @@ def test_max_age_decides_when_an_entry_is_refreshed(sandbox_docs: Sandbox, acct:
     assert len(old) >= len(first)
 
 
+@across_stores
 def test_refresh_with_nothing_new_spends_nothing(sandbox_docs: Sandbox, acct: Any) -> None:
     first = cached(acct)
     before = debits(sandbox_docs, acct.id)
@@ -137,6 +144,7 @@ def test_refresh_with_nothing_new_spends_nothing(sandbox_docs: Sandbox, acct: An
     assert debits(sandbox_docs, acct.id) == before
 
 
+@across_stores
 def test_a_refresh_pays_exactly_the_delta_and_equals_a_full_export(
     sandbox_docs: Sandbox, acct: Any, tmp_path: Path
 ) -> None:
@@ -298,6 +306,7 @@ def test_the_entry_is_plain_parquet_private_and_holds_no_credential(acct: Any) -
     assert manifest["account"] == str(acct.id)
 
 
+@across_stores
 def test_a_delta_paid_but_not_merged_is_not_paid_again(
     sandbox_docs: Sandbox, acct: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,13 +323,13 @@ def test_a_delta_paid_but_not_merged_is_not_paid_again(
             patched.setattr(CacheEntry, commit, crash)
         with pytest.raises(KeyboardInterrupt):
             cached(acct, cache="refresh")
-        directory = entry_dir(first)
-        assert list(directory.glob("_delta-*.csv"))  # the paid delta waits in the entry
+        entry = acct.open().entry(first.attrs["scoutframe"]["cache_entry"])
+        assert entry.pending_parents()  # the paid delta waits in the entry (in the store)
         assert cached(acct, method="auto").equals(first)  # still the old entry, readable
     refreshed = cached(acct, cache="refresh")
     assert debits(sandbox_docs, acct.id) == [*before, -new]  # paid once
     assert len(refreshed) >= len(first)
-    assert list(directory.glob("_delta-*.csv")) == []
+    assert entry.pending_parents() == []
 
 
 def test_the_accessor_refreshes_cached_and_uncached_frames(
@@ -381,6 +390,7 @@ def test_an_uncached_refresh_keeps_the_paid_delta_until_it_is_merged(
     assert sorted(refreshed["place_id"]) == sorted(full["place_id"])
 
 
+@across_stores
 def test_two_processes_refreshing_one_entry_pay_the_delta_once(
     sandbox_docs: Sandbox, acct: Any, tmp_path: Path
 ) -> None:
@@ -388,16 +398,19 @@ def test_two_processes_refreshing_one_entry_pay_the_delta_once(
     sandbox_docs.admin.add_contacts(120)
     new = acct.client.history.freshness(first.attrs["scoutframe"]["history_ids"][-1]).new_count
     before = debits(sandbox_docs, acct.id)
+    # A child reaches the store as a shell user would: credentials in the environment.
+    where = {k: v for k, v in acct.store.kwargs().items() if k != "storage_options"}
     script = textwrap.dedent(f"""
         import json, sys
         from scoutframe import Client, read_spherescout
         with Client({acct.key!r}, {sandbox_docs.url!r}, allow_http=True,
                     state_dir=sys.argv[1], poll_interval=(0.02, 0.1)) as client:
             df = read_spherescout(countries="FR", client=client, method="export",
-                                  cache="refresh", cache_dir={str(acct.cache)!r}, progress=False)
+                                  cache="refresh", progress=False, **{where!r})
         print(json.dumps([len(df), df.attrs["scoutframe"]["credits_spent"]]))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPHERESCOUT_", "SCOUTFRAME_"))}
+    env.update(acct.store.env)
     runs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path / f"s{n}")],
@@ -416,5 +429,56 @@ def test_two_processes_refreshing_one_entry_pay_the_delta_once(
     assert sorted(spent for _, spent in results) == [0, new]  # one paid, the other found it fresh
     assert results[0][0] == results[1][0]
     assert debits(sandbox_docs, acct.id) == [*before, -new]
-    report = Cache(acct.cache).verify()
+    report = acct.open().verify()
     assert report["ok"].all(), report["problem"].tolist()
+
+
+@across_stores
+def test_a_reader_looping_while_refreshes_commit_never_sees_a_partial_table(
+    sandbox_docs: Sandbox, acct: Any
+) -> None:
+    import hashlib
+
+    def fingerprint(table: pa.Table) -> str:
+        ids = table.column("place_id").to_pylist()
+        times = [str(t) for t in table.column("collected_at").to_pylist()]
+        return hashlib.sha256("\n".join(ids + times).encode()).hexdigest()
+
+    first = cached(acct)
+    key = first.attrs["scoutframe"]["cache_entry"]
+    entry = acct.open().entry(key)
+    committed = {fingerprint(entry.read()[0])}
+    seen: list[str] = []
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read_in_a_loop() -> None:
+        reader = acct.open().entry(key)  # its own cache object, as another process has
+        while not done.is_set():
+            try:
+                table, provenance = reader.read()
+            except Exception as exc:  # any failure to read is a failure of the promise
+                problems.append(f"{type(exc).__name__}: {exc}")
+                continue
+            ids = table.column("place_id")
+            if provenance is None or provenance.total_count != table.num_rows:
+                problems.append(f"{table.num_rows} rows, the table's own metadata says otherwise")
+            if len(ids.unique()) != len(ids):
+                problems.append("repeated place ids")
+            seen.append(fingerprint(table))
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        for _ in range(4):
+            sandbox_docs.admin.add_contacts(20)
+            sandbox_docs.admin.recollect(20)
+            cached(acct, cache="refresh")
+            committed.add(fingerprint(entry.read()[0]))
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    assert not problems, problems[:5]
+    assert len(seen) >= 4
+    assert set(seen) <= committed  # every read was one committed table, whole
+    assert len(set(seen)) >= 2  # and the reads overlapped the commits

@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 import pytest
 
 from scoutframe import Cache, Client, read_spherescout
-from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry
 from scoutframe.sandbox import Sandbox
 
@@ -288,10 +287,11 @@ def run_refresh(
     sb: Sandbox,
     key: str,
     state: Path,
-    cache: Path,
+    cache: str,
     scratch: Path,
     filters: dict[str, Any],
     hook: str,
+    env: dict[str, str],
 ) -> subprocess.CompletedProcess[str]:
     args = [
         sys.executable,
@@ -312,19 +312,52 @@ def run_refresh(
         hook,
     ]
     return subprocess.run(
-        args, capture_output=True, text=True, timeout=120, env=clean_env(scratch), check=False
+        args,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean_env(scratch), **env},
+        check=False,
     )
 
 
+@pytest.fixture
+def where(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, dict[str, Any] | None]:
+    """The cache's location and storage options for the refresh points: local or S3."""
+    if request.param == "local":
+        return str(tmp_path / "cache"), None
+    server = request.getfixturevalue("s3_server")
+    return server.uri(f"crash-{tmp_path.name}"), server.storage_options
+
+
+@pytest.mark.parametrize("where", ["local", "s3"], indirect=True)
 def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_once(
-    sandbox: Sandbox, tmp_path: Path, soak: bool, figures: Any
+    sandbox: Sandbox,
+    tmp_path: Path,
+    soak: bool,
+    figures: Any,
+    where: tuple[str, dict[str, Any] | None],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sb = sandbox
-    points = refresh_points(_points(soak))
+    cache, options = where
+    remote = options is not None
+    # On S3 one point per hook by default (each re-run waits out the killed holder's lock
+    # lease, 2 s here); the soak runs as many as on disk.
+    points = refresh_points(_points(soak) if soak or not remote else len(REFRESH_HOOKS))
+    staging = tmp_path / "user-cache"  # where paid deltas wait between download and upload
+    monkeypatch.setenv("XDG_CACHE_HOME", str(staging))
+    env: dict[str, str] = {"XDG_CACHE_HOME": str(staging)}
+    if remote:
+        server = request.getfixturevalue("s3_server")
+        env.update(server.env(), SCOUTFRAME_CACHE_LEASE="2")
+        monkeypatch.setenv("SCOUTFRAME_CACHE_LEASE", "2")
+    store = Cache(cache, storage_options=options)
     owner = sb.admin.create_account(credits=10_000_000)
     owner_id = int(owner["id"])
     witness = sb.admin.create_account(credits=10_000_000)  # takes the fresh full exports
-    state, cache, scratch = tmp_path / "state", tmp_path / "cache", tmp_path / "tmp"
+    state, scratch = tmp_path / "state", tmp_path / "tmp"
     scratch.mkdir()
     entries: list[CacheEntry] = []
     problems: list[str] = []
@@ -364,11 +397,10 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
                 method="export",
                 cache=True,
                 cache_dir=cache,
+                storage_options=options,
                 progress=False,
             )
-            entries.append(
-                CacheEntry(LocalBackend(cache), frame.attrs["scoutframe"]["cache_entry"])
-            )
+            entries.append(store.entry(frame.attrs["scoutframe"]["cache_entry"]))
         for number, point in enumerate(points):
             what = f"point {number} ({point.describe()})"
             filters, entry = ENTRY_FILTERS[point.entry], entries[point.entry]
@@ -382,19 +414,21 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
             assert manifest.last_history_id is not None
             due = client.history.freshness(manifest.last_history_id).new_count
             since = len(sb.admin.ledger(owner_id))
-            crashed = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, point.hook)
+            crashed = run_refresh(
+                sb, owner["api_key"], state, cache, scratch, filters, point.hook, env
+            )
             if crashed.returncode != -9:
                 problems.append(
                     f"{what}: not killed (exit {crashed.returncode}; {due} due): "
                     f"{crashed.stderr[-1500:]}"
                 )
-            report = Cache(cache).verify()
+            report = store.verify()
             killed = key_columns(entry.read()[0]) if report["ok"].all() else None
             if killed is None:
                 problems.append(
                     f"{what}: after the kill the cache does not verify:\n{report.to_string()}"
                 )
-            again = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, "none")
+            again = run_refresh(sb, owner["api_key"], state, cache, scratch, filters, "none", env)
             new = fresh_export(filters)  # the data have not changed since the kill
             if killed is not None:
                 side = "old" if killed.equals(old) else "new" if killed.equals(new) else None
@@ -412,7 +446,7 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
                 continue
             result = last_json(again.stdout)
             payers["re-run" if result["credits_spent"] else "killed run"] += 1
-            report = Cache(cache).verify()
+            report = store.verify()
             now = key_columns(entry.read()[0]) if report["ok"].all() else None
             paid = debits(sb, owner_id, since)
             left = sorted(
@@ -421,7 +455,9 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
                 if name.startswith("_delta-") or name.endswith(".tmp")
             )
             in_tmp = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
+            staged = sorted(str(p) for p in staging.rglob("*") if p.is_file())
             for failed, message in [
+                (bool(staged), f"paid deltas left staged on this machine: {staged}"),
                 (now is None, f"after the re-run the cache does not verify:\n{report.to_string()}"),
                 (
                     now is not None and not now.equals(new),
@@ -445,7 +481,7 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
             ]:
                 if failed:
                     problems.append(f"{what}: {message}")
-    figures.add("crash points: delta refresh", len(points))
+    figures.add(f"crash points: delta refresh ({request.node.callspec.id})", len(points))
     assert not problems, "\n".join(problems)
     # The hooks land on both sides of the payment and of the commit.
     assert sides["old"], sides

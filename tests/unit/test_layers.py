@@ -32,6 +32,7 @@ FLOORS: list[set[str]] = [
         "scoutframe.errors",
         "scoutframe.checks",
         "scoutframe.files",
+        "scoutframe.filesystems",
         "scoutframe.clock",
         "scoutframe.progress",
     },
