@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     )
     from .read import PageDriftWarning, read_export_csv
     from .tables.datasets import open_dataset, write_dataset
+    from .tables.delta import read_delta, write_delta
     from .tables.merge import upsert
     from .tables.parquet import read_parquet
     from .tables.schema import MaskedEmailWarning, SchemaDriftWarning
@@ -106,12 +107,14 @@ __all__ = [
     "TransportError",
     "__version__",
     "open_dataset",
+    "read_delta",
     "read_export_csv",
     "read_parquet",
     "read_spherescout",
     "search_form",
     "upsert",
     "write_dataset",
+    "write_delta",
 ]
 
 # Where each lazily imported public name lives.
@@ -136,9 +139,11 @@ _LAZY = {
     "SearchPage": "scoutframe.models",
     "search_form": "scoutframe.widgets",
     "open_dataset": "scoutframe.tables.datasets",
+    "read_delta": "scoutframe.tables.delta",
     "read_parquet": "scoutframe.tables.parquet",
     "upsert": "scoutframe.tables.merge",
     "write_dataset": "scoutframe.tables.datasets",
+    "write_delta": "scoutframe.tables.delta",
     **{name: "scoutframe.errors" for name in __all__ if name.endswith("Error")},
 }
 

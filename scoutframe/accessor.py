@@ -8,7 +8,7 @@ the modules it delegates to.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,6 +191,31 @@ class SphereScoutAccessor:
         from .tables.datasets import write_dataset
 
         return write_dataset(self._df, path, partition_by=partition_by)
+
+    def to_delta(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        mode: str = "merge",
+        storage_options: Mapping[str, str] | None = None,
+        partition_by: Sequence[str] | None = None,
+    ) -> int:
+        """Write the frame to a Delta Lake table (``pip install "scoutframe[delta]"``).
+
+        ``mode="merge"`` (default) upserts by ``place_id`` with :func:`scoutframe.upsert`'s
+        rule through delta-rs's ``MERGE``; ``"overwrite"`` replaces the rows (old versions
+        stay readable); ``"append"`` adds them. Returns the table version written. See
+        :func:`scoutframe.write_delta`.
+        """
+        from .tables.delta import write_delta
+
+        return write_delta(
+            self._df,
+            uri,
+            mode=mode,  # type: ignore[arg-type]
+            storage_options=storage_options,
+            partition_by=None if partition_by is None else list(partition_by),
+        )
 
     def to_arrow(self) -> pa.Table:
         """Return the frame as a ``pyarrow.Table`` with the contacts schema (no index)."""

@@ -29,6 +29,7 @@ from ..errors import CacheError, ConsentError, ExportParseError
 from ..models import Provenance
 from ..tables import exportcsv
 from ..tables.merge import aligned, is_strictly_ascending, upsert, upsert_slices
+from .deltaentry import DeltaCacheEntry
 from .entry import CacheEntry, Manifest, now_iso
 
 if TYPE_CHECKING:
@@ -141,6 +142,12 @@ def refresh_by_delta(
         credits_spent=manifest.credits_spent + spent,
     )
     keys = entry.read([KEY])[0].column(KEY)
+    if isinstance(entry, DeltaCacheEntry):  # delta-rs's MERGE: one table version
+        rows = _rows_after(keys, changes)
+        stored = _provenance(entry.stored_provenance(), result, rows, spent)
+        committed = entry.merge(changes, replace(result, rows=rows), stored)
+        pending.remove()
+        return DeltaResult(committed, changes.num_rows, spent, None, stored)
     if is_strictly_ascending(keys):
         committed, merged, stored = _commit_streamed(entry, keys, changes, result, spent)
     else:  # written by an older scoutframe, or damaged: merge it whole (sorts it)
@@ -161,15 +168,20 @@ def _commit_streamed(
     The row count goes into the file's metadata before the first slice, so it is counted
     first: the base's rows plus the delta's keys the base lacks.
     """
-    delta_keys = pc.unique(changes.column(KEY))
-    known = pc.sum(pc.is_in(keys, value_set=delta_keys)).as_py() or 0
-    rows = len(keys) + len(delta_keys) - known
+    rows = _rows_after(keys, changes)
     stored = _provenance(entry.stored_provenance(), result, rows, spent)
     slices = upsert_slices((aligned(part, changes) for part in entry.slices()), changes)
     committed, merged = entry.commit_slices(
         slices, changes.schema, replace(result, rows=rows), stored
     )
     return committed, merged, stored
+
+
+def _rows_after(keys: pa.ChunkedArray, changes: pa.Table) -> int:
+    """Return the rows of the table once ``changes`` are merged: its keys plus the new ones."""
+    delta_keys = pc.unique(changes.column(KEY))
+    known = pc.sum(pc.is_in(keys, value_set=delta_keys)).as_py() or 0
+    return len(keys) + len(delta_keys) - known
 
 
 def _provenance(old: Provenance | None, result: Manifest, rows: int, spent: int) -> Provenance:

@@ -18,6 +18,7 @@ from ..errors import ArgumentError, CacheError, CacheMissError
 from ..tables.merge import is_strictly_ascending
 from ..tables.schema import CONTACT_SCHEMA
 from .backend import Backend
+from .deltaentry import DeltaCacheEntry
 from .entry import CachedMethod, CacheEntry, Manifest, utc_now
 from .keys import SCHEMA_VERSION, entry_key, open_backend
 from .tableformat import entry_for, new_entry_format
@@ -245,7 +246,9 @@ class Cache:
 
         First those not refreshed for ``older_than``, then the least recently refreshed ones
         until the cache holds at most ``max_bytes``. Entries of another schema version and
-        damaged ones always go.
+        damaged ones always go. A Delta entry that stays is vacuumed: data files that only
+        versions older than ``older_than`` (default 7 days, Delta's own) need are deleted,
+        so ``as_of`` reaches back that far.
         """
         age = parse_age(older_than, name="older_than")
         if max_bytes is not None and (
@@ -268,6 +271,11 @@ class Cache:
             else:
                 assert manifest is not None
                 kept.append((entry, manifest))
+        for entry, _ in kept:  # a Delta entry's old versions: Delta's own retention
+            if isinstance(entry, DeltaCacheEntry):
+                hours = 168.0 if age is None else age.total_seconds() / 3600
+                with entry.lock():
+                    entry.vacuum(hours)
         if max_bytes is not None:
             kept.sort(key=lambda em: em[1].refreshed_at)  # least recently refreshed first
             total = sum(m.bytes for _, m in kept)
@@ -313,7 +321,8 @@ def _check(entry: CacheEntry, manifest: Manifest | None) -> dict[str, Any]:
         ids = table.column("place_id")
         if ids.null_count or len(ids.unique()) != len(ids):
             problems.append("place_id values are missing or repeated")
-        elif not is_strictly_ascending(ids):  # unique, so not in order
+        elif not isinstance(entry, DeltaCacheEntry) and not is_strictly_ascending(ids):
+            # (unique, so not in order; a Delta table keeps the order its MERGE wrote)
             problems.append("rows are not in place_id order")
     if manifest.bytes and entry.size() != manifest.bytes:
         problems.append("the data file's size differs from the manifest's")

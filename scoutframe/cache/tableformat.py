@@ -31,7 +31,7 @@ def entry_for(backend: Backend, key: str, default: str = "parquet") -> CacheEntr
     """Return the entry of ``key`` in its own format (``default`` when it does not exist yet)."""
     marked = backend.size(key, FORMAT_MARK) is not None
     if marked or (default == "delta" and backend.size(key, "data.parquet") is None):
-        from ..errors import ArgumentError
+        from .deltaentry import DeltaCacheEntry
 
-        raise ArgumentError("cache_format='delta' is not available yet")
+        return DeltaCacheEntry(backend, key)
     return CacheEntry(backend, key)

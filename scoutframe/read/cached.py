@@ -15,11 +15,13 @@ a second process refreshing the same entry waits, then finds it fresh (a delta i
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..cache.deltaentry import DeltaCacheEntry
 from ..cache.entry import CacheEntry, Manifest, now_iso, utc_now
 from ..cache.keys import SCHEMA_VERSION
 from ..cache.refresh import refresh_by_delta
@@ -61,6 +63,8 @@ def read_cached(request: ReadRequest) -> Any:
     )
     if options.mode == "only":
         entry, manifest = _offline(cache, request)
+        if options.as_of is not None:
+            return _serve_as_of(request, entry, options.as_of)
         return _serve(request, entry, manifest, spent=0, note="; served from the cache only")
     client = request.client
     filters = request.filters.resolve(client)
@@ -77,8 +81,15 @@ def read_cached(request: ReadRequest) -> Any:
         None,
     )
     if found is None:
+        if options.as_of is not None:
+            raise CacheMissError(
+                f"no cache entry for {request.filters!r} in {cache.location} to read as of "
+                f"{options.as_of!r}; as_of= reads an existing Delta entry"
+            )
         return _first_read(request, cache, filters, account)
     entry = found
+    if options.as_of is not None:
+        return _serve_as_of(request, entry, options.as_of)
     if request.dry_run:
         return _cached_plan(request, entry)
     fresh: Fresh = None
@@ -268,6 +279,24 @@ def _serve(
     if request.chunksize is not None:
         return output.deliver_chunks(request, table, fixed)
     return output.deliver(request, table, fixed)
+
+
+def _serve_as_of(request: ReadRequest, entry: CacheEntry, as_of: int | datetime | str) -> Any:
+    """Serve a Delta entry as it was at a table version or time: no refresh, no lock."""
+    if not isinstance(entry, DeltaCacheEntry):
+        raise ArgumentError(
+            f"as_of= reads a Delta entry as it was; the cache entry {entry.key[:12]} is a "
+            "Parquet file, which keeps no versions. Create entries with cache_format='delta' "
+            "to read them as of a version or time"
+        )
+    pinned = entry.at(as_of)
+    manifest = pinned.manifest()
+    if manifest is None:
+        raise CacheError(f"the cache entry {entry.location} has no readable manifest")
+    version = pinned.table_version()
+    return _serve(
+        request, pinned, manifest, spent=0, note=f"; served as of table version {version}"
+    )
 
 
 def _offline(cache: Cache, request: ReadRequest) -> tuple[CacheEntry, Manifest]:

@@ -12,9 +12,10 @@ order a refresh meets them:
 ``merged``           a merge is done (the first slice of a streamed merge, or the whole
                      table), nothing committed yet
 ``commit-temp``      inside the commit: the new table is written to its temporary file, not
-                     yet moved over ``data.parquet``
+                     yet moved over ``data.parquet`` (a Delta entry: the MERGE is about to run)
 ``commit-replaced``  inside the commit: the new table is in place, its JSON manifest not yet
-``committed``        the commit returned, the delta file is not removed yet
+                     (a Delta entry: the MERGE's version is committed)
+``committed``        the commit (or the MERGE) returned, the delta file is not removed yet
 ``cleaned``          the refresh returned (delta file removed), the read not served yet
 ``served``           ``read_spherescout`` returned, before this script prints its result
 
@@ -33,12 +34,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow.parquet as pq
+from deltalake.table import TableMerger
 
 from scoutframe import Client, read_spherescout
 from scoutframe.api.endpoints import history
 from scoutframe.cache import entry as cache_entry
 from scoutframe.cache import refresh as cache_refresh
+from scoutframe.cache.deltaentry import DeltaCacheEntry
 from scoutframe.read import cached
+from scoutframe.tables import delta as deltatables
 from scoutframe.tables import merge
 
 HOOKS = (
@@ -103,9 +107,13 @@ def install(hook: str, at: int) -> _Trigger:
     elif hook == "merged":  # whole (an unsorted entry) or slice by slice (upsert_slices)
         cache_refresh.upsert = _after(trigger, cache_refresh.upsert)  # type: ignore[attr-defined]
         merge.upsert = _after(trigger, merge.upsert)  # type: ignore[assignment]
+        # a Delta entry: the delta's own repeats resolved, just before its MERGE
+        deltatables.upsert = _after(trigger, deltatables.upsert)  # type: ignore[attr-defined]
     elif hook == "commit-temp":  # a whole table, or the streamed writer's last step
         pq.write_table = _after(trigger, pq.write_table)
         pq.ParquetWriter.close = _after(trigger, pq.ParquetWriter.close)  # type: ignore[method-assign]
+        # a Delta entry: the MERGE is about to run (nothing of the new version exists)
+        TableMerger.execute = _before(trigger, TableMerger.execute)  # type: ignore[method-assign]
     elif hook == "commit-replaced":
         real_manifest = cache_entry.CacheEntry.write_manifest
         inside = [False]
@@ -128,10 +136,13 @@ def install(hook: str, at: int) -> _Trigger:
         for name in COMMITS:
             setattr(cache_entry.CacheEntry, name, inside_of(getattr(cache_entry.CacheEntry, name)))
         cache_entry.CacheEntry.write_manifest = write_manifest  # type: ignore[method-assign]
+        # a Delta entry: the MERGE's version is committed, its JSON manifest not yet written
+        TableMerger.execute = _after(trigger, TableMerger.execute)  # type: ignore[method-assign]
     elif hook == "committed":
         for name in COMMITS:
             real = getattr(cache_entry.CacheEntry, name)
             setattr(cache_entry.CacheEntry, name, _after(trigger, real))
+        DeltaCacheEntry.merge = _after(trigger, DeltaCacheEntry.merge)  # type: ignore[method-assign]
     elif hook == "cleaned":
         cached.refresh_by_delta = _after(trigger, cached.refresh_by_delta)  # type: ignore[attr-defined]
     elif hook not in ("none", "served"):
