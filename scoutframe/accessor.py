@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -185,12 +185,21 @@ class SphereScoutAccessor:
         return to_excel(self._df, path)
 
     def to_dataset(
-        self, path: str | os.PathLike[str], *, partition_by: Sequence[str] = ("country",)
-    ) -> Path:
-        """Write the frame as a hive-partitioned Parquet dataset, swapped in atomically."""
+        self,
+        path: str | os.PathLike[str],
+        *,
+        partition_by: Sequence[str] = ("country",),
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Path | str:
+        """Write the frame as a hive-partitioned Parquet dataset, swapped in atomically.
+
+        ``path`` may be ``s3://bucket/prefix`` (see :func:`scoutframe.write_dataset`).
+        """
         from .tables.datasets import write_dataset
 
-        return write_dataset(self._df, path, partition_by=partition_by)
+        return write_dataset(
+            self._df, path, partition_by=partition_by, storage_options=storage_options
+        )
 
     def to_delta(
         self,

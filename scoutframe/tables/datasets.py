@@ -46,10 +46,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..errors import ArgumentError
 from ..files import fsync_directory
+from ..filesystems import is_remote, resolve
 from ..models import PROVENANCE_ATTR, Provenance
 from ..progress import Bar, progress_enabled
 from . import frames, parquet
@@ -85,7 +87,9 @@ def write_dataset(
     *,
     partition_by: Sequence[str] = ("country",),
     progress: bool | None = None,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+) -> Path | str:
     """Write contacts as a hive-partitioned Parquet dataset, in bounded memory, atomically.
 
     Parameters
@@ -101,11 +105,22 @@ def write_dataset(
         Strings, integers, booleans or dates; not lists.
     progress
         Show a bar of rows written (``None``: follow ``SCOUTFRAME_PROGRESS``).
+    storage_options, filesystem
+        For a *path* on an object store (``s3://bucket/prefix``, any URI pyarrow or fsspec
+        knows, or a path on ``filesystem``): credentials and endpoint, default the
+        environment. There a folder cannot be renamed, so the swap is a manifest: the new
+        version's files (``country=XX/part-<version>-0.parquet``) are written beside the old
+        ones, then ``_scoutframe_dataset.json`` is replaced (the commit point), then the old
+        version's files are deleted. :func:`open_dataset` follows the manifest and always
+        reads one version whole; a tool that lists the folder (Spark, DuckDB) sees both
+        versions' files during the seconds of a swap. For readers that must never, write a
+        Delta table (:func:`scoutframe.write_delta`).
 
     Returns
     -------
-    pathlib.Path
-        *path*, holding ``country=XX/part-0.parquet`` files and ``_common_metadata``.
+    pathlib.Path or str
+        *path* (a ``Path`` locally, the URI on a remote store), holding
+        ``country=XX/part-0.parquet`` files and ``_common_metadata``.
 
     Raises
     ------
@@ -119,8 +134,15 @@ def write_dataset(
     >>> chunks = pd.read_spherescout(filters, chunksize=100_000)  # doctest: +SKIP
     >>> write_dataset(chunks, "contacts")  # doctest: +SKIP
     """
-    target = _check_target(Path(os.path.abspath(path)))
     partition_by = [partition_by] if isinstance(partition_by, str) else list(partition_by)
+    if filesystem is not None or is_remote(os.fspath(path)):
+        from .remotedatasets import write_remote
+
+        location = resolve(path, storage_options=storage_options, filesystem=filesystem)
+        if not location.local:
+            return write_remote(source, location, partition_by, progress=progress)
+        path = location.path
+    target = _check_target(Path(os.path.abspath(path)))
     total = len(source) if isinstance(source, pd.DataFrame | pa.Table) else None
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -147,7 +169,12 @@ def _umask_mode() -> int:
     return 0o777 & ~mask
 
 
-def open_dataset(path: str | os.PathLike[str]) -> ds.Dataset:
+def open_dataset(
+    path: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+) -> ds.Dataset:
     """Open a dataset written by :func:`write_dataset` with its exact schema.
 
     The partition columns get their written types (from ``_common_metadata``), so
@@ -157,13 +184,23 @@ def open_dataset(path: str | os.PathLike[str]) -> ds.Dataset:
     Parameters
     ----------
     path
-        The dataset directory.
+        The dataset directory, or its URI on an object store (then the files of the version
+        its manifest names, never a mix of two versions).
+    storage_options, filesystem
+        As for :func:`write_dataset`.
 
     Returns
     -------
     pyarrow.dataset.Dataset
         ``.to_table()`` reads it; ``frames.to_pandas`` turns that into the contacts frame.
     """
+    if filesystem is not None or is_remote(os.fspath(path)):
+        from .remotedatasets import open_remote
+
+        location = resolve(path, storage_options=storage_options, filesystem=filesystem)
+        if not location.local:
+            return open_remote(location)
+        path = location.path
     root = Path(path)
     common = root / "_common_metadata"
     schema = pq.read_schema(common) if common.is_file() else None
@@ -245,8 +282,17 @@ def _conform(table: pa.Table, schema: pa.Schema, number: int) -> pa.Table:
 class _PartitionedWriter:
     """Per-partition buffers and open Parquet files inside the staging directory."""
 
-    def __init__(self, root: Path, partition_by: list[str]) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        partition_by: list[str],
+        *,
+        filesystem: pafs.FileSystem | None = None,
+        token: str = "",
+    ) -> None:
         self.root = root
+        self.fs = filesystem  # None: a local directory (fsynced); else a remote store
+        self.token = token  # in the part names of a remote version (part-<token>-0.parquet)
         self.partition_by = partition_by
         self.schema: pa.Schema | None = None
         self.file_schema: pa.Schema | None = None
@@ -254,7 +300,7 @@ class _PartitionedWriter:
         self.buffered = 0
         self.writers: OrderedDict[tuple[Any, ...], pq.ParquetWriter] = OrderedDict()
         self.parts: dict[tuple[Any, ...], int] = {}
-        self.written: list[Path] = []
+        self.written: list[Any] = []  # Paths, or the remote store's paths
 
     def _start(self, table: pa.Table) -> None:
         """Check the partition columns against the first slice; fix the files' schema."""
@@ -315,18 +361,22 @@ class _PartitionedWriter:
         if len(self.writers) >= MAX_OPEN_FILES:
             _, oldest = self.writers.popitem(last=False)
             oldest.close()
-        directory = self.root.joinpath(
-            *(
-                f"{name}={_segment(value)}"
-                for name, value in zip(self.partition_by, key, strict=True)
-            )
-        )
-        directory.mkdir(parents=True, exist_ok=True)
+        segments = [
+            f"{name}={_segment(value)}" for name, value in zip(self.partition_by, key, strict=True)
+        ]
         part = self.parts.get(key, 0)
         self.parts[key] = part + 1
-        path = directory / f"part-{part}.parquet"
+        name = f"part-{self.token}-{part}.parquet" if self.token else f"part-{part}.parquet"
+        writer: pq.ParquetWriter
+        if self.fs is None:
+            directory = Path(self.root).joinpath(*segments)
+            directory.mkdir(parents=True, exist_ok=True)
+            path: Any = directory / name
+            writer = pq.ParquetWriter(path, self.file_schema)
+        else:  # an object appears whole when its writer closes
+            path = "/".join([str(self.root), *segments, name])
+            writer = pq.ParquetWriter(path, self.file_schema, filesystem=self.fs)
         self.written.append(path)
-        writer = pq.ParquetWriter(path, self.file_schema)
         self.writers[key] = writer
         return writer
 
@@ -336,6 +386,10 @@ class _PartitionedWriter:
             self._flush(key)
         self.close()
         assert self.schema is not None  # _slices always yields at least one table
+        if self.fs is not None:
+            pq.write_metadata(self.schema, f"{self.root}/_common_metadata", filesystem=self.fs)
+            return
+        assert isinstance(self.root, Path)
         pq.write_metadata(self.schema, self.root / "_common_metadata")
         for path in [*self.written, self.root / "_common_metadata"]:
             with open(path, "rb+") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,3 +316,109 @@ def test_refusals_change_nothing(tmp_path: Path, source: pa.Table) -> None:
         datasets.write_dataset({"a": 1}, tmp_path / "d", progress=False)  # type: ignore[arg-type]
     assert sorted(os.listdir(tmp_path)) == ["file.parquet", "home"]
     assert a_file.read_bytes() == b"not a dataset"
+
+
+# --------------------------------------------------------------------------------------------
+# On an object store (moto's S3 server on loopback): a manifest instead of a folder rename
+
+
+def test_an_s3_dataset_round_trips_and_other_readers_read_it(
+    s3_server: Any, source: pa.Table
+) -> None:
+    import polars as pl
+
+    uri = s3_server.uri("datasets/round-trip")
+    options = s3_server.storage_options
+    written = datasets.write_dataset(
+        chunks_of(source, "frame-chunks"), uri, storage_options=options, progress=False
+    )
+    assert written == uri
+    back = datasets.open_dataset(uri, storage_options=options).to_table()
+    assert back.schema.field("country").type == pa.string()  # "NA" is Namibia, not null
+    assert_same_rows(back, source)
+    keys = s3_server.keys("datasets/round-trip/")
+    assert "datasets/round-trip/_scoutframe_dataset.json" in keys
+    assert any(k.startswith("datasets/round-trip/country=NA/part-") for k in keys)
+    # Polars lists the prefix itself (hive layout), with the credentials as storage options
+    polars = pl.scan_parquet(
+        f"{uri}/**/*.parquet",
+        hive_partitioning=True,
+        hive_schema={"country": pl.String},
+        storage_options={**options, "aws_allow_http": "true"},
+    ).collect()
+    assert sorted(polars["place_id"].to_list()) == sorted(source["place_id"].to_pylist())
+
+
+def test_an_s3_rewrite_is_one_manifest_swap_and_a_reader_never_sees_a_mix(
+    s3_server: Any, source: pa.Table
+) -> None:
+    import threading
+
+    uri = s3_server.uri("datasets/swap")
+    options = s3_server.storage_options
+    versions = [contacts(1200, seed=s) for s in (21, 22, 23)]
+    datasets.write_dataset(versions[0], uri, storage_options=options, progress=False)
+    expected = {tuple(sorted(v["place_id"].to_pylist())) for v in versions}
+    seen: list[tuple[str, ...]] = []
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read_in_a_loop() -> None:
+        while not done.is_set():
+            try:
+                table = datasets.open_dataset(uri, storage_options=options).to_table()
+            except FileNotFoundError:
+                continue  # a reader of the old manifest after its files went: read again
+            except Exception as exc:
+                problems.append(f"{type(exc).__name__}: {exc}")
+                continue
+            seen.append(tuple(sorted(table["place_id"].to_pylist())))
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        for version in versions[1:] * 2:
+            datasets.write_dataset(version, uri, storage_options=options, progress=False)
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    assert not problems, problems[:3]
+    assert seen
+    assert set(seen) <= expected  # every read was one version, whole
+    parts = [k for k in s3_server.keys("datasets/swap/") if k.endswith(".parquet")]
+    manifest = json.loads(s3_server.read("datasets/swap/_scoutframe_dataset.json"))
+    assert sorted(f"datasets/swap/{f}" for f in manifest["files"]) == sorted(parts)  # old gone
+
+
+def test_an_s3_write_that_fails_leaves_the_previous_version_and_refusals(
+    s3_server: Any, source: pa.Table
+) -> None:
+    uri = s3_server.uri("datasets/failing")
+    options = s3_server.storage_options
+    datasets.write_dataset(source, uri, storage_options=options, progress=False)
+    before = sorted(s3_server.keys("datasets/failing/"))
+    with pytest.raises(RuntimeError):
+        datasets.write_dataset(
+            _failing(contacts(seed=6), RuntimeError("network went away")),
+            uri,
+            storage_options=options,
+            progress=False,
+        )
+    assert sorted(s3_server.keys("datasets/failing/")) == before
+    assert_same_rows(datasets.open_dataset(uri, storage_options=options).to_table(), source)
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key="notes/keep.txt", Body=b"keep")
+    with pytest.raises(ArgumentError, match="which a dataset would not"):
+        datasets.write_dataset(
+            source, s3_server.uri("notes"), storage_options=options, progress=False
+        )
+    assert s3_server.read("notes/keep.txt") == b"keep"
+
+
+def test_any_fsspec_filesystem_takes_a_dataset(source: pa.Table) -> None:
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    datasets.write_dataset(source, "/team/contacts", filesystem=memory, progress=False)
+    back = datasets.open_dataset("/team/contacts", filesystem=memory).to_table()
+    assert_same_rows(back, source)
+    memory.rm("/team", recursive=True)
