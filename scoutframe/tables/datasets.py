@@ -140,7 +140,16 @@ def write_dataset(
 
         location = resolve(path, storage_options=storage_options, filesystem=filesystem)
         if not location.local:
-            return write_remote(source, location, partition_by, progress=progress)
+            return write_remote(
+                _slices(source),
+                len(source) if isinstance(source, pd.DataFrame | pa.Table) else None,
+                location,
+                partition_by,
+                lambda token: _PartitionedWriter(
+                    location.path, partition_by, filesystem=location.filesystem, token=token
+                ),
+                progress=progress,
+            )
         path = location.path
     target = _check_target(Path(os.path.abspath(path)))
     total = len(source) if isinstance(source, pd.DataFrame | pa.Table) else None

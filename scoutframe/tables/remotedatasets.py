@@ -29,10 +29,9 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -87,22 +86,37 @@ def _check_target(location: StoreLocation) -> None:
         )
 
 
-def write_remote(
-    source: Any, location: StoreLocation, partition_by: Sequence[str], *, progress: bool | None
-) -> str:
-    """Write a new version of the dataset at ``location`` and publish it (module doc)."""
-    from .datasets import _PartitionedWriter, _slices
+class PartWriter(Protocol):
+    """What :func:`write_remote` needs of ``datasets``' partitioned writer."""
 
+    schema: pa.Schema | None
+    written: list[Any]
+
+    def write(self, table: pa.Table) -> None: ...
+    def finish(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def write_remote(
+    slices: Iterable[pa.Table],
+    total: int | None,
+    location: StoreLocation,
+    partition_by: Sequence[str],
+    writer_for: Callable[[str], PartWriter],
+    *,
+    progress: bool | None,
+) -> str:
+    """Write a new version of the dataset at ``location`` and publish it (module doc).
+
+    ``writer_for(version)`` makes the partitioned writer of that version's parts.
+    """
     _check_target(location)
     old = _read_manifest(location)
     token = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-    total = len(source) if isinstance(source, pa.Table | pd.DataFrame) else None
-    writer = _PartitionedWriter(
-        location.path, list(partition_by), filesystem=location.filesystem, token=token
-    )
+    writer = writer_for(token)
     try:
         with Bar.rows(progress_enabled(progress), total, "write dataset") as bar:
-            for table in _slices(source):
+            for table in slices:
                 writer.write(table)
                 bar.update(table.num_rows)
             writer.finish()
