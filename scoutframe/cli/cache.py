@@ -12,7 +12,6 @@ import json
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._run import open_client, run, say
@@ -64,10 +63,11 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--cache-dir",
-        type=Path,
         default=None,
         metavar="DIR",
-        help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the user cache directory)",
+        help="the cache directory or URI (s3://bucket/prefix; credentials from the AWS_* "
+        "environment or a profile) (default: SCOUTFRAME_CACHE_DIR, else the user cache "
+        "directory)",
     )
     p = argparse.ArgumentParser(
         prog="scoutframe cache",

@@ -215,10 +215,18 @@ def parser() -> argparse.ArgumentParser:
     )
     cache.add_argument(
         "--cache-dir",
-        type=Path,
         default=None,
         metavar="DIR",
-        help="the cache directory (default: SCOUTFRAME_CACHE_DIR, else the user cache directory)",
+        help="the cache directory or URI (s3://bucket/prefix; credentials from the AWS_* "
+        "environment or a profile) (default: SCOUTFRAME_CACHE_DIR, else the user cache "
+        "directory)",
+    )
+    cache.add_argument(
+        "--cache-format",
+        choices=("parquet", "delta"),
+        default=None,
+        help="the table format of a new cache entry: a Parquet file, or a Delta Lake table "
+        "(one version per refresh) (default: SCOUTFRAME_CACHE_FORMAT, else parquet)",
     )
     dataset = p.add_argument_group("partitioned dataset")
     dataset.add_argument(
@@ -350,6 +358,8 @@ def _search(p: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         cache_options["max_age"] = options.max_age
     if options.cache_dir is not None:
         cache_options["cache_dir"] = options.cache_dir
+    if options.cache_format is not None:
+        cache_options["cache_format"] = options.cache_format
     chunksize = (options.chunksize or DEFAULT_CHUNKSIZE) if partition_by else None
     with open_client() as client:
         try:

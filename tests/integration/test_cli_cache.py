@@ -313,3 +313,47 @@ def test_partition_by_country_reads_back_with_pyarrow_dataset(
     )
     assert "does not exist" in err
     assert debits(sandbox_docs, account) == [-rows]
+
+
+@pytest.mark.parametrize("table_format", ["parquet", "delta"])
+def test_a_scheduled_refresh_of_a_cache_on_s3_with_credentials_from_the_environment(
+    sandbox_docs: Sandbox,
+    account: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    s3_server: Any,
+    table_format: str,
+) -> None:
+    # What docs/sharing.md's cron line runs: SCOUTFRAME_CACHE_DIR=s3://..., AWS_* credentials.
+    for name, value in {**s3_server.env(), "SCOUTFRAME_CACHE_LEASE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SCOUTFRAME_CACHE_DIR", s3_server.uri(f"cli-{tmp_path.name}"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    out, _ = cli(
+        capsys,
+        account,
+        "search",
+        "-o",
+        str(tmp_path / "de.parquet"),
+        "--countries",
+        "DE",
+        "--method",
+        "export",
+        "--cache",
+        "--cache-format",
+        table_format,
+    )
+    key = re.search(r"cache entry (\w{12})", out)[1]  # type: ignore[index]
+    out, _ = cli(capsys, account, "cache", "list", "--json")
+    listed = json.loads(out)
+    assert [e["location"].startswith("s3://scoutframe-test/cli-") for e in listed] == [True]
+    paid = debits(sandbox_docs, account)
+    sandbox_docs.admin.recollect(60)
+    out, _ = cli(capsys, account, "cache", "refresh", key, "--dry-run")
+    cost = int(re.search(r"a refresh now costs ([\d,]+) credits", out)[1].replace(",", ""))  # type: ignore[index]
+    out, err = cli(capsys, account, "cache", "refresh", key, "--max-credits", str(cost))
+    assert f"took a delta of {cost:,} rows" in out
+    out, err2 = cli(capsys, account, "cache", "verify")
+    assert debits(sandbox_docs, account) == [*paid, -cost]
+    assert s3_server.secret_key not in out + err + err2
