@@ -92,14 +92,16 @@ class SphereScoutAccessor:
         """Where the frame's cache entry is, for other readers (``None`` when not cached).
 
         On the local disk its directory: ``pyarrow.dataset.dataset(location)``, DuckDB's
-        ``read_parquet(f"{location}/*.parquet")`` and Spark read the table as it is.
+        ``read_parquet(f"{location}/*.parquet")`` and Spark read the table as it is. On S3
+        its URI (``s3://bucket/prefix/<key>``); a Delta entry's is the table's root.
         """
         provenance = self._required("cache_location")
         if provenance.cache_entry is None:
             return None
         from .cache import Cache
 
-        return Cache(provenance.cache_dir).entry(provenance.cache_entry).location
+        # The location alone: no request to the store (whose credentials may be elsewhere).
+        return Cache(provenance.cache_dir).backend.uri(provenance.cache_entry)
 
     def freshness(self, *, client: Client | None = None) -> Freshness:
         """Ask how many contacts are new since the frame's export (free).
