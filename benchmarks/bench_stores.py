@@ -139,7 +139,7 @@ def bench_store(name: str, cache: Any, table: Any, reps: int) -> dict[str, Any]:
                 ):
                     dst.write(src.read())
 
-        def refresh() -> None:
+        def refresh(rep: int = rep, changes: Any = changes) -> None:
             current = entry.manifest()
             result = replace(current, history_ids=(*current.history_ids, rep + 2))
             with entry.lock():
