@@ -207,5 +207,8 @@ class SphereScoutAccessor:
             values = pc.list_element(lists, 0)
             first = pd.Series(values, index=phones.index, dtype=pd.ArrowDtype(values.type))
         else:
-            first = phones.map(lambda values: values[0] if len(values) else None).astype("string")
+            from .tables.frames import NULLABLE_STRING
+
+            first = phones.map(lambda values: values[0] if len(values) else None)
+            first = first.astype(NULLABLE_STRING)
         return self._df.assign(primary_phone=first)

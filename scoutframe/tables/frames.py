@@ -137,9 +137,16 @@ def provenance_of(schema: pa.Schema) -> Provenance | None:
 # pandas and Polars
 
 
+#: The ``numpy_nullable`` backend's strings, the same on pandas 2.2 and 3.x. ``pd.StringDtype()``
+#: alone is Python objects on 2.2 and Arrow on 3.x, and pandas 3's default ``str`` dtype has
+#: ``NaN`` for missing values where every other nullable dtype here has ``pd.NA``: stating the
+#: storage keeps one dtype, Arrow memory and ``pd.NA`` on both.
+NULLABLE_STRING = pd.StringDtype("pyarrow")
+
+
 def _numpy_nullable_type(arrow_type: pa.DataType) -> Any:
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.StringDtype()
+        return NULLABLE_STRING
     if pa.types.is_int32(arrow_type):
         return pd.Int32Dtype()
     if pa.types.is_int64(arrow_type):
@@ -167,8 +174,9 @@ def to_pandas(
         A table with the contacts schema.
     dtype_backend
         ``"pyarrow"`` (default): ``pd.ArrowDtype`` columns, a near zero-copy conversion.
-        ``"numpy_nullable"``: ``string``, ``Int32``, ``Float64`` and ``datetime64[us, UTC]``
-        columns; list columns become object columns of Python lists (NumPy has no list dtype).
+        ``"numpy_nullable"``: ``string[pyarrow]`` (missing: ``pd.NA``, on pandas 2.2 as on 3.x),
+        ``Int32``, ``Float64`` and ``datetime64[us, UTC]`` columns; list columns become object
+        columns of Python lists (NumPy has no list dtype).
     provenance
         Stored in ``df.attrs["scoutframe"]``.
     index_start
