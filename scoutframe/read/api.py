@@ -36,6 +36,7 @@ import pyarrow as pa
 from .. import checks
 from ..checks import DtypeBackend
 from ..errors import ArgumentError
+from ..extras import require
 from ..models import ReadPlan
 from ..progress import progress_enabled
 from ..tables.schema import check_columns
@@ -367,6 +368,8 @@ def _request(
     )
     if chunk is not None and checked_return == "polars":
         raise ArgumentError("chunksize is not supported with return_type='polars'")
+    if checked_return == "polars":  # before any request: never pay for rows it cannot return
+        require("polars", feature="return_type='polars'", extra="polars")
     if "filters" in filter_kwargs:
         raise ArgumentError(
             "read_spherescout() takes the filters mapping as its first positional argument, "

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from ..checks import DtypeBackend
 from ..checks import dtype_backend as check_dtype_backend
+from ..extras import require
 from ..models import PROVENANCE_ATTR, Provenance
 from .schema import CONTACT_COLUMNS, CONTACT_SCHEMA, LIST_COLUMNS, announce_drift, to_timestamps
 
@@ -238,9 +239,14 @@ def table_from_pandas(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields_))
 
 
-def to_polars(data: pa.Table | pd.DataFrame) -> polars.DataFrame:
-    """Convert a contacts table or frame to a Polars DataFrame (zero-copy from Arrow)."""
-    import polars as pl  # optional dependency, imported on use
+def to_polars(data: pa.Table | pd.DataFrame, *, feature: str = "to_polars") -> polars.DataFrame:
+    """Convert a contacts table or frame to a Polars DataFrame (zero-copy from Arrow).
+
+    Without polars (the ``polars`` extra), a one-line ``ModuleNotFoundError`` names *feature*
+    and the extra.
+    """
+    require("polars", feature=feature, extra="polars")
+    import polars as pl  # installed: require said so
 
     table = data if isinstance(data, pa.Table) else table_from_pandas(data)
     result = pl.from_arrow(table, rechunk=False)

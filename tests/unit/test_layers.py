@@ -34,6 +34,7 @@ FLOORS: list[set[str]] = [
         "scoutframe.files",
         "scoutframe.clock",
         "scoutframe.progress",
+        "scoutframe.extras",
     },
     # records of answers and facts, shared by both wings
     {"scoutframe.models"},
