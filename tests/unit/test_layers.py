@@ -45,7 +45,15 @@ FLOORS: list[set[str]] = [
     # read_spherescout
     {"scoutframe.read"},
     # notebook, shell and the package's front door
-    {"scoutframe.accessor", "scoutframe.cli", "scoutframe.demo", "scoutframe.widgets", ROOT},
+    {
+        "scoutframe.accessor",
+        "scoutframe.cli",
+        "scoutframe.demo",
+        "scoutframe.display",
+        "scoutframe.magic",
+        "scoutframe.widgets",
+        ROOT,
+    },
 ]
 WINGS = ("scoutframe.api", "scoutframe.tables")
 SANDBOX = "scoutframe.sandbox"
