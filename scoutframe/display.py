@@ -1,12 +1,12 @@
 """Contacts frames in notebooks: list columns shown as ``a@b.fr, c@d.fr``, dtypes untouched.
 
-pandas shows a list cell as its repr: ``['a@b.fr', 'c@d.fr']`` for Arrow lists and Python
-lists, ``['a@b.fr' 'c@d.fr']`` for the NumPy arrays a Parquet file gives back. In IPython,
-:func:`register` adds an HTML formatter for DataFrames: a contacts frame (one with a
-``place_id`` column) is rendered as pandas renders it, with the same display options, except
-that its ``email``, ``phone`` and ``categories`` cells are joined with ``", "``. Only the
-rows on screen are formatted, and the frame itself is not changed. Every other frame keeps
-pandas' own display.
+pandas shows a list cell as its repr: ``['a@b.fr', 'c@d.fr']`` for Python lists, and on
+pandas 2.2 ``['a@b.fr' 'c@d.fr']`` (NumPy arrays) for Arrow lists and for what a Parquet file
+gives back. In IPython, :func:`register` adds an HTML formatter for DataFrames: a frame with
+the contacts' list columns (``email``, ``phone``, ``categories``; a selection such as
+``df[["name", "email"]]`` too) is rendered as pandas renders it, with the same display
+options, except that those cells are joined with ``", "``. Only the rows on screen are
+formatted, and the frame itself is not changed. Every other frame keeps pandas' display.
 
 ``import scoutframe`` registers it when IPython is already running (a notebook kernel), and
 ``%load_ext scoutframe`` does too; this module never imports IPython.
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tables.schema import LIST_COLUMNS
+from .tables.schema import LIST_COLUMNS, is_list_type
 
 __all__ = ["LIST_DISPLAY_SEPARATOR", "contacts_html", "joined", "register", "register_in_ipython"]
 
@@ -35,18 +35,20 @@ def joined(value: Any) -> str:
     return str(value)
 
 
+def _is_list_column(column: pd.Series) -> bool:
+    if isinstance(column.dtype, pd.ArrowDtype):
+        return is_list_type(column.dtype.pyarrow_dtype)
+    if column.dtype != np.dtype(object):
+        return False
+    values = column.dropna()
+    return bool(len(values)) and isinstance(values.iloc[0], list | tuple | np.ndarray)
+
+
 def _list_columns(df: pd.DataFrame) -> list[str]:
-    if "place_id" not in df.columns or not df.columns.is_unique:
+    """Return the contacts list columns of *df* (those of LIST_COLUMNS holding lists)."""
+    if not df.columns.is_unique:
         return []
-    return [
-        name
-        for name in df.columns
-        if name in LIST_COLUMNS
-        and (
-            (isinstance(df.dtypes[name], pd.ArrowDtype) and "list" in str(df.dtypes[name]))
-            or df.dtypes[name] == np.dtype(object)
-        )
-    ]
+    return [name for name in df.columns if name in LIST_COLUMNS and _is_list_column(df[name])]
 
 
 def _rows_shown(rows: int) -> int | None:
@@ -59,7 +61,7 @@ def _rows_shown(rows: int) -> int | None:
 
 
 def contacts_html(df: pd.DataFrame) -> str | None:
-    """Return the notebook HTML of *df*: pandas' own, with list cells joined on a contacts frame.
+    """Return the notebook HTML of *df*: pandas' own, with contacts list cells joined.
 
     Parameters
     ----------
@@ -69,7 +71,7 @@ def contacts_html(df: pd.DataFrame) -> str | None:
     Returns
     -------
     str or None
-        What ``df._repr_html_()`` returns for a frame that is not a contacts frame (or when
+        What ``df._repr_html_()`` returns for a frame without contacts list columns (or when
         ``display.notebook_repr_html`` is off); otherwise the same table, with the same
         options (``display.max_rows``, ``min_rows``, ``max_columns``, ``show_dimensions``),
         whose list cells read ``a@b.fr, c@d.fr``.

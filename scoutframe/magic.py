@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
+import warnings
 from typing import Any, NoReturn
 
 from .api.filters import BOOLEAN_FIELDS
@@ -183,6 +185,23 @@ def _read_options(options: argparse.Namespace, client: Any) -> dict[str, Any]:
     }
 
 
+def _warn_in_cell(caught: list[warnings.WarningMessage]) -> None:
+    """Warn again what the read warned, in the flags' words, pointing at the user's cell.
+
+    The read's warnings point at the first frame outside scoutframe, which in a magic is
+    IPython's machinery; the cell is the first frame outside both.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and str(frame.f_globals.get("__name__")).startswith(
+        ("scoutframe.", "IPython.", "ipykernel.")
+    ):
+        frame, level = frame.f_back, level + 1
+    for found in caught:
+        category = found.category
+        text = in_cli_terms(str(found.message))
+        warnings.warn(category(text), stacklevel=level)
+
+
 def spherescout(shell: Any, line: str, cell: str) -> Any:
     """Run one ``%%spherescout`` cell in *shell*; see the module's docstring.
 
@@ -201,9 +220,11 @@ def spherescout(shell: Any, line: str, cell: str) -> Any:
             raise _usage(f"%%spherescout: --client {options.client}: no such variable")
         client = shell.user_ns[options.client]
     try:
-        result = read_spherescout(filters, **_read_options(options, client))
+        with warnings.catch_warnings(record=True) as caught:
+            result = read_spherescout(filters, **_read_options(options, client))
     except ScoutError as exc:
         raise _usage(in_cli_terms(str(exc))) from exc
+    _warn_in_cell(caught)
     if options.dry_run or options.variable is None:
         return result
     shell.user_ns[options.variable] = result

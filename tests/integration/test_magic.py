@@ -124,6 +124,15 @@ def test_key_value_lines_read_into_the_variable(ran) -> None:
     assert filters == ["category", "countries"]
 
 
+def test_the_read_s_warnings_point_at_the_cell_in_the_flags_words(ran) -> None:
+    cell = ran["cells"]["lines"]
+    stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+    assert "MaskedEmailWarning" in stderr
+    assert "--method export" in stderr
+    assert "IPython" not in stderr
+    assert "scoutframe/" not in stderr  # the cell's own file, not the library's
+
+
 def test_cli_style_flags_are_filters_too(ran) -> None:
     assert _outputs(ran["cells"]["flags"])[2] == []
     rows, websites, website_filter = _json(ran, "flags_check")

@@ -54,9 +54,17 @@ def test_the_html_is_pandas_own_apart_from_the_list_cells(contacts: pd.DataFrame
     assert ours.splitlines()[:3] == theirs.splitlines()[:3]
 
 
+def test_a_selection_without_place_id_is_joined_too(contacts: pd.DataFrame) -> None:
+    assert "<td>a@b.fr, c@d.fr</td>" in display.contacts_html(contacts[["name", "email"]])
+
+
 def test_other_frames_keep_pandas_display() -> None:
-    other = pd.DataFrame({"email": [["a@b.fr", "c@d.fr"]]})  # no place_id: not contacts
-    assert display.contacts_html(other) == other._repr_html_()
+    for other in (
+        pd.DataFrame({"tags": [["a", "b"]]}),  # a list column the contacts do not have
+        pd.DataFrame({"email": ["a@b.fr"]}),  # an email column of plain strings
+        pd.DataFrame({"email": [None, None]}, dtype=object),
+    ):
+        assert display.contacts_html(other) == other._repr_html_()
 
 
 def test_joined() -> None:
