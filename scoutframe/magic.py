@@ -10,6 +10,8 @@ flags, on the first line or in the cell)::
     email: true
 
 With flags only, the line magic does the same: ``%spherescout df --countries FR --email``.
+IPython expands ``{name}`` and ``$name`` in the first line (``--cache-dir {cache_dir}``); the
+cell's other lines are taken as written.
 
 Options: ``--dry-run`` (show the plan, spend nothing), ``--method auto|pages|export``,
 ``--max-credits N``, ``--cache [refresh|only]`` with ``--max-age`` and ``--cache-dir``,

@@ -28,6 +28,7 @@ import json
 import scoutframe
 client = scoutframe.Client({key!r}, {url!r}, allow_http=True, state_dir={state!r},
                            config_file={state!r} + "/none.toml", poll_interval=(0.05, 0.2))
+cache_var = {state!r} + "/expanded-cache"
 %load_ext scoutframe
 """
 CELLS = {
@@ -63,6 +64,8 @@ category: Plumber""",
     "html_expect": "print(json.dumps([', '.join(cell) for column in ('email', 'categories') "
     "for cell in paid[column] if len(cell) > 1]))",
     "unknown": "%%spherescout x --client client\ncolour: blue",
+    "expanded": "%%spherescout expanded --client client --method pages --no-progress "
+    "--cache --cache-dir {{cache_var}}\ncountries: FR\ncategory: Plumber",
 }
 
 
@@ -105,7 +108,7 @@ def ran(sandbox_docs: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict
         config_file=root / "none.toml",
     ) as client:
         credits_left = client.profile().credits
-    return {"cells": cells, "credits_left": credits_left}
+    return {"cells": cells, "credits_left": credits_left, "root": root}
 
 
 def _json(ran: dict[str, Any], name: str) -> Any:
@@ -179,6 +182,12 @@ def test_the_frame_displays_its_lists_joined(ran) -> None:
         assert f"<td>{escape(text)}</td>" in body
     assert "[" not in body  # no list repr left
     assert "@" in body  # the export's full emails
+
+
+def test_the_first_line_is_expanded_by_ipython(ran) -> None:
+    assert _outputs(ran["cells"]["expanded"])[2] == []
+    assert (ran["root"] / "expanded-cache").is_dir()  # {cache_var}: the kernel's variable
+    assert not list(ran["root"].glob("{*"))
 
 
 def test_an_unknown_filter_is_a_usage_error(ran) -> None:
