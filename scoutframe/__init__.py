@@ -164,11 +164,24 @@ def __dir__() -> list[str]:
 def register_pandas() -> None:
     """Expose ``pd.read_spherescout`` and register the ``df.spherescout`` accessor.
 
-    Run by ``import scoutframe``; calling it again changes nothing.
+    Run by ``import scoutframe``; calling it again changes nothing. In a running IPython
+    (a notebook), contacts frames also display their list cells as ``a@b.fr, c@d.fr``.
     """
     from . import accessor  # noqa: F401 - importing it registers the accessor
+    from .display import register_in_ipython
 
     pd.read_spherescout = read_spherescout  # type: ignore[attr-defined]
+    register_in_ipython()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the ``%%spherescout`` cell magic: ``%load_ext scoutframe`` runs this.
+
+    See :mod:`scoutframe.magic`.
+    """
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
 
 
 register_pandas()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .errors import ArgumentError
+from .extras import require
 from .models import PROVENANCE_ATTR, Provenance
 
 if TYPE_CHECKING:
@@ -218,6 +219,7 @@ class SphereScoutAccessor:
         stay readable); ``"append"`` adds them. Returns the table version written. See
         :func:`scoutframe.write_delta`.
         """
+        require("deltalake", feature="to_delta", extra="delta")
         from .tables.delta import write_delta
 
         return write_delta(
@@ -259,5 +261,8 @@ class SphereScoutAccessor:
             values = pc.list_element(lists, 0)
             first = pd.Series(values, index=phones.index, dtype=pd.ArrowDtype(values.type))
         else:
-            first = phones.map(lambda values: values[0] if len(values) else None).astype("string")
+            from .tables.frames import NULLABLE_STRING
+
+            first = phones.map(lambda values: values[0] if len(values) else None)
+            first = first.astype(NULLABLE_STRING)
         return self._df.assign(primary_phone=first)

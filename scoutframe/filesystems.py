@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._redact import redact_url
 from .errors import ArgumentError
+from .extras import require
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -138,13 +139,9 @@ class S3Settings:
 
     def boto3_client(self) -> Any:
         """Return a boto3 S3 client (for the conditional writes pyarrow does not offer)."""
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:  # the "s3" extra
-            raise ArgumentError(
-                "locking a cache on S3 needs boto3: pip install 'scoutframe[s3]'"
-            ) from exc
+        boto3 = require("boto3", feature="a cache on S3 (its lock)", extra="s3")
+        from botocore.config import Config
+
         session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3
         return session.client(
             "s3",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..errors import CacheError
+from ..extras import require
 from ..models import Provenance
 from ..tables import delta as deltatables
 from .backend import Backend
@@ -78,7 +79,7 @@ class DeltaCacheEntry(CacheEntry):
         return DeltaCacheEntry(self.backend, self.key, version)
 
     def _open(self) -> deltalake.DeltaTable | None:
-        import deltalake
+        deltalake = require("deltalake", feature="cache_format='delta'", extra="delta")
 
         options = self.backend.engine_options() or None
         if not deltalake.DeltaTable.is_deltatable(self.uri, storage_options=options):

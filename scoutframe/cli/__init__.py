@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.util import find_spec
 
+from ..extras import SANDBOX_MODULES, missing_extra
 from ._terms import in_cli_terms
 
 __all__ = ["in_cli_terms", "main"]
@@ -66,6 +68,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+#: Commands that run the sandbox, which a bare install lacks (the ``sandbox`` extra).
+_NEEDS_SANDBOX = frozenset({"sandbox", "demo"})
+
 _EPILOG = """\
 commands:
 {commands}
@@ -108,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=_version())
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     _, module_name, function = _COMMANDS[options.command]
+    if options.command in _NEEDS_SANDBOX:
+        # Checked first: the demo starts the sandbox in a child process, whose traceback
+        # would be all the user sees
+        absent = [name for name in sorted(SANDBOX_MODULES) if find_spec(name) is None]
+        if absent:
+            error = missing_extra(f"scoutframe {options.command}", absent[0], "sandbox")
+            print(f"scoutframe: {error}", file=sys.stderr)
+            return 1
     module = importlib.import_module(module_name)
     status: int = getattr(module, function)(options.args)
     return status

@@ -36,6 +36,7 @@ import pyarrow as pa
 from .. import checks
 from ..checks import DtypeBackend
 from ..errors import ArgumentError
+from ..extras import require
 from ..models import ReadPlan
 from ..progress import progress_enabled
 from ..tables.schema import check_columns
@@ -421,6 +422,8 @@ def build_request(
     )
     if chunk is not None and checked_return == "polars":
         raise ArgumentError("chunksize is not supported with return_type='polars'")
+    if checked_return == "polars":  # before any request: never pay for rows it cannot return
+        require("polars", feature="return_type='polars'", extra="polars")
     if "filters" in filter_kwargs:
         raise ArgumentError(
             "read_spherescout() takes the filters mapping as its first positional argument, "
@@ -507,6 +510,8 @@ def _cache_request(
         "CacheFormat | None",
         None if cache_format is None else checks.one_of("cache_format", cache_format, FORMATS),
     )
+    if table_format == "delta":  # before any request: nothing is paid for a table not written
+        require("deltalake", feature="cache_format='delta'", extra="delta")
     if as_of is not None and (
         isinstance(as_of, bool) or not isinstance(as_of, int | str | datetime)
     ):

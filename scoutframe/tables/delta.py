@@ -33,6 +33,7 @@ import pyarrow as pa
 from ..checks import DtypeBackend, one_of
 from ..checks import dtype_backend as check_dtype_backend
 from ..errors import ArgumentError
+from ..extras import require
 from ..models import PROVENANCE_ATTR, Provenance
 from . import frames
 from .merge import upsert
@@ -66,14 +67,9 @@ UPDATE_PREDICATE = (
 _PROVENANCE_KEY = PROVENANCE_ATTR
 
 
-def _deltalake() -> Any:
-    try:
-        import deltalake
-    except ImportError as exc:  # the "delta" extra
-        raise ArgumentError(
-            "Delta Lake tables need the deltalake package: pip install 'scoutframe[delta]'"
-        ) from exc
-    return deltalake
+def _deltalake(feature: str) -> Any:
+    """Import delta-rs, or say in one line that ``feature`` needs the ``delta`` extra."""
+    return require("deltalake", feature=feature, extra="delta")
 
 
 def _uri(uri: str | os.PathLike[str]) -> str:
@@ -94,7 +90,7 @@ def open_delta(
     ArgumentError
         There is no Delta table at ``uri``, or no such version (what exists is said).
     """
-    dl = _deltalake()
+    dl = _deltalake("read_delta")
     options = dict(storage_options or {})
     try:
         table: deltalake.DeltaTable = dl.DeltaTable(_uri(uri), storage_options=options or None)
@@ -308,7 +304,7 @@ def write_delta(
     --------
     >>> scoutframe.write_delta(df, "s3://team/contacts", mode="merge")  # doctest: +SKIP
     """
-    dl = _deltalake()
+    dl = _deltalake("write_delta")
     one_of("mode", mode, ("merge", "overwrite", "append"))
     target = _uri(uri)
     options = dict(storage_options or {}) or None
@@ -369,7 +365,7 @@ def merge_delta_table(
     Returns the version made. Raises :class:`~scoutframe.errors.ArgumentError` when the
     columns of ``changes`` and of the table differ.
     """
-    dl = _deltalake()
+    dl = _deltalake("read_delta")
     options = dict(storage_options or {}) or None
     table = dl.DeltaTable(uri, storage_options=options)
     names = [f.name for f in table.schema().fields]

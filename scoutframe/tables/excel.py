@@ -7,7 +7,6 @@ reading by people, not for reading back (use Parquet or the export CSV for that)
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ArgumentError
+from ..extras import require
 from ..files import PathLike, atomic_path, output_target
 from . import frames
 from .exportcsv import join_lists
@@ -27,12 +27,7 @@ EXCEL_MAX_ROWS = 1_048_576
 
 
 def _openpyxl() -> Any:
-    try:
-        return importlib.import_module("openpyxl")  # optional: the "excel" extra
-    except ImportError as err:
-        raise ImportError(
-            'to_excel needs openpyxl: pip install "scoutframe[excel]" (or pip install openpyxl)'
-        ) from err
+    return require("openpyxl", feature="to_excel", extra="excel")
 
 
 def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]:
@@ -94,7 +89,7 @@ def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
 
     Raises
     ------
-    ImportError
+    ModuleNotFoundError
         openpyxl is not installed (``pip install "scoutframe[excel]"``).
     ArgumentError
         More rows than a sheet holds, or a character Excel cannot store.

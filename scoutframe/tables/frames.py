@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from ..checks import DtypeBackend
 from ..checks import dtype_backend as check_dtype_backend
+from ..extras import require
 from ..models import PROVENANCE_ATTR, Provenance
 from .schema import CONTACT_COLUMNS, CONTACT_SCHEMA, LIST_COLUMNS, announce_drift, to_timestamps
 
@@ -137,9 +138,16 @@ def provenance_of(schema: pa.Schema) -> Provenance | None:
 # pandas and Polars
 
 
+#: The ``numpy_nullable`` backend's strings, the same on pandas 2.2 and 3.x. ``pd.StringDtype()``
+#: alone is Python objects on 2.2 and Arrow on 3.x, and pandas 3's default ``str`` dtype has
+#: ``NaN`` for missing values where every other nullable dtype here has ``pd.NA``: stating the
+#: storage keeps one dtype, Arrow memory and ``pd.NA`` on both.
+NULLABLE_STRING = pd.StringDtype("pyarrow")
+
+
 def _numpy_nullable_type(arrow_type: pa.DataType) -> Any:
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.StringDtype()
+        return NULLABLE_STRING
     if pa.types.is_int32(arrow_type):
         return pd.Int32Dtype()
     if pa.types.is_int64(arrow_type):
@@ -167,8 +175,9 @@ def to_pandas(
         A table with the contacts schema.
     dtype_backend
         ``"pyarrow"`` (default): ``pd.ArrowDtype`` columns, a near zero-copy conversion.
-        ``"numpy_nullable"``: ``string``, ``Int32``, ``Float64`` and ``datetime64[us, UTC]``
-        columns; list columns become object columns of Python lists (NumPy has no list dtype).
+        ``"numpy_nullable"``: ``string[pyarrow]`` (missing: ``pd.NA``, on pandas 2.2 as on 3.x),
+        ``Int32``, ``Float64`` and ``datetime64[us, UTC]`` columns; list columns become object
+        columns of Python lists (NumPy has no list dtype).
     provenance
         Stored in ``df.attrs["scoutframe"]``.
     index_start
@@ -230,9 +239,14 @@ def table_from_pandas(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields_))
 
 
-def to_polars(data: pa.Table | pd.DataFrame) -> polars.DataFrame:
-    """Convert a contacts table or frame to a Polars DataFrame (zero-copy from Arrow)."""
-    import polars as pl  # optional dependency, imported on use
+def to_polars(data: pa.Table | pd.DataFrame, *, feature: str = "to_polars") -> polars.DataFrame:
+    """Convert a contacts table or frame to a Polars DataFrame (zero-copy from Arrow).
+
+    Without polars (the ``polars`` extra), a one-line ``ModuleNotFoundError`` names *feature*
+    and the extra.
+    """
+    require("polars", feature=feature, extra="polars")
+    import polars as pl  # installed: require said so
 
     table = data if isinstance(data, pa.Table) else table_from_pandas(data)
     result = pl.from_arrow(table, rechunk=False)

@@ -52,6 +52,9 @@ def _pandas_metadata(table: pa.Table, frame: pd.DataFrame | None) -> dict[str, A
         if is_list_type(table.schema.field(name).type):
             # pandas cannot parse "list<item: string>[pyarrow]": let it build an object column
             column.update(numpy_type="object", pandas_type="list[unicode]")
+        elif frame is not None and isinstance(frame.dtypes[name], pd.StringDtype):
+            # Recorded as "string", which pandas 2.2 reads back as Python-object strings
+            column["numpy_type"] = f"string[{frame.dtypes[name].storage}]"
         elif column["numpy_type"] == "string[pyarrow]" and (
             frame is None or isinstance(frame.dtypes[name], pd.ArrowDtype)
         ):

@@ -126,7 +126,8 @@ def empty_table(columns: Sequence[str] | None = None) -> pa.Table:
     return schema.empty_table()
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# scoutframe/, not scoutframe/tables/: the reads that warn run through read/ and cache/ too
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def warn_from_caller(message: str, category: type[Warning]) -> None:

@@ -10,13 +10,16 @@ account's balance (free calls only), a free preview, and loads by pages (free) o
 The model (:class:`~scoutframe.widgets.model.SearchModel`: state, lookups, count and cost,
 loading, code) knows nothing of ipywidgets; the view (:mod:`scoutframe.widgets.view`) only
 binds widgets to it. This module imports neither at import time: ipywidgets is imported when
-``SearchForm`` or ``search_form`` is first used (``pip install "scoutframe[notebook]"``).
+``SearchForm`` or ``search_form`` is first used (``pip install "scoutframe[notebook]"``;
+without it, that first use says so in one line).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from ..extras import require
 
 if TYPE_CHECKING:
     from .model import SearchModel
@@ -35,6 +38,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'scoutframe.widgets' has no attribute {name!r}")
+    if module == "scoutframe.widgets.view":  # the form needs ipywidgets; the model does not
+        require("ipywidgets", feature=name, extra="notebook")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

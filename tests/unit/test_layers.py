@@ -35,6 +35,7 @@ FLOORS: list[set[str]] = [
         "scoutframe.filesystems",
         "scoutframe.clock",
         "scoutframe.progress",
+        "scoutframe.extras",
     },
     # records of answers and facts, shared by both wings
     {"scoutframe.models"},
@@ -45,7 +46,15 @@ FLOORS: list[set[str]] = [
     # read_spherescout
     {"scoutframe.read"},
     # notebook, shell and the package's front door
-    {"scoutframe.accessor", "scoutframe.cli", "scoutframe.demo", "scoutframe.widgets", ROOT},
+    {
+        "scoutframe.accessor",
+        "scoutframe.cli",
+        "scoutframe.demo",
+        "scoutframe.display",
+        "scoutframe.magic",
+        "scoutframe.widgets",
+        ROOT,
+    },
 ]
 WINGS = ("scoutframe.api", "scoutframe.tables")
 SANDBOX = "scoutframe.sandbox"

@@ -59,6 +59,8 @@ def test_import_is_light() -> None:
         "scoutframe.sandbox",
         "requests",
         "urllib3",
+        "IPython",
+        "scoutframe.magic",
     ):
         assert heavy not in loaded, heavy
     assert "scoutframe.read" in loaded
