@@ -45,6 +45,7 @@ from ..models import (
     parse_datetime,
 )
 from . import retry
+from .bodies import paid_bytes
 from .downloads import OnBytes, RangedDownload
 from .filters import Filters
 from .jobstore import JobStore, _safe_name
@@ -438,6 +439,7 @@ class ExportJob:
                 part,
                 name=f"export {self.job_id}",
                 fresh_url=self._fresh_url,
+                max_bytes=paid_bytes(self.lead_count),
             )
         try:
             url = self._download.run(url, on_bytes=on_bytes, chunk_size=chunk_size)
