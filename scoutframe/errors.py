@@ -177,6 +177,7 @@ class APIError(ScoutError):
         where = f" ({method} {url})" if method and url else ""
         text = f"{self.status} {self.detail}{where}"
         tip = self.default_hint if hint is None else hint
+        self.hint = tip
         if tip:
             # The server's detail often ends a sentence already ("... has 5.").
             text = f"{text} {tip}" if text.endswith((".", "!", "?")) else f"{text}. {tip}"
