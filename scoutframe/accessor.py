@@ -87,6 +87,20 @@ class SphereScoutAccessor:
         """
         return self._required("cache_entry").cache_entry
 
+    @property
+    def cache_location(self) -> str | None:
+        """Where the frame's cache entry is, for other readers (``None`` when not cached).
+
+        On the local disk its directory: ``pyarrow.dataset.dataset(location)``, DuckDB's
+        ``read_parquet(f"{location}/*.parquet")`` and Spark read the table as it is.
+        """
+        provenance = self._required("cache_location")
+        if provenance.cache_entry is None:
+            return None
+        from .cache import Cache
+
+        return Cache(provenance.cache_dir).entry(provenance.cache_entry).location
+
     def freshness(self, *, client: Client | None = None) -> Freshness:
         """Ask how many contacts are new since the frame's export (free).
 

@@ -79,11 +79,15 @@ class Cache:
 
     # -- entries ------------------------------------------------------------------------------
 
-    def entry(
+    def entry_of(
         self, origin: str, account: str, filters: Filters, method: CachedMethod
     ) -> CacheEntry:
         """Return the entry of a read (which may not exist yet)."""
-        return CacheEntry(self.backend, entry_key(origin, account, filters.cache_key, method))
+        return self.entry(entry_key(origin, account, filters.cache_key, method))
+
+    def entry(self, key: str) -> CacheEntry:
+        """Return the entry of a key (which may not exist)."""
+        return CacheEntry(self.backend, key)
 
     def _all(self) -> Iterator[tuple[CacheEntry, Manifest | None]]:
         for key in self.backend.entry_keys():

@@ -66,7 +66,7 @@ def read_cached(request: ReadRequest) -> Any:
     found = next(
         (
             e
-            for e in (cache.entry(client.base_url, account, filters, m) for m in methods)
+            for e in (cache.entry_of(client.base_url, account, filters, m) for m in methods)
             if e.exists()
         ),
         None,
@@ -114,7 +114,7 @@ def _first_read(request: ReadRequest, cache: Cache, filters: Filters, account: s
         return replace(
             planned.plan, why=planned.plan.why + "; not in the cache yet: stored after the read"
         )
-    entry = cache.entry(request.client.base_url, account, filters, planned.plan.method)
+    entry = cache.entry_of(request.client.base_url, account, filters, planned.plan.method)
     with entry.lock():
         fresh: Fresh = None
         if entry.exists():  # another process filled it while this one waited

@@ -331,6 +331,9 @@ def test_the_accessor_refreshes_cached_and_uncached_frames(
     assert plain.spherescout.cache_entry is None
     assert frame.spherescout.cache_entry == frame.attrs["scoutframe"]["cache_entry"]
     assert entry_dir(frame).is_dir()  # the key names the entry in the cache the read named
+    assert frame.spherescout.cache_location == str(entry_dir(frame))
+    assert pads.dataset(frame.spherescout.cache_location).count_rows() == len(frame)
+    assert plain.spherescout.cache_location is None
     assert frame.spherescout.filters == scoutframe.Filters(countries="FR")
     assert frame.spherescout.freshness(client=acct.client).is_fresh
     sandbox_docs.admin.add_contacts(80)
