@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .api.jobs import ExportJob
     from .cache import Cache
     from .errors import (
+        AnswerTooLargeError,
         APIError,
         ArgumentError,
         AuthenticationError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         CacheMissError,
         ConfigurationError,
         ConsentError,
+        DiskFullError,
         DownloadExpiredError,
         EdgeBlockedError,
         ExportError,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         ExportTimeoutError,
         FilterError,
         InsufficientCreditsError,
+        LocalFileError,
         NotFoundError,
         PermissionDeniedError,
         RateLimitError,
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "AnswerTooLargeError",
     "ApiKey",
     "ArgumentError",
     "AuthenticationError",
@@ -78,6 +82,7 @@ __all__ = [
     "ConfigurationError",
     "ConsentError",
     "Delta",
+    "DiskFullError",
     "DownloadExpiredError",
     "EdgeBlockedError",
     "ExportError",
@@ -91,6 +96,7 @@ __all__ = [
     "Freshness",
     "HistoryEntry",
     "InsufficientCreditsError",
+    "LocalFileError",
     "MaskedEmailWarning",
     "NotFoundError",
     "PageDriftWarning",

@@ -171,21 +171,30 @@ class SphereScoutAccessor:
 
         return to_parquet(self._df, path)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the frame in the API's export CSV format (``read_export_csv`` reads it back)."""
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> Path:
+        """Write the frame in the API's export CSV format (``read_export_csv`` reads it back).
+
+        Text cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+        ``@``, a tab or a carriage return; numbers and phone numbers such as ``+33 1 23 45 67
+        89`` aside) get an apostrophe in front, which ``read_export_csv`` takes off again;
+        ``escape_formulas=False`` writes them as they are (see
+        :mod:`scoutframe.tables.formulas`).
+        """
         from .tables.exportcsv import to_csv
 
-        return to_csv(self._df, path)
+        return to_csv(self._df, path, escape_formulas=escape_formulas)
 
-    def to_excel(self, path: str | os.PathLike[str]) -> Path:
+    def to_excel(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> Path:
         """Write the frame to an Excel workbook (``pip install "scoutframe[excel]"``).
 
         Timestamps are written without their zone, named in the header (``(UTC)``); lists
-        are joined with ``"; "``; zip codes stay text.
+        are joined with ``"; "``; zip codes stay text. A text a spreadsheet would run as a
+        formula is written as a text cell (Excel's invisible quote prefix), unless
+        ``escape_formulas=False``.
         """
         from .tables.excel import to_excel
 
-        return to_excel(self._df, path)
+        return to_excel(self._df, path, escape_formulas=escape_formulas)
 
     def to_dataset(
         self,

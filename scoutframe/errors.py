@@ -13,7 +13,8 @@
     │   │   └── EdgeBlockedError          403 with an HTML body (production edge)
     │   ├── NotFoundError (404)
     │   ├── RateLimitError (429)      .retry_after
-    │   └── ServerError (5xx)
+    │   ├── ServerError (5xx)
+    │   └── AnswerTooLargeError       an answer or download past its bound; .limit
     ├── ExportError                   .job (resumable handle)
     │   ├── ExportFailedError         the server's message
     │   ├── ExportTimeoutError        deadline passed; the job is still resumable
@@ -23,8 +24,10 @@
     │   └── ConsentError              a read would spend credits and no budget was given
     ├── FilterError                   unknown category / location / country name
     ├── ArgumentError                 an argument of the wrong type or out of range
-    └── CacheError                    the Parquet cache cannot serve or store an entry
-        └── CacheMissError            cache="only" and no entry for this search
+    ├── CacheError                    the Parquet cache cannot serve or store an entry
+    │   └── CacheMissError            cache="only" and no entry for this search
+    └── LocalFileError (OSError)      a file cannot be written where it should; .path
+        └── DiskFullError             no space left; .needed, .free (bytes)
 
 Every message says what happened and what to do next, and is passed through
 :func:`scoutframe._redact.redact`, so no credential ever ends up in a traceback.
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "AnswerTooLargeError",
     "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
@@ -54,6 +58,7 @@ __all__ = [
     "CacheMissError",
     "ConfigurationError",
     "ConsentError",
+    "DiskFullError",
     "DownloadExpiredError",
     "EdgeBlockedError",
     "ExportError",
@@ -62,6 +67,7 @@ __all__ = [
     "ExportTimeoutError",
     "FilterError",
     "InsufficientCreditsError",
+    "LocalFileError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -171,6 +177,7 @@ class APIError(ScoutError):
         where = f" ({method} {url})" if method and url else ""
         text = f"{self.status} {self.detail}{where}"
         tip = self.default_hint if hint is None else hint
+        self.hint = tip
         if tip:
             # The server's detail often ends a sentence already ("... has 5.").
             text = f"{text} {tip}" if text.endswith((".", "!", "?")) else f"{text}. {tip}"
@@ -275,6 +282,54 @@ class ServerError(APIError):
     """5xx: the server failed (after the retries, for requests that may be retried)."""
 
     default_hint = "The SphereScout server failed; try again in a minute"
+
+
+class AnswerTooLargeError(APIError):
+    """An answer (or a download) went past the bound scoutframe sets it; not read further.
+
+    :attr:`limit` is the bound in bytes (see :mod:`scoutframe.api.bodies`).
+    """
+
+    def __init__(self, status: int, detail: str, *, limit: int, hint: str | None = None) -> None:
+        super().__init__(status, detail, hint=hint)
+        self.limit = limit
+
+
+class LocalFileError(ScoutError, OSError):
+    """A file scoutframe writes could not be written at :attr:`path`; nothing half-written stays.
+
+    Also an :class:`OSError` (its :attr:`errno` is the system's), so code catching
+    ``OSError`` keeps working. The message names the path and what to do.
+    """
+
+    def __init__(self, message: str, *, path: Path | str, errno: int | None = None) -> None:
+        ScoutError.__init__(self, message)
+        self.path = path
+        self.errno = errno
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DiskFullError(LocalFileError):
+    """No space left where a file is written: :attr:`needed` and :attr:`free` in bytes.
+
+    ``needed`` is ``None`` when it is not known in advance (a download without a length).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str,
+        needed: int | None,
+        free: int | None,
+        errno: int | None = None,
+    ) -> None:
+        super().__init__(message, path=path, errno=errno)
+        self.needed = needed
+        self.free = free
 
 
 class ExportError(ScoutError):

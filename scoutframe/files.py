@@ -9,22 +9,27 @@ one, never half of one, and no temporary file survives an error raised in Python
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ArgumentError
+from .errors import ArgumentError, DiskFullError, LocalFileError
 
 __all__ = [
     "PathLike",
     "atomic_path",
+    "free_space",
     "fsync_directory",
     "output_target",
     "private_directory",
     "promote",
+    "size_text",
+    "write_failure",
     "write_private_json",
 ]
 
@@ -134,3 +139,74 @@ def output_target(path: PathLike, what: str) -> Path:
             f"first (Path({str(target.parent)!r}).mkdir(parents=True))"
         )
     return target
+
+
+#: errno values of a write that found no room (a full disk, a quota, a file-size limit).
+_NO_ROOM = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code
+)
+
+
+def size_text(size: int | None) -> str:
+    """Return ``size`` bytes for a message: ``"12.3 MB"``; ``"an unknown amount"`` for ``None``."""
+    if size is None:
+        return "an unknown amount"
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def free_space(path: Path) -> int | None:
+    """Return the bytes free for an unprivileged user where ``path`` is (or would be)."""
+    for place in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            if place.exists():
+                return shutil.disk_usage(place).free
+    return None
+
+
+def write_failure(
+    exc: OSError, path: Path, *, what: str, needed: int | None = None, kept: str = ""
+) -> LocalFileError:
+    """Return the error to raise for an ``OSError`` met writing ``path``; it says what to do.
+
+    A full disk (or quota, or file-size limit) is a :class:`~scoutframe.errors.DiskFullError`
+    naming the space ``needed`` and the space free; a symbolic link where the file goes (never
+    followed), a directory that cannot be written and the rest are
+    :class:`~scoutframe.errors.LocalFileError`. ``kept`` says what survives (a paid file).
+    """
+    code = exc.errno
+    tail = f" {kept}" if kept else ""
+    if code in _NO_ROOM:
+        free = free_space(path.parent)
+        return DiskFullError(
+            f"{what}: no space left to write {path} ({size_text(needed)} needed, "
+            f"{size_text(free)} free there; {os.strerror(code or 0)}). Free some space, or "
+            f"choose a directory on another disk.{tail}",
+            path=path,
+            needed=needed,
+            free=free,
+            errno=code,
+        )
+    if code == errno.ELOOP or (path.is_symlink() and code in (errno.EEXIST, errno.EMLINK)):
+        return LocalFileError(
+            f"{what}: {path} is a symbolic link; scoutframe does not write through links (it "
+            f"could overwrite a file elsewhere). Remove the link, or choose another path.{tail}",
+            path=path,
+            errno=code,
+        )
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LocalFileError(
+            f"{what}: {path.parent} cannot be written ({os.strerror(code or 0)}); give "
+            f"scoutframe a directory it may write, or fix its permissions.{tail}",
+            path=path,
+            errno=code,
+        )
+    return LocalFileError(
+        f"{what}: {path} could not be written ({type(exc).__name__}: {exc}).{tail}",
+        path=path,
+        errno=code,
+    )

@@ -31,6 +31,7 @@ from ..errors import (
     APIError,
     BudgetError,
     InsufficientCreditsError,
+    LocalFileError,
     RateLimitError,
     ScoutError,
     ServerError,
@@ -137,6 +138,8 @@ def charge_once(client: Client, call: ChargingCall[_T], *, balance: int) -> _T:
             if not isinstance(exc, ServerError):
                 raise
             error: BaseException = exc
+        except LocalFileError:
+            raise  # an OSError of the disk here, after the server answered: it says what is kept
         except AMBIGUOUS as exc:
             error = exc
         in_flight = may_still_run(client, error, clock().monotonic() - sent)

@@ -5,6 +5,11 @@ dropped connection or a short body resumes with ``Range`` (``If-Range`` on the f
 validator), an expired URL (403) is swapped once for a fresh one, and the byte count is checked
 against ``Content-Length`` / ``Content-Range``. The part file survives failures, so the next
 attempt, in this process or another, goes on from where it stopped.
+
+The body is bounded (:mod:`scoutframe.api.bodies`): never more bytes than the rows paid for
+can take, and never slower than :data:`~scoutframe.api.bodies.MIN_BYTES_PER_WINDOW` a
+read-timeout window; the part file is opened without following a symbolic link planted in
+its place.
 """
 
 from __future__ import annotations
@@ -12,16 +17,31 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import requests
 
 from ..clock import sleep
-from ..errors import APIError, PermissionDeniedError, TransportError
+from ..errors import (
+    AnswerTooLargeError,
+    APIError,
+    LocalFileError,
+    PermissionDeniedError,
+    TransportError,
+)
+from ..files import write_failure
 from ..models import optional_int
 from . import retry
+from .bodies import (
+    MAX_ROW_BYTES,
+    MIN_BYTES_PER_WINDOW,
+    BodyTooLargeError,
+    BodyTooSlowError,
+    Pace,
+    pieces,
+)
 from .wire_errors import WIRE_EXCEPTIONS
 
 if TYPE_CHECKING:
@@ -45,6 +65,10 @@ class _RangeMismatchError(Exception):
 _RETRIED: tuple[type[BaseException], ...] = (_RangeMismatchError, *STREAM_ERRORS, APIError)
 
 
+#: Flags of a part file: never through a symbolic link planted in its place.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def write_body(
     response: requests.Response,
     path: Path,
@@ -53,43 +77,64 @@ def write_body(
     start: int = 0,
     chunk_size: int = 1 << 20,
     on_bytes: Callable[[int], None] | None = None,
+    limit: int | None = None,
+    pace: Pace | None = None,
+    expected: int | None = None,
+    what: str = "download",
+    kept: str = "",
 ) -> int:
     """Stream a response body into ``path`` (a part file, created private) and fsync it.
 
     Returns ``start`` plus the bytes written; ``on_bytes`` gets that running figure after
-    each piece. The caller moves the part file into place once it checked the count.
+    each piece. The caller moves the part file into place once it checked the count. Every
+    byte that reached the file stays there (and is fsynced) whatever stops the body, so a
+    ``Range`` request resumes from the file's size.
+
+    Raises
+    ------
+    BodyTooLargeError
+        The file would pass ``limit`` bytes; what came before it is written.
+    BodyTooSlowError
+        The body came more slowly than ``pace`` allows; what came is written.
+    LocalFileError
+        The file could not be written (:class:`~scoutframe.errors.DiskFullError` naming the
+        bytes still ``expected`` for a full disk; a symbolic link in its place is refused,
+        never followed). ``what`` and ``kept`` go into its message.
     """
     done = start
-    fd = os.open(
-        path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC), 0o600
-    )
-    with open(fd, mode, buffering=chunk_size) as sink:
-        for chunk in _body_pieces(response, chunk_size):
-            sink.write(chunk)
-            done += len(chunk)
-            if on_bytes is not None:
-                on_bytes(done)
-        sink.flush()
-        os.fsync(sink.fileno())
+    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+
+    def local(exc: OSError) -> LocalFileError:
+        needed = None if expected is None else max(expected - done, 0)
+        return write_failure(exc, path, what=what, needed=needed, kept=kept)
+
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise local(exc) from exc
+    # Unbuffered: each piece goes to the file as it comes, and a full disk fails the write
+    # that hit it (a buffered file would fail again when closed, losing the error).
+    with open(fd, mode, buffering=0) as sink:
+        try:
+            for chunk in pieces(response, chunk_size):
+                if limit is not None and done + len(chunk) > limit:
+                    raise BodyTooLargeError(done + len(chunk), limit)
+                view = memoryview(chunk)
+                try:
+                    while view:  # a write may take part of a piece (the disk filling up)
+                        written = sink.write(view) or 0
+                        view = view[written:]
+                        done += written
+                except OSError as exc:
+                    raise local(exc) from exc
+                if on_bytes is not None:
+                    on_bytes(done)
+                if pace is not None:
+                    pace.feed(len(chunk))
+        finally:
+            with contextlib.suppress(OSError):
+                os.fsync(sink.fileno())
     return done
-
-
-def _body_pieces(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
-    """Yield the body as it arrives, at most ``chunk_size`` bytes at a time.
-
-    ``read1`` hands over whatever has arrived, so the bytes received before a connection
-    drops reach the part file (``iter_content`` would lose a partly filled chunk).
-    """
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)  # urllib3's response; absent on other adapters
-    if read1 is None:
-        yield from (c for c in response.iter_content(chunk_size=chunk_size) if c)
-        return
-    while True:
-        piece = read1(chunk_size, decode_content=True)
-        if not piece:
-            return
-        yield piece
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -117,6 +162,9 @@ class RangedDownload:
         the storage answered 403 (a new URL, or :class:`~scoutframe.errors.DownloadExpiredError`)
         and as ``fresh_url(url, False)`` after :data:`RECHECK_AFTER` failed attempts in a row
         (the storage may have moved: the URL the server gives now, maybe the same one).
+    max_bytes
+        The most bytes the file may take (:func:`~scoutframe.api.bodies.paid_bytes` of the rows
+        paid for); ``None``: not bounded.
     """
 
     def __init__(
@@ -126,11 +174,13 @@ class RangedDownload:
         *,
         name: str,
         fresh_url: Callable[[str, bool], str],
+        max_bytes: int | None = None,
     ) -> None:
         self.transport = transport
         self.part = part
         self.name = name
         self.fresh_url = fresh_url
+        self.max_bytes = max_bytes
         self.validator: str | None = None  # ETag/Last-Modified of the file (If-Range)
 
     def run(self, url: str, *, on_bytes: OnBytes | None = None, chunk_size: int = 1 << 20) -> str:
@@ -145,6 +195,12 @@ class RangedDownload:
             part file is kept for the next call.
         APIError
             The storage refused the request (4xx other than 403 and 416).
+        AnswerTooLargeError
+            The body (or its announced length) passed :attr:`max_bytes`; the part file is
+            removed, so the next call starts over.
+        LocalFileError
+            The part file could not be written (a full disk: :class:`DiskFullError`); what
+            reached it stays, and the next call resumes from there.
         """
         refreshed = False
         last: BaseException = TransportError("not tried")
@@ -154,6 +210,19 @@ class RangedDownload:
             offset = self._size()
             try:
                 done, total = self._fetch(url, offset, on_bytes, chunk_size)
+            except LocalFileError:
+                raise  # an OSError, but of the disk here: trying again cannot help
+            except BodyTooLargeError as exc:
+                self.part.unlink(missing_ok=True)
+                raise self._too_large(exc) from None
+            except BodyTooSlowError as exc:
+                raise TransportError(
+                    f"download of {self.name} came too slowly ({exc}; at least "
+                    f"{MIN_BYTES_PER_WINDOW:,} bytes are expected every "
+                    f"{self.transport.timeout[1]:g} s, the read timeout), so it was stopped. "
+                    f"The {self._size():,} bytes received are kept: call download() again "
+                    "to resume"
+                ) from None
             except PermissionDeniedError:
                 if refreshed:
                     raise
@@ -188,7 +257,22 @@ class RangedDownload:
         ) from last
 
     def _size(self) -> int:
-        return self.part.stat().st_size if self.part.exists() else 0
+        try:
+            return self.part.lstat().st_size  # a link planted there is refused when written
+        except FileNotFoundError:
+            return 0
+
+    def _too_large(self, exc: BodyTooLargeError) -> AnswerTooLargeError:
+        return AnswerTooLargeError(
+            200,
+            f"the storage sent (or announced) {exc.read:,} bytes for {self.name}, more than "
+            f"the {exc.limit:,} its paid rows can take ({MAX_ROW_BYTES:,} bytes a row at "
+            "most), so the download was stopped and its part file removed; nothing more is "
+            "charged",
+            limit=exc.limit,
+            hint="The storage is not behaving as SphereScout's does; try again later (the "
+            "export stays paid and resumable) and tell SphereScout support",
+        )
 
     def _fetch(
         self, url: str, offset: int, on_bytes: OnBytes | None, chunk_size: int
@@ -214,6 +298,8 @@ class RangedDownload:
             else:
                 offset, mode = 0, "wb"  # the server ignored Range: whole body
                 total = optional_int(response.headers.get("Content-Length"))
+            if total is not None and self.max_bytes is not None and total > self.max_bytes:
+                raise BodyTooLargeError(total, self.max_bytes)  # refused before a byte is read
             report = on_bytes
             progress = None if report is None else (lambda n: report(n, total))
             done = write_body(
@@ -223,5 +309,11 @@ class RangedDownload:
                 start=offset,
                 chunk_size=chunk_size,
                 on_bytes=progress,
+                limit=self.max_bytes,
+                pace=Pace(self.transport.timeout[1]),
+                expected=total,
+                what=f"download of {self.name}",
+                kept="The bytes received so far are kept beside it: call download() again "
+                "to resume from there (nothing is charged again)",
             )
         return done, total

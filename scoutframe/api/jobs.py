@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..clock import clock, sleep
 from ..errors import (
     APIError,
+    AuthenticationError,
     DownloadExpiredError,
     ExportError,
     ExportFailedError,
@@ -45,6 +46,7 @@ from ..models import (
     parse_datetime,
 )
 from . import retry
+from .bodies import paid_bytes
 from .downloads import OnBytes, RangedDownload
 from .filters import Filters
 from .jobstore import JobStore, _safe_name
@@ -52,7 +54,7 @@ from .jobstore import JobStore, _safe_name
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["ExportJob"]
+__all__ = ["ExportJob", "naming_paid_exports"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +219,20 @@ class ExportJob:
     # -- status --------------------------------------------------------------------------
 
     def refresh(self) -> ExportStatus:
-        """Ask the server for the job's status once (free)."""
+        """Ask the server for the job's status once (free).
+
+        Raises
+        ------
+        AuthenticationError
+            The credential stopped working (revoked, expired): the message names this paid
+            export and how to resume it with a valid one.
+        """
+        try:
+            return self._refresh()
+        except AuthenticationError as exc:
+            raise naming_paid_exports(exc, [self.job_id]) from exc
+
+    def _refresh(self) -> ExportStatus:
         transport = self._client.transport
         if self.task_id is not None and self.flavor == "docs":
             status = ExportStatus.from_json(
@@ -438,6 +453,7 @@ class ExportJob:
                 part,
                 name=f"export {self.job_id}",
                 fresh_url=self._fresh_url,
+                max_bytes=paid_bytes(self.lead_count),
             )
         try:
             url = self._download.run(url, on_bytes=on_bytes, chunk_size=chunk_size)
@@ -477,3 +493,26 @@ class ExportJob:
         except (APIError, TransportError):
             return None
         return None if entry is None else entry.id
+
+
+def naming_paid_exports(exc: AuthenticationError, job_ids: Sequence[str]) -> AuthenticationError:
+    """Return ``exc`` saying which paid exports wait and how to resume them once signed in.
+
+    A credential revoked or expired between an export's start and its download must not look
+    like money lost: the export is paid, its handle is saved, and any valid credential of the
+    account resumes it.
+    """
+    ids = list(dict.fromkeys(job_ids))
+    if not ids or any(f"client.export_job({i!r})" in str(exc) for i in ids):
+        return exc
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    which = "export" if len(ids) == 1 else "exports"
+    waiting = (
+        f"The paid {which} {shown} waits for it on this machine: with a valid credential of "
+        f"the account (a new API key, or logged in again), client.export_job({ids[0]!r}), or "
+        "the same read, resumes it without paying again"
+    )
+    hint = f"{exc.hint.rstrip('.')}. {waiting}" if exc.hint else waiting
+    return AuthenticationError(
+        exc.status, exc.detail, exc.body, exc.request_id, hint=hint, method=exc.method, url=exc.url
+    )

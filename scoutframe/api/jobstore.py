@@ -14,16 +14,18 @@ id" asks a :class:`JobStore`; nothing else walks the handles or the history.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..clock import clock
-from ..errors import APIError, FilterError, TransportError
+from ..errors import APIError, ExportError, FilterError, TransportError
 from ..files import private_directory, write_private_json
 from ..models import HandleState, HistoryEntry, JobHandle
 from .filters import Filters
@@ -34,8 +36,22 @@ if TYPE_CHECKING:
 __all__ = ["JobStore", "SearchRecord", "filters_from"]
 
 
+#: A job id used as it is in file names: what the API hands out (``task_9c1f``, ``srch_…``).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}")
+
+
 def _safe_name(job_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)[:120] or "job"
+    """Return the file-name stem of a job id; an id from the server never steers the path.
+
+    A plain id is used as it is. Any other (with ``/``, ``..``, NUL, a leading dot, or
+    hundreds of characters) keeps a readable, sanitised prefix and gets a hash of the whole
+    id, so two ids never share a file and none leaves, or hides in, its directory.
+    """
+    if _PLAIN_ID.fullmatch(job_id):
+        return job_id
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", job_id)[:40].strip("_") or "job"
+    digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,44 @@ class JobStore:
     def remove(self, job_id: str) -> None:
         """Forget a handle (a provisional one replaced by the started job, say)."""
         self.path_for(job_id).unlink(missing_ok=True)
+
+    #: Seconds a read waits for another read of the same search (threads or processes sharing
+    #: this state directory) before giving up.
+    SEARCH_LOCK_SECONDS = 3600.0
+
+    @contextlib.contextmanager
+    def search_lock(self, filters: Filters | None, search_id: str | None) -> Iterator[None]:
+        """Hold the lock of one search's export reads: one at a time on this machine.
+
+        Two reads of the same search at once (threads of one client, notebooks, processes)
+        would each find no export and each buy one; under this lock the second finds the
+        first one's export and reads it without paying. Reentrant within a thread.
+
+        Raises
+        ------
+        ExportError
+            Another read of the search held it for :attr:`SEARCH_LOCK_SECONDS`.
+        """
+        import filelock  # on use: only export reads need it
+
+        key = filters.cache_key if filters is not None else f"search_id={search_id}"
+        name = hashlib.sha256(f"{self.origin}\n{key}".encode()).hexdigest()[:32]
+        private_directory(self.directory)
+        path = self.directory / f".search-{name}.lock"
+        lock = filelock.FileLock(path, mode=0o600, is_singleton=True)
+        try:
+            lock.acquire(timeout=self.SEARCH_LOCK_SECONDS)
+        except filelock.Timeout:
+            raise ExportError(
+                f"another read of this search (in this process or another one using the state "
+                f"directory {self._client.state_dir}) has been running for "
+                f"{self.SEARCH_LOCK_SECONDS / 60:g} minutes; wait for it to finish (this read "
+                "then takes its export without paying again), or end it"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def download_path(self, job_id: str) -> Path:
         """Where the paid file of ``job_id`` waits until its rows reached the caller."""

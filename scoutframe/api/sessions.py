@@ -1,11 +1,12 @@
 """Who may be reached, and how: URL checks and the two :mod:`requests` sessions.
 
 * :func:`check_url` / :func:`check_download_url`: https only, plain http only to loopback
-  (or where the user allowed it); a download on plain http never to a third host;
+  (or where the user allowed it); a download on plain http never to a third host, never with
+  a user name or password in it, and only to addresses :mod:`scoutframe.api.egress` allows;
 * :class:`ApiSession`: the API session; strips ``Authorization`` on any change of origin and
   refuses a redirect that leaves the API origin;
-* :class:`NoAuthSession`: the download session; never sends ``Authorization`` and checks
-  every redirect as a download URL.
+* :class:`NoAuthSession`: the download session; never sends ``Authorization``, checks
+  every redirect as a download URL, and connects only to checked addresses.
 
 :class:`~scoutframe.api.transport.Transport` builds one of each.
 """
@@ -24,6 +25,7 @@ from .._redact import redact_url
 from .._version import __version__
 from ..errors import ConfigurationError
 from .auth import origin_of
+from .egress import AddressRule
 
 __all__ = [
     "ApiSession",
@@ -80,20 +82,31 @@ def check_download_url(
 
     ``allow_http`` lets plain http reach the API's own host (a test server elsewhere), never a
     third host: a signed URL names the data it opens, and plain http would show it to anyone
-    on the way.
+    on the way. A URL with a user name or password is refused (a signed URL has none), and so
+    is a host that is, or resolves to, an address downloads may not reach
+    (:class:`~scoutframe.api.egress.AddressRule`: the cloud metadata service, the private
+    network, this machine).
     """
     check_url(url, allow_http=allow_http, what=what)
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        return  # check_url reported it
+        raise ConfigurationError(f"the {what} {redact_url(url)!r} is not a valid URL") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            f"Refusing the {what}: it carries a user name or password "
+            f"({redact_url(url)}); a SphereScout download link never does. Nothing was sent; "
+            "tell SphereScout support"
+        )
     if parts.scheme == "http" and not is_loopback(host) and host != api_host:
         raise ConfigurationError(
             f"Refusing the {what} on plain http to {host}: it is neither the API's host nor "
             "a loopback address, and the signed link and the contacts would travel "
             "unencrypted. Ask SphereScout support for an https download link"
         )
+    AddressRule(api_host).check_url(url, host, port, what)
 
 
 class ApiSession(requests.Session):

@@ -21,10 +21,25 @@ from requests.adapters import HTTPAdapter
 
 from .._redact import redact, redact_url
 from ..clock import clock, sleep
-from ..errors import APIError, ConfigurationError, ScoutError, error_for_status
+from ..errors import (
+    AnswerTooLargeError,
+    APIError,
+    ConfigurationError,
+    ScoutError,
+    TransportError,
+    error_for_status,
+)
 from . import retry as retries
 from .auth import OriginAuth, origin_of
+from .bodies import (
+    MAX_ANSWER_BYTES,
+    MAX_ERROR_BYTES,
+    BodyTooLargeError,
+    BodyTooSlowError,
+    read_answer,
+)
 from .config import refuse_userinfo
+from .egress import AddressRule, pinned_adapter
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 from .sessions import (
     ApiSession,
@@ -55,6 +70,12 @@ if not any(isinstance(f, _RedactingFilter) for f in _URLLIB3_LOGGER.filters):
     _URLLIB3_LOGGER.addFilter(_RedactingFilter())
 
 Params = Sequence[tuple[str, str]] | Mapping[str, Any] | None
+#: What reading an error answer's body may raise (the message then does without it).
+_UNREADABLE: tuple[type[BaseException], ...] = (
+    *WIRE_EXCEPTIONS,
+    BodyTooLargeError,
+    BodyTooSlowError,
+)
 Timeout = float | tuple[float, float]
 
 
@@ -117,8 +138,13 @@ class Transport:
         self._downloads = NoAuthSession()
         self._downloads.allow_http = allow_http
         self._downloads.api_host = self.origin[1]
+        rule = AddressRule(self.origin[1])
         for session in (self._session, self._downloads):
-            adapter = HTTPAdapter(max_retries=self.retry.safe_urllib3())
+            adapter = (
+                HTTPAdapter(max_retries=self.retry.safe_urllib3())
+                if session is self._session
+                else pinned_adapter(rule, max_retries=self.retry.safe_urllib3())
+            )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = user_agent()
@@ -228,11 +254,15 @@ class Transport:
 
     def json_of(self, response: requests.Response) -> Any:
         """Decode a JSON body, or raise :class:`~scoutframe.errors.APIError` saying what came."""
+        method = str(response.request.method)
         try:
-            content = response.content  # a streamed body is read here and may break off
+            content = self.body_of(response)  # a streamed body is read here and may break off
         except WIRE_EXCEPTIONS as exc:
-            method = str(response.request.method)
             raise self._translate(exc, method, response.url, 0.0, charging=True) from None
+        except BodyTooSlowError as exc:
+            raise self._too_slow(method, response.url, exc) from None
+        except BodyTooLargeError as exc:
+            raise self._too_large(response, method, exc) from None
         try:
             return jsonlib.loads(content)
         except ValueError:
@@ -254,6 +284,37 @@ class Transport:
                 hint="The server sent a broken answer; try again in a minute, and check "
                 "SPHERESCOUT_BASE_URL if it persists",
             ) from None
+
+    def body_of(self, response: requests.Response, *, limit: int = MAX_ANSWER_BYTES) -> bytes:
+        """Return the body, read once within bounds (:func:`~scoutframe.api.bodies.read_answer`).
+
+        Raises ``BodyTooLargeError`` / ``BodyTooSlowError`` (and what a broken stream raises).
+        """
+        if not response._content:  # not read yet (False), or empty
+            # requests' own slot for the body: .content, .text and .json() then use it.
+            response._content = read_answer(response, limit=limit, seconds=self.timeout[1])
+        return response.content
+
+    def _too_slow(self, method: str, url: str | None, exc: BodyTooSlowError) -> TransportError:
+        return TransportError(
+            f"{self._where(method, url)}: the answer came too slowly ({exc}; it must arrive "
+            f"whole within the read timeout, {self.timeout[1]:g} s, after its headers). The "
+            "server or the network is too slow: try again later, or raise the read timeout "
+            "with Client(timeout=(connect, read))"
+        )
+
+    def _too_large(
+        self, response: requests.Response, method: str, exc: BodyTooLargeError
+    ) -> AnswerTooLargeError:
+        return AnswerTooLargeError(
+            response.status_code,
+            f"{self._where(method, response.url)} answered with more than {exc.limit:,} bytes "
+            f"(the most scoutframe reads of one answer; an honest one is far smaller), so it "
+            "was refused and not read further",
+            limit=exc.limit,
+            hint="The server is not behaving as the SphereScout API does: check "
+            "SPHERESCOUT_BASE_URL, and tell SphereScout support if it persists",
+        )
 
     def _not_the_api(self, response: requests.Response, where: str) -> ConfigurationError:
         """Explain an answer that is not JSON: ``base_url`` points at another HTTP server."""
@@ -353,7 +414,13 @@ class Transport:
             if stream:
                 break
             try:
-                _ = response.content
+                self.body_of(response)
+            except BodyTooLargeError as exc:
+                raise self._too_large(response, method, exc) from None
+            except BodyTooSlowError as exc:
+                error = self._too_slow(method, url, exc)
+                logger.debug("%s: %s (try %d)", self._where(method, url), exc, pauses.tries)
+                continue
             except WIRE_EXCEPTIONS as exc:
                 error = self._translate(exc, method, url, started, charging)
                 logger.debug(
@@ -392,9 +459,9 @@ class Transport:
         self, response: requests.Response, method: str, url: str, *, api: bool = True
     ) -> ScoutError:
         try:
-            content = response.content
-        except WIRE_EXCEPTIONS:
-            content = b""
+            content = self.body_of(response, limit=MAX_ERROR_BYTES)
+        except _UNREADABLE:
+            content = b""  # the message says what it can without it
         finally:
             response.close()
         content_type = response.headers.get("Content-Type", "")

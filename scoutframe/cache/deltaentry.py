@@ -118,7 +118,9 @@ class DeltaCacheEntry(CacheEntry):
         try:
             inside = None if raw is None else Manifest.from_json(json.loads(raw))
         except (ValueError, KeyError, TypeError) as exc:
-            raise self._damaged(exc) from exc
+            raise self._damaged(
+                f"its version's manifest cannot be read ({type(exc).__name__})"
+            ) from exc
         if inside is not None:
             inside = replace(inside, bytes=_size(table))
         if self.version is not None:

@@ -38,6 +38,7 @@ from ..clock import clock
 from ..errors import CacheError
 from ..models import Provenance
 from ..tables import frames
+from ..tables.schema import CONTACT_SCHEMA
 from .backend import Backend
 
 __all__ = ["CacheEntry", "Manifest", "PendingDelta"]
@@ -236,7 +237,14 @@ class CacheEntry:
     # -- reading ------------------------------------------------------------------------------
 
     def manifest(self) -> Manifest | None:
-        """Return the committed manifest (rebuilt from the Parquet file if the JSON is stale)."""
+        """Return the committed manifest (rebuilt from the Parquet file if the JSON is stale).
+
+        Raises
+        ------
+        CacheError
+            The data file is damaged or is not the table this entry committed (no manifest in
+            its metadata, other row count, missing contract columns): never served.
+        """
         if not self.exists():
             return None
         inside = self._manifest_in_parquet()
@@ -245,44 +253,70 @@ class CacheEntry:
             outside = Manifest.from_json(json.loads(text))
         except (OSError, ValueError, KeyError, TypeError):
             outside = None
-        if inside is None:
-            return outside
         if outside is not None and _same_data(outside, inside):
             return outside  # the JSON copy knows the size and the latest check
-        # A crash between the data and the manifest: the data wins.
+        # A crash between the data and the manifest, or a manifest lost: the data wins.
         inside = replace(inside, bytes=self.size() or 0)
         self.write_manifest(inside)
         return inside
 
-    def _damaged(self, exc: BaseException) -> CacheError:
-        return CacheError(
-            f"the cache entry {self.location} is damaged ({type(exc).__name__}); remove "
-            "it with scoutframe.Cache().remove(...) or `scoutframe cache clear`"
+    def way_back(self) -> str:
+        """Say how to recover from a damaged entry, and what it costs."""
+        return (
+            f"Nothing was served from it. Remove it (scoutframe.Cache("
+            f"{self.backend.location!r}).remove({self.key[:12]!r}), or `scoutframe cache remove "
+            f"{self.key[:12]}`) and read again: an export is then downloaded again for free "
+            "while its link is valid and nothing is new; otherwise the read is a new one, paid "
+            "only with your consent, as any first read"
         )
+
+    def _damaged(self, why: str) -> CacheError:
+        return CacheError(f"the cache entry {self.location} is damaged: {why}. {self.way_back()}")
 
     def _unreadable(self, exc: BaseException) -> CacheError:
-        return CacheError(
-            f"the cache entry {self.location} cannot be read ({type(exc).__name__}: "
-            f"{exc}); refresh it with cache='refresh' or remove it"
-        )
+        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return self._damaged(f"its table cannot be read ({type(exc).__name__}: {reason})")
+
+    def _footer(self) -> pq.FileMetaData:
+        with self.backend.open_input(self.key, DATA) as source:
+            return pq.ParquetFile(source).metadata
 
     def _schema(self) -> pa.Schema:
-        with self.backend.open_input(self.key, DATA) as source:
-            return pq.read_schema(source)
-
-    def _manifest_in_parquet(self) -> Manifest | None:
         try:
-            meta = self._schema().metadata or {}
-            raw = meta.get(_MANIFEST_META)
-            return None if raw is None else Manifest.from_json(json.loads(raw))
+            return self._footer().schema.to_arrow_schema()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise self._unreadable(exc) from exc
+
+    def _manifest_in_parquet(self) -> Manifest:
+        """Return the manifest the table was committed with, checked against the file itself."""
+        try:
+            footer = self._footer()
+            schema = footer.schema.to_arrow_schema()
+            raw = (schema.metadata or {}).get(_MANIFEST_META)
+            inside = None if raw is None else Manifest.from_json(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            raise self._damaged(exc) from exc
+            raise self._unreadable(exc) from exc
+        if inside is None:
+            why = [
+                f"its {DATA} holds no scoutframe manifest in its metadata: it is not a table "
+                "scoutframe committed there (another program's file, or a copy)",
+                *_table_problems(schema, None, None),
+            ]
+            raise self._damaged("; ".join(why))
+        problems = _table_problems(schema, footer.num_rows, inside.rows)
+        if problems:
+            raise self._damaged("; ".join(problems))
+        return inside
 
     def read(self, columns: Sequence[str] | None = None) -> tuple[pa.Table, Provenance | None]:
         """Return the table (all columns, or ``columns``) and the provenance stored with it."""
         try:
             with self.backend.open_input(self.key, DATA) as source:
-                table = pq.read_table(source, columns=list(columns) if columns else None)
+                table = pq.read_table(
+                    source,
+                    columns=list(columns) if columns else None,
+                    page_checksum_verification=True,
+                )
         except (OSError, pa.ArrowException) as exc:
             raise self._unreadable(exc) from exc
         provenance = frames.provenance_of(table.schema)
@@ -292,7 +326,8 @@ class CacheEntry:
         """Yield the table in consecutive slices of :data:`ROW_GROUP_ROWS` rows (no metadata)."""
         try:
             with self.backend.open_input(self.key, DATA) as source:
-                for batch in pq.ParquetFile(source).iter_batches(batch_size=ROW_GROUP_ROWS):
+                handle = pq.ParquetFile(source, page_checksum_verification=True)
+                for batch in handle.iter_batches(batch_size=ROW_GROUP_ROWS):
                     yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
         except (OSError, pa.ArrowException) as exc:
             raise self._unreadable(exc) from exc
@@ -301,7 +336,7 @@ class CacheEntry:
         """Return the first ``rows`` rows (of those of ``columns`` it has), reading no more."""
         try:
             with self.backend.open_input(self.key, DATA) as source:
-                handle = pq.ParquetFile(source)
+                handle = pq.ParquetFile(source, page_checksum_verification=True)
                 names = handle.schema_arrow.names
                 wanted = names if columns is None else [c for c in columns if c in names]
                 batch = next(handle.iter_batches(batch_size=max(rows, 1), columns=wanted), None)
@@ -476,7 +511,10 @@ class _BackgroundWriter:
     _DONE = object()
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(path, schema, **_write_options(schema))
+        # Page checksums: a flipped bit in a data page is an error when read, not other rows.
+        self._writer = pq.ParquetWriter(
+            path, schema, write_page_checksum=True, **_write_options(schema)
+        )
         self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -516,6 +554,23 @@ class _BackgroundWriter:
                 self._writer.close()
         if kind is None:
             self._raise_error()
+
+
+def _table_problems(schema: pa.Schema, rows: int | None, expected_rows: int | None) -> list[str]:
+    """Return what is wrong with a committed table's file, from its footer alone (cheap)."""
+    problems = []
+    if rows is not None and expected_rows is not None and rows != expected_rows:
+        problems.append(f"its table has {rows:,} rows where its manifest says {expected_rows:,}")
+    missing = [f.name for f in CONTACT_SCHEMA if f.name not in schema.names]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        problems.append(f"{len(missing)} of the contacts' columns are missing ({shown})")
+    for wanted in CONTACT_SCHEMA:
+        if wanted.name in schema.names and schema.field(wanted.name).type != wanted.type:
+            problems.append(
+                f"column {wanted.name} is {schema.field(wanted.name).type}, not {wanted.type}"
+            )
+    return problems
 
 
 def _same_data(a: Manifest, b: Manifest) -> bool:

@@ -108,13 +108,18 @@ class Cache:
         return entry_for(self.backend, key, self.cache_format)
 
     def _all(self) -> Iterator[tuple[CacheEntry, Manifest | None]]:
+        for entry, manifest, _ in self._all_checked():
+            yield entry, manifest
+
+    def _all_checked(self) -> Iterator[tuple[CacheEntry, Manifest | None, str]]:
+        """Every entry, its manifest (``None``: damaged) and, if damaged, why."""
         for key in self.backend.entry_keys():
             entry = self.entry(key)
             try:
-                manifest = entry.manifest()
-            except CacheError:
-                manifest = None
-            yield entry, manifest
+                manifest, why = entry.manifest(), ""
+            except CacheError as exc:
+                manifest, why = None, str(exc)
+            yield entry, manifest, why
 
     def find(
         self,
@@ -196,8 +201,9 @@ class Cache:
             frame[name] = frame[name].astype("Int64")
         return frame
 
-    def _by_key(self, key: str) -> tuple[CacheEntry, Manifest]:
-        matches = [(e, m) for e, m in self._all() if e.key.startswith(key) and m is not None]
+    def _by_key(self, key: str) -> tuple[CacheEntry, Manifest | None]:
+        """Return the entry whose key starts with ``key`` (a damaged one too: it can go)."""
+        matches = [(e, m) for e, m in self._all() if e.key.startswith(key)]
         if len(matches) != 1:
             what = "no entry" if not matches else f"{len(matches)} entries"
             raise CacheMissError(
@@ -297,8 +303,9 @@ class Cache:
             ``key``, ``ok`` (bool), ``problem`` (empty when ok), ``location``.
         """
         report = []
-        for entry, manifest in self._all():
-            report.append({"key": entry.key, **_check(entry, manifest), "location": entry.location})
+        for entry, manifest, why in self._all_checked():
+            found = {"ok": False, "problem": why} if why else _check(entry, manifest)
+            report.append({"key": entry.key, **found, "location": entry.location})
         return pd.DataFrame(report, columns=["key", "ok", "problem", "location"])
 
 

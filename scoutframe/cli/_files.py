@@ -79,16 +79,17 @@ def umask_mode(*, directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> None:
+def write_frame(frame: pd.DataFrame, path: Path, *, escape_formulas: bool = True) -> None:
     """Write ``frame`` whole or not at all, as Parquet or export CSV by the suffix.
 
     Parquet keeps the dtypes and the provenance (``scoutframe.tables.parquet.to_parquet``); CSV is
     the API's export format, which ``scoutframe.read_export_csv`` reads back exactly
-    (``scoutframe.tables.exportcsv.to_csv``). Both files get the umask's mode.
+    (``scoutframe.tables.exportcsv.to_csv``), with formula-like cells escaped unless
+    ``escape_formulas=False`` (``--keep-formulas``). Both files get the umask's mode.
     """
     from ..tables import exportcsv, parquet
 
     if path.suffix.lower() == ".parquet":
         parquet.to_parquet(frame, path)
     else:
-        exportcsv.to_csv(frame, path)
+        exportcsv.to_csv(frame, path, escape_formulas=escape_formulas)

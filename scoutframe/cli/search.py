@@ -98,6 +98,14 @@ def parser() -> argparse.ArgumentParser:
         help="where to write: FILE.parquet or FILE.csv (by the suffix), or DIR/ with "
         "--partition-by; its directory must exist (required unless --dry-run)",
     )
+    p.add_argument(
+        "--keep-formulas",
+        dest="escape_formulas",
+        action="store_false",
+        help="in a CSV file, write text cells starting with = + - @ as they are; by default "
+        "they get an apostrophe in front so that a spreadsheet does not run them "
+        "(phone numbers such as +33 1 23 45 67 89 are left as they are)",
+    )
     filters = p.add_argument_group("filters (different filters AND, values of one filter OR)")
     filters.add_argument(
         "--countries",
@@ -383,7 +391,7 @@ def _search(p: argparse.ArgumentParser, options: argparse.Namespace) -> int:
             return 0
         if partition_by:
             return _write_dataset(result, options.output, partition_by, options.progress)
-        write_frame(result, options.output)
+        write_frame(result, options.output, escape_formulas=options.escape_formulas)
         _report(len(result), str(options.output), result.attrs.get("scoutframe", {}))
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.jobs import naming_paid_exports
+from ..errors import AuthenticationError
 from ..tables.schema import MaskedEmailWarning, warn_from_caller
 from . import output
 from .consent import check_spending
@@ -21,6 +23,15 @@ _MASKED = (
 
 def execute(request: ReadRequest) -> Any:
     """Run the read; close a client built for it (after the last chunk, when chunked)."""
+    try:
+        return _execute(request)
+    except AuthenticationError as exc:
+        # A credential revoked or expired while an export was paid and not delivered: say so.
+        waiting = request.client.job_store.handles(states=("provisional", "active"))
+        raise naming_paid_exports(exc, [h.job_id for h in waiting]) from exc
+
+
+def _execute(request: ReadRequest) -> Any:
     streaming = False
     try:
         if request.cache is not None:

@@ -541,6 +541,7 @@ def read_export_csv(
     *,
     columns: Sequence[str] | None = None,
     dtype_backend: DtypeBackend = "pyarrow",
+    escape_formulas: bool = True,
 ) -> pd.DataFrame:
     """Read a downloaded export (or delta) CSV into the typed contacts frame.
 
@@ -557,6 +558,15 @@ def read_export_csv(
         Return only these columns, in this order.
     dtype_backend
         ``"pyarrow"`` (``pd.ArrowDtype`` columns, default) or ``"numpy_nullable"``.
+    escape_formulas
+        Whether the file's formula-like cells were escaped, as ``df.spherescout.to_csv``
+        does by default: the apostrophe it put in front of cells a spreadsheet would run is
+        taken off, giving back the original text. Only an apostrophe followed by ``=``, ``+``,
+        ``-``, ``@``, a tab or a carriage return (after any further apostrophes) is taken, and
+        not before a number or phone number (see :mod:`scoutframe.tables.formulas`). Pass
+        ``False`` for a file written with ``escape_formulas=False``, or to read every cell
+        exactly as it is (the API itself does not escape: a contact whose name starts with
+        ``'=`` would lose that apostrophe).
 
     Returns
     -------
@@ -586,7 +596,9 @@ def read_export_csv(
     backend = checks.dtype_backend(dtype_backend)
     try:
         check = ContractCheck(path)
-        table = exportcsv.read_csv(path, columns=check_columns(columns))
+        table = exportcsv.read_csv(
+            path, columns=check_columns(columns), unescape_formulas=escape_formulas
+        )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ExportParseError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,12 +88,21 @@ class ExportSource:
 
     # -- the rows ---------------------------------------------------------------------------
 
+    def _search_lock(self) -> AbstractContextManager[None]:
+        return self.request.client.job_store.search_lock(self.planned.filters, self.search_id)
+
     def tables(self, rows: int | None) -> Iterator[pa.Table]:
-        """Find or buy the export, fetch its file, yield tables (one when ``rows`` is None)."""
+        """Find or buy the export, fetch its file, yield tables (one when ``rows`` is None).
+
+        Under the search's lock (:meth:`JobStore.search_lock
+        <scoutframe.api.jobstore.JobStore.search_lock>`) from the decision to buy to the last
+        table: a second read of the same search waits, then reads this export for free.
+        """
         try:
-            job = self.job = self._find_or_start()
-            path = self.path = self._fetch(job)
-            yield from self._parse(job, path, rows)
+            with self._search_lock():
+                job = self.job = self._find_or_start()
+                path = self.path = self._fetch(job)
+                yield from self._parse(job, path, rows)
         except KeyboardInterrupt as exc:
             self.note_interrupt(exc)
             raise
@@ -102,14 +112,19 @@ class ExportSource:
             raise
 
     def delivered(self) -> None:
-        """Learn that the rows reached the caller: remove the paid file, mark the job done."""
+        """Learn that the rows reached the caller: remove the paid file, mark the job done.
+
+        Under the search's lock: a read of the same search that took the file meanwhile
+        finishes reading it first.
+        """
         self._delivered = True
         job = self.job
         if job is None:
             return
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-        job.set_state("done")
+        with self._search_lock():
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
+            job.set_state("done")
 
     def note_interrupt(self, exc: BaseException) -> None:
         """Add to a Ctrl-C what happened to the money and how to go on."""

@@ -2,11 +2,15 @@
 
 :func:`to_excel` writes one sheet, ``contacts``: strings (zip codes, phones) as text cells,
 lists joined with ``"; "``, naive UTC timestamps with the zone in the header. It is for
-reading by people, not for reading back (use Parquet or the export CSV for that).
+reading by people, not for reading back (use Parquet or the export CSV for that). A text that
+a spreadsheet would run as a formula (``=HYPERLINK(...)``, scraped from a web page) is written
+as text with Excel's quote-prefix flag, unless ``escape_formulas=False``
+(:mod:`scoutframe.tables.formulas`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ import pyarrow as pa
 from ..errors import ArgumentError
 from ..extras import require
 from ..files import PathLike, atomic_path, output_target
-from . import frames
+from . import formulas, frames
 from .exportcsv import join_lists
 from .schema import is_list_type
 
@@ -44,18 +48,35 @@ def _excel_column(column: pa.ChunkedArray) -> tuple[list[Any], str | None, bool]
     return column.to_pylist(), None, False
 
 
-def _append_rows(
-    sheet: Any, columns: list[tuple[list[Any], str | None, bool]], cell_type: Any, index: pd.Index
-) -> None:
-    """Append the rows; cells with a number format become ``cell_type`` cells."""
+def _cell_maker(
+    sheet: Any, cell_type: Any, escape_formulas: bool
+) -> Callable[[Any, str | None], Any]:
+    """Return ``cell(value, number_format)``: the value, or a ``cell_type`` cell when needed."""
 
     def cell(value: Any, number_format: str | None) -> Any:
-        if number_format is None or value is None:
+        inert = escape_formulas and isinstance(value, str) and formulas.is_formula(value)
+        if value is None or (number_format is None and not inert):
             return value
         made = cell_type(sheet, value=value)
-        made.number_format = number_format
+        if number_format is not None:
+            made.number_format = number_format
+        if inert:
+            # openpyxl makes "=..." a formula; a text cell flagged as Excel's typed "'" is
+            # shown as it is and stays text when edited.
+            made.data_type = "s"
+            made.quotePrefix = True
         return made
 
+    return cell
+
+
+def _append_rows(
+    sheet: Any,
+    columns: list[tuple[list[Any], str | None, bool]],
+    cell: Callable[[Any, str | None], Any],
+    index: pd.Index,
+) -> None:
+    """Append the rows, each value through ``cell`` (see :func:`_cell_maker`)."""
     formats = [number_format for _, number_format, _ in columns]
     for position, row in enumerate(zip(*(values for values, _, _ in columns), strict=True)):
         cells = [cell(value, fmt) for value, fmt in zip(row, formats, strict=True)]
@@ -70,7 +91,7 @@ def _append_rows(
             ) from err
 
 
-def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
+def to_excel(df: pd.DataFrame, path: PathLike, *, escape_formulas: bool = True) -> Path:
     """Write a contacts frame to an Excel workbook (one sheet ``contacts``), atomically.
 
     Parameters
@@ -79,6 +100,11 @@ def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
         A contacts frame (either dtype backend).
     path
         The ``.xlsx`` file to (re)place; its directory must exist.
+    escape_formulas
+        Write a text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+        as a text cell with Excel's quote-prefix flag (invisible: the cell shows the text,
+        and stays text when edited), never as a formula. ``False`` lets openpyxl make a
+        formula of every text starting with ``=``.
 
     Returns
     -------
@@ -109,8 +135,9 @@ def to_excel(df: pd.DataFrame, path: PathLike) -> Path:
     ]
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("contacts")
-    sheet.append(header)
-    _append_rows(sheet, columns, openpyxl.cell.WriteOnlyCell, df.index)
+    cell = _cell_maker(sheet, openpyxl.cell.WriteOnlyCell, escape_formulas)
+    sheet.append([cell(name, None) for name in header])
+    _append_rows(sheet, columns, cell, df.index)
     with atomic_path(target) as temp:
         book.save(temp)
     return target

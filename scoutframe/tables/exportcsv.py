@@ -3,7 +3,9 @@
 Reading: :func:`read_csv` (whole) and :func:`iter_csv` (bounded chunks) parse the file
 column-wise with pyarrow; :class:`ContractCheck` checks it against the contract as it is read;
 :func:`check_not_list_repr` refuses files of ``DataFrame.to_csv`` (``['a@b.fr']``).
-Writing: :func:`to_csv` writes the API's format, which ``read_export_csv`` reads back exactly.
+Writing: :func:`to_csv` writes the API's format, which ``read_export_csv`` reads back exactly;
+by default text cells a spreadsheet would run as formulas are made inert
+(:mod:`scoutframe.tables.formulas`), and the reader takes the escape off again.
 
 The schema's conventions hold both ways: an empty string is a missing value, a missing list
 an empty list; list fields are joined with ``"; "``.
@@ -23,7 +25,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import ArgumentError
 from ..files import PathLike, atomic_path, output_target
-from . import frames
+from . import formulas, frames
 from .schema import (
     CONTACT_COLUMNS,
     CONTACT_SCHEMA,
@@ -155,6 +157,7 @@ def read_csv(
     columns: Sequence[str] | None = None,
     nrows: int | None = None,
     warn_drift: bool = True,
+    unescape_formulas: bool = False,
 ) -> pa.Table:
     """Read an export CSV into a table with the contacts schema.
 
@@ -168,6 +171,9 @@ def read_csv(
         Read at most this many rows (streaming, so only they are parsed).
     warn_drift
         Emit a :class:`SchemaDriftWarning` for columns the schema does not know.
+    unescape_formulas
+        Take off the apostrophe :func:`to_csv` put in front of cells a spreadsheet would
+        run (:func:`scoutframe.tables.formulas.unescape`); ``False`` reads every cell as it is.
 
     Returns
     -------
@@ -177,18 +183,25 @@ def read_csv(
     if nrows is not None:
         parts = list(
             iter_csv(
-                path, chunksize=max(nrows, 1), columns=columns, nrows=nrows, warn_drift=warn_drift
+                path,
+                chunksize=max(nrows, 1),
+                columns=columns,
+                nrows=nrows,
+                warn_drift=warn_drift,
+                unescape_formulas=unescape_formulas,
             )
         )
         return parts[0] if parts else empty_table(columns)
     read, convert, extra = _csv_options(path, columns, None)
     if warn_drift and columns is None:
         announce_drift(extra)
-    return _checked(
-        normalise_table(
-            [pacsv.read_csv(path, read_options=read, parse_options=PARSE, convert_options=convert)]
-        )
-    )
+    raw = pacsv.read_csv(path, read_options=read, parse_options=PARSE, convert_options=convert)
+    return _checked(normalise_table([_raw_text(raw, unescape_formulas)]))
+
+
+def _raw_text(table: pa.Table, unescape_formulas: bool) -> pa.Table:
+    """Return the table as read (lists still text), the formula escape taken off if asked."""
+    return formulas.unescape_table(table) if unescape_formulas else table
 
 
 def iter_csv(
@@ -198,11 +211,12 @@ def iter_csv(
     columns: Sequence[str] | None = None,
     nrows: int | None = None,
     warn_drift: bool = True,
+    unescape_formulas: bool = False,
 ) -> Iterator[pa.Table]:
     """Stream an export CSV as tables of exactly *chunksize* rows (the last may be shorter).
 
     Memory stays bounded by a few chunks: the file is parsed block by block, with a block size
-    sized from the file's average row length.
+    sized from the file's average row length. ``unescape_formulas`` as in :func:`read_csv`.
     """
     if chunksize < 1:
         raise ValueError("chunksize must be a positive integer")
@@ -230,7 +244,9 @@ def iter_csv(
             while pending_rows >= chunksize and remaining != 0:
                 table = pa.Table.from_batches(pending)
                 take = chunksize if remaining < 0 else min(chunksize, remaining)
-                yield _checked(normalise_table([table.slice(0, take)]))
+                yield _checked(
+                    normalise_table([_raw_text(table.slice(0, take), unescape_formulas)])
+                )
                 rest = table.slice(take)
                 pending = rest.to_batches() if rest.num_rows else []
                 pending_rows = rest.num_rows
@@ -240,7 +256,7 @@ def iter_csv(
         if pending_rows and remaining != 0:
             table = pa.Table.from_batches(pending)
             take = pending_rows if remaining < 0 else min(pending_rows, remaining)
-            yield _checked(normalise_table([table.slice(0, take)]))
+            yield _checked(normalise_table([_raw_text(table.slice(0, take), unescape_formulas)]))
     finally:
         reader.close()
 
@@ -401,7 +417,7 @@ def _csv_text(
     return column
 
 
-def to_csv(df: pd.DataFrame | pa.Table, path: PathLike) -> Path:
+def to_csv(df: pd.DataFrame | pa.Table, path: PathLike, *, escape_formulas: bool = True) -> Path:
     """Write contacts in the API's export CSV format, atomically.
 
     ``scoutframe.read_export_csv(path)`` reads back the same frame (values and dtypes; a CSV
@@ -413,6 +429,12 @@ def to_csv(df: pd.DataFrame | pa.Table, path: PathLike) -> Path:
         A contacts frame (either dtype backend) or table.
     path
         The file to (re)place; its directory must exist.
+    escape_formulas
+        Put an apostrophe in front of text cells a spreadsheet would run as a formula (they
+        start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return; numbers and phone
+        numbers such as ``+33 1 23 45 67 89`` are left as they are): see
+        :mod:`scoutframe.tables.formulas`. ``read_export_csv`` takes it off again.
+        ``False`` writes every cell as it is (for programs that are not spreadsheets).
 
     Returns
     -------
@@ -452,6 +474,8 @@ def to_csv(df: pd.DataFrame | pa.Table, path: PathLike) -> Path:
                         for name in part.column_names
                     }
                 )
+                if escape_formulas:
+                    text = formulas.escape_table(text)
                 writer = writer or pacsv.CSVWriter(temp, text.schema, write_options=options)
                 writer.write_table(text)
         finally:

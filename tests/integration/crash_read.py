@@ -70,7 +70,7 @@ def install(phase: str, how: str, at: int) -> None:
     elif phase == "wait":
         jobs.ExportJob.refresh = _counting(at, how, jobs.ExportJob.refresh)  # type: ignore[method-assign]
     elif phase == "download":
-        real_pieces = downloads._body_pieces
+        real_pieces = downloads.pieces
 
         def pieces(response: Any, chunk_size: int) -> Iterator[bytes]:
             for n, piece in enumerate(real_pieces(response, min(chunk_size, 4096)), start=1):
@@ -78,7 +78,7 @@ def install(phase: str, how: str, at: int) -> None:
                 if n >= at:
                     _crash(how)
 
-        downloads._body_pieces = pieces  # type: ignore[assignment]
+        downloads.pieces = pieces  # type: ignore[assignment]
     elif phase == "parse":
         exportcsv.read_csv = _counting(1, how, exportcsv.read_csv)  # type: ignore[assignment]
         exportcsv.iter_csv = _counting(1, how, exportcsv.iter_csv)  # type: ignore[assignment]

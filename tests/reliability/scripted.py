@@ -68,6 +68,13 @@ class Answer:
         Seconds to wait before answering (cut short when the server closes).
     close
         Close the connection after this answer (``Connection: close``).
+    stream
+        Makes the body piece by piece instead of ``body`` (it may never end): each piece is
+        sent as it is made, with no ``Content-Length`` unless ``content_length`` announces
+        one; the answer ends when the pieces do, the client goes away or the server closes.
+        The bytes sent are counted in :attr:`ScriptedOrigin.streamed`.
+    trickle
+        Seconds to wait between the pieces of ``stream``.
     """
 
     status: int = 200
@@ -78,6 +85,8 @@ class Answer:
     announce_length: bool = True
     stall: float = 0.0
     close: bool = False
+    stream: Callable[[], Iterator[bytes]] | None = None
+    trickle: float = 0.0
 
 
 def json_answer(data: Any, status: int = 200, **options: Any) -> Answer:
@@ -213,6 +222,8 @@ class ScriptedOrigin:
         self._log = log
         self._lock = lock
         self._routes: list[_Route] = []
+        #: Bytes sent by streamed answers (``Answer.stream``), over all of them.
+        self.streamed = 0
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -299,6 +310,9 @@ class ScriptedOrigin:
         if answer.stall > 0 and self._httpd.stopping.wait(answer.stall):
             handler.close_connection = True
             return
+        if answer.stream is not None:
+            self._stream(handler, answer)
+            return
         payload = answer.body
         announced = len(payload) if answer.content_length is None else answer.content_length
         sent = payload if answer.drop_after is None else payload[: answer.drop_after]
@@ -331,6 +345,30 @@ class ScriptedOrigin:
             pass  # the client went away first
         if closing:
             handler.close_connection = True
+
+    def _stream(self, handler: http.server.BaseHTTPRequestHandler, answer: Answer) -> None:
+        assert answer.stream is not None
+        handler.send_response(answer.status)
+        for key, value in answer.headers.items():
+            handler.send_header(key, value)
+        if answer.content_length is not None:
+            handler.send_header("Content-Length", str(answer.content_length))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            handler.wfile.flush()
+            for piece in answer.stream():
+                if answer.trickle > 0 and self._httpd.stopping.wait(answer.trickle):
+                    return
+                if self._httpd.stopping.is_set():
+                    return
+                handler.wfile.write(piece)
+                handler.wfile.flush()
+                with self._lock:
+                    self.streamed += len(piece)
+        except OSError:
+            return  # the client went away: the point of most streamed answers
 
     def close(self) -> None:
         """Stop serving; close every connection and join every thread."""

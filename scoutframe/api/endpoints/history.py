@@ -14,10 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pyarrow as pa
 
-from ...errors import TransportError
+from ...errors import AnswerTooLargeError, TransportError
 from ...files import atomic_path
 from ...models import Delta, Freshness, HistoryEntry, optional_int
 from ..billing import ChargingCall, charge_once, ensure_affordable
+from ..bodies import MAX_ROW_BYTES, BodyTooLargeError, BodyTooSlowError, Pace, paid_bytes
 from ..downloads import write_body
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class History:
 
         def send() -> Delta:
             with atomic_path(target, private=True) as temp:
-                history_id = self._fetch_delta(entry_id, temp)
+                history_id = self._fetch_delta(entry_id, temp, expected)
                 rows = _count_csv_rows(temp)
             return Delta(target, history_id, rows, rows)
 
@@ -187,14 +188,42 @@ class History:
         )
         return charge_once(client, call, balance=balance)
 
-    def _fetch_delta(self, entry_id: int, path: Path) -> int | None:
-        response = self._client.transport.request(
+    def _fetch_delta(self, entry_id: int, path: Path, rows: int) -> int | None:
+        transport = self._client.transport
+        response = transport.request(
             "GET", f"{_PATH}/{entry_id}/download-delta", charging=True, stream=True
         )
         with contextlib.closing(response):
             header = response.headers.get(_HISTORY_ID_HEADER)
             total = optional_int(response.headers.get("Content-Length"))
-            written = write_body(response, path)
+            limit = paid_bytes(rows)
+            try:
+                written = write_body(
+                    response,
+                    path,
+                    limit=limit,
+                    pace=Pace(transport.timeout[1]),
+                    expected=total,
+                    what=f"the delta download of history entry {entry_id}",
+                    kept=f"The server recorded it as a new history entry ({header or '?'}): "
+                    "the next delta from this entry includes the same rows again (the API "
+                    "serves a delta once)",
+                )
+            except BodyTooLargeError as exc:
+                raise AnswerTooLargeError(
+                    response.status_code,
+                    f"the delta of history entry {entry_id} went past {exc.limit:,} bytes, "
+                    f"more than its {rows:,} paid rows can take ({MAX_ROW_BYTES:,} bytes a row "
+                    "at most); it was refused and nothing of it kept",
+                    limit=exc.limit,
+                    hint="The server is not behaving as SphereScout does; tell SphereScout "
+                    "support (the delta was charged)",
+                ) from None
+            except BodyTooSlowError as exc:
+                raise TransportError(
+                    f"the delta of history entry {entry_id} came too slowly ({exc}); it was "
+                    "stopped and nothing of it kept"
+                ) from None
         if total is not None and written != total:
             raise TransportError(f"delta body has {written} of {total} bytes")
         return optional_int(header)
