@@ -497,10 +497,15 @@ def _cache_request(
         }
         named = [f"{k}=" for k, v in given.items() if v is not None]
         if named:
-            raise ArgumentError(
-                f"{', '.join(named)} need cache=True (or 'refresh', 'only'); read a Delta "
-                "table that is not a cache entry with scoutframe.read_delta(uri, version=...)"
+            what = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+            verb = "needs" if len(named) == 1 else "need"
+            hint = (
+                "; read a Delta table that is not a cache entry with "
+                "scoutframe.read_delta(uri, version=...)"
+                if as_of is not None or cache_format is not None
+                else ""
             )
+            raise ArgumentError(f"{what} {verb} cache=True (or 'refresh', 'only'){hint}")
         return None
     modes: dict[object, CacheMode] = {True: "use", "refresh": "refresh", "only": "only"}
     if not isinstance(cache, bool | str) or cache not in modes:

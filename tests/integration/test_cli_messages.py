@@ -355,7 +355,7 @@ def test_unknown_country_lists_every_country(
         (["--countries", "FR", "--category", "999999"], "`scoutframe categories NAME`"),
         (["--countries", "FR", "--level3", "Parris"], "Unknown level3 location 'Parris'"),
         (["--countries", "FR", "--method", "pages", "--cache-only"], "read it once with --cache"),
-        (["--countries", "FR", "--max-age", "1h"], "--max-age and --cache-dir need --cache"),
+        (["--countries", "FR", "--max-age", "1h"], "--max-age needs --cache (or --refresh"),
         ([], "--all"),
     ],
 )

@@ -224,7 +224,7 @@ CASES: dict[str, Case] = {
         ("chunksize is not supported",),
     ),
     "max_age without the cache": Case(
-        lambda e: e.read(**FR, max_age="1h", method="pages"), ArgumentError, ("need cache=True",)
+        lambda e: e.read(**FR, max_age="1h", method="pages"), ArgumentError, ("needs cache=True",)
     ),
     # -- numbers out of range or of the wrong type -------------------------------------------
     "negative nrows": Case(lambda e: e.read(**FR, nrows=-1), ArgumentError, ("nrows must be",)),
