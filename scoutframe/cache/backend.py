@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from ..files import atomic_path, private_directory
 
@@ -96,6 +97,10 @@ class Backend(Protocol):
 
     def uri(self, key: str) -> str:
         """Return the entry's location for engines that do their own I/O (delta-rs, Polars)."""
+        ...
+
+    def table_filesystem(self, key: str) -> pafs.FileSystem:
+        """Return the entry's directory as a pyarrow filesystem (Arrow's own I/O, no Python)."""
         ...
 
     def engine_options(self) -> dict[str, str]:
@@ -207,6 +212,10 @@ class LocalBackend:
     def engine_options(self) -> dict[str, str]:
         """No options: the files are local."""
         return {}
+
+    def table_filesystem(self, key: str) -> pafs.FileSystem:
+        """Return the entry's directory on the local filesystem."""
+        return pafs.SubTreeFileSystem(str(self._path(key)), pafs.LocalFileSystem())
 
     @contextlib.contextmanager
     def atomic_output(self, key: str, name: str) -> Iterator[Path]:

@@ -148,6 +148,7 @@ class DeltaCacheEntry(CacheEntry):
                 version=self.version,
                 columns=list(columns) if columns else None,
                 storage_options=self.backend.engine_options() or None,
+                filesystem=self.backend.table_filesystem(self.key),
             )
         except (OSError, pa.ArrowException) as exc:
             raise self._unreadable(exc) from exc
@@ -155,14 +156,14 @@ class DeltaCacheEntry(CacheEntry):
 
     def slices(self) -> Iterator[pa.Table]:
         """Yield the table in slices of at most :data:`ROW_GROUP_ROWS` rows."""
-        dataset = self._table().to_pyarrow_dataset()
+        dataset = deltatables.arrow_dataset(self._table(), self.backend.table_filesystem(self.key))
         for batch in dataset.to_batches(batch_size=ROW_GROUP_ROWS):
             if batch.num_rows:
                 yield deltatables._contacts_types(pa.Table.from_batches([batch]))
 
     def head(self, rows: int, columns: Sequence[str] | None = None) -> pa.Table:
         """Return the first ``rows`` rows (in the table's order)."""
-        dataset = self._table().to_pyarrow_dataset()
+        dataset = deltatables.arrow_dataset(self._table(), self.backend.table_filesystem(self.key))
         names = dataset.schema.names
         wanted = names if columns is None else [c for c in columns if c in names]
         return deltatables._contacts_types(dataset.head(rows, columns=wanted))

@@ -119,6 +119,10 @@ class ObjectStoreBackend:
         """Return the storage options of those engines (credentials: never logged)."""
         return self.store.engine_options()
 
+    def table_filesystem(self, key: str) -> pafs.FileSystem:
+        """Return the entry's prefix on the store's pyarrow filesystem."""
+        return pafs.SubTreeFileSystem(self._entry(key), self.fs)
+
     def _info(self, path: str) -> pafs.FileInfo:
         return self.fs.get_file_info(path)
 

@@ -26,9 +26,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from ..checks import DtypeBackend, one_of
 from ..checks import dtype_backend as check_dtype_backend
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MERGE_PREDICATE",
     "UPDATE_PREDICATE",
+    "arrow_dataset",
     "commit_metadata",
     "merge_delta_table",
     "open_delta",
@@ -188,11 +193,44 @@ def read_delta_table(
     version: Version | None = None,
     columns: list[str] | None = None,
     storage_options: Mapping[str, str] | None = None,
+    filesystem: pafs.FileSystem | None = None,
 ) -> tuple[pa.Table, Provenance | None, int]:
-    """Return the table's rows (contacts types), the provenance of that version, the version."""
+    """Return the table's rows (contacts types), the provenance of that version, the version.
+
+    ``filesystem``: the table's directory as a pyarrow filesystem (see :func:`arrow_dataset`).
+    """
     table = open_delta(uri, version=version, storage_options=storage_options)
-    rows = table.to_pyarrow_dataset().to_table(columns=columns)
+    rows = arrow_dataset(table, filesystem).to_table(columns=columns)
     return _contacts_types(rows), _provenance(table, storage_options), table.version()
+
+
+def arrow_dataset(
+    table: deltalake.DeltaTable, filesystem: pafs.FileSystem | None = None
+) -> pads.Dataset:
+    """Return the version's files as a pyarrow dataset read by one of Arrow's own filesystems.
+
+    ``filesystem`` is the table's directory (a ``SubTreeFileSystem``); without it, a local
+    table gets one. Not delta-rs's default, a filesystem written in Python: Arrow's I/O
+    threads then call back into Python, and a process that ends while one is still alive
+    aborts ("terminate called without an active exception", delta-io/delta-rs#2184), which
+    a scheduled refresh must never do. Elsewhere (a URI without a filesystem) that default
+    stays.
+    """
+    if filesystem is None:
+        local = _local_directory(table.table_uri)
+        if local is not None:
+            filesystem = pafs.SubTreeFileSystem(local, pafs.LocalFileSystem())
+    return table.to_pyarrow_dataset(filesystem=filesystem)
+
+
+def _local_directory(table_uri: str) -> str | None:
+    """Return the directory of a ``file://`` (or plain path) table URI, else ``None``."""
+    parsed = urlparse(table_uri)
+    if parsed.scheme == "file":
+        return url2pathname(parsed.path)
+    if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return os.path.abspath(table_uri)
+    return None
 
 
 def read_delta(

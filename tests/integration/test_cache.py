@@ -430,9 +430,9 @@ def test_two_processes_refreshing_one_entry_pay_the_delta_once(
         )
         for n in range(2)
     ]
+    finished = [(run, *run.communicate(timeout=120)) for run in runs]  # both, then judge
     results = []
-    for run in runs:
-        out, err = run.communicate(timeout=120)
+    for run, out, err in finished:
         assert run.returncode == 0, err[-2000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(spent for _, spent in results) == [0, new]  # one paid, the other found it fresh

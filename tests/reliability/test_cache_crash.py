@@ -23,7 +23,7 @@ ROWS = 60_000
 def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
     tmp_path: Path, soak: bool, figures: Any
 ) -> None:
-    points = 50 if soak else 20
+    points = 50 if soak else 10
     rng = random.Random(20261129)
     entry_dir = tmp_path / "cache" / "0123456789abcdef0123456789abcdef"
     outcomes = {"old": 0, "new": 0}

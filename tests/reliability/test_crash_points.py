@@ -81,7 +81,7 @@ REFRESH_HOOKS = (
 def _points(soak: bool) -> int:
     # ``soak`` is the conftest's fixture: SCOUTFRAME_SOAK is read at import, since the tests
     # themselves run with every SCOUTFRAME_* variable cleared.
-    return 50 if soak else 20
+    return 50 if soak else 10
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +349,7 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
     cache, options = where
     remote = options is not None
     table_format = "delta" if request.node.callspec.id.endswith("delta") else "parquet"
-    # The default run kills the local Parquet refresh at 20 points, the other stores at five
+    # The default run kills the local Parquet refresh at 10 points, the other stores at five
     # (on S3 each re-run also waits out the killed holder's lock lease, 2 s here); the soak
     # runs 50 everywhere.
     few = (remote or table_format == "delta") and not soak

@@ -413,7 +413,7 @@ def test_fuzz_against_openapi_document(new_sandbox, figures, soak, flavor):
             "/api/companies",
         )
     } <= ok
-    assert elapsed < (600 if soak else 60), elapsed
+    figures.add("fuzz: seconds spent (a figure, not a bound)", round(elapsed))
 
 
 # -- c. rate limits under a concurrent burst -------------------------------------------------
