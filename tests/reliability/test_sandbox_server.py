@@ -376,7 +376,7 @@ def test_fuzz_against_openapi_document(new_sandbox, figures, soak, flavor):
     live = flavor == "live"
     sb = new_sandbox(flavor=flavor, credits=10**9)
     auth = f"{'Token' if live else 'Bearer'} {sb.api_key}"
-    fuzz = _Fuzz(create_app(sb.runtime), auth, 200 if soak else 20, derandomize=not soak)
+    fuzz = _Fuzz(create_app(sb.runtime), auth, 200 if soak else 10, derandomize=not soak)
     # Real ids, so that the success paths are fuzzed too, not only the 404s.
     http = Http(sb.url)
     real = _export(http, auth, live)

@@ -92,7 +92,7 @@ STORM: dict[str, float] = {
 NO_FAULTS: dict[str, float] = {name: 0.0 for name in PROFILES["mixed"][0]}
 RESUME_CASES = 8
 SOAK_RESUME_CASES = 24
-DEFAULT_ROUNDS = 16
+DEFAULT_ROUNDS = 8
 SOAK_ROUNDS = 48
 LOADS_PER_ROUND = 9
 RERUNS_WITH_FAULTS = 2
@@ -614,7 +614,7 @@ def _soak(config: pytest.Config) -> bool:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One test per round: 16 by default, 48 with ``--soak`` (or ``SCOUTFRAME_SOAK=1``)."""
+    """One test per round: 8 by default, 48 with ``--soak`` (or ``SCOUTFRAME_SOAK=1``)."""
     if "round_seed" in metafunc.fixturenames:
         count = SOAK_ROUNDS if _soak(metafunc.config) else DEFAULT_ROUNDS
         metafunc.parametrize("round_seed", [BASE_SEED + n for n in range(count)])
