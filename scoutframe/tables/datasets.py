@@ -110,11 +110,12 @@ def write_dataset(
         knows, or a path on ``filesystem``): credentials and endpoint, default the
         environment. There a folder cannot be renamed, so the swap is a manifest: the new
         version's files (``country=XX/part-<version>-0.parquet``) are written beside the old
-        ones, then ``_scoutframe_dataset.json`` is replaced (the commit point), then the old
-        version's files are deleted. :func:`open_dataset` follows the manifest and always
-        reads one version whole; a tool that lists the folder (Spark, DuckDB) sees both
-        versions' files during the seconds of a swap. For readers that must never, write a
-        Delta table (:func:`scoutframe.write_delta`).
+        ones, then ``_scoutframe_dataset.json`` is replaced (the commit point), then the files
+        of the version before the old one are deleted (the old one stays for readers of its
+        manifest until the next write). :func:`open_dataset` follows the manifest and always
+        reads one version whole; a tool that lists the folder (Spark, DuckDB) sees two
+        versions' files. For such readers, write a Delta table
+        (:func:`scoutframe.write_delta`).
 
     Returns
     -------

@@ -14,13 +14,15 @@ moved into place; instead every write is a *version*::
    its upload completes; a write that fails leaves only unlisted files, deleted by the next
    write);
 2. the manifest is replaced: the commit point, one small object, one PUT;
-3. the files that the manifest does not list are deleted (the old version's, and any a
-   killed writer left).
+3. the files that neither the manifest nor the version it replaced list are deleted (the
+   version before that, and any a killed writer left): a reader that read the manifest just
+   before the swap still finds its files; one slower than a whole rewrite gets a not-found
+   error, never a mix.
 
 :func:`open_remote` reads the manifest once and opens exactly the files it lists, so it reads
-one version whole. A tool that lists the folder itself sees both versions' files between
-steps 1 and 3 (seconds); the Delta table (:func:`scoutframe.write_delta`) is the format for
-readers that must never see that.
+one version whole. A tool that lists the folder itself sees two versions' files (the
+current and the one it replaced); the Delta table (:func:`scoutframe.write_delta`) is the
+format for such readers.
 """
 
 from __future__ import annotations
@@ -139,8 +141,11 @@ def write_remote(
     }
     with location.filesystem.open_output_stream(location.join(MANIFEST)) as out:
         out.write(json.dumps(manifest).encode())  # the commit point
-    keep = set(files)
-    for path in _files(location):  # the old version's files, and a killed writer's
+    # The version just replaced stays until the next write: a reader that read its manifest
+    # a moment ago still finds every file it lists. Older versions and a killed writer's
+    # files go.
+    keep = set(files) | set(old.get("files", []) if old else [])
+    for path in _files(location):
         relative = path[len(location.path) :].lstrip("/")
         if relative.endswith(".parquet") and relative not in keep:
             try:
