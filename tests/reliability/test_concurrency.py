@@ -411,3 +411,69 @@ def test_a_reader_process_looping_over_the_entry_while_refreshes_commit(
     figures.add("concurrency: reads by the looping reader", len(seen))
     figures.add("concurrency: commits while it read", commits)
     figures.add("concurrency: versions the reader saw", len(seen_versions))
+
+
+def test_a_delta_taken_while_contacts_are_being_added_loses_none_of_them(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the four processes' soak: contacts stamped before a delta but published after
+    # its snapshot were in no delta. Here the sandbox's publication of a change is held up
+    # (the window widened, not made up) while a refresh takes its delta.
+    owner = sb.admin.create_account(credits=10_000_000)
+    witness = sb.admin.create_account(credits=10_000_000)
+    cache = tmp_path / "cache"
+    client = make_client(sb, tmp_path / "owner", owner["api_key"])
+    try:
+        entry = Cache(cache).entry(fill(client, SHARED, cache).attrs["scoutframe"]["cache_entry"])
+        sb.admin.recollect(60)  # the next refresh pays a delta
+        runtime = sb.runtime
+        stamped, release = threading.Event(), threading.Event()
+        real = runtime.new_contacts
+
+        def held_up(n: int, now: float) -> pa.Table:  # stamped `now`, not yet published
+            stamped.set()
+            release.wait(30)
+            return real(n, now)
+
+        monkeypatch.setattr(runtime, "new_contacts", held_up)
+        changer = threading.Thread(target=sb.admin.add_contacts, args=(40,))
+        changer.start()
+        assert stamped.wait(30)
+        spent: list[int] = []
+
+        def refresh() -> None:
+            frame = scoutframe.read_spherescout(
+                **SHARED,
+                client=client,
+                method="export",
+                cache="refresh",
+                cache_dir=cache,
+                max_credits=1_000_000,
+                progress=False,
+            )
+            spent.append(frame.attrs["scoutframe"]["credits_spent"])
+
+        refresher = threading.Thread(target=refresh)
+        refresher.start()
+        refresher.join(0.5)  # time for the delta to be taken, or to wait for the change
+        release.set()
+        changer.join(30)
+        refresher.join(60)
+        monkeypatch.undo()
+        assert spent  # the refresh returned
+        assert spent[0] > 0  # and paid a delta while the change was in flight
+        refresh()  # and the next one brings what it missed, if anything
+        entry_table = entry.read()[0]
+    finally:
+        client.close()
+    fresh_client = make_client(sb, tmp_path / "witness", witness["api_key"])
+    try:
+        fresh = scoutframe.read_spherescout(
+            **SHARED, client=fresh_client, method="export", progress=False
+        )
+    finally:
+        fresh_client.close()
+    fresh_table = pa.Table.from_pandas(fresh, preserve_index=False)
+    assert fingerprint(entry_table) == fingerprint(fresh_table), differences(
+        entry_table, fresh_table
+    )
