@@ -477,3 +477,58 @@ def test_a_delta_taken_while_contacts_are_being_added_loses_none_of_them(
     assert fingerprint(entry_table) == fingerprint(fresh_table), differences(
         entry_table, fresh_table
     )
+
+
+def test_a_cached_read_overtaken_by_a_commit_names_the_rows_it_serves(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cached read looks at the manifest under the entry's lock and reads the table after it:
+    # another process may commit in between (the reader loop's window, made certain here).
+    from scoutframe.cache.entry import CacheEntry
+
+    owner = sb.admin.create_account(credits=10_000_000)
+    cache = tmp_path / "cache"
+    client = make_client(sb, tmp_path / "owner", owner["api_key"])
+    try:
+        entry = Cache(cache).entry(fill(client, SHARED, cache).attrs["scoutframe"]["cache_entry"])
+        real = CacheEntry.read
+        overtaken: list[tuple[int, ...]] = []
+
+        def read_after_a_commit(self: CacheEntry, columns: Any = None) -> Any:
+            if not overtaken:  # the first read of the table: another writer commits first
+                overtaken.append(())
+                sb.admin.recollect(40)
+                other = make_client(sb, tmp_path / "other", owner["api_key"])
+                try:
+                    newer = scoutframe.read_spherescout(
+                        **SHARED,
+                        client=other,
+                        method="export",
+                        cache="refresh",
+                        cache_dir=cache,
+                        max_credits=1_000_000,
+                        progress=False,
+                    )
+                finally:
+                    other.close()
+                overtaken[0] = tuple(newer.attrs["scoutframe"]["history_ids"])
+            return real(self, columns)
+
+        monkeypatch.setattr(CacheEntry, "read", read_after_a_commit)
+        for mode in (True, "only"):
+            overtaken.clear()
+            frame = scoutframe.read_spherescout(
+                **SHARED,
+                client=client,
+                method="export",
+                cache=mode,
+                cache_dir=cache,
+                progress=False,
+            )
+            chain = tuple(frame.attrs["scoutframe"]["history_ids"])
+            assert len(overtaken[0]) >= 2  # the other writer committed a delta
+            rows = pa.Table.from_pandas(frame, preserve_index=False)
+            assert fingerprint(rows) == fingerprint(real(entry)[0])  # the newer table
+            assert chain == overtaken[0], (mode, chain, overtaken[0])  # and says so
+    finally:
+        client.close()
