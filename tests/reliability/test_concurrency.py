@@ -14,6 +14,9 @@
 * **A reader looping over the entry while refreshes commit** (another process, taking no
   lock: ``cache="only"`` and plain pyarrow in turn): every read is one of the committed
   tables, whole (its place ids and ``collected_at``), never a partial file nor an error.
+* Two races those found, each forced here: contacts stamped before a delta but published
+  after its snapshot (in no delta at all, before the sandbox's fix), and a cached read
+  overtaken by another writer's commit (new rows under the old ``history_ids``).
 """
 
 from __future__ import annotations
