@@ -14,6 +14,7 @@ a second process refreshing the same entry waits, then finds it fresh (a delta i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -257,6 +258,14 @@ def _serve(
     base = stored or Provenance(
         filters=manifest.filters, search_id=manifest.search_id, method=manifest.method
     )
+    age = manifest.age_seconds(utc_now())
+    chain = manifest.history_ids
+    if fresh is None and stored is not None and stored.history_ids not in ((), chain):
+        # Another writer committed after the manifest was read (the lock is not held for the
+        # read): the table read carries its own chain, which is what this frame holds.
+        chain = stored.history_ids
+        with contextlib.suppress(ValueError, TypeError):  # an unreadable time: the manifest's
+            age = (utc_now() - datetime.fromisoformat(stored.fetched_at)).total_seconds()
     fixed = replace(
         base,
         credits_spent=spent,
@@ -266,8 +275,8 @@ def _serve(
         cache_dir=None
         if request.cache is None or request.cache.cache_dir is None
         else (entry.backend.location),
-        history_ids=manifest.history_ids,
-        cache_age_seconds=round(manifest.age_seconds(utc_now()), 3),
+        history_ids=chain,
+        cache_age_seconds=round(age, 3),
         emails_masked=manifest.method == "pages",
     )
     if manifest.method == "pages":

@@ -69,6 +69,10 @@ def add_control_routes(app: FastAPI, rt: Runtime) -> None:
         return json_response(result)
 
     def apply_changes(add: int, recollect: int) -> dict[str, int]:
+        with rt.store.publishing:  # stamped and published as one step, for deltas
+            return stamp_and_publish(add, recollect)
+
+    def stamp_and_publish(add: int, recollect: int) -> dict[str, int]:
         now = rt.clock()
         added = 0
         if add:

@@ -197,8 +197,9 @@ class ExportRoutes:
         """``GET .../{id}/download-delta``: CSV of new and updated contacts, charged per row."""
         account_id = self.auth.authenticate(request)
         entry = self._entry(account_id, request)
-        exported_at = self.rt.clock()
-        table, idx = self._new_since(entry)
+        with self.rt.store.publishing:  # no change stamped before exported_at is still unseen
+            exported_at = self.rt.clock()
+            table, idx = self._new_since(entry)
         try:
             new_id = self.rt.state.record_delta(account_id, entry, int(idx.size), exported_at)
         except InsufficientCredits as exc:

@@ -284,6 +284,10 @@ class ContactStore:
         self.catalog = catalog
         self._overlay_path = overlay_path
         self._lock = threading.RLock()
+        #: Held from the moment a change's ``collected_at`` is stamped until it is visible, and
+        #: by a delta around its own stamp and snapshot: otherwise rows stamped before a
+        #: delta but published after its snapshot are in no delta at all.
+        self.publishing = threading.Lock()
         self._cache: OrderedDict[str, Index] = OrderedDict()
         self.version = 0
         if overlay_path.exists():
