@@ -48,16 +48,33 @@ def private_directory(path: Path) -> Path:
     """Create ``path`` (and missing parents) readable by the owner only; return it.
 
     A directory that exists already keeps its mode: it may be shared on purpose.
+
+    Raises
+    ------
+    LocalFileError
+        ``path``, or a parent of it, is a file; or a directory cannot be created there. The
+        message names the path and what to do (it is raised before anything is paid: every
+        directory a read writes in is made before its charging call).
     """
     missing = []
     current = path
     while not current.exists() and current != current.parent:
         missing.append(current)
         current = current.parent
+    blocking = next((p for p in (current, *current.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        where = "is" if blocking == path else f"is under {blocking}, which is"
+        raise LocalFileError(
+            f"the directory {path} {where} a file, not a directory; choose another directory "
+            "(state_dir=, cache_dir=, the output path) or move the file away",
+            path=path,
+            errno=errno.ENOTDIR,
+        )
     for directory in reversed(missing):
-        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-    if not path.is_dir():
-        raise NotADirectoryError(f"{path} exists and is not a directory")
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(exc, directory / ".", what=f"creating {directory}") from exc
     return path
 
 
@@ -136,6 +153,12 @@ def output_target(path: PathLike, what: str) -> Path:
     target = Path(path)
     if target.is_dir():
         raise ArgumentError(f"{what}: {target} is a directory; give a file name")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ArgumentError(
+            f"{what}: {target} cannot be written: {blocking} is a file, not a directory; "
+            "choose a path in a directory"
+        )
     if not target.parent.is_dir():
         raise ArgumentError(
             f"{what}: the directory {target.parent} does not exist; create it "
