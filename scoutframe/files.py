@@ -21,13 +21,16 @@ from typing import Any
 from .errors import ArgumentError, DiskFullError, LocalFileError
 
 __all__ = [
+    "ROW_BYTES_ESTIMATE",
     "PathLike",
     "atomic_path",
+    "ensure_room",
     "free_space",
     "fsync_directory",
     "output_target",
     "private_directory",
     "promote",
+    "room_for",
     "size_text",
     "write_failure",
     "write_private_json",
@@ -45,16 +48,33 @@ def private_directory(path: Path) -> Path:
     """Create ``path`` (and missing parents) readable by the owner only; return it.
 
     A directory that exists already keeps its mode: it may be shared on purpose.
+
+    Raises
+    ------
+    LocalFileError
+        ``path``, or a parent of it, is a file; or a directory cannot be created there. The
+        message names the path and what to do (it is raised before anything is paid: every
+        directory a read writes in is made before its charging call).
     """
     missing = []
     current = path
     while not current.exists() and current != current.parent:
         missing.append(current)
         current = current.parent
+    blocking = next((p for p in (current, *current.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        where = "is" if blocking == path else f"is under {blocking}, which is"
+        raise LocalFileError(
+            f"the directory {path} {where} a file, not a directory; choose another directory "
+            "(state_dir=, cache_dir=, the output path) or move the file away",
+            path=path,
+            errno=errno.ENOTDIR,
+        )
     for directory in reversed(missing):
-        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-    if not path.is_dir():
-        raise NotADirectoryError(f"{path} exists and is not a directory")
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(exc, directory / ".", what=f"creating {directory}") from exc
     return path
 
 
@@ -133,6 +153,12 @@ def output_target(path: PathLike, what: str) -> Path:
     target = Path(path)
     if target.is_dir():
         raise ArgumentError(f"{what}: {target} is a directory; give a file name")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ArgumentError(
+            f"{what}: {target} cannot be written: {blocking} is a file, not a directory; "
+            "choose a path in a directory"
+        )
     if not target.parent.is_dir():
         raise ArgumentError(
             f"{what}: the directory {target.parent} does not exist; create it "
@@ -166,6 +192,55 @@ def free_space(path: Path) -> int | None:
             if place.exists():
                 return shutil.disk_usage(place).free
     return None
+
+
+#: Bytes a row of an export or delta CSV is assumed to take when room is checked before
+#: paying: about three times a typical row (names, addresses, several emails and phones), so
+#: a disk that passes the check rarely fills up while the paid body arrives.
+ROW_BYTES_ESTIMATE = 1024
+
+
+def room_for(path: Path) -> int | None:
+    """Return the bytes a file at ``path`` may take: the free space, and the file-size limit.
+
+    The file-size limit is the process's ``RLIMIT_FSIZE`` (``ulimit -f``) where there is
+    one; ``None`` when neither is known.
+    """
+    free = free_space(path.parent)
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return free
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
+        return free
+    return soft if free is None else min(free, soft)
+
+
+def ensure_room(path: Path, needed: int, *, what: str, kept: str = "") -> None:
+    """Raise :class:`~scoutframe.errors.DiskFullError` unless ``needed`` bytes fit at ``path``.
+
+    Checked before a charging call whose body is served once (a delta): with no room, the
+    call is not made, rather than paid for and lost.
+
+    Raises
+    ------
+    DiskFullError
+        The free space (or the file-size limit) there is smaller than ``needed``.
+    """
+    room = room_for(path)
+    if room is None or room >= needed:
+        return
+    tail = f" {kept}" if kept else ""
+    raise DiskFullError(
+        f"{what}: not enough room to write {path} (about {size_text(needed)} needed, "
+        f"{size_text(room)} available there, the free space or the file-size limit). Free "
+        f"some space, or choose a directory on another disk.{tail}",
+        path=path,
+        needed=needed,
+        free=room,
+        errno=errno.ENOSPC,
+    )
 
 
 def write_failure(

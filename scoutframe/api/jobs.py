@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 from ..clock import clock, sleep
 from ..errors import (
@@ -55,6 +56,17 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["ExportJob", "naming_paid_exports"]
+
+
+def path_segment(value: str | None) -> str:
+    """Return an id from the server as one URL path segment: it never steers the request.
+
+    ``/``, ``?``, ``#``, NUL and the rest are percent-encoded, and a bare ``.``/``..`` too
+    (requests would resolve it), so ``/api/download-status/{id}`` stays that endpoint.
+    """
+    quoted = quote(str(value), safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +248,11 @@ class ExportJob:
         transport = self._client.transport
         if self.task_id is not None and self.flavor == "docs":
             status = ExportStatus.from_json(
-                transport.get_json(f"/api/download-status/{self.task_id}")
+                transport.get_json(f"/api/download-status/{path_segment(self.task_id)}")
             )
         elif self.flavor == "live":
             status = ExportStatus.from_json(
-                transport.get_json(f"/api/download-status/{self.search_id}/")
+                transport.get_json(f"/api/download-status/{path_segment(self.search_id)}/")
             )
             if status.status == "ready" and status.download_url is None:
                 status = self._with_live_url(status)
@@ -266,7 +278,9 @@ class ExportJob:
 
     def _with_live_url(self, status: ExportStatus) -> ExportStatus:
         try:
-            data = self._client.transport.get_json(f"/api/download-completed-csv/{self.search_id}/")
+            data = self._client.transport.get_json(
+                f"/api/download-completed-csv/{path_segment(self.search_id)}/"
+            )
         except NotFoundError:
             return status  # completed but no URL any more (expired): download() says so
         return dataclasses.replace(

@@ -35,7 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..clock import clock
-from ..errors import CacheError
+from ..errors import CacheError, LocalFileError
+from ..files import write_failure
 from ..models import Provenance
 from ..tables import frames
 from ..tables.schema import CONTACT_SCHEMA
@@ -392,21 +393,53 @@ class CacheEntry:
             _MANIFEST_META: json.dumps(replace(manifest, bytes=0).to_json()).encode(),
         }
         parts: list[pa.Table] = []
-        with self.backend.atomic_output(self.key, DATA) as temp:
-            with _BackgroundWriter(temp, schema.with_metadata(meta)) as writer:
-                for part in slices:
-                    part = part.replace_schema_metadata(None)
-                    parts.append(part)
-                    writer.write(part)
-            table = pa.concat_tables(parts) if parts else schema.empty_table()
-            if table.num_rows != manifest.rows:
-                raise CacheError(
-                    f"the cache entry {self.location} was not updated: {table.num_rows} rows "
-                    f"were merged where {manifest.rows} were expected; nothing changed"
-                )
-            manifest = replace(manifest, bytes=os.path.getsize(temp))
+        reached: list[int] = []  # how far a failed write got (its temporary file goes)
+        old_size, old_rows = self.size(), self._committed_rows()
+        try:
+            with self.backend.atomic_output(self.key, DATA) as temp:
+                try:
+                    with _BackgroundWriter(temp, schema.with_metadata(meta)) as writer:
+                        for part in slices:
+                            part = part.replace_schema_metadata(None)
+                            parts.append(part)
+                            writer.write(part)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        reached.append(temp.stat().st_size)
+                    raise
+                table = pa.concat_tables(parts) if parts else schema.empty_table()
+                if table.num_rows != manifest.rows:
+                    raise CacheError(
+                        f"the cache entry {self.location} was not updated: {table.num_rows} "
+                        f"rows were merged where {manifest.rows} were expected; nothing changed"
+                    )
+                manifest = replace(manifest, bytes=os.path.getsize(temp))
+        except (OSError, CacheError) as exc:
+            # A full disk (or any refusal of the OS) while the table is written: say where,
+            # how much room it takes, and that the old entry and any paid file are kept.
+            cause = exc.__cause__ if isinstance(exc, CacheError) else exc
+            if not isinstance(cause, OSError) or isinstance(cause, LocalFileError):
+                raise
+            needed = _needed_bytes(manifest.rows, old_size, old_rows, reached)
+            raise write_failure(
+                cause,
+                Path(self.location) / DATA,
+                what=f"the cache entry {self.location}",
+                needed=needed,
+                kept="The entry is unchanged (its old table, if any, is still served) and no "
+                "temporary file is left; a paid export or delta is kept, so the same read "
+                "once there is room stores it without paying again",
+            ) from cause
         self.write_manifest(manifest)
         return manifest, table.replace_schema_metadata(None)
+
+    def _committed_rows(self) -> int | None:
+        """Rows of the committed table (from its footer), ``None`` when there is none."""
+        if not self.exists():
+            return None
+        with contextlib.suppress(OSError, ValueError, pa.ArrowException):
+            return int(self._footer().num_rows)
+        return None
 
     def _drop_leftovers(self) -> None:
         """Remove temporary files of writers killed mid-write (the caller holds the lock)."""
@@ -554,6 +587,18 @@ class _BackgroundWriter:
                 self._writer.close()
         if kind is None:
             self._raise_error()
+
+
+def _needed_bytes(
+    rows: int, old_size: int | None, old_rows: int | None, reached: list[int]
+) -> int | None:
+    """Estimate the bytes a table of ``rows`` rows takes: the old table's bytes a row, scaled.
+
+    Without an old table, what the failed write got to (a lower bound), if known.
+    """
+    if old_size and old_rows:
+        return max(round(old_size * rows / old_rows), *reached)
+    return max(reached, default=None) or None
 
 
 def _table_problems(schema: pa.Schema, rows: int | None, expected_rows: int | None) -> list[str]:

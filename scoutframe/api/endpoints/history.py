@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import AnswerTooLargeError, TransportError
-from ...files import atomic_path
+from ...files import ROW_BYTES_ESTIMATE, atomic_path, ensure_room
 from ...models import Delta, Freshness, HistoryEntry, optional_int
 from ..billing import ChargingCall, charge_once, ensure_affordable
 from ..bodies import MAX_ROW_BYTES, BodyTooLargeError, BodyTooSlowError, Pace, paid_bytes
@@ -157,6 +157,14 @@ class History:
         if freshness is None or freshness.id != entry_id:
             freshness = self.freshness(entry_id)
         expected = freshness.new_count
+        target = Path(path)
+        # The API serves a delta's body once: with no room for it, it is not bought at all.
+        ensure_room(
+            target,
+            expected * ROW_BYTES_ESTIMATE,
+            what=f"the delta of history entry {entry_id}",
+            kept="Nothing was paid.",
+        )
         balance = ensure_affordable(
             client,
             expected,
@@ -164,7 +172,6 @@ class History:
             what=f"the delta of history entry {entry_id}",
             hint="Raise max_credits, or check freshness() until fewer contacts are new.",
         )
-        target = Path(path)
 
         def send() -> Delta:
             with atomic_path(target, private=True) as temp:
