@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
+from typing import Any
 
 import pytest
+
+#: The reliability suite's figures of this run: name -> count (summed over the tests that
+#: report it and, under pytest-xdist, over the workers: each sends its own to the controller).
+FIGURES: Counter[str] = Counter()
 
 _SCRUBBED_PREFIXES = ("SPHERESCOUT_", "SCOUTFRAME_")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -68,3 +74,47 @@ def fake_clock():  # type: ignore[no-untyped-def]
     clock = FakeClock()
     with seam.use_clock(clock):  # type: ignore[arg-type]
         yield clock
+
+
+class Figures:
+    """Add to the run's figures: ``figures.add("loads tried", 1)``."""
+
+    def add(self, name: str, value: int = 1) -> None:
+        FIGURES[name] += int(value)
+
+    def __getitem__(self, name: str) -> int:
+        return FIGURES[name]
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return Figures()
+
+
+class _FiguresFromWorkers:
+    """The xdist controller's side: add each worker's figures when it finishes."""
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        FIGURES.update(getattr(node, "workeroutput", {}).get("reliability_figures", {}))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered only with xdist: a bare environment (tests/bare) has no such hook.
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_FiguresFromWorkers(), "reliability-figures")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:  # an xdist worker: the controller prints the sums
+        output["reliability_figures"] = dict(FIGURES)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("reliability figures")
+    width = max(len(name) for name in FIGURES)
+    for name in sorted(FIGURES):
+        terminalreporter.write_line(f"{name:<{width}}  {FIGURES[name]:>8,}")
