@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,35 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         upper = name.upper()
         if upper.startswith(_SCRUBBED_PREFIXES) or upper in _PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
+
+
+#: Under ``--dist loadgroup`` (noxfile.py) every file is a group of its own, run on one worker,
+#: except these, whose long tests are independent and are spread over the workers one by one.
+_SPREAD = frozenset({"tests/reliability/test_crash_points.py"})
+#: The longest files, handed out first, so that none is left to run alone at the end.
+_FIRST = (
+    "tests/reliability/test_crash_points.py",
+    "tests/reliability/test_sandbox_server.py",
+    "tests/reliability/test_sandbox_restart.py",
+    "tests/browser/",
+    "tests/reliability/test_cache_crash.py",
+    "tests/reliability/test_sustained_faults.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = config.rootpath
+
+    def where(item: pytest.Item) -> str:
+        path = Path(str(item.fspath))
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+    for item in items:
+        path = where(item)
+        item.add_marker(pytest.mark.xdist_group(item.nodeid if path in _SPREAD else path))
+    items.sort(key=lambda item: not where(item).startswith(_FIRST))  # stable: order kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
