@@ -49,12 +49,11 @@ CELLS = [
 #: is spent waiting (children starting, polls, S3 leases): 9 min 22 s with three against
 #: 10 min 6 s with two (four: 10 min 40 s). No fixture shares a fixed path or port
 #: (sandboxes, caches and state live under each test's tmp_path, ports are free ones).
-#: ``loadgroup`` with the groups of ``tests/conftest.py``: each file on one worker (a
-#: notebook's cells share one kernel, in order; a module's fixtures are made once), except
-#: the files of long independent tests, spread test by test, and the longest go first, so
-#: that no worker runs alone at the end (test_crash_points.py alone was six minutes).
+#: ``loadfile`` keeps each file on one worker: a notebook's cells share one kernel, in order.
+#: ``tests/conftest.py`` hands the longest files out first (test_crash_points.py alone takes
+#: six minutes: last, it ran alone at the end of each cell).
 WORKERS = "3"
-DIST = "loadgroup"
+DIST = "loadfile"
 
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"  # no interpreter from the internet: use what is here

@@ -26,10 +26,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-#: Under ``--dist loadgroup`` (noxfile.py) every file is a group of its own, run on one worker,
-#: except these, whose long tests are independent and are spread over the workers one by one.
-_SPREAD = frozenset({"tests/reliability/test_crash_points.py"})
-#: The longest files, handed out first, so that none is left to run alone at the end.
+#: The longest files, handed out first under xdist's ``--dist loadfile`` (noxfile.py), so that
+#: none is left to run alone at the end (test_crash_points.py alone takes about six minutes).
 _FIRST = (
     "tests/reliability/test_crash_points.py",
     "tests/reliability/test_sandbox_server.py",
@@ -41,18 +39,15 @@ _FIRST = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
+    if getattr(config.option, "dist", "no") != "loadfile":
         return
     root = config.rootpath
 
-    def where(item: pytest.Item) -> str:
+    def first(item: pytest.Item) -> bool:
         path = Path(str(item.fspath))
-        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        return path.is_relative_to(root) and path.relative_to(root).as_posix().startswith(_FIRST)
 
-    for item in items:
-        path = where(item)
-        item.add_marker(pytest.mark.xdist_group(item.nodeid if path in _SPREAD else path))
-    items.sort(key=lambda item: not where(item).startswith(_FIRST))  # stable: order kept
+    items.sort(key=lambda item: not first(item))  # stable: each file's order is kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
