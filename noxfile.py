@@ -50,8 +50,6 @@ CELLS = [
 #: 10 min 6 s with two (four: 10 min 40 s). No fixture shares a fixed path or port
 #: (sandboxes, caches and state live under each test's tmp_path, ports are free ones).
 #: ``loadfile`` keeps each file on one worker: a notebook's cells share one kernel, in order.
-#: ``tests/conftest.py`` hands the longest files out first (test_crash_points.py alone takes
-#: six minutes: last, it ran alone at the end of each cell).
 WORKERS = "3"
 DIST = "loadfile"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,30 +23,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         upper = name.upper()
         if upper.startswith(_SCRUBBED_PREFIXES) or upper in _PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
-
-
-#: The longest files, handed out first under xdist's ``--dist loadfile`` (noxfile.py), so that
-#: none is left to run alone at the end (test_crash_points.py alone takes about six minutes).
-_FIRST = (
-    "tests/reliability/test_crash_points.py",
-    "tests/reliability/test_sandbox_server.py",
-    "tests/reliability/test_sandbox_restart.py",
-    "tests/browser/",
-    "tests/reliability/test_cache_crash.py",
-    "tests/reliability/test_sustained_faults.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if getattr(config.option, "dist", "no") != "loadfile":
-        return
-    root = config.rootpath
-
-    def first(item: pytest.Item) -> bool:
-        path = Path(str(item.fspath))
-        return path.is_relative_to(root) and path.relative_to(root).as_posix().startswith(_FIRST)
-
-    items.sort(key=lambda item: not first(item))  # stable: each file's order is kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
