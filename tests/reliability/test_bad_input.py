@@ -11,7 +11,6 @@ move.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sandboxdata import linked_data_dir
 
 import scoutframe
 from scoutframe.errors import (
@@ -35,19 +35,6 @@ from scoutframe.sandbox import Sandbox
 from scoutframe.tables.schema import MaskedEmailWarning
 
 CONTACTS = 5_000
-
-
-def sandbox_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh sandbox data directory holding the session's shared dataset (hard links)."""
-    from scoutframe.sandbox.dataset import load_or_generate
-
-    base = tmp_path_factory.getbasetemp() / f"reliability-dataset-{CONTACTS}"
-    base.mkdir(exist_ok=True)
-    load_or_generate(base, contacts=CONTACTS, seed=0)  # generated once per session
-    data_dir = tmp_path_factory.mktemp("sandbox-bad-input")
-    for source in base.glob("*.parquet"):
-        os.link(source, data_dir / source.name)
-    return data_dir
 
 
 @dataclass
@@ -67,7 +54,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def module_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    data_dir = sandbox_data_dir(tmp_path_factory)
+    data_dir = linked_data_dir(tmp_path_factory, "sandbox-bad-input", CONTACTS)
     home = tmp_path_factory.mktemp("bad-input-client")
     with Sandbox(contacts=CONTACTS, data_dir=data_dir, rate_limit=0) as sb:
         client = scoutframe.Client(

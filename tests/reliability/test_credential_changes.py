@@ -18,12 +18,12 @@ Each case checks the account's ledger: one charge, for the rows delivered.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sandboxdata import linked_data_dir
 
 import scoutframe
 from scoutframe.api.auth import JWTAuth
@@ -35,23 +35,12 @@ FILTERS: dict[str, Any] = {"countries": "FR", "category": "Plumber"}
 REFRESH_LIFETIME = 7 * 86_400
 
 
-def sandbox_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh sandbox data directory holding the session's shared dataset (hard links)."""
-    from scoutframe.sandbox.dataset import load_or_generate
-
-    base = tmp_path_factory.getbasetemp() / f"reliability-dataset-{CONTACTS}"
-    base.mkdir(exist_ok=True)
-    load_or_generate(base, contacts=CONTACTS, seed=0)  # generated once per session
-    data_dir = tmp_path_factory.mktemp("sandbox-credential-changes")
-    for source in base.glob("*.parquet"):
-        os.link(source, data_dir / source.name)
-    return data_dir
-
-
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(
-        contacts=CONTACTS, data_dir=sandbox_data_dir(tmp_path_factory), rate_limit=0
+        contacts=CONTACTS,
+        data_dir=linked_data_dir(tmp_path_factory, "sandbox-credential-changes", CONTACTS),
+        rate_limit=0,
     ) as sandbox:
         yield sandbox
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sandboxdata import linked_data_dir
 
 import scoutframe
 from scoutframe import files
@@ -44,23 +45,12 @@ WORKER = Path(__file__).with_name("disk_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def sandbox_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh sandbox data directory holding the session's shared dataset (hard links)."""
-    from scoutframe.sandbox.dataset import load_or_generate
-
-    base = tmp_path_factory.getbasetemp() / f"reliability-dataset-{CONTACTS}"
-    base.mkdir(exist_ok=True)
-    load_or_generate(base, contacts=CONTACTS, seed=0)  # generated once per session
-    data_dir = tmp_path_factory.mktemp("sandbox-disk-full")
-    for source in base.glob("*.parquet"):
-        os.link(source, data_dir / source.name)
-    return data_dir
-
-
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(
-        contacts=CONTACTS, data_dir=sandbox_data_dir(tmp_path_factory), rate_limit=0
+        contacts=CONTACTS,
+        data_dir=linked_data_dir(tmp_path_factory, "sandbox-disk-full", CONTACTS),
+        rate_limit=0,
     ) as sandbox:
         yield sandbox
 

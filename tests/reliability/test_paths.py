@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sandboxdata import linked_data_dir
 from scene import SEARCH_ID, Scene, export_csv, json_answer
 from scripted import ScriptedServers
-from test_disk_full import sandbox_data_dir
 
 import scoutframe
 from scoutframe.cache.entry import DATA, MANIFEST
@@ -38,7 +38,9 @@ FILTERS: dict[str, Any] = {"countries": "FR"}
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(
-        contacts=5_000, data_dir=sandbox_data_dir(tmp_path_factory), rate_limit=0
+        contacts=5_000,
+        data_dir=linked_data_dir(tmp_path_factory, "sandbox-paths", 5_000),
+        rate_limit=0,
     ) as sandbox:
         yield sandbox
 
