@@ -86,6 +86,18 @@ def make_client(sb: Sandbox, tmp: Path, api_key: str) -> scoutframe.Client:
     )
 
 
+def fresh_full_export(sb: Sandbox, tmp_path: Path, witness: dict[str, Any]) -> pa.Table:
+    """What the sandbox holds now for the shared search: a full export by another account."""
+    client = make_client(sb, tmp_path / "witness", witness["api_key"])
+    try:
+        fresh = scoutframe.read_spherescout(
+            **SHARED, client=client, method="export", progress=False
+        )
+    finally:
+        client.close()
+    return pa.Table.from_pandas(fresh, preserve_index=False)
+
+
 def place_ids_by_pages(client: scoutframe.Client, filters: dict[str, Any]) -> set[str]:
     """The place ids of a search, read by pages (free): what every read of it must hold."""
     with warnings.catch_warnings():
@@ -307,14 +319,7 @@ def test_four_processes_refreshing_one_entry_while_contacts_change(
     # Rows exact: the entry equals a fresh full export (the upsert rule: newest collected_at).
     table = entry.read()[0]
     assert table.column("place_id").to_pylist() == sorted(table.column("place_id").to_pylist())
-    fresh_client = make_client(sb, tmp_path / "witness", witness["api_key"])
-    try:
-        fresh = scoutframe.read_spherescout(
-            **SHARED, client=fresh_client, method="export", progress=False
-        )
-    finally:
-        fresh_client.close()
-    fresh_table = pa.Table.from_pandas(fresh, preserve_index=False)
+    fresh_table = fresh_full_export(sb, tmp_path, witness)
     assert fingerprint(table) == fingerprint(fresh_table), differences(table, fresh_table)
     final = [s for s in served if tuple(s["chain"]) == chain]
     assert len(final) >= PROCESSES  # the last round served the final version to everyone
@@ -459,14 +464,7 @@ def test_a_delta_taken_while_contacts_are_being_added_loses_none_of_them(
         entry_table = entry.read()[0]
     finally:
         client.close()
-    fresh_client = make_client(sb, tmp_path / "witness", witness["api_key"])
-    try:
-        fresh = scoutframe.read_spherescout(
-            **SHARED, client=fresh_client, method="export", progress=False
-        )
-    finally:
-        fresh_client.close()
-    fresh_table = pa.Table.from_pandas(fresh, preserve_index=False)
+    fresh_table = fresh_full_export(sb, tmp_path, witness)
     assert fingerprint(entry_table) == fingerprint(fresh_table), differences(
         entry_table, fresh_table
     )
