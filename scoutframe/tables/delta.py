@@ -177,14 +177,7 @@ def commit_metadata(
 def _provenance(
     table: deltalake.DeltaTable, storage_options: Mapping[str, str] | None = None
 ) -> Provenance | None:
-    raw = commit_metadata(table, _PROVENANCE_KEY, storage_options)
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return Provenance.from_dict(data) if isinstance(data, Mapping) else None
+    return frames.provenance_from_json(commit_metadata(table, _PROVENANCE_KEY, storage_options))
 
 
 def read_delta_table(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import polars
 
 __all__ = [
+    "provenance_from_json",
     "provenance_of",
     "records_to_table",
     "row_label",
@@ -124,7 +125,11 @@ def with_provenance(table: pa.Table, provenance: Provenance) -> pa.Table:
 
 def provenance_of(schema: pa.Schema) -> Provenance | None:
     """Read the provenance that :func:`with_provenance` stored; ``None`` when there is none."""
-    raw = (schema.metadata or {}).get(PROVENANCE_ATTR.encode())
+    return provenance_from_json((schema.metadata or {}).get(PROVENANCE_ATTR.encode()))
+
+
+def provenance_from_json(raw: str | bytes | None) -> Provenance | None:
+    """Return the provenance stored as JSON text (``None``: absent or not a provenance)."""
     if not raw:
         return None
     try:
