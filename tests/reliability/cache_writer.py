@@ -1,8 +1,13 @@
-"""Commit two tables to one cache entry in turn, for ever (killed by the crash test)."""
+"""Commit two tables to one cache entry in turn, for ever (killed by the crash test).
+
+After each commit it prints ``committed SECONDS`` (how long that commit took), so the test
+can aim its kill inside the next commit however loaded the machine is.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,8 +52,10 @@ def main() -> None:
             refreshed_at=now_iso(),
             history_ids=(n + 1,),
         )
+        started = time.perf_counter()
         with entry.lock():
             entry.commit(current, manifest, Provenance(history_id=n + 1))
+        print(f"committed {time.perf_counter() - started:.4f}", flush=True)
         n += 1
 
 
