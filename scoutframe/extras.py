@@ -16,7 +16,7 @@ __all__ = ["SANDBOX_MODULES", "is_missing", "missing_extra", "require"]
 
 #: The modules of the ``sandbox`` extra's distributions (``pyproject.toml``; a test keeps the
 #: two equal): a ``ModuleNotFoundError`` naming one of them means the extra is not installed.
-SANDBOX_MODULES = frozenset({"fastapi", "uvicorn", "orjson", "jwt", "pycountry", "faker"})
+SANDBOX_MODULES = frozenset({"fastapi", "uvicorn", "orjson", "jwt"})
 
 
 def missing_extra(feature: str, module: str, extra: str) -> ModuleNotFoundError:

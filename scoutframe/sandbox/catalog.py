@@ -5,7 +5,8 @@ there and 8059 is Plumber as in production). Each category also carries how its 
 are usually reached (restaurants show an Instagram, plumbers a phone, lawyers a website and
 an email), which the generator uses to vary contact-method coverage.
 
-Names come from small per-locale pools (faker surnames, first names and streets) and
+Names come from small per-locale pools (surnames, first names and streets drawn once from
+Faker and shipped in ``data/names.json.gz``) and
 per-language templates and category words (``data/name_patterns.json``,
 ``data/business_words.json``): "Plomberie Dupont", "Bäckerei Müller", "田中歯科".
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import json
-import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -24,9 +25,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-#: Serialises Faker's first imports of its locale modules (see name_pool).
-_FAKER_IMPORTS = threading.Lock()
 
 __all__ = [
     "COVERAGE_FIELDS",
@@ -183,7 +181,7 @@ def slug(text: str) -> str:
 
 
 def language_of(locale: str) -> str:
-    """Name-template language of a faker locale (``"fr_BE"`` → ``"fr"``; default ``"en"``)."""
+    """Name-template language of a locale (``"fr_BE"`` → ``"fr"``; default ``"en"``)."""
     lang = locale.split("_")[0]
     return lang if lang in _patterns() else "en"
 
@@ -199,92 +197,42 @@ class NamePool:
     streets: pa.Array
 
 
-_POOL_SIZE = 400
-# Faker locales whose own surnames or streets are English placeholders: borrow a neighbour's.
-_SURNAME_LOCALE = {"it_CH": "it_IT", "ar_AE": "en_GB"}
-_STREET_LOCALE = {"fr_BE": "fr_FR", "it_CH": "it_IT", "en_CA": "en_GB"}
-_BAD_STREET_WORDS = ("Favela",)
-# English faker streets end in oddities ("Stravenue", "Trafficway"): keep common endings.
-_ENGLISH_STREET_TYPES = (
-    "Street",
-    "Avenue",
-    "Road",
-    "Drive",
-    "Lane",
-    "Boulevard",
-    "Court",
-    "Way",
-    "Place",
-    "Terrace",
-    "Crescent",
-    "Close",
-    "Parade",
-    "Highway",
-)
+_POOL_FIELDS = ("surnames", "surname_slugs", "first_names", "first_name_slugs", "streets")
+
+
+@functools.cache
+def _pools() -> dict[str, dict[str, list[str]]]:
+    """Return locale → the five lists of its ``NamePool`` (``data/names.json.gz``)."""
+    data: dict[str, Any] = json.loads(gzip.decompress((_DATA / "names.json.gz").read_bytes()))
+    pools: dict[str, dict[str, list[str]]] = data["locales"]
+    return pools
 
 
 @functools.cache
 def name_pool(locale: str) -> NamePool:
-    """Surnames, first names and street names of ``locale`` (cached, fixed faker seed).
+    """Surnames, first names and street names of ``locale`` (cached).
+
+    They are drawn once from Faker with a fixed seed per locale and shipped in
+    ``data/names.json.gz`` (``scripts/make_sandbox_names.py``; ``data/README.md`` gives
+    the source and licence).
 
     Parameters
     ----------
     locale
-        A faker locale such as ``"fr_FR"``.
+        A Faker locale code of ``geo.COUNTRIES``, such as ``"fr_FR"``.
 
     Returns
     -------
     NamePool
         A few hundred of each, independent of any dataset seed.
+
+    Raises
+    ------
+    KeyError
+        ``locale`` has no shipped pool (the script was not run after adding it).
     """
-    from faker import Faker
-
-    def faker(loc: str) -> Faker:
-        # Faker imports its locale modules on first use. Under pytest those imports are
-        # rewritten (faker ships a pytest plugin), and CPython 3.11.7's AST code is not
-        # thread-safe (gh-106905): the worker threads build their pools one at a time.
-        with _FAKER_IMPORTS:
-            fake = Faker(loc)
-        fake.seed_instance(sum(map(ord, locale)))
-        return fake
-
-    people, places = (
-        faker(_SURNAME_LOCALE.get(locale, locale)),
-        faker(_STREET_LOCALE.get(locale, locale)),
-    )
-    if locale == "ja_JP":
-        from faker.providers.person.ja_JP import Provider as JaPerson
-
-        # (kanji, katakana, romaji) triples: kanji for names, romaji for domains.
-        last = [(str(p[0]), slug(str(p[2]))) for p in list(JaPerson.last_name_pairs)]
-        first = [(str(p[2]), slug(str(p[2]))) for p in list(JaPerson.first_name_pairs)]
-        streets = sorted({f"{places.town()}{i % 9 + 1}丁目" for i in range(_POOL_SIZE)})
-    else:
-        last_set = sorted({people.last_name() for _ in range(_POOL_SIZE * 2)})
-        first_set = sorted({people.first_name() for _ in range(_POOL_SIZE)})
-        last = [(s, slug(s)) for s in last_set if slug(s)]
-        first = [(s, slug(s)) for s in first_set if slug(s)]
-        streets = sorted({places.street_name() for _ in range(_POOL_SIZE * 2)})
-        streets = [s for s in streets if not s.startswith(_BAD_STREET_WORDS)]
-        if locale == "zu_ZA":  # bare names ("Somerset"): add the street type
-            streets = [s if " " in s else f"{s} Street" for s in streets]
-        if locale.startswith("en_") and locale != "en_IN":
-            streets = sorted({_english_street(s, i) for i, s in enumerate(streets)})
-    last, first = last[: _POOL_SIZE * 2], first[:_POOL_SIZE]
-    return NamePool(
-        surnames=pa.array([s for s, _ in last], pa.string()),
-        surname_slugs=pa.array([s for _, s in last], pa.string()),
-        first_names=pa.array([s for s, _ in first], pa.string()),
-        first_name_slugs=pa.array([s for _, s in first], pa.string()),
-        streets=pa.array(streets, pa.string()),
-    )
-
-
-def _english_street(street: str, i: int) -> str:
-    head, _, kind = street.rpartition(" ")
-    if kind in _ENGLISH_STREET_TYPES or not head:
-        return street
-    return f"{head} {_ENGLISH_STREET_TYPES[i % len(_ENGLISH_STREET_TYPES)]}"
+    pool = _pools()[locale]
+    return NamePool(**{field: pa.array(pool[field], pa.string()) for field in _POOL_FIELDS})
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The sandbox's contacts: deterministic synthetic businesses, generated once, kept as Parquet.
 
-Faker, pycountry and a GeoNames extract only fill small pools (surnames, streets, cities);
-every row is then assembled with numpy and pyarrow (``take`` on pools, fixed-width byte
-matrices for ids, phones and zipcodes, list arrays from offsets), so 200,000 contacts take
-seconds and 5,000,000 fit on a laptop.
+Shipped data only fills small pools (surnames and streets drawn once from Faker, GeoNames
+cities: ``data/README.md``); every row is then assembled with numpy and pyarrow (``take`` on
+pools, fixed-width byte matrices for ids, phones and zipcodes, list arrays from offsets), so
+200,000 contacts take seconds and 5,000,000 fit on a laptop.
 """
 
 from __future__ import annotations

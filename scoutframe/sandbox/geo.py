@@ -5,8 +5,9 @@ Level 1 is the real first-level subdivision of a country (geonames admin-1, name
 its real coordinates (GeoNames, from ``data/places.json.gz``: see ``data/README.md`` for
 its source and licence, ``scripts/make_sandbox_places.py`` for how it is made), and level 2
 groups the cities of one level-1 area around its largest towns (real level-2 boundaries are
-not shipped by any package we use). Everything here is independent of the dataset's seed
-and size, so location ids are stable across regenerations.
+not shipped by any package we use). Country names are ISO 3166-1's (pycountry, from
+``data/countries.json``, made by ``scripts/make_sandbox_names.py``). Everything here is
+independent of the dataset's seed and size, so location ids are stable across regenerations.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class CountryProfile:
     """
 
     code: str
-    locale: str  # faker locale for surnames and streets
+    locale: str  # Faker locale code of its name pool (data/names.json.gz)
     tld: str
     weight: float  # relative share of contacts
     calling_code: str
@@ -117,7 +118,7 @@ class CountryProfile:
     website_rate: float = 1.0
     level2_format: str = "{city} District"
     local_categories_only: bool = False  # only categories with a word in the language
-    regional_locales: tuple[tuple[str, str], ...] = ()  # (level-1 name, faker locale)
+    regional_locales: tuple[tuple[str, str], ...] = ()  # (level-1 name, Faker locale code)
 
 
 def _p(
@@ -655,13 +656,8 @@ def _ascii_upper(text: str) -> str:
 
 
 def _country_names() -> dict[str, str]:
-    import pycountry
-
-    names = {}
-    for code in COUNTRIES:
-        country = pycountry.countries.get(alpha_2=code)
-        assert country is not None, code
-        names[code] = str(getattr(country, "common_name", None) or country.name)
+    """Return country code → English name (ISO 3166-1, via pycountry: ``data/countries.json``)."""
+    names: dict[str, str] = _load_json("countries.json")["countries"]
     return names
 
 
