@@ -1,7 +1,10 @@
 """Commit two tables to one cache entry in turn, for ever (killed by the crash test).
 
 After each commit it prints ``committed SECONDS`` (how long that commit took), so the test
-can aim its kill inside the next commit however loaded the machine is.
+can aim its kill inside the next commit however loaded the machine is. The two tables come
+ready-made as Parquet files (built once by the test, not by each of its ten writers).
+
+Usage: ``cache_writer.py ENTRY_DIR OLD.parquet NEW.parquet``
 """
 
 from __future__ import annotations
@@ -10,33 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry, Manifest, now_iso
 from scoutframe.models import Provenance
-from scoutframe.tables import frames
-
-
-def table(rows: int, tag: str) -> pa.Table:
-    records = [
-        {
-            "place_id": f"p{n:07d}",
-            "name": f"{tag} {n}",
-            "email": [f"{tag}{n}@x.fr"],
-            "zipcode": "01000",
-            "country": "NA",
-            "collected_at": "2026-01-01T00:00:00Z",
-        }
-        for n in range(rows)
-    ]
-    return frames.records_to_table(records, warn_drift=False)
 
 
 def main() -> None:
     where = Path(sys.argv[1])
     entry = CacheEntry(LocalBackend(where.parent), where.name)
-    versions = [table(int(sys.argv[2]), "old"), table(int(sys.argv[2]) + 5, "new")]
+    versions = [pq.read_table(sys.argv[2]), pq.read_table(sys.argv[3])]
     n = 0
     print("ready", flush=True)
     while True:

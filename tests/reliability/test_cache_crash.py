@@ -10,14 +10,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from scoutframe.cache import Cache
 from scoutframe.cache.backend import LocalBackend
 from scoutframe.cache.entry import CacheEntry
+from scoutframe.tables import frames
 
 WRITER = Path(__file__).with_name("cache_writer.py")
 ROWS = 60_000
+
+
+def contacts_table(rows: int, tag: str) -> pa.Table:
+    records = [
+        {
+            "place_id": f"p{n:07d}",
+            "name": f"{tag} {n}",
+            "email": [f"{tag}{n}@x.fr"],
+            "zipcode": "01000",
+            "country": "NA",
+            "collected_at": "2026-01-01T00:00:00Z",
+        }
+        for n in range(rows)
+    ]
+    return frames.records_to_table(records, warn_drift=False)
 
 
 def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
@@ -27,9 +45,12 @@ def test_a_writer_killed_anywhere_leaves_a_readable_old_or_new_entry(
     rng = random.Random(20261129)
     entry_dir = tmp_path / "cache" / "0123456789abcdef0123456789abcdef"
     outcomes = {"old": 0, "new": 0}
+    versions = [tmp_path / "old.parquet", tmp_path / "new.parquet"]
+    pq.write_table(contacts_table(ROWS, "old"), versions[0])
+    pq.write_table(contacts_table(ROWS + 5, "new"), versions[1])
     for point in range(points):
         writer = subprocess.Popen(
-            [sys.executable, str(WRITER), str(entry_dir), str(ROWS)],
+            [sys.executable, str(WRITER), str(entry_dir), *map(str, versions)],
             stdout=subprocess.PIPE,
             text=True,
         )
