@@ -52,14 +52,15 @@ CELLS = [
 #: ``loadfile`` keeps each file on one worker: a notebook's cells share one kernel, in order.
 WORKERS = "3"
 DIST = "loadfile"
+#: uv installs without compiling bytecode and CI's shell sets PYTHONDONTWRITEBYTECODE=1: then
+#: every interpreter the suite starts (xdist workers, killed readers, sandbox processes,
+#: notebook kernels) compiled pandas, pyarrow and the test tools from source again (`import
+#: scoutframe` 3.9 s of CPU, not 1.0 s; a test cell 10 min, not 7). The sessions that run code
+#: let Python keep what it compiles (the first process writes it, the others read it), which
+#: costs less than uv's `--compile-bytecode` of every installed file (40 s per environment).
+WRITE_BYTECODE: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None}
 
 nox.options.default_venv_backend = "uv"
-# uv installs without compiling bytecode, and CI's shell sets PYTHONDONTWRITEBYTECODE=1, so
-# without this every interpreter the suite starts (xdist workers, killed readers, sandbox
-# processes, notebook kernels) compiled pandas, pyarrow and the rest from source again:
-# `import scoutframe` took 3.9 s of CPU instead of 1.0 s, a whole test cell 19 CPU-minutes
-# instead of 14.
-os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 nox.options.download_python = "never"  # no interpreter from the internet: use what is here
 nox.options.error_on_missing_interpreters = False  # skip with a reason, even where CI=true
 nox.options.reuse_venv = "no"
@@ -147,7 +148,8 @@ def bare(session: nox.Session) -> None:
     _install_project(session, "", "test-bare")
     # Not the repository's addopts: nbval, which they name, is a test tool this venv lacks.
     session.run(
-        "pytest", "-p", "no:cacheprovider", "-o", "addopts=-ra --strict-markers", "tests/bare"
+        *("pytest", "-p", "no:cacheprovider", "-o", "addopts=-ra --strict-markers", "tests/bare"),
+        env=WRITE_BYTECODE,
     )
 
 
@@ -163,7 +165,10 @@ def tests(session: nox.Session, pandas: str, paths: tuple[str, ...]) -> None:
     session.run(
         "python", "-c", "import pandas, sys; print('pandas', pandas.__version__, sys.version)"
     )
-    session.run("python", "-m", "pytest", "-n", WORKERS, "--dist", DIST, *paths, *session.posargs)
+    session.run(
+        *("python", "-m", "pytest", "-n", WORKERS, "--dist", DIST, *paths, *session.posargs),
+        env=WRITE_BYTECODE,
+    )
 
 
 @nox.session(python=DEFAULT_PYTHON)
@@ -179,4 +184,5 @@ def docs(session: nox.Session) -> None:
     session.run(
         *("sphinx-build", *mode),
         *("-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"),
+        env=WRITE_BYTECODE,
     )
