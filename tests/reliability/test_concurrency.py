@@ -200,6 +200,19 @@ def fill(client: scoutframe.Client, filters: dict[str, Any], cache: Path) -> pd.
     )
 
 
+def refresh(client: scoutframe.Client, filters: dict[str, Any], cache: Path) -> pd.DataFrame:
+    """Bring the export cache entry of ``filters`` up to date (paying its delta, if any)."""
+    return scoutframe.read_spherescout(
+        **filters,
+        client=client,
+        method="export",
+        cache="refresh",
+        cache_dir=cache,
+        max_credits=1_000_000,
+        progress=False,
+    )
+
+
 def differences(entry: pa.Table, fresh: pa.Table) -> str:
     """Say how an entry differs from a fresh full export: ids missing, extra, with other times."""
     mine = dict(zip(entry["place_id"].to_pylist(), entry["collected_at"].to_pylist(), strict=True))
@@ -370,15 +383,7 @@ def test_a_reader_process_looping_over_the_entry_while_refreshes_commit(
                 for _ in range(commits):
                     sb.admin.add_contacts(30)
                     sb.admin.recollect(60)
-                    frame = scoutframe.read_spherescout(
-                        **READ_WHILE_COMMITTING,
-                        client=client,
-                        method="export",
-                        cache="refresh",
-                        cache_dir=cache,
-                        max_credits=1_000_000,
-                        progress=False,
-                    )
+                    frame = refresh(client, READ_WHILE_COMMITTING, cache)
                     assert frame.attrs["scoutframe"]["credits_spent"] > 0  # a new table
                     version = fingerprint(pa.Table.from_pandas(frame, preserve_index=False))
                     assert version == fingerprint(entry.read()[0])  # what was committed
@@ -439,19 +444,11 @@ def test_a_delta_taken_while_contacts_are_being_added_loses_none_of_them(
         assert stamped.wait(30)
         spent: list[int] = []
 
-        def refresh() -> None:
-            frame = scoutframe.read_spherescout(
-                **SHARED,
-                client=client,
-                method="export",
-                cache="refresh",
-                cache_dir=cache,
-                max_credits=1_000_000,
-                progress=False,
-            )
+        def refresh_and_count() -> None:
+            frame = refresh(client, SHARED, cache)
             spent.append(frame.attrs["scoutframe"]["credits_spent"])
 
-        refresher = threading.Thread(target=refresh)
+        refresher = threading.Thread(target=refresh_and_count)
         refresher.start()
         refresher.join(0.5)  # time for the delta to be taken, or to wait for the change
         release.set()
@@ -460,7 +457,7 @@ def test_a_delta_taken_while_contacts_are_being_added_loses_none_of_them(
         monkeypatch.undo()
         assert spent  # the refresh returned
         assert spent[0] > 0  # and paid a delta while the change was in flight
-        refresh()  # and the next one brings what it missed, if anything
+        refresh_and_count()  # and the next one brings what it missed, if anything
         entry_table = entry.read()[0]
     finally:
         client.close()
@@ -491,15 +488,7 @@ def test_a_cached_read_overtaken_by_a_commit_names_the_rows_it_serves(
                 sb.admin.recollect(40)
                 other = make_client(sb, tmp_path / "other", owner["api_key"])
                 try:
-                    newer = scoutframe.read_spherescout(
-                        **SHARED,
-                        client=other,
-                        method="export",
-                        cache="refresh",
-                        cache_dir=cache,
-                        max_credits=1_000_000,
-                        progress=False,
-                    )
+                    newer = refresh(other, SHARED, cache)
                 finally:
                     other.close()
                 overtaken[0] = tuple(newer.attrs["scoutframe"]["history_ids"])
