@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import pyarrow.parquet as pq
 from deltalake.table import TableMerger
 
@@ -150,6 +151,41 @@ def install(hook: str, at: int) -> _Trigger:
     return trigger
 
 
+def refresh(
+    url: str, key: str, state: str, cache: str, filters: dict[str, Any], budget: int
+) -> pd.DataFrame:
+    """Bring the export cache entry of ``filters`` up to date (the crash test's re-run too)."""
+    with Client(
+        key,
+        url,
+        allow_http=True,
+        state_dir=state,
+        config_file=os.path.join(state, "no-config.toml"),
+        poll_interval=(0.05, 0.2),
+        backoff_factor=0.01,
+    ) as client:
+        return read_spherescout(
+            **filters,
+            client=client,
+            method="export",
+            cache="refresh",
+            cache_dir=cache,
+            max_credits=budget,
+            progress=False,
+        )
+
+
+def summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """What a run prints: rows, credits spent by it, the history chain, the reason."""
+    meta = frame.attrs["scoutframe"]
+    return {
+        "rows": len(frame),
+        "credits_spent": meta.get("credits_spent"),
+        "history_ids": meta.get("history_ids"),
+        "reason": meta.get("reason"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -162,37 +198,11 @@ def main() -> int:
     parser.add_argument("--at", type=int, default=1)
     options = parser.parse_args()
     trigger = install(options.hook, options.at)
-    with Client(
-        options.key,
-        options.url,
-        allow_http=True,
-        state_dir=options.state,
-        config_file=os.path.join(options.state, "no-config.toml"),
-        poll_interval=(0.05, 0.2),
-        backoff_factor=0.01,
-    ) as client:
-        frame = read_spherescout(
-            **json.loads(options.filters),
-            client=client,
-            method="export",
-            cache="refresh",
-            cache_dir=options.cache,
-            max_credits=options.budget,
-            progress=False,
-        )
+    filters = json.loads(options.filters)
+    frame = refresh(options.url, options.key, options.state, options.cache, filters, options.budget)
     if options.hook == "served":
         trigger.hit()
-    meta = frame.attrs["scoutframe"]
-    print(
-        json.dumps(
-            {
-                "rows": len(frame),
-                "credits_spent": meta.get("credits_spent"),
-                "history_ids": meta.get("history_ids"),
-                "reason": meta.get("reason"),
-            }
-        )
-    )
+    print(json.dumps(summary(frame)))
     return 0
 
 

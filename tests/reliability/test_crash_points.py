@@ -43,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import refresh_worker  # its refresh is the re-run's too
 
 from scoutframe import Cache, Client, read_spherescout
 from scoutframe.cache.entry import CacheEntry
@@ -430,29 +431,6 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
             )
             return key_columns(pa.Table.from_pandas(frame, preserve_index=False))
 
-        def refresh_again(filters: dict[str, Any]) -> dict[str, Any]:
-            """The killed refresh again, to its end, as ``refresh_worker.py`` runs it."""
-            with Client(
-                owner["api_key"],
-                sb.url,
-                allow_http=True,
-                state_dir=state,
-                config_file=tmp_path / "no-config.toml",
-                poll_interval=(0.05, 0.2),
-                backoff_factor=0.01,
-            ) as again:
-                frame = read_spherescout(
-                    **filters,
-                    client=again,
-                    method="export",
-                    cache="refresh",
-                    cache_dir=cache,  # S3 credentials from the environment, as the worker's
-                    max_credits=1_000_000,
-                    progress=False,
-                )
-            meta = frame.attrs["scoutframe"]
-            return {"rows": len(frame), "credits_spent": meta.get("credits_spent")}
-
         for filters in ENTRY_FILTERS:  # fill each entry (a full export), in this process
             frame = read_spherescout(
                 **filters,
@@ -493,8 +471,11 @@ def test_a_delta_refresh_killed_at_seeded_hooks_keeps_the_entry_whole_and_pays_o
                     f"{what}: after the kill the cache does not verify:\n{report.to_string()}"
                 )
             try:
-                with in_scratch(scratch):
-                    result = refresh_again(filters)
+                with in_scratch(scratch):  # S3 credentials from the environment, as the worker's
+                    again = refresh_worker.refresh(
+                        sb.url, owner["api_key"], str(state), cache, filters, 1_000_000
+                    )
+                result = refresh_worker.summary(again)
             except Exception as exc:  # every point is checked; the list says why
                 result = {"error": repr(exc)}
             new = fresh_export(filters)  # the data have not changed since the kill
